@@ -1,0 +1,132 @@
+"""The ``workbench`` command: headless runs and server housekeeping. Errors are one line, no trace."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from workbench.errors import WorkbenchError
+from workbench.packaging import bentoml_home
+from workbench.pipeline import STAGES, run
+from workbench.serving import state_dir, terminate_tree
+
+
+def _parameter(text: str) -> tuple[str, object]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"-p {text!r}: expected NAME=VALUE, e.g. -p seed=1")
+    name, raw = text.split("=", 1)
+    try:
+        value: object = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return name.strip(), value
+
+
+def _stages(text: str) -> tuple[str, ...]:
+    chosen = tuple(s.strip() for s in text.split(",") if s.strip())
+    unknown = [s for s in chosen if s not in STAGES]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"unknown stage(s) {unknown or [text]}; choose from {', '.join(STAGES)}"
+        )
+    first = STAGES.index(chosen[0])
+    if chosen != STAGES[first : first + len(chosen)]:
+        raise argparse.ArgumentTypeError(
+            f"stages {','.join(chosen)} are not a contiguous, ordered subset of "
+            f"{','.join(STAGES)}"
+        )
+    return chosen
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    outcome = run(
+        args.config,
+        out=args.out,
+        stages=args.stages,
+        parameters=dict(args.parameters),
+        kernel=args.kernel,
+        on_event=lambda message: print(message, flush=True),
+    )
+    manifest = outcome.manifest
+    gates = manifest.get("gates") or []
+    if gates:
+        print("\ngates:")
+        for g in gates:
+            value = "n/a" if g["value"] is None else f"{g['value']:.4f}"
+            bounds = " and ".join(
+                f"{op} {g[side]:g}" for side, op in (("min", ">="), ("max", "<=")) if g[side] is not None
+            )
+            print(f"  {g['metric']:<14}{value:>10}  {bounds:<18}{'pass' if g['passed'] else 'FAIL'}")
+    print(f"\nrun folder: {outcome.out}")
+    for report in outcome.reports:
+        print(f"  report:   {report}")
+    print(f"  manifest: {outcome.out / 'manifest.json'}")
+    if outcome.error:
+        print(f"\nerror: {outcome.error}", file=sys.stderr)
+        return outcome.exit_code
+    if manifest.get("bento_tag"):
+        home = bentoml_home()
+        prefix = "" if home == Path.home() / "bentoml" else f"BENTOML_HOME={home} "
+        print(f"\nBento: {manifest['bento_tag']} (store {home})")
+        print(f"serve it:  {prefix}bentoml serve {manifest['bento_tag']}")
+    return 0
+
+
+def _cmd_servers(args: argparse.Namespace) -> int:
+    import psutil
+
+    records = sorted(state_dir().glob("*.json"))
+    if not records:
+        print("no workbench servers are running")
+        return 0
+    for path in records:
+        info = json.loads(path.read_text())
+        alive = psutil.pid_exists(info["pid"])
+        owner = "alive" if psutil.pid_exists(info["owner"]) else "gone"
+        print(f"pid {info['pid']:>7}  {info['url']:<24} {info['bento_tag']:<36} "
+              f"owner {info['owner']} ({owner}){'' if alive else '  [not running]'}")
+        if args.stop:
+            terminate_tree(info["pid"], grace=5.0)
+            path.unlink(missing_ok=True)
+            print(f"  stopped {info['pid']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbench",
+        description="Validate, package (BentoML) and launch a scikit-learn model headlessly.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="execute the stage notebooks with papermill")
+    run_p.add_argument("--config", default="workbench.yaml", help="path to workbench.yaml")
+    run_p.add_argument("--out", help="run folder (default: runs/<UTC time> beside the config)")
+    run_p.add_argument("--stages", type=_stages, default=STAGES,
+                       help="comma-separated contiguous stages (default: validate,package,launch)")
+    run_p.add_argument("-p", dest="parameters", type=_parameter, action="append", default=[],
+                       metavar="NAME=VALUE", help="notebook parameter override (repeatable)")
+    run_p.add_argument("--kernel", help="Jupyter kernel name (default: this interpreter)")
+    run_p.set_defaults(func=_cmd_run)
+    servers_p = sub.add_parser("servers", help="list servers started by workbench")
+    servers_p.add_argument("--stop", action="store_true", help="stop every listed server")
+    servers_p.set_defaults(func=_cmd_servers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except WorkbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

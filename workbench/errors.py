@@ -1,0 +1,51 @@
+"""The error tree. Every error a user can cause says what was wrong and what to do next.
+
+The CLI prints ``str(error)`` for any :class:`WorkbenchError` and exits 2 (1 for
+:class:`GateFailure`); nothing else is expected to reach the user as a traceback.
+"""
+
+from __future__ import annotations
+
+
+class WorkbenchError(Exception):
+    """Base class: a problem the user can fix, described in one message."""
+
+    exit_code = 2
+
+
+class ConfigError(WorkbenchError):
+    """``workbench.yaml`` is missing, malformed or names something that does not exist."""
+
+
+class DataError(WorkbenchError):
+    """A data file is missing, unreadable or does not fit the model or the config."""
+
+
+class ModelError(WorkbenchError):
+    """The model artifact is missing, not a fitted scikit-learn estimator, or unusable."""
+
+
+class GateFailure(WorkbenchError):
+    """Validation ran, but one or more quality gates failed: nothing may be packaged."""
+
+    exit_code = 1
+
+    def __init__(self, failed: list[str], message: str) -> None:
+        super().__init__(message)
+        self.failed = failed
+
+
+class StageOrderError(WorkbenchError):
+    """A stage was asked to run before the stage it depends on produced its record."""
+
+
+class PackagingError(WorkbenchError):
+    """Saving the model or building the Bento failed; nothing was left in the store."""
+
+
+class ServingError(WorkbenchError):
+    """The server could not start, did not become ready, or answered wrongly."""
+
+
+class RunError(WorkbenchError):
+    """A headless run failed in a notebook cell."""

@@ -1,0 +1,76 @@
+"""The launch panel: start and stop the served Bento, see its status, run smoke and parity checks."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import ipywidgets as w
+
+from workbench.config import Config
+from workbench.reports import LaunchResult
+from workbench.serving import Server, check, serve
+from workbench.widgets.base import Panel, button
+
+
+class LaunchPanel(Panel):
+    title = "3 · Launch"
+
+    def __init__(self, config: Config, *, run_dir: str | Path | None = None) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        self.server: Server | None = None
+        self.result: LaunchResult | None = None
+        self.light = w.HTML()
+        self.light.add_class("wb-light")
+        self.start_button = button("Start", style="success", icon="play")
+        self.check_button = button("Check", icon="stethoscope")
+        self.stop_button = button("Stop", style="danger", icon="stop")
+        self.start_button.on_click(self.guarded(self.start))
+        self.check_button.on_click(self.guarded(self.check))
+        self.stop_button.on_click(self.guarded(self.stop))
+        self.log = w.Textarea(value="", layout=w.Layout(width="100%", height="120px"))
+        self.log.add_class("wb-log")
+        super().__init__([
+            w.HBox([self.start_button, self.check_button, self.stop_button, self.light]),
+            self.log,
+        ])
+        self._show_state()
+
+    def _show_state(self) -> None:
+        running = self.server is not None and self.server.running
+        colour, word = ("#1a7f37", "running") if running else ("#8c959f", "stopped")
+        link = ""
+        if running and self.server is not None:
+            url = html.escape(self.server.url)
+            link = (f" at <a class='wb-url' href='{url}' target='_blank'>{url}</a>"
+                    f" (<a href='{url}/docs' target='_blank'>API docs</a>)")
+        self.light.value = (f"<span class='wb-state-{word}' style='color:{colour}'>●</span> "
+                            f"<span class='wb-state'>{word}</span>{link}")
+        self.start_button.disabled = running
+        self.check_button.disabled = not running
+        self.stop_button.disabled = not running
+        if self.server is not None:
+            self.log.value = self.server.log_tail(30)
+
+    def start(self) -> None:
+        self.say("starting bentoml serve ...")
+        self.server = serve(self.config, run_dir=self.run_dir)
+        self.say(f"serving {self.server.bento_tag}", kind="ok")
+        self._show_state()
+
+    def check(self) -> None:
+        if self.server is None:
+            return
+        self.say("running smoke and parity checks ...")
+        self.result = check(self.server, self.config, run_dir=self.run_dir)
+        self.results.value = self.result._repr_html_()
+        self.say("all checks pass" if self.result.passed else "checks failed",
+                 kind="ok" if self.result.passed else "error")
+        self._show_state()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+        self.say("server stopped", kind="info")
+        self._show_state()

@@ -1,0 +1,75 @@
+"""The validate panel: edit gate thresholds, run validation, see the gate table; save the gates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+
+from workbench.config import Config, Gate, save_config
+from workbench.reports import ValidationResult
+from workbench.validation import validate
+from workbench.widgets.base import Panel, button
+
+
+class ValidatePanel(Panel):
+    title = "1 · Validate"
+
+    def __init__(
+        self, config: Config, *, run_dir: str | Path | None = None,
+        config_path: str | Path | None = None,
+    ) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        self.config_path = Path(config_path) if config_path else None
+        self.result: ValidationResult | None = None
+        self.bounds: dict[tuple[str, str], w.FloatText] = {}
+        rows = []
+        for metric, gate in config.gates.items():
+            cells: list[w.Widget] = [w.Label(metric, layout=w.Layout(width="120px"))]
+            for side in ("min", "max"):
+                value = getattr(gate, side)
+                if value is not None:
+                    box = w.FloatText(value=value, description=side, step=0.01,
+                                      layout=w.Layout(width="200px"))
+                    box.add_class(f"wb-gate-{metric}-{side}")
+                    self.bounds[(metric, side)] = box
+                    cells.append(box)
+            rows.append(w.HBox(cells))
+        self.progress = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="300px"))
+        self.run_button = button("Validate", icon="check")
+        self.save_button = button("Save gates", style="", icon="save")
+        self.run_button.on_click(self.guarded(self.run))
+        self.save_button.on_click(self.guarded(self.save))
+        intro = w.HTML(
+            f"Model <code>{config.model}</code>, test data <code>{config.data.test}</code>, "
+            f"target <code>{config.data.target}</code>. Gates:"
+        )
+        super().__init__([intro, *rows, w.HBox([self.run_button, self.save_button, self.progress])])
+
+    def edited_config(self) -> Config:
+        """The config with the thresholds as currently typed in the panel."""
+        gates: dict[str, Gate] = {}
+        for metric, gate in self.config.gates.items():
+            values: dict[str, Any] = gate.model_dump()
+            for side in ("min", "max"):
+                if (metric, side) in self.bounds:
+                    values[side] = float(self.bounds[(metric, side)].value)
+            gates[metric] = Gate(**values)
+        return self.config.with_gates(gates)
+
+    def _progress(self, step: str, fraction: float) -> None:
+        self.progress.value = fraction
+        self.say(step)
+
+    def run(self) -> None:
+        self.result = validate(self.edited_config(), run_dir=self.run_dir, on_progress=self._progress)
+        self.results.value = self.result._repr_html_()
+        self.say("all gates pass" if self.result.passed else "some gates failed",
+                 kind="ok" if self.result.passed else "error")
+
+    def save(self) -> None:
+        path = self.config_path or self.config.root / "workbench.yaml"
+        save_config(self.edited_config(), path)
+        self.say(f"gates saved to {path}", kind="ok")
