@@ -24,6 +24,7 @@ demo: example
 	$(BIN)/workbench run --config workbench.yaml
 
 test: example
+	$(BIN)/ruff check workbench tests examples
 	BENTOML_DO_NOT_TRACK=True $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lab: example

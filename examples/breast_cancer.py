@@ -24,9 +24,7 @@ from sklearn.preprocessing import StandardScaler
 def write_example(dest: Path) -> None:
     """Fit the example pipeline and write the model and the train/test CSV files under ``dest``."""
     frame = load_breast_cancer(as_frame=True).frame
-    train, test = train_test_split(
-        frame, test_size=0.25, random_state=0, stratify=frame["target"]
-    )
+    train, test = train_test_split(frame, test_size=0.25, random_state=0, stratify=frame["target"])
     features = train.drop(columns="target")
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     model.fit(features, train["target"])

@@ -1,5 +1,5 @@
 """Shared fixtures. The whole session uses a temporary BentoML store and server-state folder,
-set before bentoml is imported; tests that run ``workbench`` in a subprocess get a store of their own.
+set before bentoml is imported; tests running ``workbench`` in a subprocess get their own store.
 """
 
 from __future__ import annotations
@@ -59,16 +59,33 @@ def example_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture
-def project(tmp_path: Path, example_files: Path) -> Path:
-    """A fresh copy of the example project (config, notebooks, model, data) with a unique name."""
+def copy_project(example_files: Path, dest: Path) -> Path:
+    """A copy of the example project (config, notebooks, model, data) with a unique name."""
     for sub in ("models", "data"):
-        shutil.copytree(example_files / sub, tmp_path / sub)
-    shutil.copytree(REPO / "notebooks", tmp_path / "notebooks")
+        shutil.copytree(example_files / sub, dest / sub)
+    shutil.copytree(REPO / "notebooks", dest / "notebooks")
     raw = yaml.safe_load((REPO / "workbench.yaml").read_text())
     raw["name"] = f"bc_{uuid.uuid4().hex[:8]}"
-    (tmp_path / "workbench.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    return tmp_path
+    (dest / "workbench.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    return dest
+
+
+@pytest.fixture
+def project(tmp_path: Path, example_files: Path) -> Path:
+    """A fresh copy of the example project, for tests that change it."""
+    return copy_project(example_files, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def packaged(tmp_path_factory: pytest.TempPathFactory, example_files: Path) -> Path:
+    """The example project validated and packaged once; tests must not change its files."""
+    from workbench import load_config, package, validate
+
+    folder = copy_project(example_files, tmp_path_factory.mktemp("packaged"))
+    config = load_config(folder / "workbench.yaml")
+    validate(config)
+    package(config)
+    return folder
 
 
 def edit_config(project: Path, **changes: object) -> Path:

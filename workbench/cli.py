@@ -1,4 +1,4 @@
-"""The ``workbench`` command: headless runs and server housekeeping. Errors are one line, no trace."""
+"""The ``workbench`` command: headless runs and server housekeeping; errors are one line."""
 
 from __future__ import annotations
 
@@ -35,8 +35,7 @@ def _stages(text: str) -> tuple[str, ...]:
     first = STAGES.index(chosen[0])
     if chosen != STAGES[first : first + len(chosen)]:
         raise argparse.ArgumentTypeError(
-            f"stages {','.join(chosen)} are not a contiguous, ordered subset of "
-            f"{','.join(STAGES)}"
+            f"stages {','.join(chosen)} are not a contiguous, ordered subset of {','.join(STAGES)}"
         )
     return chosen
 
@@ -48,6 +47,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         stages=args.stages,
         parameters=dict(args.parameters),
         kernel=args.kernel,
+        force=args.force,
         on_event=lambda message: print(message, flush=True),
     )
     manifest = outcome.manifest
@@ -57,9 +57,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for g in gates:
             value = "n/a" if g["value"] is None else f"{g['value']:.4f}"
             bounds = " and ".join(
-                f"{op} {g[side]:g}" for side, op in (("min", ">="), ("max", "<=")) if g[side] is not None
+                f"{op} {g[side]:g}"
+                for side, op in (("min", ">="), ("max", "<="))
+                if g[side] is not None
             )
-            print(f"  {g['metric']:<14}{value:>10}  {bounds:<18}{'pass' if g['passed'] else 'FAIL'}")
+            print(
+                f"  {g['metric']:<14}{value:>10}  {bounds:<18}{'pass' if g['passed'] else 'FAIL'}"
+            )
     print(f"\nrun folder: {outcome.out}")
     for report in outcome.reports:
         print(f"  report:   {report}")
@@ -86,8 +90,10 @@ def _cmd_servers(args: argparse.Namespace) -> int:
         info = json.loads(path.read_text())
         alive = psutil.pid_exists(info["pid"])
         owner = "alive" if psutil.pid_exists(info["owner"]) else "gone"
-        print(f"pid {info['pid']:>7}  {info['url']:<24} {info['bento_tag']:<36} "
-              f"owner {info['owner']} ({owner}){'' if alive else '  [not running]'}")
+        print(
+            f"pid {info['pid']:>7}  {info['url']:<24} {info['bento_tag']:<36} "
+            f"owner {info['owner']} ({owner}){'' if alive else '  [not running]'}"
+        )
         if args.stop:
             terminate_tree(info["pid"], grace=5.0)
             path.unlink(missing_ok=True)
@@ -104,11 +110,23 @@ def build_parser() -> argparse.ArgumentParser:
     run_p = sub.add_parser("run", help="execute the stage notebooks with papermill")
     run_p.add_argument("--config", default="workbench.yaml", help="path to workbench.yaml")
     run_p.add_argument("--out", help="run folder (default: runs/<UTC time> beside the config)")
-    run_p.add_argument("--stages", type=_stages, default=STAGES,
-                       help="comma-separated contiguous stages (default: validate,package,launch)")
-    run_p.add_argument("-p", dest="parameters", type=_parameter, action="append", default=[],
-                       metavar="NAME=VALUE", help="notebook parameter override (repeatable)")
+    run_p.add_argument(
+        "--stages",
+        type=_stages,
+        default=STAGES,
+        help="comma-separated contiguous stages (default: validate,package,launch)",
+    )
+    run_p.add_argument(
+        "-p",
+        dest="parameters",
+        type=_parameter,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="notebook parameter override (repeatable)",
+    )
     run_p.add_argument("--kernel", help="Jupyter kernel name (default: this interpreter)")
+    run_p.add_argument("--force", action="store_true", help="reuse a non-empty --out folder")
     run_p.set_defaults(func=_cmd_run)
     servers_p = sub.add_parser("servers", help="list servers started by workbench")
     servers_p.add_argument("--stop", action="store_true", help="stop every listed server")

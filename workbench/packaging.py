@@ -35,7 +35,15 @@ from workbench.reports import PackageResult, ValidationResult
 from workbench.schema import Column, InputSchema
 
 #: What the Bento installs, pinned to the versions the model was validated with.
-RUNTIME_PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas", "joblib", "threadpoolctl", "pydantic")
+RUNTIME_PACKAGES = (
+    "scikit-learn",
+    "numpy",
+    "scipy",
+    "pandas",
+    "joblib",
+    "threadpoolctl",
+    "pydantic",
+)
 BUILD_TIMEOUT_S = 600
 _PY_TYPES = {"number": "float", "integer": "int", "boolean": "bool", "category": "str"}
 
@@ -188,20 +196,19 @@ def save_model(config: Config, validation: ValidationResult) -> tuple[str, bool]
     return tag, True
 
 
-def build_bento(service_dir: Path, version: str) -> str:
+def build_bento(service_dir: Path, version: str) -> None:
     """Build the Bento in a subprocess (a same-process rebuild would reuse a stale module)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "bentoml", "build", str(service_dir), "--version", version,
-         "--output", "tag"],
+        [sys.executable, "-m", "bentoml", "build", ".", "--version", version, "--output", "tag"],
+        cwd=service_dir,  # bentoml refuses a bentofile outside the working directory
         capture_output=True,
         text=True,
         timeout=BUILD_TIMEOUT_S,
-        env={**os.environ, "BENTOML_DO_NOT_TRACK": "True"},
+        env={**os.environ, "BENTOML_DO_NOT_TRACK": "True", "NO_COLOR": "1"},
     )
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
-        raise PackagingError(f"`bentoml build {service_dir}` failed:\n{tail}")
-    return proc.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+        raise PackagingError(f"`bentoml build` in {service_dir} failed:\n{tail}")
 
 
 def package(config: Config, *, run_dir: str | Path | None = None) -> PackageResult:
@@ -235,7 +242,7 @@ def package(config: Config, *, run_dir: str | Path | None = None) -> PackageResu
         bento_tag = f"{config.name}:{version}"
         created = not _store_has("bento", bento_tag)
         if created:
-            bento_tag = build_bento(service_dir, version)
+            build_bento(service_dir, version)
     except BaseException:
         if saved:
             bentoml.models.delete(model_tag)

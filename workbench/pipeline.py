@@ -32,12 +32,27 @@ from workbench.config import Config, load_config
 from workbench.errors import GateFailure, WorkbenchError
 
 STAGES = ("validate", "package", "launch")
-NOTEBOOKS = {"validate": "01_validate.ipynb", "package": "02_package.ipynb",
-             "launch": "03_launch.ipynb"}
+NOTEBOOKS = {
+    "validate": "01_validate.ipynb",
+    "package": "02_package.ipynb",
+    "launch": "03_launch.ipynb",
+}
 RECORDS = {"validate": "validation", "package": "package", "launch": "launch"}
 KERNEL_NAME = "workbench-python"
-VERSIONED = ("workbench", "bentoml", "scikit-learn", "numpy", "scipy", "pandas", "pydantic",
-             "papermill", "nbconvert", "ipywidgets", "ipykernel", "jupyterlab")
+VERSIONED = (
+    "workbench",
+    "bentoml",
+    "scikit-learn",
+    "numpy",
+    "scipy",
+    "pandas",
+    "pydantic",
+    "papermill",
+    "nbconvert",
+    "ipywidgets",
+    "ipykernel",
+    "jupyterlab",
+)
 #: Exceptions raised in a notebook that mean "a gate said no" (exit 1), not "something broke".
 GATE_ERRORS = {GateFailure.__name__}
 
@@ -70,18 +85,51 @@ def notebooks_dir(config: Config) -> Path:
     return folder
 
 
+def declared_parameters(notebook: Path) -> set[str]:
+    """Names set in the notebook's ``parameters`` cell; a notebook without one is refused."""
+    book = nbformat.read(notebook, as_version=4)
+    if not any("parameters" in c.metadata.get("tags", []) for c in book.cells):
+        raise WorkbenchError(
+            f"{notebook} has no cell tagged 'parameters'; tag the cell holding `config` and "
+            "`interactive` (JupyterLab: property inspector -> Cell Tags)"
+        )
+    return set(papermill.inspect_notebook(str(notebook)))
+
+
+def prepare_out(out: Path, *, force: bool) -> Path:
+    """Create the run folder; an existing non-empty one is refused unless ``force``."""
+    if out.exists() and not out.is_dir():
+        raise WorkbenchError(f"--out {out} is a file; give a folder path")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise WorkbenchError(
+            f"run folder {out} exists and is not empty; choose another --out or pass --force"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 @contextmanager
 def own_kernel() -> Iterator[str]:
     """A kernelspec for this very interpreter, so the run never picks another ``python3``."""
     with tempfile.TemporaryDirectory(prefix="workbench-kernel-") as tmp:
         spec = Path(tmp) / "kernels" / KERNEL_NAME
         spec.mkdir(parents=True)
-        (spec / "kernel.json").write_text(json.dumps({
-            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
-                     "--IPKernelApp.log_level=ERROR"],
-            "display_name": f"workbench ({sys.executable})",
-            "language": "python",
-        }))
+        (spec / "kernel.json").write_text(
+            json.dumps(
+                {
+                    "argv": [
+                        sys.executable,
+                        "-m",
+                        "ipykernel_launcher",
+                        "-f",
+                        "{connection_file}",
+                        "--IPKernelApp.log_level=ERROR",
+                    ],
+                    "display_name": f"workbench ({sys.executable})",
+                    "language": "python",
+                }
+            )
+        )
         previous = os.environ.get("JUPYTER_PATH")
         os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [tmp, previous]))
         try:
@@ -124,8 +172,14 @@ def versions() -> dict[str, str | None]:
 
 
 def build_manifest(
-    config_path: Path, config: Config, out: Path, stages: list[str], parameters: dict[str, Any],
-    timings: dict[str, float], status: str, error: str | None,
+    config_path: Path,
+    config: Config,
+    out: Path,
+    stages: list[str],
+    parameters: dict[str, Any],
+    timings: dict[str, float],
+    status: str,
+    error: str | None,
 ) -> dict[str, Any]:
     records = {}
     for stage in stages:
@@ -134,8 +188,12 @@ def build_manifest(
             records[stage] = json.loads(path.read_text())
     validation = records.get("validate", {})
     package = records.get("package", {})
-    inputs = {"config": config_path, "model": config.model_path, "train": config.train_path,
-              "test": config.test_path}
+    inputs = {
+        "config": config_path,
+        "model": config.model_path,
+        "train": config.train_path,
+        "test": config.test_path,
+    }
     return {
         "status": status,
         "error": error,
@@ -158,7 +216,8 @@ def build_manifest(
 
 def _describe(exc: PapermillExecutionError, notebook: str) -> str:
     first_line = str(exc.evalue).strip().splitlines()[0] if exc.evalue else ""
-    return f"{notebook}, cell {exc.exec_count}: {exc.ename}: {exc.evalue if exc.ename in GATE_ERRORS else first_line}"
+    message = exc.evalue if exc.ename in GATE_ERRORS else first_line
+    return f"{notebook}, cell {exc.exec_count}: {exc.ename}: {message}"
 
 
 def run(
@@ -168,6 +227,7 @@ def run(
     stages: tuple[str, ...] = STAGES,
     parameters: dict[str, Any] | None = None,
     kernel: str | None = None,
+    force: bool = False,
     on_event: Event = lambda message: None,
 ) -> RunOutcome:
     """Execute the stage notebooks headlessly and write a run folder with reports and manifest.
@@ -178,10 +238,21 @@ def run(
     config_file = Path(config_path).expanduser().resolve()
     config = load_config(config_file)
     folder = notebooks_dir(config)
-    out_dir = Path(out).expanduser().resolve() if out else default_out(config)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    params = {**(parameters or {}), "config": str(config_file), "run_dir": str(out_dir),
-              "interactive": False}
+    declared = set().union(*(declared_parameters(folder / NOTEBOOKS[s]) for s in stages))
+    for name in sorted(set(parameters or {}) - declared):
+        on_event(
+            f"warning: parameter {name!r} is not declared in the parameters cell of "
+            f"{', '.join(NOTEBOOKS[s] for s in stages)}; it is passed but nothing reads it"
+        )
+    out_dir = prepare_out(
+        Path(out).expanduser().resolve() if out else default_out(config), force=force
+    )
+    params = {
+        **(parameters or {}),
+        "config": str(config_file),
+        "run_dir": str(out_dir),
+        "interactive": False,
+    }
     timings: dict[str, float] = {}
     reports: list[Path] = []
     exit_code, error = 0, None
@@ -192,8 +263,12 @@ def run(
             started = time.perf_counter()
             try:
                 papermill.execute_notebook(
-                    str(folder / notebook), str(out_dir / notebook), parameters=params,
-                    kernel_name=kernel or own, cwd=str(folder), progress_bar=False,
+                    str(folder / notebook),
+                    str(out_dir / notebook),
+                    parameters=params,
+                    kernel_name=kernel or own,
+                    cwd=str(folder),
+                    progress_bar=False,
                     log_output=False,
                 )
             except PapermillExecutionError as exc:
@@ -207,8 +282,10 @@ def run(
             if error:
                 break
     status = {0: "passed", 1: "gate-failed"}.get(exit_code, "error")
-    manifest = build_manifest(config_file, config, out_dir, list(stages), params, timings,
-                              status, error)
+    manifest = build_manifest(
+        config_file, config, out_dir, list(stages), params, timings, status, error
+    )
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    return RunOutcome(out=out_dir, manifest=manifest, exit_code=exit_code, error=error,
-                      reports=reports)
+    return RunOutcome(
+        out=out_dir, manifest=manifest, exit_code=exit_code, error=error, reports=reports
+    )

@@ -47,7 +47,10 @@ def table_html(headers: list[str], rows: list[list[str]], *, css_class: str = ""
         f"<tr class='{css_class}'>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
         for row in rows
     )
-    return f"{_STYLE}<table class='wb-table'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return (
+        f"{_STYLE}<table class='wb-table'><thead><tr>{head}</tr></thead>"
+        f"<tbody>{body}</tbody></table>"
+    )
 
 
 def verdict_html(passed: bool, text: str | None = None) -> str:
@@ -114,7 +117,8 @@ class ValidationResult(_Result):
                 + "; ".join(
                     f"{g.metric} = {_fmt(g.value)} (needs {g.threshold})" for g in self.failed
                 )
-                + ". Improve the model or change the gates in workbench.yaml; nothing was packaged.",
+                + ". Improve the model or change the gates in workbench.yaml; "
+                "nothing was packaged.",
             )
 
     def _repr_html_(self) -> str:
@@ -134,8 +138,10 @@ class ValidationResult(_Result):
             f"<p>{self.rows.get('train', 0)} training rows, {self.rows.get('test', 0)} test rows, "
             f"{len(self.input_schema.columns)} input columns, {self.seconds:.2f} s</p>"
         )
-        gate_html = table_html(["gate", "value", "threshold", "verdict"], gates) if gates else (
-            "<p>No gates configured.</p>"
+        gate_html = (
+            table_html(["gate", "value", "threshold", "verdict"], gates)
+            if gates
+            else ("<p>No gates configured.</p>")
         )
         return head + gate_html + table_html(["metric", "value"], metrics)
 

@@ -132,15 +132,25 @@ class Server:
         """Start serving ``bento_tag`` on 127.0.0.1 and wait until ``/readyz`` answers 200."""
         if port is not None and not port_is_free(port):
             raise ServingError(
-                f"port {port} on {HOST} is busy; choose another port or leave it empty for a free one"
+                f"port {port} on {HOST} is busy; choose another port or leave it empty "
+                "for a free one"
             )
         port = port or free_port()
         log_dir = log_dir or state_dir()
         log_path = log_dir / f"serve-{bento_tag.replace(':', '-')}-{port}.log"
         log = open(log_path, "wb")  # noqa: SIM115 - the child keeps writing after we return
         process = subprocess.Popen(
-            [sys.executable, "-m", "bentoml", "serve", bento_tag, "--host", HOST,
-             "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "bentoml",
+                "serve",
+                bento_tag,
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -151,8 +161,14 @@ class Server:
         server = cls(bento_tag=bento_tag, port=port, process=process, log_path=log_path)
         server.record_path.write_text(
             json.dumps(
-                {"pid": process.pid, "owner": os.getpid(), "bento_tag": bento_tag,
-                 "url": server.url, "log": str(log_path), "started_at": server.started_at}
+                {
+                    "pid": process.pid,
+                    "owner": os.getpid(),
+                    "bento_tag": bento_tag,
+                    "url": server.url,
+                    "log": str(log_path),
+                    "started_at": server.started_at,
+                }
             )
         )
         weakref.finalize(server, _stop_at_exit, process.pid, server.record_path)
@@ -178,7 +194,8 @@ class Server:
                 pass
             time.sleep(0.2)
         raise ServingError(
-            f"`bentoml serve {self.bento_tag}` was not ready after {timeout:.0f} s; it was stopped. "
+            f"`bentoml serve {self.bento_tag}` was not ready after {timeout:.0f} s; "
+            "it was stopped. "
             f"Last lines of {self.log_path}:\n{self.log_tail()}"
         )
 
@@ -235,7 +252,9 @@ def smoke_test(url: str, rows: list[dict[str, Any]], *, model_tag: str) -> list[
         with bentoml.SyncHTTPClient(url) as client:
             card = client.metadata()
         if card.get("model_tag") != model_tag:
-            raise ServingError(f"metadata names model {card.get('model_tag')}, expected {model_tag}")
+            raise ServingError(
+                f"metadata names model {card.get('model_tag')}, expected {model_tag}"
+            )
         return f"model {card['model_tag']}"
 
     def predict() -> str:
@@ -251,7 +270,9 @@ def smoke_test(url: str, rows: list[dict[str, Any]], *, model_tag: str) -> list[
     ]
 
 
-def check_parity(url: str, model: Any, X: pd.DataFrame, schema: InputSchema) -> list[dict[str, Any]]:
+def check_parity(
+    url: str, model: Any, X: pd.DataFrame, schema: InputSchema
+) -> list[dict[str, Any]]:
     """Send every row through the server; return the rows whose answer differs from in-process."""
     expected = np.asarray(model.predict(X)).tolist()
     has_proba = hasattr(model, "predict_proba") and hasattr(model, "classes_")

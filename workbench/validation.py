@@ -46,7 +46,9 @@ def infer_task(model: Any, configured: str | None) -> str:
     )
 
 
-def split_features(frame: pd.DataFrame, target: str, *, what: str) -> tuple[pd.DataFrame, pd.Series]:
+def split_features(
+    frame: pd.DataFrame, target: str, *, what: str
+) -> tuple[pd.DataFrame, pd.Series]:
     """Features and target of a frame, with a clear error when the target is unusable."""
     if target not in frame.columns:
         raise DataError(
@@ -70,7 +72,9 @@ def expected_features(model: Any, train_columns: list[str]) -> list[str]:
     return [str(n) for n in names] if names is not None else train_columns
 
 
-def compute_metrics(model: Any, task: str, X: pd.DataFrame, y: pd.Series) -> dict[str, float | None]:
+def compute_metrics(
+    model: Any, task: str, X: pd.DataFrame, y: pd.Series
+) -> dict[str, float | None]:
     """Holdout metrics for the task; a metric the model cannot support is ``None``."""
     try:
         predicted = model.predict(X)
@@ -106,7 +110,9 @@ def compute_metrics(model: Any, task: str, X: pd.DataFrame, y: pd.Series) -> dic
     return result
 
 
-def check_gates(gates: dict[str, Gate], metrics: dict[str, float | None], task: str) -> list[GateVerdict]:
+def check_gates(
+    gates: dict[str, Gate], metrics: dict[str, float | None], task: str
+) -> list[GateVerdict]:
     """Compare each gate with its metric; a gate on a metric of another task is a config error."""
     verdicts = []
     for metric, gate in gates.items():
@@ -167,7 +173,9 @@ def validate(
                 f"test data: classes {unseen[:5]} in column {config.data.target!r} were never seen "
                 f"by the model (it knows {classes[:10]}); retrain or fix the labels"
             )
-        y_test = pd.Series(np.asarray(y_test).astype(np.asarray(model.classes_).dtype), name=y_test.name)
+        y_test = pd.Series(
+            np.asarray(y_test).astype(np.asarray(model.classes_).dtype), name=y_test.name
+        )
 
     on_progress("computing holdout metrics", 0.4)
     metrics = compute_metrics(model, task, X_test, y_test)

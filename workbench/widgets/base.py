@@ -27,7 +27,9 @@ class Panel(w.VBox):
 
     def say(self, text: str, *, kind: str = "info") -> None:
         colour = {"info": "#57606a", "ok": "#1a7f37", "error": "#cf222e"}[kind]
-        self.status.value = f"<span class='wb-{kind}' style='color:{colour}'>{html.escape(text)}</span>"
+        self.status.value = (
+            f"<span class='wb-{kind}' style='color:{colour}'>{html.escape(text)}</span>"
+        )
 
     def guarded(self, action: Callable[[], None]) -> Callable[[Any], None]:
         """Wrap a button handler: a :class:`WorkbenchError` becomes the status line, not a trace."""
@@ -42,7 +44,8 @@ class Panel(w.VBox):
 
 
 def button(description: str, *, style: str = "primary", icon: str = "") -> w.Button:
-    btn = w.Button(description=description, button_style=style, icon=icon,
-                   layout=w.Layout(width="auto"))
+    btn = w.Button(
+        description=description, button_style=style, icon=icon, layout=w.Layout(width="auto")
+    )
     btn.add_class(f"wb-{description.lower().replace(' ', '-')}")
     return btn

@@ -1,4 +1,4 @@
-"""The launch panel: start and stop the served Bento, see its status, run smoke and parity checks."""
+"""The launch panel: start and stop the served Bento, see its status, run the checks."""
 
 from __future__ import annotations
 
@@ -29,12 +29,14 @@ class LaunchPanel(Panel):
         self.start_button.on_click(self.guarded(self.start))
         self.check_button.on_click(self.guarded(self.check))
         self.stop_button.on_click(self.guarded(self.stop))
-        self.log = w.Textarea(value="", layout=w.Layout(width="100%", height="120px"))
-        self.log.add_class("wb-log")
-        super().__init__([
-            w.HBox([self.start_button, self.check_button, self.stop_button, self.light]),
-            self.log,
-        ])
+        self.log_view = w.Textarea(value="", layout=w.Layout(width="100%", height="120px"))
+        self.log_view.add_class("wb-log")
+        super().__init__(
+            [
+                w.HBox([self.start_button, self.check_button, self.stop_button, self.light]),
+                self.log_view,
+            ]
+        )
         self._show_state()
 
     def _show_state(self) -> None:
@@ -43,15 +45,19 @@ class LaunchPanel(Panel):
         link = ""
         if running and self.server is not None:
             url = html.escape(self.server.url)
-            link = (f" at <a class='wb-url' href='{url}' target='_blank'>{url}</a>"
-                    f" (<a href='{url}/docs' target='_blank'>API docs</a>)")
-        self.light.value = (f"<span class='wb-state-{word}' style='color:{colour}'>●</span> "
-                            f"<span class='wb-state'>{word}</span>{link}")
+            link = (
+                f" at <a class='wb-url' href='{url}' target='_blank'>{url}</a>"
+                f" (<a href='{url}/docs' target='_blank'>API docs</a>)"
+            )
+        self.light.value = (
+            f"<span class='wb-state-{word}' style='color:{colour}'>●</span> "
+            f"<span class='wb-state'>{word}</span>{link}"
+        )
         self.start_button.disabled = running
         self.check_button.disabled = not running
         self.stop_button.disabled = not running
         if self.server is not None:
-            self.log.value = self.server.log_tail(30)
+            self.log_view.value = self.server.log_tail(30)
 
     def start(self) -> None:
         self.say("starting bentoml serve ...")
@@ -65,8 +71,10 @@ class LaunchPanel(Panel):
         self.say("running smoke and parity checks ...")
         self.result = check(self.server, self.config, run_dir=self.run_dir)
         self.results.value = self.result._repr_html_()
-        self.say("all checks pass" if self.result.passed else "checks failed",
-                 kind="ok" if self.result.passed else "error")
+        self.say(
+            "all checks pass" if self.result.passed else "checks failed",
+            kind="ok" if self.result.passed else "error",
+        )
         self._show_state()
 
     def stop(self) -> None:

@@ -17,7 +17,10 @@ class ValidatePanel(Panel):
     title = "1 · Validate"
 
     def __init__(
-        self, config: Config, *, run_dir: str | Path | None = None,
+        self,
+        config: Config,
+        *,
+        run_dir: str | Path | None = None,
         config_path: str | Path | None = None,
     ) -> None:
         self.config = config
@@ -31,8 +34,9 @@ class ValidatePanel(Panel):
             for side in ("min", "max"):
                 value = getattr(gate, side)
                 if value is not None:
-                    box = w.FloatText(value=value, description=side, step=0.01,
-                                      layout=w.Layout(width="200px"))
+                    box = w.FloatText(
+                        value=value, description=side, step=0.01, layout=w.Layout(width="200px")
+                    )
                     box.add_class(f"wb-gate-{metric}-{side}")
                     self.bounds[(metric, side)] = box
                     cells.append(box)
@@ -64,10 +68,14 @@ class ValidatePanel(Panel):
         self.say(step)
 
     def run(self) -> None:
-        self.result = validate(self.edited_config(), run_dir=self.run_dir, on_progress=self._progress)
+        self.result = validate(
+            self.edited_config(), run_dir=self.run_dir, on_progress=self._progress
+        )
         self.results.value = self.result._repr_html_()
-        self.say("all gates pass" if self.result.passed else "some gates failed",
-                 kind="ok" if self.result.passed else "error")
+        self.say(
+            "all gates pass" if self.result.passed else "some gates failed",
+            kind="ok" if self.result.passed else "error",
+        )
 
     def save(self) -> None:
         path = self.config_path or self.config.root / "workbench.yaml"

@@ -1,0 +1,148 @@
+"""`workbench run` end to end: real papermill kernels, real builds, real `bentoml serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import edit_config
+
+pytestmark = pytest.mark.e2e
+WORKBENCH = [sys.executable, "-m", "workbench.cli"]
+
+
+def run_cli(*args: str, cwd: Path, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "BENTOML_HOME": str(home)}
+    return subprocess.run(
+        [*WORKBENCH, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def store_entries(home: Path) -> list[str]:
+    """Stored models and bentos as ``kind/name/version`` (the ``latest`` pointer files left out)."""
+    return sorted(
+        str(p.relative_to(home))
+        for kind in ("models", "bentos")
+        for p in (home / kind).glob("*/*")
+        if p.is_dir()
+    )
+
+
+def test_run_validates_packages_launches_and_writes_a_run_folder(project: Path, tmp_path: Path):
+    home = tmp_path / "store"
+    out = tmp_path / "run"
+    done = run_cli(
+        "run",
+        "--config",
+        str(project / "workbench.yaml"),
+        "--out",
+        str(out),
+        cwd=tmp_path,
+        home=home,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "passed"
+    assert manifest["passed"] is True and manifest["metrics"]["roc_auc"] > 0.95
+    assert set(manifest["sha256"]) == {"config", "model", "train", "test"}
+    assert manifest["bento_tag"].startswith(manifest["config"]["name"] + ":")
+    assert manifest["launch"]["passed"] is True
+    assert set(manifest["timings_s"]) == {"validate", "package", "launch"}
+    assert manifest["versions"]["bentoml"] == "1.4.39"
+    for stem in ("01_validate", "02_package", "03_launch"):
+        assert (out / f"{stem}.ipynb").is_file()
+        assert "<html" in (out / f"{stem}.html").read_text()[:2000].lower()
+    assert "all gates pass" in (out / "01_validate.html").read_text()
+    assert f"bentoml serve {manifest['bento_tag']}" in done.stdout
+    assert str(out / "01_validate.html") in done.stdout
+    assert store_entries(home) == sorted(
+        [
+            f"models/{manifest['model_tag'].replace(':', '/')}",
+            f"bentos/{manifest['bento_tag'].replace(':', '/')}",
+        ]
+    )
+
+
+def test_a_failed_gate_exits_1_and_adds_nothing_to_the_store(project: Path, tmp_path: Path):
+    edit_config(project, gates={"roc_auc": {"min": 0.9999}})
+    home = tmp_path / "store"
+    out = tmp_path / "run"
+    done = run_cli("run", "--out", str(out), cwd=project, home=home)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "roc_auc" in done.stdout and "FAIL" in done.stdout
+    assert "GateFailure" in done.stderr and "Traceback" not in done.stderr
+    assert store_entries(home) == []
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "gate-failed" and manifest["bento_tag"] is None
+    assert not (out / "02_package.ipynb").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("run", "--config", "missing.yaml"), "missing.yaml' not found"),
+        (("run", "--stages", "validate,launch"), "not a contiguous"),
+        (("run", "--stages", "deploy"), "unknown stage"),
+        (("run", "-p", "seed"), "expected NAME=VALUE"),
+    ],
+)
+def test_bad_arguments_get_one_line_and_exit_2(tmp_path: Path, args, message):
+    done = run_cli(*args, cwd=tmp_path, home=tmp_path / "store")
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_broken_cell_names_notebook_cell_and_exception(project: Path, tmp_path: Path):
+    (project / "data" / "test.csv").unlink()
+    done = run_cli("run", "--out", str(tmp_path / "run"), cwd=project, home=tmp_path / "store")
+    assert done.returncode == 2
+    assert "01_validate.ipynb, cell" in done.stderr
+    assert "DataError" in done.stderr and "test.csv' not found" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert (tmp_path / "run" / "01_validate.html").is_file()  # the failing notebook is kept
+
+
+def test_a_malformed_config_names_the_field(project: Path, tmp_path: Path):
+    edit_config(project, data={"train": "data/train.csv", "test": "data/test.csv"})
+    done = run_cli("run", cwd=project, home=tmp_path / "store")
+    assert done.returncode == 2
+    assert "field `data.target`" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_non_empty_out_folder_is_refused_unless_forced(project: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    done = run_cli("run", "--out", str(out), cwd=project, home=tmp_path / "store")
+    assert done.returncode == 2 and "not empty" in done.stderr and "--force" in done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    forced = run_cli(
+        "run",
+        "--out",
+        str(out),
+        "--force",
+        "--stages",
+        "validate",
+        "-p",
+        "colour=blue",
+        cwd=project,
+        home=tmp_path / "store",
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert "parameter 'colour' is not declared" in forced.stdout
+    assert (out / "validation.json").is_file() and not (out / "package.json").exists()
+
+
+def test_a_notebook_without_a_parameters_cell_is_refused(project: Path, tmp_path: Path):
+    path = project / "notebooks" / "01_validate.ipynb"
+    book = json.loads(path.read_text())
+    for cell in book["cells"]:
+        cell["metadata"].pop("tags", None)
+    path.write_text(json.dumps(book))
+    done = run_cli("run", cwd=project, home=tmp_path / "store")
+    assert done.returncode == 2
+    assert "01_validate.ipynb has no cell tagged 'parameters'" in done.stderr

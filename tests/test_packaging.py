@@ -1,0 +1,114 @@
+"""The package stage against a real BentoML store: generated service, content tags, refusals."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import bentoml
+import pytest
+import yaml
+from conftest import edit_config
+
+import workbench.packaging as packaging
+from workbench.config import load_config
+from workbench.errors import GateFailure, PackagingError, StageOrderError
+from workbench.packaging import package
+from workbench.validation import validate
+
+ALLOWED_IMPORTS = {"json", "pathlib", "typing", "bentoml", "numpy", "pandas", "pydantic"}
+
+
+def models_named(name: str) -> list[str]:
+    return [str(m.tag) for m in bentoml.models.list() if m.tag.name == name]
+
+
+def bentos_named(name: str) -> list[str]:
+    return [str(b.tag) for b in bentoml.bentos.list() if b.tag.name == name]
+
+
+@pytest.fixture
+def validated(project: Path):
+    config = load_config(project / "workbench.yaml")
+    validate(config)
+    return config
+
+
+def test_package_builds_a_bento_with_a_typed_self_contained_service(validated):
+    result = package(validated)
+    assert result.created
+    assert bentos_named(validated.name) == [result.bento_tag]
+    assert models_named(validated.name) == [result.model_tag]
+    source = (Path(result.service_dir) / "service.py").read_text()
+    tree = ast.parse(source)
+    imported = {
+        (n.module if isinstance(n, ast.ImportFrom) else a.name).split(".")[0]
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Import | ast.ImportFrom)
+        for a in n.names
+    }
+    assert imported <= ALLOWED_IMPORTS, imported - ALLOWED_IMPORTS
+    assert "mean_radius: float = Field(alias='mean radius')" in source
+    bento_dir = Path(result.bento_path)
+    assert (bento_dir / "src" / "service.py").read_text() == source
+    dockerfile = (bento_dir / "env" / "docker" / "Dockerfile").read_text()
+    assert dockerfile
+    requirements = (bento_dir / "env" / "python" / "requirements.txt").read_text()
+    assert packaging.pinned_packages()[0] in requirements  # scikit-learn==<validated version>
+
+
+def test_packaging_twice_gives_the_same_tags_and_adds_nothing(validated):
+    first = package(validated)
+    second = package(validated)
+    assert (second.model_tag, second.bento_tag) == (first.model_tag, first.bento_tag)
+    assert not second.created
+    assert len(bentos_named(validated.name)) == 1 and len(models_named(validated.name)) == 1
+
+
+def test_a_changed_gate_gives_a_new_bento_version(project: Path, validated):
+    first = package(validated)
+    edit_config(project, gates={"roc_auc": {"min": 0.96}})
+    config = load_config(project / "workbench.yaml")
+    validate(config)
+    second = package(config)
+    assert second.bento_tag != first.bento_tag
+    assert second.bento_tag.split(":")[0] == first.bento_tag.split(":")[0]
+
+
+def test_packaging_refuses_when_a_gate_failed_and_the_store_is_unchanged(project: Path):
+    edit_config(project, gates={"roc_auc": {"min": 0.9999}})
+    config = load_config(project / "workbench.yaml")
+    validate(config)
+    with pytest.raises(GateFailure, match=r"roc_auc .*nothing was packaged"):
+        package(config)
+    assert models_named(config.name) == [] and bentos_named(config.name) == []
+
+
+def test_packaging_before_validation_says_to_validate_first(project: Path):
+    with pytest.raises(StageOrderError, match="run the validation stage first|run the validate"):
+        package(load_config(project / "workbench.yaml"))
+
+
+def test_a_model_changed_after_validation_is_not_packaged(project: Path, validated):
+    (project / "models" / "model.joblib").write_bytes(
+        (project / "models" / "model.joblib").read_bytes() + b"\0"
+    )
+    with pytest.raises(StageOrderError, match="model changed since the last validation"):
+        package(validated)
+
+
+def test_a_failed_build_leaves_no_model_behind(validated, monkeypatch):
+    def broken_build(service_dir: Path, version: str) -> None:
+        raise PackagingError("bentoml build failed: injected")
+
+    monkeypatch.setattr(packaging, "build_bento", broken_build)
+    with pytest.raises(PackagingError, match="injected"):
+        package(validated)
+    assert models_named(validated.name) == [] and bentos_named(validated.name) == []
+
+
+def test_bentofile_pins_the_validated_environment_without_locking(validated):
+    result = package(validated)
+    bentofile = yaml.safe_load((Path(result.service_dir) / "bentofile.yaml").read_text())
+    assert bentofile["python"]["lock_packages"] is False
+    assert bentofile["python"]["packages"] == packaging.pinned_packages()

@@ -1,0 +1,157 @@
+"""The launch stage against real `bentoml serve` processes: lifecycle, checks, bad requests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+import joblib
+import psutil
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from workbench.artifacts import read_record
+from workbench.cli import main
+from workbench.config import load_config
+from workbench.errors import ServingError
+from workbench.serving import Server, check, launch, serve, state_dir
+
+pytestmark = pytest.mark.serve
+
+
+def package_tag(project: Path) -> str:
+    return read_record(project / ".workbench", "package", needed_by="test")["bento_tag"]
+
+
+def tree(pid: int) -> list[psutil.Process]:
+    parent = psutil.Process(pid)
+    return [parent, *parent.children(recursive=True)]
+
+
+def test_launch_serves_checks_and_stops_every_process(packaged: Path):
+    config = load_config(packaged / "workbench.yaml")
+    with serve(config) as server:
+        assert server.url.startswith("http://127.0.0.1:")
+        processes = tree(server.pid)
+        assert len(processes) >= 2  # the arbiter and at least one worker
+        result = check(server, config)
+        assert result.passed, result.checks
+        assert [c.name for c in result.checks] == [
+            "livez",
+            "readyz",
+            "metadata",
+            "predict",
+            "parity",
+        ]
+        assert result.parity_rows == 143 and result.mismatches == []
+        assert server.status()["state"] == "running"
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in processes)
+    assert server.status()["state"] == "stopped"
+    assert not server.record_path.exists()
+
+
+def test_bad_requests_get_400_naming_the_row_and_field(packaged: Path):
+    config = load_config(packaged / "workbench.yaml")
+    with serve(config) as server:
+        url = f"{server.url}/predict"
+        bad_value = httpx.post(url, json={"rows": [{"mean radius": "abc"}]})
+        assert bad_value.status_code == 400
+        detail = bad_value.json()["detail"]
+        assert {"loc": ["rows", 0, "mean radius"]}.items() <= detail[0].items()
+        assert any(d["type"] == "missing" and d["loc"][:2] == ["rows", 0] for d in detail)
+        not_json = httpx.post(url, content=b"{oops", headers={"content-type": "application/json"})
+        assert not_json.status_code == 400
+        unknown = httpx.post(url, json={"rows": [{"colour": "red"}]})
+        assert unknown.status_code == 400
+        assert any(d["loc"] == ["rows", 0, "colour"] for d in unknown.json()["detail"])
+
+
+def test_a_busy_port_is_a_clear_error_not_a_hang(packaged: Path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(ServingError, match=f"port {port} on 127.0.0.1 is busy"):
+            Server.start(package_tag(packaged), port=port)
+        assert time.monotonic() - started < 5
+
+
+def test_a_bento_that_cannot_start_shows_the_log(packaged: Path):
+    with pytest.raises(ServingError, match=r"exited with code .* Last lines of"):
+        Server.start("no_such_bento:0123456789abcdef", timeout=60)
+
+
+def test_parity_catches_a_model_altered_after_packaging(project: Path):
+    from workbench import package, validate
+
+    config = load_config(project / "workbench.yaml")
+    validate(config)
+    package(config)
+    # The in-memory model the data scientist holds now differs from the one in the Bento.
+    model = joblib.load(project / "models" / "model.joblib")
+    model.set_params(logisticregression=LogisticRegression(C=0.001, max_iter=1000))
+    frame = __import__("pandas").read_csv(project / "data" / "train.csv")
+    model.fit(frame.drop(columns="target"), frame["target"])
+    joblib.dump(model, project / "models" / "model.joblib")
+    result = launch(config)
+    assert not result.passed
+    parity = result.checks[-1]
+    assert parity.name == "parity" and not parity.passed
+    assert result.mismatches and "probabilities differ" in result.mismatches[0]["problem"]
+    with pytest.raises(ServingError, match="parity"):
+        result.raise_for_checks()
+
+
+OWNER = textwrap.dedent(
+    """
+    import sys, time
+    from workbench.serving import Server
+    server = Server.start(sys.argv[1])
+    print(server.pid, flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def test_sigkill_of_the_owner_leaves_a_server_that_the_cleanup_command_stops(packaged: Path):
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, package_tag(packaged)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        server_pid = int(owner.stdout.readline())
+        processes = tree(server_pid)
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+    assert psutil.pid_exists(server_pid)  # orphaned but still serving: what the command is for
+    record = json.loads((state_dir() / f"{server_pid}.json").read_text())
+    assert record["owner"] == owner.pid
+    assert main(["servers", "--stop"]) == 0
+    gone, alive = psutil.wait_procs(processes, timeout=10)
+    assert not alive
+    assert not (state_dir() / f"{server_pid}.json").exists()
+
+
+def test_a_server_is_stopped_when_its_owner_exits_normally(packaged: Path):
+    code = (
+        "import sys\nfrom workbench.serving import Server\n"
+        "print(Server.start(sys.argv[1]).pid, flush=True)\n"
+    )
+    owner = subprocess.run(
+        [sys.executable, "-c", code, package_tag(packaged)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ,
+    )
+    server_pid = int(owner.stdout.strip())
+    assert not psutil.pid_exists(server_pid) or psutil.Process(server_pid).status() == "zombie"
