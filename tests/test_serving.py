@@ -22,6 +22,8 @@ from workbench.artifacts import read_record
 from workbench.cli import main
 from workbench.config import load_config
 from workbench.errors import ServingError
+from workbench.pipeline import own_kernel
+from workbench.probe import probe
 from workbench.serving import Server, check, launch, serve, state_dir
 
 pytestmark = pytest.mark.serve
@@ -49,10 +51,18 @@ def test_launch_serves_checks_and_stops_every_process(packaged: Path):
             "readyz",
             "metadata",
             "predict",
+            "bad requests",
             "parity",
+            "load probe",
         ]
         assert result.parity_rows == 143 and result.mismatches == []
-        assert server.status()["state"] == "running"
+        assert result.probe is not None and result.probe.errors == 0
+        assert result.probe.requests == config.launch.probe_requests
+        assert "curl -s -X POST" in result.snippets["curl"]
+        status = server.status()
+        assert status["state"] == "running" and status["pid"] == server.pid
+        # smoke + bad requests + parity + probe, all counted by the server's own /metrics
+        assert status["requests_served"] >= result.probe.requests + 1
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in processes)
     assert server.status()["state"] == "stopped"
     assert not server.record_path.exists()
@@ -155,3 +165,50 @@ def test_a_server_is_stopped_when_its_owner_exits_normally(packaged: Path):
     )
     server_pid = int(owner.stdout.strip())
     assert not psutil.pid_exists(server_pid) or psutil.Process(server_pid).status() == "zombie"
+
+
+def test_the_probe_is_bounded_in_count_and_time_and_loopback_only(packaged: Path):
+    config = load_config(packaged / "workbench.yaml")
+    with pytest.raises(ServingError, match="only targets this machine"):
+        probe("http://10.0.0.1:3000", [{"a": 1}])
+    with serve(config) as server:
+        row = read_record(packaged / ".workbench", "validation", needed_by="test")
+        names = [c["name"] for c in row["input_schema"]["columns"]]
+        sample = {name: 1.0 for name in names}
+        counted = probe(server.url, [sample], requests=30, concurrency=3, time_limit=60)
+        assert counted.requests == 30 and counted.errors == 0
+        assert counted.p50_ms <= counted.p95_ms <= counted.p99_ms
+        timed = probe(server.url, [sample], requests=100_000, concurrency=2, time_limit=1.0)
+        assert 0 < timed.requests < 100_000 and timed.seconds < 10
+        assert timed.histogram_png().startswith(b"\x89PNG")
+
+
+KERNEL_CODE = """
+from workbench.serving import Server
+server = Server.start({tag!r})
+print(server.pid)
+"""
+
+
+def test_shutting_down_the_kernel_stops_its_server(packaged: Path):
+    from jupyter_client.manager import start_new_kernel
+
+    streams: list[str] = []
+    with own_kernel() as kernel_name:
+        km, kc = start_new_kernel(kernel_name=kernel_name)
+    try:
+        reply = kc.execute_interactive(
+            KERNEL_CODE.format(tag=package_tag(packaged)),
+            timeout=120,
+            output_hook=lambda msg: streams.append(msg["content"].get("text", "")),
+        )
+        assert reply["content"]["status"] == "ok"
+        server_pid = int("".join(streams).strip())
+        processes = tree(server_pid)
+        url = json.loads((state_dir() / f"{server_pid}.json").read_text())["url"]
+        assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel()  # graceful, as JupyterLab's "Shut Down Kernel" or a restart
+    gone, alive = psutil.wait_procs(processes, timeout=15)
+    assert not alive, [p.pid for p in alive]

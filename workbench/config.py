@@ -54,6 +54,15 @@ class ServiceOptions(_Strict):
     timeout: int = Field(default=30, ge=1, le=3600, description="request timeout in seconds")
 
 
+class LaunchOptions(_Strict):
+    ready_timeout: float = Field(
+        default=90.0, gt=0, le=3600, description="seconds to wait for /readyz"
+    )
+    probe_requests: int = Field(default=200, ge=0, le=100_000, description="0 skips the load probe")
+    probe_concurrency: int = Field(default=4, ge=1, le=256)
+    probe_seconds: float = Field(default=20.0, gt=0, le=300, description="time bound of the probe")
+
+
 class Config(_Strict):
     """One model project, as written in ``workbench.yaml``."""
 
@@ -63,6 +72,7 @@ class Config(_Strict):
     task: Task | None = None
     gates: dict[str, Gate] = Field(default_factory=dict)
     service: ServiceOptions = Field(default_factory=ServiceOptions)
+    launch: LaunchOptions = Field(default_factory=LaunchOptions)
     root: Path = Field(default=Path("."), exclude=True)
     """The folder the config file lives in; relative paths resolve against it."""
 

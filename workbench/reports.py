@@ -7,7 +7,9 @@ nbconvert report of a headless run shows the same thing a person saw.
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -175,6 +177,64 @@ class PackageResult(_Result):
         return f"<h4>Package {verdict_html(True, 'ready')}</h4>" + table_html(["", ""], rows)
 
 
+class ProbeResult(_Result):
+    """A bounded load probe: throughput, latency percentiles, errors and every latency."""
+
+    url: str
+    requests: int
+    concurrency: int
+    seconds: float
+    requests_per_s: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    errors: int
+    error_kinds: list[str]
+    latencies_ms: list[float]
+
+    def histogram_png(self) -> bytes:
+        """A latency histogram (PNG) with the percentiles marked."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(6, 2.6), dpi=100)
+        axes = figure.subplots()
+        axes.hist(self.latencies_ms or [0.0], bins=40, color="#0969da")
+        for value, name in ((self.p50_ms, "p50"), (self.p95_ms, "p95"), (self.p99_ms, "p99")):
+            axes.axvline(value, color="#cf222e", linestyle="--", linewidth=1)
+            axes.annotate(name, (value, axes.get_ylim()[1] * 0.9), fontsize=8)
+        axes.set_xlabel("latency (ms)")
+        axes.set_ylabel("requests")
+        axes.set_title(f"{self.requests} requests at concurrency {self.concurrency}", fontsize=10)
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        return buffer.getvalue()
+
+    def _repr_html_(self) -> str:
+        rows = [
+            [
+                str(self.requests),
+                str(self.concurrency),
+                f"{self.requests_per_s:.1f}",
+                f"{self.p50_ms:.1f}",
+                f"{self.p95_ms:.1f}",
+                f"{self.p99_ms:.1f}",
+                verdict_html(self.errors == 0, str(self.errors)),
+            ]
+        ]
+        image = base64.b64encode(self.histogram_png()).decode()
+        return (
+            "<h4>Load probe</h4>"
+            + table_html(
+                ["requests", "concurrency", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"], rows
+            )
+            + f"<img alt='latency histogram' src='data:image/png;base64,{image}'/>"
+        )
+
+
 class CheckResult(_Result):
     """One check against the live server."""
 
@@ -191,6 +251,8 @@ class LaunchResult(_Result):
     checks: list[CheckResult]
     parity_rows: int
     mismatches: list[dict[str, Any]]
+    probe: ProbeResult | None = None
+    snippets: dict[str, str] = {}
     passed: bool
     seconds: float
 
@@ -215,4 +277,9 @@ class LaunchResult(_Result):
             f"<h4>Launch of <code>{html.escape(self.bento_tag)}</code> at "
             f"{html.escape(self.url)}: {verdict_html(self.passed)}</h4>"
         )
-        return head + table_html(["check", "verdict", "detail"], rows)
+        probe = self.probe._repr_html_() if self.probe else ""
+        snippets = "".join(
+            f"<p>{html.escape(name)}:</p><pre class='wb-snippet'>{html.escape(code)}</pre>"
+            for name, code in self.snippets.items()
+        )
+        return head + table_html(["check", "verdict", "detail"], rows) + probe + snippets

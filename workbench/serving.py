@@ -25,15 +25,18 @@ import httpx
 import numpy as np
 import pandas as pd
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
 from workbench.artifacts import load_frame, load_model, read_record, records_dir, write_record
 from workbench.config import Config
 from workbench.errors import ServingError
+from workbench.probe import probe
 from workbench.reports import CheckResult, LaunchResult, PackageResult, ValidationResult
 from workbench.schema import InputSchema
 from workbench.validation import split_features
 
 HOST = "127.0.0.1"
+HEALTH = {"/livez", "/readyz", "/healthz", "/metrics"}
 PARITY_TOLERANCE = 1e-9
 PARITY_CHUNK = 256
 
@@ -211,11 +214,14 @@ class Server:
         return self.process.poll() is None
 
     def status(self) -> dict[str, Any]:
+        """State, URL, PID, uptime and API requests served (from ``/metrics``)."""
+        running = self.running
         return {
-            "state": "running" if self.running else "stopped",
+            "state": "running" if running else "stopped",
             "url": self.url,
             "pid": self.pid,
-            "uptime_s": round(time.time() - self.started_at, 1) if self.running else 0.0,
+            "uptime_s": round(time.time() - self.started_at, 1) if running else 0.0,
+            "requests_served": requests_served(self.url) if running else None,
             "bento_tag": self.bento_tag,
         }
 
@@ -230,6 +236,55 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def requests_served(url: str) -> int | None:
+    """API requests answered so far, summed from BentoML's Prometheus counters (health excluded)."""
+    try:
+        text = httpx.get(f"{url}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return None
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name != "bentoml_service_request":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_total") and sample.labels.get("endpoint") not in HEALTH:
+                total += sample.value
+    return int(total)
+
+
+def snippets(url: str, row: dict[str, Any]) -> dict[str, str]:
+    """Copy-ready calls of the service: curl and ``bentoml.SyncHTTPClient``."""
+    body = json.dumps({"rows": [row]})
+    return {
+        "curl": f"curl -s -X POST {url}/predict -H 'content-type: application/json' \\\n"
+        f"     -d '{body}'",
+        "python": "import bentoml\n\n"
+        f"with bentoml.SyncHTTPClient({url!r}) as client:\n"
+        f"    answer = client.predict(rows=[{row!r}])\n"
+        "print(answer['predictions'])",
+    }
+
+
+def bad_requests(url: str, row: dict[str, Any]) -> str:
+    """Malformed payloads must be answered 400 with a detail naming what is wrong."""
+    first = next(iter(row))
+    cases = {
+        "unparseable value": {"rows": [{**row, first: "not-a-value"}]},
+        "missing field": {"rows": [{k: v for k, v in row.items() if k != first}]},
+        "unknown field": {"rows": [{**row, "__unknown__": 1}]},
+        "empty batch": {"rows": []},
+        "no rows key": {"data": [row]},
+    }
+    wrong = []
+    for name, payload in cases.items():
+        response = httpx.post(f"{url}/predict", json=payload, timeout=10)
+        if response.status_code != 400:
+            wrong.append(f"{name}: HTTP {response.status_code}")
+    if wrong:
+        raise ServingError("expected HTTP 400 for " + "; ".join(wrong))
+    return f"{len(cases)} malformed payloads answered 400"
 
 
 def _check(name: str, fn: Any) -> CheckResult:
@@ -315,7 +370,9 @@ def serve(config: Config, *, run_dir: str | Path | None = None, port: int | None
     """Start the Bento recorded by the package stage; the caller stops it (or uses ``with``)."""
     folder = records_dir(config.root, run_dir)
     packaged = PackageResult.model_validate(read_record(folder, "package", needed_by="launch"))
-    return Server.start(packaged.bento_tag, port=port, log_dir=folder)
+    return Server.start(
+        packaged.bento_tag, port=port, timeout=config.launch.ready_timeout, log_dir=folder
+    )
 
 
 def check(server: Server, config: Config, *, run_dir: str | Path | None = None) -> LaunchResult:
@@ -334,6 +391,7 @@ def check(server: Server, config: Config, *, run_dir: str | Path | None = None) 
     X = X[schema.names]
     sample = schema.to_records(sample_rows(X, y, validation.task))
     checks = smoke_test(server.url, sample, model_tag=packaged.model_tag)
+    checks.append(_check("bad requests", lambda: bad_requests(server.url, sample[0])))
     mismatches: list[dict[str, Any]] = []
     parity = _check("parity", lambda: mismatches.extend(check_parity(server.url, model, X, schema)))
     if parity.passed:
@@ -344,12 +402,31 @@ def check(server: Server, config: Config, *, run_dir: str | Path | None = None) 
             + (f": {mismatches[:5]}" if mismatches else ""),
         )
     checks.append(parity)
+    load = None
+    if config.launch.probe_requests and parity.passed:
+        load = probe(
+            server.url,
+            sample,
+            requests=config.launch.probe_requests,
+            concurrency=config.launch.probe_concurrency,
+            time_limit=config.launch.probe_seconds,
+        )
+        checks.append(
+            CheckResult(
+                name="load probe",
+                passed=load.errors == 0,
+                detail=f"{load.requests} requests, {load.requests_per_s:.0f} req/s, "
+                f"p99 {load.p99_ms:.1f} ms, {load.errors} errors",
+            )
+        )
     result = LaunchResult(
         bento_tag=packaged.bento_tag,
         url=server.url,
         checks=checks,
         parity_rows=len(X),
         mismatches=mismatches[:100],
+        probe=load,
+        snippets=snippets(server.url, sample[0]),
         passed=all(c.passed for c in checks),
         seconds=round(time.perf_counter() - started, 3),
     )

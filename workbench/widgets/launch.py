@@ -26,14 +26,24 @@ class LaunchPanel(Panel):
         self.start_button = button("Start", style="success", icon="play")
         self.check_button = button("Check", icon="stethoscope")
         self.stop_button = button("Stop", style="danger", icon="stop")
+        self.refresh_button = button("Refresh", style="", icon="refresh")
         self.start_button.on_click(self.guarded(self.start))
         self.check_button.on_click(self.guarded(self.check))
         self.stop_button.on_click(self.guarded(self.stop))
+        self.refresh_button.on_click(self.guarded(self._show_state))
         self.log_view = w.Textarea(value="", layout=w.Layout(width="100%", height="120px"))
         self.log_view.add_class("wb-log")
         super().__init__(
             [
-                w.HBox([self.start_button, self.check_button, self.stop_button, self.light]),
+                w.HBox(
+                    [
+                        self.start_button,
+                        self.check_button,
+                        self.stop_button,
+                        self.refresh_button,
+                        self.light,
+                    ]
+                ),
                 self.log_view,
             ]
         )
@@ -44,10 +54,12 @@ class LaunchPanel(Panel):
         colour, word = ("#1a7f37", "running") if running else ("#8c959f", "stopped")
         link = ""
         if running and self.server is not None:
+            status = self.server.status()
             url = html.escape(self.server.url)
             link = (
                 f" at <a class='wb-url' href='{url}' target='_blank'>{url}</a>"
-                f" (<a href='{url}/docs' target='_blank'>API docs</a>)"
+                f" (<a href='{url}/docs' target='_blank'>API docs</a>) · pid {status['pid']}"
+                f" · up {status['uptime_s']:.0f} s · {status['requests_served']} requests served"
             )
         self.light.value = (
             f"<span class='wb-state-{word}' style='color:{colour}'>●</span> "
@@ -68,7 +80,7 @@ class LaunchPanel(Panel):
     def check(self) -> None:
         if self.server is None:
             return
-        self.say("running smoke and parity checks ...")
+        self.say("running smoke, bad-request, parity and load checks ...")
         self.result = check(self.server, self.config, run_dir=self.run_dir)
         self.results.value = self.result._repr_html_()
         self.say(
