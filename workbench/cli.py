@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 from workbench.errors import WorkbenchError
 from workbench.packaging import bentoml_home
 from workbench.pipeline import STAGES, run
+from workbench.project import init_project
+from workbench.provenance import verify
 from workbench.serving import state_dir, terminate_tree
 
 
@@ -48,6 +51,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         parameters=dict(args.parameters),
         kernel=args.kernel,
         force=args.force,
+        progress=sys.stderr.isatty() and os.environ.get("CI", "").lower() != "true",
         on_event=lambda message: print(message, flush=True),
     )
     manifest = outcome.manifest
@@ -101,6 +105,30 @@ def _cmd_servers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    found = verify(args.run_dir)
+    if found.ok:
+        print(f"{found.run_dir}: all {found.checked} hashes match the manifest")
+        return 0
+    print(f"{found.run_dir}: {len(found.differences)} of {found.checked} differ from the manifest:")
+    for line in found.differences:
+        print(f"  {line}")
+    return 1
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    written = init_project(args.dir, force=args.force)
+    root = Path(args.dir).resolve()
+    print(f"scaffolded {root} ({len(written)} files):")
+    for path in written:
+        print(f"  {path.relative_to(root)}")
+    print(
+        "next: put the fitted model at models/model.joblib and the data at data/train.csv and "
+        "data/test.csv, check workbench.yaml, then `workbench run`"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench",
@@ -128,6 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--kernel", help="Jupyter kernel name (default: this interpreter)")
     run_p.add_argument("--force", action="store_true", help="reuse a non-empty --out folder")
     run_p.set_defaults(func=_cmd_run)
+    verify_p = sub.add_parser(
+        "verify", help="re-hash a run's inputs and Bento against its manifest"
+    )
+    verify_p.add_argument("run_dir", help="a run folder written by `workbench run`")
+    verify_p.set_defaults(func=_cmd_verify)
+    init_p = sub.add_parser("init", help="scaffold a model project (notebooks, config, CI)")
+    init_p.add_argument("dir", help="the project folder (created if missing)")
+    init_p.add_argument("--force", action="store_true", help="overwrite an existing scaffold")
+    init_p.set_defaults(func=_cmd_init)
     servers_p = sub.add_parser("servers", help="list servers started by workbench")
     servers_p.add_argument("--stop", action="store_true", help="stop every listed server")
     servers_p.set_defaults(func=_cmd_servers)

@@ -252,6 +252,7 @@ def package(config: Config, *, run_dir: str | Path | None = None) -> PackageResu
         model_tag=model_tag,
         bento_tag=bento_tag,
         bento_path=str(bentoml.bentos.get(bento_tag).path),
+        model_path=str(bentoml.models.get(model_tag).path),
         service_dir=str(service_dir),
         created=created,
         bentoml_home=str(bentoml_home()),

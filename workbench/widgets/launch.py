@@ -89,6 +89,14 @@ class LaunchPanel(Panel):
         )
         self._show_state()
 
+    def launch(self) -> None:
+        """Start, check and stop in one go (the headless path); always stops the server."""
+        self.start()
+        try:
+            self.check()
+        finally:
+            self.stop()
+
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
