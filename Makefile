@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install example demo test lab lint clean
+.PHONY: install example browser demo test lab lint clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,16 @@ models/model.joblib data/train.csv data/test.csv &: examples/breast_cancer.py $(
 
 example: models/model.joblib
 
+# Debian's chromium for the browser tests (tests/test_reports.py): never a downloaded browser.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	test -x /usr/bin/chromium || ($(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
 demo: example
 	$(BIN)/workbench run --config workbench.yaml
 
-test: example
+test: example browser
 	$(BIN)/ruff check workbench tests examples
 	BENTOML_DO_NOT_TRACK=True $(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -13,15 +13,12 @@ import subprocess
 import sys
 import time
 from importlib import metadata as importlib_metadata
-from importlib import resources
 from pathlib import Path
-from string import Template
-from typing import Any
 
 import bentoml
-import yaml
 
 from workbench.artifacts import (
+    load_frame,
     load_model,
     read_record,
     records_dir,
@@ -32,7 +29,13 @@ from workbench.artifacts import (
 from workbench.config import Config
 from workbench.errors import PackagingError, StageOrderError
 from workbench.reports import PackageResult, ValidationResult
-from workbench.schema import Column, InputSchema
+from workbench.sources import (
+    ServiceSpec,
+    fallbacks,
+    render_kubernetes,
+    service_files,
+    unseen_policy,
+)
 
 #: What the Bento installs, pinned to the versions the model was validated with.
 RUNTIME_PACKAGES = (
@@ -45,7 +48,7 @@ RUNTIME_PACKAGES = (
     "pydantic",
 )
 BUILD_TIMEOUT_S = 600
-_PY_TYPES = {"number": "float", "integer": "int", "boolean": "bool", "category": "str"}
+KUBERNETES_FILE = "deploy/kubernetes.yaml"
 
 
 def bentoml_home() -> Path:
@@ -56,87 +59,6 @@ def bentoml_home() -> Path:
 def pinned_packages() -> list[str]:
     """``name==version`` for each runtime package, read from this environment."""
     return [f"{name}=={importlib_metadata.version(name)}" for name in RUNTIME_PACKAGES]
-
-
-def class_name(name: str) -> str:
-    """``breast_cancer`` -> ``BreastCancer`` (the service class)."""
-    parts = [p for p in name.replace("-", "_").replace(".", "_").split("_") if p]
-    ident = "".join(p[:1].upper() + p[1:] for p in parts) or "Service"
-    return ident if ident[0].isalpha() else f"Service{ident}"
-
-
-def _field_line(column: Column, ident: str) -> str:
-    py = _PY_TYPES[column.kind]
-    annotation = f"Optional[{py}]" if column.nullable else py
-    default = "None, " if column.nullable else ""
-    return f"    {ident}: {annotation} = Field({default}alias={column.name!r})"
-
-
-def _dtypes(schema: InputSchema) -> dict[str, str]:
-    """Training dtypes to restore on the request frame (only where a null cannot occur)."""
-    out = {}
-    for col in schema.columns:
-        if col.kind == "category":
-            out[col.name] = "object"
-        elif not col.nullable:
-            out[col.name] = col.dtype
-        else:
-            out[col.name] = "float64" if col.kind != "boolean" else "object"
-    return out
-
-
-def render_service(
-    validation: ValidationResult, *, model_tag: str, workers: int, timeout: int
-) -> str:
-    """The generated ``service.py`` source for a validated model."""
-    schema = validation.input_schema
-    fields = schema.fields()
-    template = Template(
-        resources.files("workbench").joinpath("templates/service.py.tmpl").read_text()
-    )
-    return template.substitute(
-        name=validation.name,
-        class_name=class_name(validation.name),
-        model_tag=model_tag,
-        task=validation.task,
-        columns=repr(schema.names),
-        dtypes=repr(_dtypes(schema)),
-        fields="\n".join(_field_line(c, fields[c.name]) for c in schema.columns),
-        workers=workers,
-        timeout=timeout,
-    )
-
-
-def render_bentofile(name: str, packages: list[str]) -> str:
-    """The ``bentofile.yaml`` of the Bento: pinned packages, no lock against the live index."""
-    return yaml.safe_dump(
-        {
-            "service": f"service:{class_name(name)}",
-            "name": name,
-            "include": ["service.py", "model_card.json"],
-            "labels": {"generated-by": "workbench"},
-            "python": {"packages": packages, "lock_packages": False},
-            "docker": {"python_version": f"{sys.version_info.major}.{sys.version_info.minor}"},
-        },
-        sort_keys=False,
-    )
-
-
-def model_card(validation: ValidationResult, model_tag: str, packages: list[str]) -> dict[str, Any]:
-    """What the Bento says about itself (served at ``/metadata``); deterministic for its inputs."""
-    return {
-        "name": validation.name,
-        "model_tag": model_tag,
-        "task": validation.task,
-        "target": validation.target,
-        "classes": validation.classes,
-        "input_schema": validation.input_schema.model_dump(mode="json"),
-        "metrics": validation.metrics,
-        "gates": [g.model_dump(mode="json") for g in validation.gates],
-        "passed": validation.passed,
-        "inputs_sha256": validation.inputs,
-        "packages": packages,
-    }
 
 
 def _store_has(kind: str, tag: str) -> bool:
@@ -211,6 +133,21 @@ def build_bento(service_dir: Path, version: str) -> None:
         raise PackagingError(f"`bentoml build` in {service_dir} failed:\n{tail}")
 
 
+def export_bento(tag: str, folder: Path) -> Path:
+    """Export the Bento as an archive into ``folder`` (``bentoml import`` takes it anywhere)."""
+    target = folder / f"{tag.replace(':', '-')}.bento"
+    if not target.is_file():
+        partial = folder / f".partial-{target.name}"
+        exported = bentoml.bentos.export_bento(tag, str(partial))
+        Path(exported).replace(target)
+    return target
+
+
+def _describe_bento(path: Path) -> tuple[int, list[str]]:
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    return sum(p.stat().st_size for p in files), [p.relative_to(path).as_posix() for p in files]
+
+
 def package(config: Config, *, run_dir: str | Path | None = None) -> PackageResult:
     """Save the validated model and build its Bento; writes ``package.json``.
 
@@ -220,25 +157,25 @@ def package(config: Config, *, run_dir: str | Path | None = None) -> PackageResu
     started = time.perf_counter()
     folder = records_dir(config.root, run_dir)
     validation = _load_passed_validation(config, folder)
+    model = load_model(config.model_path)
+    train = load_frame(config.train_path, what="training data")
     model_tag, saved = save_model(config, validation)
     try:
+        spec = ServiceSpec(
+            name=config.name,
+            model_tag=model_tag,
+            validation=validation,
+            policy=unseen_policy(model, train, validation.input_schema),
+            fallback=fallbacks(train, validation.input_schema),
+        )
         packages = pinned_packages()
-        service_dir = config.root / "bentos" / config.name
-        service_dir.mkdir(parents=True, exist_ok=True)
-        files = {
-            "service.py": render_service(
-                validation,
-                model_tag=model_tag,
-                workers=config.service.workers,
-                timeout=config.service.timeout,
-            ),
-            "bentofile.yaml": render_bentofile(config.name, packages),
-            "model_card.json": json.dumps(model_card(validation, model_tag, packages), indent=2)
-            + "\n",
-        }
-        for filename, text in files.items():
-            (service_dir / filename).write_text(text)
+        files = service_files(spec, config, packages)
         version = sha256_text(*(f"{k}\n{v}" for k, v in sorted(files.items())))[:16]
+        files[KUBERNETES_FILE] = render_kubernetes(config.name, version, config)
+        service_dir = config.root / "bentos" / config.name
+        for relative, text in files.items():
+            (service_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+            (service_dir / relative).write_text(text)
         bento_tag = f"{config.name}:{version}"
         created = not _store_has("bento", bento_tag)
         if created:
@@ -247,13 +184,19 @@ def package(config: Config, *, run_dir: str | Path | None = None) -> PackageResu
         if saved:
             bentoml.models.delete(model_tag)
         raise
+    bento_path = Path(str(bentoml.bentos.get(bento_tag).path))
+    size, contents = _describe_bento(bento_path)
     result = PackageResult(
         name=config.name,
         model_tag=model_tag,
         bento_tag=bento_tag,
-        bento_path=str(bentoml.bentos.get(bento_tag).path),
+        bento_path=str(bento_path),
         model_path=str(bentoml.models.get(model_tag).path),
         service_dir=str(service_dir),
+        archive=str(export_bento(bento_tag, folder)),
+        size_bytes=size,
+        contents=contents,
+        unseen_categories=spec.policy,
         created=created,
         bentoml_home=str(bentoml_home()),
         seconds=round(time.perf_counter() - started, 3),

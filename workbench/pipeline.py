@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -18,18 +16,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata as importlib_metadata
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import papermill
-from nbconvert import HTMLExporter
 from papermill.exceptions import PapermillExecutionError
 
-from workbench.artifacts import sha256_file
 from workbench.config import Config, load_config
 from workbench.errors import GateFailure, WorkbenchError
+from workbench.provenance import MANIFEST, build_manifest
+from workbench.rendering import render_html
 
 STAGES = ("validate", "package", "launch")
 NOTEBOOKS = {
@@ -39,20 +37,6 @@ NOTEBOOKS = {
 }
 RECORDS = {"validate": "validation", "package": "package", "launch": "launch"}
 KERNEL_NAME = "workbench-python"
-VERSIONED = (
-    "workbench",
-    "bentoml",
-    "scikit-learn",
-    "numpy",
-    "scipy",
-    "pandas",
-    "pydantic",
-    "papermill",
-    "nbconvert",
-    "ipywidgets",
-    "ipykernel",
-    "jupyterlab",
-)
 #: Exceptions raised in a notebook that mean "a gate said no" (exit 1), not "something broke".
 GATE_ERRORS = {GateFailure.__name__}
 
@@ -76,13 +60,11 @@ def default_out(config: Config) -> Path:
 
 
 def notebooks_dir(config: Config) -> Path:
+    """The project's ``notebooks/`` beside the config, else the stage notebooks workbench ships."""
     folder = config.root / "notebooks"
-    if not folder.is_dir():
-        raise WorkbenchError(
-            f"no notebooks folder at {folder}; the stage notebooks live in notebooks/ beside "
-            "workbench.yaml"
-        )
-    return folder
+    if folder.is_dir():
+        return folder
+    return Path(str(resources.files("workbench") / "notebooks"))
 
 
 def declared_parameters(notebook: Path) -> set[str]:
@@ -141,83 +123,39 @@ def own_kernel() -> Iterator[str]:
                 os.environ["JUPYTER_PATH"] = previous
 
 
-def render_html(notebook: Path) -> Path:
-    """nbconvert HTML of an executed notebook, written beside it."""
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nbformat.read(notebook, 4))
-    target = notebook.with_suffix(".html")
-    target.write_text(body, encoding="utf-8")
-    return target
-
-
-def git_state(folder: Path) -> dict[str, Any]:
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=folder, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-
-    try:
-        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-
-
-def versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in VERSIONED:
-        try:
-            out[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def build_manifest(
-    config_path: Path,
-    config: Config,
-    out: Path,
-    stages: list[str],
-    parameters: dict[str, Any],
-    timings: dict[str, float],
-    status: str,
-    error: str | None,
-) -> dict[str, Any]:
-    records = {}
-    for stage in stages:
-        path = out / f"{RECORDS[stage]}.json"
-        if path.is_file():
-            records[stage] = json.loads(path.read_text())
-    validation = records.get("validate", {})
-    package = records.get("package", {})
-    inputs = {
-        "config": config_path,
-        "model": config.model_path,
-        "train": config.train_path,
-        "test": config.test_path,
-    }
-    return {
-        "status": status,
-        "error": error,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "config": {"path": str(config_path), **config.model_dump(mode="json", exclude={"root"})},
-        "sha256": {k: sha256_file(p) for k, p in inputs.items() if p.is_file()},
-        "parameters": parameters,
-        "stages": stages,
-        "timings_s": timings,
-        "metrics": validation.get("metrics"),
-        "gates": validation.get("gates"),
-        "passed": validation.get("passed"),
-        "model_tag": package.get("model_tag"),
-        "bento_tag": package.get("bento_tag"),
-        "launch": records.get("launch"),
-        "versions": versions(),
-        "git": git_state(config.root),
-    }
-
-
 def _describe(exc: PapermillExecutionError, notebook: str) -> str:
     first_line = str(exc.evalue).strip().splitlines()[0] if exc.evalue else ""
     message = exc.evalue if exc.ename in GATE_ERRORS else first_line
     return f"{notebook}, cell {exc.exec_count}: {exc.ename}: {message}"
+
+
+def _records(out: Path) -> dict[str, dict[str, Any]]:
+    return {
+        name: json.loads((out / f"{name}.json").read_text())
+        for name in RECORDS.values()
+        if (out / f"{name}.json").is_file()
+    }
+
+
+def _execute(
+    notebook: Path, target: Path, *, parameters: dict[str, Any], kernel: str, progress: bool
+) -> tuple[int, str | None]:
+    """Run one notebook; returns (exit code, error line). The output notebook is always saved."""
+    try:
+        papermill.execute_notebook(
+            str(notebook),
+            str(target),
+            parameters=parameters,
+            kernel_name=kernel,
+            cwd=str(notebook.parent),
+            progress_bar=progress,
+            log_output=False,
+        )
+    except PapermillExecutionError as exc:
+        return (1 if exc.ename in GATE_ERRORS else 2), _describe(exc, notebook.name)
+    except Exception as exc:  # dead kernel, timeout, unreadable notebook: still one line
+        return 2, f"{notebook.name}: {type(exc).__name__}: {exc}"
+    return 0, None
 
 
 def run(
@@ -228,12 +166,14 @@ def run(
     parameters: dict[str, Any] | None = None,
     kernel: str | None = None,
     force: bool = False,
+    progress: bool = False,
     on_event: Event = lambda message: None,
 ) -> RunOutcome:
     """Execute the stage notebooks headlessly and write a run folder with reports and manifest.
 
     Exit code in the outcome: 0 all stages passed, 1 a gate failed (nothing packaged),
-    2 any other failure in a cell (the executed notebook marks the failing cell).
+    2 any other failure (the executed notebook is kept with the failing cell marked).
+    ``progress`` shows papermill's per-cell progress bar (for terminals, not CI logs).
     """
     config_file = Path(config_path).expanduser().resolve()
     config = load_config(config_file)
@@ -258,34 +198,41 @@ def run(
     exit_code, error = 0, None
     with own_kernel() as own:
         for stage in stages:
-            notebook = NOTEBOOKS[stage]
-            on_event(f"[{stage}] executing {notebook}")
+            notebook = folder / NOTEBOOKS[stage]
+            on_event(f"[{stage}] executing {notebook.name}")
             started = time.perf_counter()
-            try:
-                papermill.execute_notebook(
-                    str(folder / notebook),
-                    str(out_dir / notebook),
-                    parameters=params,
-                    kernel_name=kernel or own,
-                    cwd=str(folder),
-                    progress_bar=False,
-                    log_output=False,
-                )
-            except PapermillExecutionError as exc:
-                exit_code = 1 if exc.ename in GATE_ERRORS else 2
-                error = _describe(exc, notebook)
-            finally:
-                timings[stage] = round(time.perf_counter() - started, 3)
-                if (out_dir / notebook).is_file():
-                    reports.append(render_html(out_dir / notebook))
+            exit_code, error = _execute(
+                notebook,
+                out_dir / notebook.name,
+                parameters=params,
+                kernel=kernel or own,
+                progress=progress,
+            )
+            timings[stage] = round(time.perf_counter() - started, 3)
+            if (out_dir / notebook.name).is_file():
+                reports.append(render_html(out_dir / notebook.name))
             on_event(f"[{stage}] {'failed' if error else 'done'} in {timings[stage]:.1f} s")
             if error:
                 break
-    status = {0: "passed", 1: "gate-failed"}.get(exit_code, "error")
+    inputs = {
+        "config": config_file,
+        "model": config.model_path,
+        "train": config.train_path,
+        "test": config.test_path,
+        **{f"notebook {NOTEBOOKS[s]}": folder / NOTEBOOKS[s] for s in stages},
+    }
     manifest = build_manifest(
-        config_file, config, out_dir, list(stages), params, timings, status, error
+        config=config.model_dump(mode="json", exclude={"root"}),
+        inputs=inputs,
+        records=_records(out_dir),
+        parameters=params,
+        stages=list(stages),
+        timings=timings,
+        status={0: "passed", 1: "gate-failed"}.get(exit_code, "error"),
+        error=error,
+        project=config.root,
     )
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return RunOutcome(
         out=out_dir, manifest=manifest, exit_code=exit_code, error=error, reports=reports
     )

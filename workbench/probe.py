@@ -28,6 +28,7 @@ def probe(
     requests: int = 200,
     concurrency: int = 4,
     time_limit: float = 20.0,
+    headers: dict[str, str] | None = None,
 ) -> ProbeResult:
     """Send up to ``requests`` single-row ``/predict`` calls from ``concurrency`` threads."""
     host = urlparse(url).hostname or ""
@@ -46,7 +47,7 @@ def probe(
 
     def worker() -> None:
         nonlocal issued
-        with httpx.Client(base_url=url, timeout=30.0) as client:
+        with httpx.Client(base_url=url, timeout=30.0, headers=headers) as client:
             while time.monotonic() < deadline:
                 with lock:
                     if issued >= requests:

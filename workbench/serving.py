@@ -33,6 +33,7 @@ from workbench.errors import ServingError
 from workbench.probe import probe
 from workbench.reports import CheckResult, LaunchResult, PackageResult, ValidationResult
 from workbench.schema import InputSchema
+from workbench.sources import API_KEY_ENV
 from workbench.validation import split_features
 
 HOST = "127.0.0.1"
@@ -238,6 +239,17 @@ class Server:
         self.stop()
 
 
+def _auth() -> dict[str, str]:
+    """The bearer header when ``WORKBENCH_API_KEY`` is set here (the server then requires it)."""
+    key = os.environ.get(API_KEY_ENV)
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def client_for(url: str, *, timeout: float = 30) -> bentoml.SyncHTTPClient:
+    """BentoML's own client, with the API key when one is set."""
+    return bentoml.SyncHTTPClient(url, token=os.environ.get(API_KEY_ENV) or None, timeout=timeout)
+
+
 def requests_served(url: str) -> int | None:
     """API requests answered so far, summed from BentoML's Prometheus counters (health excluded)."""
     try:
@@ -257,34 +269,40 @@ def requests_served(url: str) -> int | None:
 def snippets(url: str, row: dict[str, Any]) -> dict[str, str]:
     """Copy-ready calls of the service: curl and ``bentoml.SyncHTTPClient``."""
     body = json.dumps({"rows": [row]})
+    auth = f' -H "Authorization: Bearer ${API_KEY_ENV}"' if os.environ.get(API_KEY_ENV) else ""
     return {
-        "curl": f"curl -s -X POST {url}/predict -H 'content-type: application/json' \\\n"
+        "curl": f"curl -s -X POST {url}/predict -H 'content-type: application/json'{auth} \\\n"
         f"     -d '{body}'",
         "python": "import bentoml\n\n"
         f"with bentoml.SyncHTTPClient({url!r}) as client:\n"
         f"    answer = client.predict(rows=[{row!r}])\n"
-        "print(answer['predictions'])",
+        "print([row['prediction'] for row in answer])",
     }
 
 
-def bad_requests(url: str, row: dict[str, Any]) -> str:
-    """Malformed payloads must be answered 400 with a detail naming what is wrong."""
-    first = next(iter(row))
-    cases = {
-        "unparseable value": {"rows": [{**row, first: "not-a-value"}]},
-        "missing field": {"rows": [{k: v for k, v in row.items() if k != first}]},
-        "unknown field": {"rows": [{**row, "__unknown__": 1}]},
-        "empty batch": {"rows": []},
-        "no rows key": {"data": [row]},
+def bad_requests(url: str, row: dict[str, Any], schema: InputSchema) -> str:
+    """Malformed payloads must be answered 400 with a ``detail`` naming the row and the field."""
+    first = schema.columns[0]
+    bad_value = {"boolean": "maybe", "category": 12345}.get(first.kind, "not-a-number")
+    cases: dict[str, tuple[dict[str, Any], list[Any]]] = {
+        "unparseable value": ({"rows": [{**row, first.name: bad_value}]}, ["rows", 0, first.name]),
+        "unknown field": ({"rows": [{**row, "__unknown__": 1}]}, ["rows", 0, "__unknown__"]),
+        "no rows key": ({"data": [row]}, ["rows"]),
     }
+    required = next((c.name for c in schema.columns if not c.nullable), None)
+    if required is not None:
+        missing = {k: v for k, v in row.items() if k != required}
+        cases["missing field"] = ({"rows": [row, missing]}, ["rows", 1, required])
     wrong = []
-    for name, payload in cases.items():
-        response = httpx.post(f"{url}/predict", json=payload, timeout=10)
+    for name, (payload, loc) in cases.items():
+        response = httpx.post(f"{url}/predict", json=payload, headers=_auth(), timeout=10)
         if response.status_code != 400:
             wrong.append(f"{name}: HTTP {response.status_code}")
+        elif loc not in [d.get("loc") for d in response.json().get("detail", [])]:
+            wrong.append(f"{name}: 400 without a detail at {loc}")
     if wrong:
-        raise ServingError("expected HTTP 400 for " + "; ".join(wrong))
-    return f"{len(cases)} malformed payloads answered 400"
+        raise ServingError("malformed payloads were not refused as expected: " + "; ".join(wrong))
+    return f"{len(cases)} malformed payloads answered 400 naming the row and field"
 
 
 def _check(name: str, fn: Any) -> CheckResult:
@@ -304,8 +322,9 @@ def smoke_test(url: str, rows: list[dict[str, Any]], *, model_tag: str) -> list[
         return f"HTTP {response.status_code}"
 
     def metadata() -> str:
-        with bentoml.SyncHTTPClient(url) as client:
-            card = client.metadata()
+        response = httpx.get(f"{url}/metadata", headers=_auth(), timeout=10)
+        response.raise_for_status()
+        card = response.json()
         if card.get("model_tag") != model_tag:
             raise ServingError(
                 f"metadata names model {card.get('model_tag')}, expected {model_tag}"
@@ -313,9 +332,9 @@ def smoke_test(url: str, rows: list[dict[str, Any]], *, model_tag: str) -> list[
         return f"model {card['model_tag']}"
 
     def predict() -> str:
-        with bentoml.SyncHTTPClient(url) as client:
+        with client_for(url) as client:
             answer = client.predict(rows=rows)
-        return f"{len(rows)} rows -> {answer['predictions']}"
+        return f"{len(rows)} rows -> {[a['prediction'] for a in answer]}"
 
     return [
         _check("livez", lambda: health("/livez")),
@@ -335,11 +354,11 @@ def check_parity(
     classes = [str(c) for c in np.asarray(getattr(model, "classes_", [])).tolist()]
     records = schema.to_records(X)
     mismatches: list[dict[str, Any]] = []
-    with bentoml.SyncHTTPClient(url, timeout=60) as client:
+    with client_for(url, timeout=60) as client:
         for start in range(0, len(records), PARITY_CHUNK):
             answer = client.predict(rows=records[start : start + PARITY_CHUNK])
-            for offset, served in enumerate(answer["predictions"]):
-                i = start + offset
+            for offset, row in enumerate(answer):
+                i, served = start + offset, row["prediction"]
                 problem = None
                 if isinstance(served, float) or isinstance(expected[i], float):
                     if abs(float(served) - float(expected[i])) > PARITY_TOLERANCE:
@@ -347,7 +366,7 @@ def check_parity(
                 elif served != expected[i]:
                     problem = f"served {served!r}, in-process {expected[i]!r}"
                 if problem is None and expected_proba is not None:
-                    got = np.array([answer["probabilities"][offset][c] for c in classes])
+                    got = np.array([row["probabilities"][c] for c in classes])
                     diff = float(np.max(np.abs(got - expected_proba[i])))
                     if diff > PARITY_TOLERANCE:
                         problem = f"probabilities differ by {diff:.3g}"
@@ -391,7 +410,7 @@ def check(server: Server, config: Config, *, run_dir: str | Path | None = None) 
     X = X[schema.names]
     sample = schema.to_records(sample_rows(X, y, validation.task))
     checks = smoke_test(server.url, sample, model_tag=packaged.model_tag)
-    checks.append(_check("bad requests", lambda: bad_requests(server.url, sample[0])))
+    checks.append(_check("bad requests", lambda: bad_requests(server.url, sample[0], schema)))
     mismatches: list[dict[str, Any]] = []
     parity = _check("parity", lambda: mismatches.extend(check_parity(server.url, model, X, schema)))
     if parity.passed:
@@ -410,6 +429,7 @@ def check(server: Server, config: Config, *, run_dir: str | Path | None = None) 
             requests=config.launch.probe_requests,
             concurrency=config.launch.probe_concurrency,
             time_limit=config.launch.probe_seconds,
+            headers=_auth(),
         )
         checks.append(
             CheckResult(

@@ -36,9 +36,28 @@ class PackagePanel(Panel):
         self.say("saving the model and building the Bento ...")
         self.result = package(self.config, run_dir=self.run_dir)
         self.results.value = self.result._repr_html_()
-        source = (Path(self.result.service_dir) / "service.py").read_text()
-        self.source.value = (
-            "<details><summary>generated <code>service.py</code></summary>"
-            f"<pre style='font-size:12px'>{html.escape(source)}</pre></details>"
-        )
+        self.source.value = _sources_html(self.result)
         self.say(f"Bento {self.result.bento_tag} ready", kind="ok")
+
+
+def _sources_html(result: PackageResult) -> str:
+    """The generated service (open), the Dockerfile, the manifests and the Bento's files."""
+    bento = Path(result.bento_path)
+    parts = [
+        ("generated service.py", bento / "src" / "service.py", True),
+        ("Dockerfile (bentoml containerize builds it)", bento / "env/docker/Dockerfile", False),
+        ("Kubernetes manifests", bento / "src/deploy/kubernetes.yaml", False),
+    ]
+    blocks = [
+        f"<details{' open' if is_open else ''}><summary>{html.escape(title)}</summary>"
+        f"<pre class='wb-source' style='font-size:12px;line-height:1.35;max-height:360px;overflow:auto'>"
+        f"{html.escape(path.read_text())}</pre></details>"
+        for title, path, is_open in parts
+        if path.is_file()
+    ]
+    listing = "\n".join(result.contents)
+    blocks.append(
+        f"<details><summary>Bento contents ({len(result.contents)} files)</summary>"
+        f"<pre style='font-size:12px;line-height:1.35'>{html.escape(listing)}</pre></details>"
+    )
+    return "".join(blocks)

@@ -1,0 +1,281 @@
+"""HTML reports: one self-contained file per executed notebook that opens offline.
+
+The browser tests make one real headless run (validate -> package -> launch) and open each report
+from a file:// URL in Debian's chromium (``/usr/bin/chromium``, installed by ``make browser``)
+driven by playwright. Every request that is not file: or data: is recorded and aborted: there must
+be none. They assert on what a person sees (panels, gate table, metrics, icons, the latency plot)
+and leave a screenshot of each report in ``$WORKBENCH_ARTIFACTS`` (default ``tests/artifacts/``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+import nbformat
+import pytest
+from conftest import REPO, copy_project
+from ipywidgets.embed import embed_data
+from playwright.sync_api import BrowserContext, Page, Request, Route, sync_playwright
+
+from workbench.rendering import render_html, widget_renderer
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [  # what works as root on these machines (see DESIGN.md); --headless comes from
+    "--no-sandbox",  # playwright, the fresh --user-data-dir from launch_persistent_context
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(os.environ.get("WORKBENCH_ARTIFACTS") or REPO / "tests" / "artifacts")
+STEMS = ("01_validate", "02_package", "03_launch")
+WORKBENCH = [sys.executable, "-m", "workbench.cli"]
+
+
+# --- render_html without a browser ---------------------------------------------------------------
+
+
+class _Tags(HTMLParser):
+    """Collects ``(tag, attributes)`` of every element."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def widget_notebook(folder: Path) -> Path:
+    """A tiny executed-looking notebook whose output is a button, with the widget state saved."""
+    panel = w.VBox([w.Button(description="Go", icon="check"), w.IntSlider(value=7)])
+    data = embed_data(views=[panel])
+    book = nbformat.v4.new_notebook()
+    book.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": data["manager_state"]}
+    view = {"application/vnd.jupyter.widget-view+json": data["view_specs"][0], "text/plain": "VBox"}
+    book.cells = [
+        nbformat.v4.new_markdown_cell("# tiny"),
+        nbformat.v4.new_code_cell(
+            "display(panel)",
+            execution_count=1,
+            outputs=[nbformat.v4.new_output("display_data", data=view)],
+        ),
+    ]
+    path = folder / "tiny.ipynb"
+    nbformat.write(book, path)
+    return path
+
+
+def test_render_html_writes_one_file_beside_the_notebook_that_names_no_cdn(tmp_path: Path):
+    """No script, link, image or frame points at the network; the renderer and fonts are inline."""
+    target = render_html(widget_notebook(tmp_path))
+    assert target == tmp_path / "tiny.html"
+    page = target.read_text(encoding="utf-8")
+    parser = _Tags()
+    parser.feed(page)
+    sources = [
+        (tag, attrs.get("src") or attrs.get("href") or "")
+        for tag, attrs in parser.tags
+        if tag in ("script", "link", "img", "iframe")
+    ]
+    assert not [s for s in sources if re.match(r"(https?:)?//", s[1])], sources
+    assert not [s for s in sources if s[0] == "script" and s[1]], "scripts must be inline"
+    assert "unpkg.com" not in page
+    assert "cdnjs.cloudflare.com" not in page  # nbconvert's MathJax and Mermaid come from there
+    # jsDelivr is named only as the renderer's built-in fallback, overridden to a local path:
+    assert page.count("cdn.jsdelivr.net") == widget_renderer().count("cdn.jsdelivr.net")
+    assert any(a.get("data-jupyter-widgets-cdn") == "./" for t, a in parser.tags if t == "script")
+    assert "RequireJS 2.3.8" in page and "application/vnd.jupyter.widget-state+json" in page
+    assert "data:font/woff2;base64," in page
+    assert not re.search(r'\.p\+"[0-9a-f]{20}\.woff2"', page), "icon fonts must be data: URIs"
+    assert "<title>tiny</title>" in page
+
+
+# --- the reports of a real headless run, in a real browser ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory: pytest.TempPathFactory, example_files: Path) -> Path:
+    """One ``workbench run`` of the example project, all three stages, in its own store."""
+    work = tmp_path_factory.mktemp("reports")
+    project = copy_project(example_files, work / "project")
+    out = work / "run"
+    done = subprocess.run(
+        [*WORKBENCH, "run", "--config", str(project / "workbench.yaml"), "--out", str(out)],
+        cwd=work,
+        env={**os.environ, "BENTOML_HOME": str(work / "store")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert all((out / f"{stem}.html").is_file() for stem in STEMS)
+    return out
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[BrowserContext]:
+    """Headless Debian chromium with a fresh profile, closed when the module is done."""
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} not found: run `make browser` (apt-get install chromium)")
+    with (
+        tempfile.TemporaryDirectory(prefix="workbench-chromium-") as profile,
+        sync_playwright() as playwright,
+    ):
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@dataclass
+class Report:
+    """A report opened in the browser, with what it asked for on the way."""
+
+    page: Page
+    outside: list[str] = field(default_factory=list)
+    """Requests that were neither file: nor data: (aborted)."""
+    failed: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    """Uncaught JavaScript errors."""
+
+    def text(self, selector: str) -> str:
+        return self.page.locator(selector).inner_text()
+
+    def evaluate(self, script: str) -> Any:
+        return self.page.evaluate(script)
+
+
+def open_report(context: BrowserContext, path: Path) -> Report:
+    """Open ``path`` from a file:// URL, wait until the widgets, fonts and images are there."""
+    page = context.new_page()
+    report = Report(page)
+
+    def guard(route: Route) -> None:
+        if route.request.url.startswith(("file:", "data:")):
+            route.continue_()
+        else:
+            report.outside.append(route.request.url)
+            route.abort()
+
+    def failed(request: Request) -> None:
+        report.failed.append(f"{request.url[:120]}: {request.failure}")
+
+    page.route("**/*", guard)
+    page.on("requestfailed", failed)
+    page.on("pageerror", lambda exc: report.errors.append(str(exc)))
+    page.goto(path.as_uri(), wait_until="load")
+    page.wait_for_selector(".wb-panel .widget-button", timeout=20_000)
+    page.evaluate("document.fonts.ready.then(() => true)")
+    page.wait_for_function("Array.from(document.images).every(image => image.complete)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{path.stem}.png"), full_page=True)
+    return report
+
+
+@pytest.fixture(scope="module")
+def reports(run_folder: Path, browser: BrowserContext) -> dict[str, Report]:
+    return {stem: open_report(browser, run_folder / f"{stem}.html") for stem in STEMS}
+
+
+@pytest.fixture(scope="module")
+def manifest(run_folder: Path) -> dict[str, Any]:
+    return json.loads((run_folder / "manifest.json").read_text())
+
+
+@pytest.mark.parametrize("stem", STEMS)
+@pytest.mark.browser
+@pytest.mark.e2e
+def test_each_report_renders_its_panel_offline(reports: dict[str, Report], stem: str):
+    """No request leaves the file, nothing fails to load, and the panel's widgets are drawn."""
+    report = reports[stem]
+    assert report.outside == []
+    assert report.failed == []
+    assert report.errors == []
+    assert report.page.locator(".wb-panel").count() == 1
+    buttons = report.page.locator(".wb-panel .widget-button")
+    assert buttons.count() >= 1 and buttons.first.is_visible()
+    # Button icons are Font Awesome glyphs: the solid face must have loaded, not fallen back.
+    assert report.evaluate(
+        "Array.from(document.fonts).some(f => f.family.includes('Font Awesome 5 Free')"
+        " && f.weight === '900' && f.status === 'loaded')"
+    )
+    assert (
+        report.evaluate(
+            "getComputedStyle(document.querySelector('.widget-button i.fa')).fontFamily"
+        ).strip('"')
+        == "Font Awesome 5 Free"
+    )
+    # Plots are <img> elements with data: URIs: every one must have decoded.
+    assert report.evaluate(
+        "Array.from(document.images).every(image => image.complete && image.naturalWidth > 0)"
+    )
+    assert (ARTIFACTS / f"{stem}.png").stat().st_size > 10_000
+
+
+@pytest.mark.browser
+@pytest.mark.e2e
+def test_validate_report_shows_the_final_gate_table_and_metrics(
+    reports: dict[str, Report], manifest: dict[str, Any]
+):
+    """The panel as it stood after the run: thresholds, verdict, gate table and metrics."""
+    report = reports["01_validate"]
+    assert report.text(".wb-panel .wb-status") == "all gates pass"
+    assert "all gates pass" in report.text(".wb-panel .wb-results")
+    assert report.page.locator(".wb-panel .wb-fail").count() == 0
+    gate_rows = report.page.locator(".wb-panel table.wb-table:has(th:text-is('gate')) tbody tr")
+    assert gate_rows.count() == len(manifest["gates"])
+    for row, gate in zip(gate_rows.all(), manifest["gates"], strict=True):
+        assert row.is_visible() and row.inner_text().startswith(gate["metric"])
+        assert row.locator(".wb-pass").inner_text() == "PASS"
+    for metric, bounds in manifest["config"]["gates"].items():  # the threshold boxes
+        for side, bound in bounds.items():
+            if bound is not None:
+                box = report.page.locator(f".wb-gate-{metric}-{side} input")
+                assert float(box.input_value()) == bound
+    tables = report.text(".wb-panel .wb-results")
+    for metric, value in manifest["metrics"].items():
+        assert re.search(rf"{metric}\s+{value:.4f}", tables), (metric, tables)
+    assert report.text(".wb-panel .wb-validate") == "Validate"
+
+
+@pytest.mark.browser
+@pytest.mark.e2e
+def test_package_report_shows_the_bento_tag(reports: dict[str, Report], manifest: dict[str, Any]):
+    results = reports["02_package"].text(".wb-panel")
+    assert manifest["bento_tag"] in results
+    assert f"bentoml serve {manifest['bento_tag']}" in results
+
+
+@pytest.mark.browser
+@pytest.mark.e2e
+def test_launch_report_shows_the_checks_and_the_latency_plot(reports: dict[str, Report]):
+    report = reports["03_launch"]
+    panel = report.text(".wb-panel")
+    assert "server stopped" in panel
+    assert report.page.locator(".wb-panel .wb-table .wb-fail").count() == 0
+    for check in ("livez", "readyz", "predict", "parity", "load probe"):
+        assert re.search(rf"{check}\s+PASS", panel), (check, panel)
+    plot = report.page.locator(".wb-panel img[alt='latency histogram']")
+    assert plot.is_visible()
+    assert report.evaluate(
+        "Array.from(document.querySelectorAll('.wb-panel img'))"
+        ".every(image => image.complete && image.naturalWidth > 0)"
+    )
+    assert plot.evaluate("image => image.naturalWidth") > 100
