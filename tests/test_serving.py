@@ -95,6 +95,19 @@ def test_a_busy_port_is_a_clear_error_not_a_hang(packaged: Path):
         assert time.monotonic() - started < 5
 
 
+def test_a_server_not_ready_in_time_is_stopped_with_its_log(packaged: Path):
+    before = {p.pid for p in psutil.process_iter()}
+    with pytest.raises(ServingError, match=r"was not ready after 0 s; it was stopped.*Last lines"):
+        Server.start(package_tag(packaged), timeout=0.3)
+    time.sleep(0.5)
+    started = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if p.pid not in before and "serve" in " ".join(p.info["cmdline"] or [])
+    ]
+    assert not started, [p.pid for p in started]
+
+
 def test_a_bento_that_cannot_start_shows_the_log(packaged: Path):
     with pytest.raises(ServingError, match=r"exited with code .* Last lines of"):
         Server.start("no_such_bento:0123456789abcdef", timeout=60)
