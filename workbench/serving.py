@@ -8,6 +8,8 @@ Each server is recorded in a state folder so one whose owner died can be found a
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
 import signal
@@ -15,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,6 +113,7 @@ class Server:
     process: subprocess.Popen[bytes]
     log_path: Path
     started_at: float = field(default_factory=time.time)
+    _at_exit: Callable[[], None] | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -175,7 +178,10 @@ class Server:
                 }
             )
         )
-        weakref.finalize(server, _stop_at_exit, process.pid, server.record_path)
+        # Stopped when this interpreter exits (a kernel shutdown or restart), not when the handle
+        # is dropped: `workbench.serve(config).url` must leave a running server behind.
+        server._at_exit = functools.partial(_stop_at_exit, process.pid, server.record_path)
+        atexit.register(server._at_exit)
         try:
             server.wait_ready(timeout)
         except BaseException:
@@ -231,6 +237,9 @@ class Server:
         terminate_tree(self.pid, grace=grace)
         self.process.wait(timeout=5)
         self.record_path.unlink(missing_ok=True)
+        if self._at_exit is not None:
+            atexit.unregister(self._at_exit)
+            self._at_exit = None
 
     def __enter__(self) -> Server:
         return self
