@@ -20,7 +20,8 @@ models/model.joblib data/train.csv data/test.csv &: examples/breast_cancer.py $(
 
 example: models/model.joblib
 
-# Debian's chromium for the browser tests (tests/test_reports.py): never a downloaded browser.
+# Debian's chromium for the browser tests (tests/test_reports.py, tests/test_lab.py): never a
+# downloaded browser.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	test -x /usr/bin/chromium || ($(SUDO) apt-get update && \

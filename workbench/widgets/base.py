@@ -39,13 +39,22 @@ class Panel(w.VBox):
                 action()
             except WorkbenchError as exc:
                 self.say(str(exc), kind="error")
+            except Exception as exc:
+                # A bug, not a user error: say so in the panel (JupyterLab shows a handler's
+                # traceback only in its log console) and re-raise for the traceback.
+                self.say(f"unexpected error: {type(exc).__name__}: {exc}", kind="error")
+                raise
 
         return handler
 
 
 def button(description: str, *, style: str = "primary", icon: str = "") -> w.Button:
     btn = w.Button(
-        description=description, button_style=style, icon=icon, layout=w.Layout(width="auto")
+        description=description,
+        button_style=style,
+        icon=icon,
+        # flex 0 0 auto: in a row beside a long status line the label stays whole, not "St…"
+        layout=w.Layout(width="auto", flex="0 0 auto"),
     )
     btn.add_class(f"wb-{description.lower().replace(' ', '-')}")
     return btn

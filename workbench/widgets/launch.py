@@ -58,7 +58,8 @@ class LaunchPanel(Panel):
             url = html.escape(self.server.url)
             link = (
                 f" at <a class='wb-url' href='{url}' target='_blank'>{url}</a>"
-                f" (<a class='wb-docs' href='{url}/' target='_blank'>API docs</a>) · pid {status['pid']}"
+                f" (<a class='wb-docs' href='{url}/' target='_blank'>API docs</a>)"
+                f" · pid {status['pid']}"
                 f" · up {status['uptime_s']:.0f} s · {status['requests_served']} requests served"
             )
         self.light.value = (

@@ -40,6 +40,9 @@ class PackagePanel(Panel):
         self.say(f"Bento {self.result.bento_tag} ready", kind="ok")
 
 
+PRE_STYLE = "font-size:12px;line-height:1.35"
+
+
 def _sources_html(result: PackageResult) -> str:
     """The generated service (open), the Dockerfile, the manifests and the Bento's files."""
     bento = Path(result.bento_path)
@@ -50,7 +53,7 @@ def _sources_html(result: PackageResult) -> str:
     ]
     blocks = [
         f"<details{' open' if is_open else ''}><summary>{html.escape(title)}</summary>"
-        f"<pre class='wb-source' style='font-size:12px;line-height:1.35;max-height:360px;overflow:auto'>"
+        f"<pre class='wb-source' style='{PRE_STYLE};max-height:360px;overflow:auto'>"
         f"{html.escape(path.read_text())}</pre></details>"
         for title, path, is_open in parts
         if path.is_file()
@@ -58,6 +61,6 @@ def _sources_html(result: PackageResult) -> str:
     listing = "\n".join(result.contents)
     blocks.append(
         f"<details><summary>Bento contents ({len(result.contents)} files)</summary>"
-        f"<pre style='font-size:12px;line-height:1.35'>{html.escape(listing)}</pre></details>"
+        f"<pre style='{PRE_STYLE}'>{html.escape(listing)}</pre></details>"
     )
     return "".join(blocks)
