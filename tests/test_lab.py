@@ -22,7 +22,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -35,7 +34,8 @@ import httpx
 import psutil
 import pytest
 import yaml
-from conftest import REPO, copy_project, our_servers
+from chromium import ARTIFACTS, chromium_context, require_chromium
+from conftest import copy_project, our_servers
 from playwright.sync_api import (
     BrowserContext,
     Locator,
@@ -43,25 +43,13 @@ from playwright.sync_api import (
     Route,
     WebSocket,
     expect,
-    sync_playwright,
 )
 
 from workbench import load_config, package, validate
 from workbench.serving import free_port
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [  # what works as root on these machines (see DESIGN.md); --headless comes from
-    "--no-sandbox",  # playwright, the fresh --user-data-dir from launch_persistent_context
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = Path(os.environ.get("WORKBENCH_ARTIFACTS") or REPO / "tests" / "artifacts")
-LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 WORKBENCH = [sys.executable, "-m", "workbench.cli"]
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 pytestmark = [pytest.mark.lab, pytest.mark.browser]
 #: JupyterLab's news and update checks reach the internet: off, as a person would switch them off.
 QUIET_NOTIFICATIONS = {"checkForUpdates": False, "fetchNews": "false"}
@@ -211,12 +199,6 @@ def lab_project(tmp_path_factory: pytest.TempPathFactory, example_files: Path) -
     return copy_project(example_files, tmp_path_factory.mktemp("lab") / "project")
 
 
-def require_chromium() -> None:
-    """No silent skip: without the browser the suite fails and says how to install it."""
-    if not CHROMIUM.is_file():
-        pytest.fail(f"{CHROMIUM} not found: run `make browser` (apt-get install chromium)")
-
-
 @pytest.fixture(scope="module")
 def lab(lab_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     require_chromium()  # before starting anything
@@ -277,17 +259,7 @@ def browser(lab: Lab) -> Iterator[Browser]:
     require_chromium()
     for stale in ARTIFACTS.glob("lab-failure-*.png"):
         stale.unlink()
-    with (
-        tempfile.TemporaryDirectory(prefix="workbench-chromium-") as profile,
-        sync_playwright() as playwright,
-    ):
-        context = playwright.chromium.launch_persistent_context(
-            profile,
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 1000},
-        )
+    with chromium_context(viewport={"width": 1280, "height": 1000}) as context:
         watched = Browser(context)
         try:
             context.route("**/*", watched.guard)
@@ -298,7 +270,6 @@ def browser(lab: Lab) -> Iterator[Browser]:
                 with suppress(Exception):
                     ARTIFACTS.mkdir(parents=True, exist_ok=True)
                     page.screenshot(path=str(ARTIFACTS / f"lab-failure-{number}.png"))
-            context.close()
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             (ARTIFACTS / "lab-console.log").write_text(
                 "".join(f"{line}\n" for line in watched.console)

@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -24,23 +23,13 @@ from typing import Any
 import ipywidgets as w
 import nbformat
 import pytest
-from conftest import REPO, copy_project
+from chromium import ARTIFACTS, chromium_context
+from conftest import copy_project
 from ipywidgets.embed import embed_data
-from playwright.sync_api import BrowserContext, Page, Request, Route, sync_playwright
+from playwright.sync_api import BrowserContext, Page, Request, Route
 
 from workbench.rendering import render_html, widget_renderer
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [  # what works as root on these machines (see DESIGN.md); --headless comes from
-    "--no-sandbox",  # playwright, the fresh --user-data-dir from launch_persistent_context
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = Path(os.environ.get("WORKBENCH_ARTIFACTS") or REPO / "tests" / "artifacts")
 STEMS = ("01_validate", "02_package", "03_launch")
 WORKBENCH = [sys.executable, "-m", "workbench.cli"]
 
@@ -129,19 +118,8 @@ def run_folder(tmp_path_factory: pytest.TempPathFactory, example_files: Path) ->
 @pytest.fixture(scope="module")
 def browser() -> Iterator[BrowserContext]:
     """Headless Debian chromium with a fresh profile, closed when the module is done."""
-    if not CHROMIUM.is_file():
-        pytest.fail(f"{CHROMIUM} not found: run `make browser` (apt-get install chromium)")
-    with (
-        tempfile.TemporaryDirectory(prefix="workbench-chromium-") as profile,
-        sync_playwright() as playwright,
-    ):
-        context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield context
-        finally:
-            context.close()
+    with chromium_context() as context:
+        yield context
 
 
 @dataclass
