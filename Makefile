@@ -31,14 +31,14 @@ demo: example
 	$(BIN)/workbench run --config workbench.yaml
 
 test: example browser
-	$(BIN)/ruff check workbench tests examples
+	$(BIN)/ruff check workbench tests examples benchmarks
 	BENTOML_DO_NOT_TRACK=True $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lab: example
 	$(BIN)/jupyter lab notebooks/
 
 lint: install
-	$(BIN)/ruff check workbench tests examples
+	$(BIN)/ruff check workbench tests examples benchmarks
 
 clean:
 	rm -rf runs .workbench models data

@@ -48,7 +48,15 @@ def test_run_validates_packages_launches_and_writes_a_run_folder(project: Path, 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "passed"
     assert manifest["passed"] is True and manifest["metrics"]["roc_auc"] > 0.95
-    assert set(manifest["sha256"]) == {"config", "model", "train", "test"}
+    assert set(manifest["sha256"]) == {
+        "config",
+        "model",
+        "train",
+        "test",
+        "notebook 01_validate.ipynb",
+        "notebook 02_package.ipynb",
+        "notebook 03_launch.ipynb",
+    }
     assert manifest["bento_tag"].startswith(manifest["config"]["name"] + ":")
     assert manifest["launch"]["passed"] is True
     assert set(manifest["timings_s"]) == {"validate", "package", "launch"}

@@ -77,3 +77,41 @@ def test_saved_gates_load_back_identically(tmp_path):
     again = load_config(path)
     assert again.gates == {"roc_auc": Gate(min=0.99), "f1": Gate(max=1.0)}
     assert again.model == "models/model.joblib"  # relative paths stay relative
+
+
+def test_the_validation_section_has_defaults_so_old_configs_stay_valid(tmp_path):
+    options = load_config(write(tmp_path, GOOD)).validation
+    assert (options.cv_folds, options.seed, options.champion) == (5, 0, True)
+    assert (options.importance_top, options.importance_repeats) == (10, 5)
+    assert options.primary_metric is None  # chosen from the task and the model
+
+
+def test_validation_options_load_and_save_back(tmp_path):
+    path = write(tmp_path, GOOD + "validation: {cv_folds: 3, seed: 7, primary_metric: f1}\n")
+    config = load_config(path)
+    assert (config.validation.cv_folds, config.validation.seed) == (3, 7)
+    save_config(config, path)
+    assert load_config(path).validation == config.validation
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("{cv_folds: 1}", "cv_folds must be 0"),
+        ("{cv_folds: -2}", "greater than or equal to 0"),
+        ("{primary_metric: auc}", "unknown primary metric 'auc'"),
+        ("{colour: blue}", "Extra inputs are not permitted"),
+    ],
+)
+def test_a_bad_validation_option_is_named(tmp_path, section, message):
+    with pytest.raises(ConfigError, match="field `validation") as info:
+        load_config(write(tmp_path, GOOD + f"validation: {section}\n"))
+    assert message in str(info.value)
+
+
+def test_cv_baseline_and_champion_gates_are_known_names(tmp_path):
+    gates = "{cv_roc_auc: {min: 0.9}, beat_baseline: {min: 0.05}, champion: {min: -0.01}}"
+    config = load_config(write(tmp_path, GOOD.replace("{roc_auc: {min: 0.9}}", gates)))
+    assert list(config.gates) == ["cv_roc_auc", "beat_baseline", "champion"]
+    with pytest.raises(ConfigError, match=r"unknown metric 'cv_auc'"):
+        load_config(write(tmp_path, GOOD.replace("roc_auc", "cv_auc")))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import sys
 from pathlib import Path
 
@@ -53,6 +54,8 @@ def test_package_builds_a_bento_with_a_typed_self_contained_service(validated):
     assert "mean_radius: float = Field(alias='mean radius')" in source
     bento_dir = Path(result.bento_path)
     assert (bento_dir / "src" / "service.py").read_text() == source
+    profile = json.loads((bento_dir / "src" / "reference_profile.json").read_text())
+    assert [c["name"] for c in profile["columns"]][:1] == ["mean radius"]
     dockerfile = (bento_dir / "env" / "docker" / "Dockerfile").read_text()
     assert dockerfile
     requirements = (bento_dir / "env" / "python" / "requirements.txt").read_text()

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from workbench.errors import DataError
+from workbench.profile import build_profile
 from workbench.schema import check_columns, infer_schema
 
 
@@ -46,3 +47,55 @@ def test_missing_and_extra_columns_are_named():
     frame = pd.DataFrame(columns=["a", "c"])
     with pytest.raises(DataError, match=r"test data.*missing \['b'\].*unexpected \['c'\]"):
         check_columns(frame, ["a", "b"], what="test data")
+
+
+def test_csv_gaps_are_seen_through_integers_stay_integers_and_booleans_booleans():
+    frame = pd.DataFrame(
+        {
+            "rooms": [1.0, np.nan, 3.0],  # an integer column read from CSV with a gap
+            "price": [1.5, np.nan, 3.0],
+            "member": [True, np.nan, False],  # a boolean column read from CSV with a gap
+            "size": pd.Categorical(["s", "m", None]),
+        }
+    )
+    cols = {c.name: c for c in infer_schema(frame).columns}
+    assert (cols["rooms"].kind, cols["rooms"].dtype, cols["rooms"].nullable) == (
+        "integer",
+        "float64",
+        True,
+    )
+    assert (cols["rooms"].min, cols["rooms"].max) == (1.0, 3.0)
+    assert cols["price"].kind == "number"
+    assert (cols["member"].kind, cols["member"].nullable) == ("boolean", True)
+    assert (cols["size"].kind, cols["size"].categories) == ("category", ["m", "s"])
+
+
+def test_the_reference_profile_bins_numbers_and_counts_categories():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "x": np.where(rng.random(1000) < 0.1, np.nan, rng.normal(size=1000)),
+            "constant": np.ones(1000),
+            "colour": rng.choice(["red", "green", "blue"], 1000, p=[0.5, 0.3, 0.2]),
+            "flag": rng.random(1000) < 0.25,
+        }
+    )
+    profile = build_profile(frame, infer_schema(frame))
+    x = profile.column("x")
+    assert x.edges is not None and x.shares is not None
+    assert len(x.edges) == 11 and x.edges == sorted(x.edges)
+    assert all(share == pytest.approx(0.1, abs=0.01) for share in x.shares)  # quantile bins
+    assert x.missing == pytest.approx(0.1, abs=0.02)
+    assert profile.column("constant").shares == [1.0]
+    colour = profile.column("colour")
+    assert colour.values is not None and list(colour.values) == ["red", "green", "blue"]
+    assert colour.values["red"] == pytest.approx(0.5, abs=0.05) and colour.other == 0.0
+    assert profile.column("flag").values is not None
+    assert set(profile.column("flag").values) == {"True", "False"}
+
+
+def test_the_reference_profile_keeps_the_most_frequent_values_and_sums_the_rest():
+    frame = pd.DataFrame({"id": [f"user{i % 50}" for i in range(1000)]})
+    column = build_profile(frame, infer_schema(frame), top=5).column("id")
+    assert column.values is not None and len(column.values) == 5
+    assert sum(column.values.values()) + (column.other or 0.0) == pytest.approx(1.0)

@@ -14,6 +14,7 @@ from workbench.packaging import bentoml_home
 from workbench.pipeline import STAGES, run
 from workbench.project import init_project
 from workbench.provenance import verify
+from workbench.reports import GateVerdict, gate_table
 from workbench.serving import state_dir, terminate_tree
 
 
@@ -55,19 +56,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         on_event=lambda message: print(message, flush=True),
     )
     manifest = outcome.manifest
-    gates = manifest.get("gates") or []
+    gates = [GateVerdict.model_validate(g) for g in manifest.get("gates") or []]
     if gates:
-        print("\ngates:")
-        for g in gates:
-            value = "n/a" if g["value"] is None else f"{g['value']:.4f}"
-            bounds = " and ".join(
-                f"{op} {g[side]:g}"
-                for side, op in (("min", ">="), ("max", "<="))
-                if g[side] is not None
-            )
-            print(
-                f"  {g['metric']:<14}{value:>10}  {bounds:<18}{'pass' if g['passed'] else 'FAIL'}"
-            )
+        print("\n" + gate_table(gates))
     print(f"\nrun folder: {outcome.out}")
     for report in outcome.reports:
         print(f"  report:   {report}")

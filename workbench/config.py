@@ -16,11 +16,44 @@ from workbench.errors import ConfigError
 
 Task = Literal["classification", "regression"]
 
-#: Metrics the validate stage computes, by task. A gate may name any of them.
+#: Metrics the validate stage computes on the holdout data, by task. A gate may name any of them.
+#: Classification: precision, recall and F1 are for the positive class (the model's last class,
+#: ``classes_[1]``) when there are two classes and macro-averaged otherwise; ROC-AUC is one-vs-rest
+#: (macro) for more than two classes and uses ``predict_proba`` or else ``decision_function``;
+#: ``log_loss`` and ``brier`` need ``predict_proba``. Regression: ``median_ae`` is the median
+#: absolute error.
 METRICS: dict[str, tuple[str, ...]] = {
-    "classification": ("accuracy", "f1", "roc_auc"),
-    "regression": ("mae", "rmse", "r2"),
+    "classification": (
+        "accuracy",
+        "balanced_accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "roc_auc",
+        "log_loss",
+        "brier",
+    ),
+    "regression": ("mae", "rmse", "r2", "median_ae"),
 }
+#: Metrics where smaller is better; for all others larger is better.
+LOWER_IS_BETTER = frozenset({"log_loss", "brier", "mae", "rmse", "median_ae"})
+#: Metrics that need ``predict_proba``.
+NEEDS_PROBA = frozenset({"log_loss", "brier"})
+#: Gate name prefix: ``cv_<metric>`` gates the mean over the cross-validation folds.
+CV_PREFIX = "cv_"
+#: Gate on the advantage of the model over a Dummy estimator in the primary metric.
+BASELINE_GATE = "beat_baseline"
+#: Gate on the advantage of the model over the champion (the model of the same name packaged
+#: last) in the primary metric, both scored on the same test data.
+CHAMPION_GATE = "champion"
+
+
+def known_gates() -> list[str]:
+    """Every gate name a config may use."""
+    metrics = sorted({m for names in METRICS.values() for m in names})
+    return [*metrics, *(CV_PREFIX + m for m in metrics), BASELINE_GATE, CHAMPION_GATE]
+
+
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9_.-]*[a-z0-9])?$"
 
 
@@ -52,6 +85,32 @@ class DataSpec(_Strict):
 class ServiceOptions(_Strict):
     workers: int = Field(default=1, ge=1, le=64, description="`bentoml serve` worker processes")
     timeout: int = Field(default=30, ge=1, le=3600, description="request timeout in seconds")
+    max_batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="adaptive batching: most rows in one model call; empty: chosen at packaging "
+        "from the model's measured cost per call and per row",
+    )
+    max_latency_ms: int | None = Field(
+        default=None,
+        ge=1,
+        le=60_000,
+        description="adaptive batching: a request queued longer is answered 503 (overloaded); "
+        "empty: chosen at packaging (at least 1000)",
+    )
+    access_log: bool = Field(
+        default=False,
+        description="BentoML's access log line per request (off: /metrics still counts them)",
+    )
+    tracing: bool = Field(
+        default=False,
+        description="OpenTelemetry spans for /predict (BentoML exports spans only when a tracing "
+        "exporter is configured)",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="origins allowed by CORS; empty disables CORS"
+    )
 
 
 class LaunchOptions(_Strict):
@@ -63,6 +122,61 @@ class LaunchOptions(_Strict):
     probe_seconds: float = Field(default=20.0, gt=0, le=300, description="time bound of the probe")
 
 
+class ValidationOptions(_Strict):
+    """How the validate stage measures the model (``validation:`` in ``workbench.yaml``).
+
+    Gates stay under ``gates:``. Besides the metric names (holdout value) they accept
+    ``cv_<metric>`` (the cross-validation mean; needs ``cv_folds >= 2``), ``beat_baseline`` and
+    ``champion``. The last two gate an *advantage* in the primary metric, positive when the model
+    is better (for error metrics such as ``rmse`` the sign is flipped, so positive still means
+    better): ``beat_baseline: {min: 0.05}`` asks for 0.05 more than a Dummy estimator fitted on the
+    training data; ``champion: {min: -0.01}`` lets the model be at most 0.01 worse than the model of
+    the same name packaged last (a champion gate passes when there is no champion yet). The margin
+    and the tolerance are these gate bounds, so the validate panel edits them like any other.
+    """
+
+    cv_folds: int = Field(
+        default=5,
+        ge=0,
+        le=20,
+        description="k-fold cross-validation of a clone on the training data; 0 disables it",
+    )
+    cv_max_rows: int = Field(
+        default=100_000,
+        ge=100,
+        description="cross-validation uses a seeded sample of at most this many training rows",
+    )
+    seed: int = Field(default=0, ge=0, description="seed of folds, samples and permutations")
+    primary_metric: str | None = Field(
+        default=None,
+        description="the metric beat_baseline and champion compare; default roc_auc for a "
+        "classifier with scores (balanced_accuracy without), r2 for a regressor",
+    )
+    champion: bool = Field(
+        default=True,
+        description="compare with the latest other model of this name in the BentoML store",
+    )
+    importance_top: int = Field(
+        default=10, ge=0, le=1000, description="features listed by importance; 0 skips it"
+    )
+    importance_repeats: int = Field(default=5, ge=1, le=100, description="permutations per feature")
+    importance_max_rows: int = Field(
+        default=2_000, ge=10, description="permutation importance uses a seeded test sample"
+    )
+
+    @model_validator(mode="after")
+    def _sane(self) -> ValidationOptions:
+        if self.cv_folds == 1:
+            raise ValueError("cv_folds must be 0 (no cross-validation) or at least 2")
+        known = {m for names in METRICS.values() for m in names}
+        if self.primary_metric is not None and self.primary_metric not in known:
+            raise ValueError(
+                f"unknown primary metric {self.primary_metric!r}; known metrics: "
+                f"{', '.join(sorted(known))}"
+            )
+        return self
+
+
 class Config(_Strict):
     """One model project, as written in ``workbench.yaml``."""
 
@@ -71,6 +185,7 @@ class Config(_Strict):
     data: DataSpec
     task: Task | None = None
     gates: dict[str, Gate] = Field(default_factory=dict)
+    validation: ValidationOptions = Field(default_factory=ValidationOptions)
     service: ServiceOptions = Field(default_factory=ServiceOptions)
     launch: LaunchOptions = Field(default_factory=LaunchOptions)
     root: Path = Field(default=Path("."), exclude=True)
@@ -78,11 +193,14 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _known_metrics(self) -> Config:
-        known = {m for names in METRICS.values() for m in names}
+        known = known_gates()
+        metrics = sorted({m for names in METRICS.values() for m in names})
         for metric in self.gates:
             if metric not in known:
                 raise ValueError(
-                    f"gate on unknown metric {metric!r}; known metrics: {', '.join(sorted(known))}"
+                    f"gate on unknown metric {metric!r}; known metrics: {', '.join(metrics)}; "
+                    f"{CV_PREFIX}<metric> gates the cross-validation mean; {BASELINE_GATE} and "
+                    f"{CHAMPION_GATE} gate the advantage over a Dummy model and over the champion"
                 )
         return self
 

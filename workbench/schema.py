@@ -81,17 +81,40 @@ def _jsonable(value: Any) -> Any:
 
 
 def _kind(series: pd.Series) -> Kind:
+    """The column's kind, seeing through what a CSV reader does to missing values.
+
+    A column of whole numbers with gaps is read as float (NaN has no integer form): it is an
+    ``integer`` column whose dtype stays float. A column of True/False with gaps is read as
+    object: it is ``boolean``. Pandas categoricals and strings are ``category``.
+    """
     if pd.api.types.is_bool_dtype(series):
         return "boolean"
     if pd.api.types.is_integer_dtype(series):
         return "integer"
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return "category"
+    if pd.api.types.is_float_dtype(series):
+        present = series.dropna().to_numpy(dtype=float, na_value=np.nan)
+        gaps = 0 < len(present) < len(series)
+        if gaps and np.all(np.isfinite(present)) and np.array_equal(present, np.round(present)):
+            return "integer"
+        return "number"
     if pd.api.types.is_numeric_dtype(series):
         return "number"
+    if series.dtype == object:
+        seen = series.dropna().unique()
+        if len(seen) and all(isinstance(v, (bool, np.bool_)) for v in seen):
+            return "boolean"
     return "category"
 
 
 def infer_schema(frame: pd.DataFrame) -> InputSchema:
-    """Describe every column of ``frame`` (features only: drop the target first)."""
+    """Describe every column of ``frame`` (features only: drop the target first).
+
+    Ranges (``min``/``max``) are over the values seen; ``categories`` lists the distinct values
+    seen as text (``None`` when there are more than :data:`MAX_CATEGORIES`); ``dtype`` is the
+    dtype as loaded, so an integer column with gaps read from CSV says ``float64``.
+    """
     columns = []
     for name in frame.columns:
         series = frame[name]
@@ -100,8 +123,8 @@ def infer_schema(frame: pd.DataFrame) -> InputSchema:
         if kind in ("number", "integer") and series.notna().any():
             extra = {"min": float(series.min()), "max": float(series.max())}
         if kind == "category":
-            seen = sorted(str(v) for v in series.dropna().unique())
-            extra = {"categories": seen[:MAX_CATEGORIES] if len(seen) <= MAX_CATEGORIES else None}
+            seen = sorted({str(v) for v in series.dropna().unique()})
+            extra = {"categories": seen if len(seen) <= MAX_CATEGORIES else None}
         columns.append(
             Column(
                 name=str(name),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any
 
@@ -41,16 +42,31 @@ class ValidatePanel(Panel):
                     self.bounds[(metric, side)] = box
                     cells.append(box)
             rows.append(w.HBox(cells))
-        self.progress = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="300px"))
+        self.progress = w.FloatProgress(
+            value=0.0, min=0.0, max=1.0, description="", layout=w.Layout(width="300px")
+        )
+        self.progress.add_class("wb-progress")
+        self.step = w.Label(value="")
+        self.step.add_class("wb-step")
         self.run_button = button("Validate", icon="check")
         self.save_button = button("Save gates", style="", icon="save")
         self.run_button.on_click(self.guarded(self.run))
         self.save_button.on_click(self.guarded(self.save))
+        options = config.validation
+        cv = f"{options.cv_folds}-fold cross-validation" if options.cv_folds else "no CV"
         intro = w.HTML(
-            f"Model <code>{config.model}</code>, test data <code>{config.data.test}</code>, "
-            f"target <code>{config.data.target}</code>. Gates:"
+            f"Model <code>{html.escape(config.model)}</code>, test data "
+            f"<code>{html.escape(config.data.test)}</code>, target "
+            f"<code>{html.escape(config.data.target)}</code>; {cv}, seed {options.seed}. "
+            + ("Gates:" if rows else "No gates configured (add them under <code>gates:</code>).")
         )
-        super().__init__([intro, *rows, w.HBox([self.run_button, self.save_button, self.progress])])
+        super().__init__(
+            [
+                intro,
+                *rows,
+                w.HBox([self.run_button, self.save_button, self.progress, self.step]),
+            ]
+        )
 
     def edited_config(self) -> Config:
         """The config with the thresholds as currently typed in the panel."""
@@ -65,12 +81,19 @@ class ValidatePanel(Panel):
 
     def _progress(self, step: str, fraction: float) -> None:
         self.progress.value = fraction
+        self.progress.bar_style = "info" if fraction < 1.0 else ""
+        self.step.value = step
         self.say(step)
 
     def run(self) -> None:
+        self.progress.value = 0.0
+        self.progress.bar_style = ""
+        self.result = None
+        self.results.value = ""
         self.result = validate(
             self.edited_config(), run_dir=self.run_dir, on_progress=self._progress
         )
+        self.progress.bar_style = "success" if self.result.passed else "danger"
         self.results.value = self.result._repr_html_()
         self.say(
             "all gates pass" if self.result.passed else "some gates failed",

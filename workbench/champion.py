@@ -1,0 +1,111 @@
+"""The champion: the model of the same name packaged last, re-scored on the candidate's test data.
+
+Read-only: the BentoML store is listed and the champion loaded, nothing is written. Only models
+saved by workbench count (label ``generated-by: workbench``), and a stored model made from the very
+same model file as the candidate is skipped (comparing a model with itself says nothing). Anything
+that stops the comparison (another task, columns the test data lacks, classes it does not know, a
+model that no longer loads) is reported in :class:`ChampionResult.error`, never raised.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workbench.metrics import align_labels, metric_values, model_outputs
+from workbench.reports import ChampionResult
+
+TestRows = Callable[[list[str]], pd.DataFrame]
+"""Returns the test-data columns asked for (the features a model needs)."""
+
+
+def find_champion(name: str, *, candidate_sha: str) -> tuple[Any | None, str]:
+    """The latest workbench-saved ``name`` model not made from ``candidate_sha``, and a note."""
+    import bentoml
+
+    try:
+        stored = bentoml.models.list(name)
+    except bentoml.exceptions.NotFound:
+        stored = []
+    ours = [m for m in stored if m.info.labels.get("generated-by") == "workbench"]
+    others = [m for m in ours if _model_sha(m.info.metadata) != candidate_sha]
+    if not others:
+        why = (
+            f"the only stored {name!r} model is this very model file"
+            if ours
+            else f"no model named {name!r} has been packaged yet"
+        )
+        return None, why
+    latest = max(others, key=lambda m: m.info.creation_time)
+    skipped = len(ours) - len(others)
+    note = f"packaged {latest.info.creation_time:%Y-%m-%d %H:%M} UTC"
+    if skipped:
+        note += f"; skipped {skipped} stored version(s) made from this very model file"
+    return latest, note
+
+
+def _model_sha(metadata: Any) -> str | None:
+    """The sha256 of the model file a stored model was made from (packaging records it)."""
+    hashes = metadata.get("inputs_sha256")
+    return hashes.get("model") if isinstance(hashes, dict) else None
+
+
+def _features(model: Any, metadata: dict[str, Any]) -> list[str]:
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        return [str(n) for n in names]
+    schema = json.loads(metadata.get("input_schema") or '{"columns": []}')
+    return [c["name"] for c in schema["columns"]]
+
+
+def _stored_metrics(metadata: dict[str, Any]) -> dict[str, float | None]:
+    raw = metadata.get("metrics") or {}
+    return {str(k): (None if v is None else float(v)) for k, v in raw.items()}
+
+
+def evaluate_champion(
+    name: str,
+    *,
+    task: str,
+    candidate_sha: str,
+    y: pd.Series,
+    test_rows: TestRows,
+) -> ChampionResult:
+    """Find the champion and compute its metrics on the same test rows as the candidate."""
+    import bentoml
+
+    found, note = find_champion(name, candidate_sha=candidate_sha)
+    if found is None:
+        return ChampionResult(note=note)
+    tag = str(found.tag)
+    metadata = dict(found.info.metadata)
+    result = ChampionResult(tag=tag, stored_metrics=_stored_metrics(metadata), note=note)
+    stored_task = metadata.get("task") or found.info.labels.get("task")
+    if stored_task and stored_task != task:
+        return result.model_copy(
+            update={"error": f"it is a {stored_task} model and the candidate a {task} model"}
+        )
+    try:
+        model = bentoml.sklearn.load_model(found)
+        features = _features(model, metadata)
+        X = test_rows(features)
+        if task == "classification":
+            classes = np.asarray(model.classes_)
+            labels, unseen = align_labels(y, classes)
+            if unseen:
+                return result.model_copy(
+                    update={"error": f"the test data holds classes {unseen[:5]} it never saw"}
+                )
+        else:
+            labels = y.to_numpy(dtype=float)
+        out = model_outputs(model, X, task, what=f"champion {tag}")
+        values, _ = metric_values(task, labels, out)
+    except Exception as exc:
+        return result.model_copy(
+            update={"error": f"it could not be scored ({type(exc).__name__}: {str(exc)[:300]})"}
+        )
+    return result.model_copy(update={"metrics": values})

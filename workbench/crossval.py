@@ -1,0 +1,113 @@
+"""k-fold cross-validation of a clone of the model on the training data.
+
+Bounded on big data: above ``max_rows`` training rows, the folds are cut from a seeded sample of
+that many rows (the result says so), so the cost is ``folds`` fits on at most ``max_rows`` rows
+whatever the size of the training file. A fold that fails is reported in the result, not raised:
+the holdout metrics still stand and only the ``cv_`` gates fail.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.model_selection import KFold, StratifiedKFold
+
+from workbench.metrics import Metrics, metric_values, model_outputs
+from workbench.reports import CVResult
+
+FoldProgress = Callable[[int, int], None]
+"""Called with (folds done, folds in all) before each fold and once at the end."""
+MAX_WARNINGS = 3
+
+
+def _summary(per_fold: list[Metrics]) -> tuple[Metrics, Metrics]:
+    mean: Metrics = {}
+    std: Metrics = {}
+    for metric in per_fold[0] if per_fold else []:
+        values = [v for f in per_fold if (v := f.get(metric)) is not None]
+        mean[metric] = float(np.mean(values)) if values else None
+        std[metric] = float(np.std(values)) if values else None
+    return mean, std
+
+
+def _splitter(task: str, y: np.ndarray, folds: int, seed: int) -> KFold | StratifiedKFold:
+    if task == "classification":
+        smallest = int(pd.Series(y).value_counts().min())
+        if smallest >= folds:
+            return StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return KFold(n_splits=folds, shuffle=True, random_state=seed)
+
+
+def cross_validate(
+    model: Any,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    task: str,
+    *,
+    folds: int,
+    seed: int,
+    max_rows: int,
+    on_fold: FoldProgress = lambda done, total: None,
+) -> CVResult:
+    """Fit a clone of ``model`` on k-1 folds and measure it on the k-th, k times.
+
+    Classification folds are stratified when every class has at least ``folds`` rows (plain
+    shuffled folds otherwise). The metrics are the holdout metrics; their mean and standard
+    deviation over the folds are in the result.
+    """
+    started = time.perf_counter()
+    sampled = len(X) > max_rows
+    if sampled:
+        keep = np.sort(np.random.default_rng(seed).choice(len(X), size=max_rows, replace=False))
+        X, y = X.iloc[keep], y[keep]
+    splitter = _splitter(task, y, folds, seed)
+    base = CVResult(
+        folds=folds, splitter=type(splitter).__name__, seed=seed, rows=len(X), sampled=sampled
+    )
+    if len(X) < 2 * folds:
+        return base.model_copy(
+            update={
+                "error": f"{len(X)} training rows are too few for {folds} folds; lower "
+                "validation.cv_folds or set it to 0"
+            }
+        )
+    per_fold: list[Metrics] = []
+    seen: list[str] = []
+    fold = 0
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for fold, (fit_rows, test_rows) in enumerate(splitter.split(X, y), start=1):
+                on_fold(fold - 1, folds)
+                fitted = clone(model).fit(X.iloc[fit_rows], y[fit_rows])
+                out = model_outputs(fitted, X.iloc[test_rows], task, what=f"the fold {fold} model")
+                values, _ = metric_values(task, y[test_rows], out)
+                per_fold.append(values)
+        for item in caught:
+            text = f"{item.category.__name__}: {str(item.message).splitlines()[0][:200]}"
+            if text not in seen:
+                seen.append(text)
+    except Exception as exc:
+        return base.model_copy(
+            update={
+                "error": f"fold {fold} failed ({type(exc).__name__}: {str(exc)[:300]})",
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+        )
+    on_fold(folds, folds)
+    mean, std = _summary(per_fold)
+    return base.model_copy(
+        update={
+            "per_fold": per_fold,
+            "mean": mean,
+            "std": std,
+            "seconds": round(time.perf_counter() - started, 3),
+            "warnings": seen[:MAX_WARNINGS],
+        }
+    )

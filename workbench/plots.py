@@ -1,0 +1,131 @@
+"""Validation plots as PNG bytes, drawn with scikit-learn's display classes on matplotlib figures.
+
+Each function takes data kept in the validation result (a confusion matrix, thinned curves, a
+sample of predictions, importances) and returns PNG bytes, so a report embeds them as
+``data:`` images that need no kernel and no network. Figures are plain
+:class:`matplotlib.figure.Figure` objects rendered by Agg: nothing touches pyplot's state, so the
+notebook's own plotting backend is left alone.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from workbench.reports import Curve, FeatureImportance
+
+DPI = 90
+BLUE, RED, GREY = "#0969da", "#cf222e", "#8c959f"
+MAX_CONFUSION_VALUES = 20
+"""Above this many classes the confusion matrix is drawn without the numbers in the cells."""
+
+
+def _figure(width: float, height: float, columns: int = 1) -> tuple[Figure, list[Axes]]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=DPI)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, columns, squeeze=False)[0]
+    return figure, list(axes)
+
+
+def _png(figure: Figure) -> bytes:
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def confusion_png(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> bytes:
+    """The confusion matrix (rows: true class, columns: predicted class)."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    size = min(3.2 + 0.35 * len(labels), 9.0)
+    figure, (axes,) = _figure(size, size * 0.9)
+    display = ConfusionMatrixDisplay(
+        confusion_matrix=np.asarray(matrix), display_labels=[str(x) for x in labels]
+    )
+    display.plot(
+        ax=axes,
+        colorbar=False,
+        cmap="Blues",
+        values_format="d",
+        include_values=len(labels) <= MAX_CONFUSION_VALUES,
+        xticks_rotation="vertical" if len(labels) > 6 else "horizontal",
+    )
+    axes.set_title("confusion matrix (test data)", fontsize=10)
+    return _png(figure)
+
+
+def roc_png(curves: Sequence[Curve]) -> bytes:
+    """ROC curves: the positive class, or one-vs-rest per class."""
+    from sklearn.metrics import RocCurveDisplay
+
+    figure, (axes,) = _figure(4.2, 3.8)
+    for curve in curves:
+        RocCurveDisplay(
+            fpr=np.asarray(curve.x),
+            tpr=np.asarray(curve.y),
+            roc_auc=curve.area,
+            name=f"class {curve.label}",
+        ).plot(ax=axes)
+    axes.plot([0, 1], [0, 1], linestyle="--", color=GREY, linewidth=1)
+    axes.set_title("ROC (test data)", fontsize=10)
+    axes.legend(fontsize=7, loc="lower right")
+    return _png(figure)
+
+
+def pr_png(curves: Sequence[Curve]) -> bytes:
+    """Precision-recall curves: the positive class, or one-vs-rest per class."""
+    from sklearn.metrics import PrecisionRecallDisplay
+
+    figure, (axes,) = _figure(4.2, 3.8)
+    for curve in curves:
+        PrecisionRecallDisplay(
+            precision=np.asarray(curve.y),
+            recall=np.asarray(curve.x),
+            average_precision=curve.area,
+            name=f"class {curve.label}",
+        ).plot(ax=axes)
+    axes.set_title("precision-recall (test data)", fontsize=10)
+    axes.legend(fontsize=7, loc="lower left")
+    return _png(figure)
+
+
+def prediction_error_png(actual: Sequence[float], predicted: Sequence[float]) -> bytes:
+    """Predicted against actual, and residuals against predicted, side by side."""
+    from sklearn.metrics import PredictionErrorDisplay
+
+    figure, (left, right) = _figure(8.4, 3.8, columns=2)
+    display = PredictionErrorDisplay(y_true=np.asarray(actual), y_pred=np.asarray(predicted))
+    display.plot(ax=left, kind="actual_vs_predicted", scatter_kwargs={"alpha": 0.5, "s": 10})
+    display.plot(ax=right, kind="residual_vs_predicted", scatter_kwargs={"alpha": 0.5, "s": 10})
+    left.set_title("predicted vs actual (test sample)", fontsize=10)
+    right.set_title("residuals (test sample)", fontsize=10)
+    return _png(figure)
+
+
+def importance_png(features: Sequence[FeatureImportance], metric: str) -> bytes:
+    """Permutation importance: the drop in ``metric`` when a column is shuffled."""
+    shown = list(features)[::-1]  # largest at the top
+    figure, (axes,) = _figure(6.0, 1.0 + 0.28 * max(len(shown), 1))
+    names = [f.feature if len(f.feature) <= 28 else f.feature[:27] + "…" for f in shown]
+    axes.barh(
+        names,
+        [f.mean for f in shown],
+        xerr=[f.std for f in shown],
+        color=[BLUE if f.mean >= 0 else RED for f in shown],
+    )
+    axes.axvline(0, color=GREY, linewidth=1)
+    axes.tick_params(axis="y", labelsize=8)
+    axes.set_xlabel(f"drop in {metric} when the column is shuffled", fontsize=9)
+    axes.set_title("permutation importance (test sample)", fontsize=10)
+    return _png(figure)
