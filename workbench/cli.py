@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,7 +71,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         home = bentoml_home()
         prefix = "" if home == Path.home() / "bentoml" else f"BENTOML_HOME={home} "
         print(f"\nBento: {manifest['bento_tag']} (store {home})")
-        print(f"serve it:  {prefix}bentoml serve {manifest['bento_tag']}")
+        print(f"serve it:  {prefix}{_bentoml_command()} serve {manifest['bento_tag']}")
     return 0
 
 
@@ -94,6 +95,14 @@ def _cmd_servers(args: argparse.Namespace) -> int:
             path.unlink(missing_ok=True)
             print(f"  stopped {info['pid']}")
     return 0
+
+
+def _bentoml_command() -> str:
+    """``bentoml`` when it is on PATH as this environment's, else its full path (copy-ready)."""
+    own = Path(sys.executable).parent / "bentoml"
+    if not own.exists() or shutil.which("bentoml") == str(own):
+        return "bentoml"
+    return str(own)
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
