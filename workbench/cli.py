@@ -10,6 +10,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import psutil
+
 from workbench.errors import WorkbenchError
 from workbench.packaging import bentoml_home
 from workbench.pipeline import STAGES, run
@@ -76,8 +78,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_servers(args: argparse.Namespace) -> int:
-    import psutil
-
     records = sorted(state_dir().glob("*.json"))
     if not records:
         print("no workbench servers are running")

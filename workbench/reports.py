@@ -18,7 +18,6 @@ from workbench.errors import GateFailure, ServingError
 from workbench.profile import ReferenceProfile
 from workbench.schema import InputSchema
 
-PASS, FAIL = "#1a7f37", "#cf222e"
 _STYLE = (
     "<style>.wb-table{border-collapse:collapse;margin:4px 0;font-size:13px}"
     ".wb-table th,.wb-table td{border:1px solid #d0d7de;padding:3px 10px;text-align:left}"
@@ -50,10 +49,7 @@ def table_html(headers: list[str], rows: list[list[str]], *, css_class: str = ""
         f"<tr class='{css_class}'>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
         for row in rows
     )
-    return (
-        f"{_STYLE}<table class='wb-table'><thead><tr>{head}</tr></thead>"
-        f"<tbody>{body}</tbody></table>"
-    )
+    return f"<table class='wb-table'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def verdict_html(passed: bool, text: str | None = None) -> str:
@@ -509,7 +505,7 @@ class PackageResult(_Result):
             for name, cmd in self.commands.items()
         ]
         return (
-            f"<h4>Package {verdict_html(True, 'ready')}</h4>"
+            f"{_STYLE}<h4>Package {verdict_html(True, 'ready')}</h4>"
             + table_html(["", ""], rows)
             + table_html(["to", "run"], commands)
         )
@@ -565,7 +561,7 @@ class ProbeResult(_Result):
         ]
         image = base64.b64encode(self.histogram_png()).decode()
         return (
-            "<h4>Load probe</h4>"
+            f"{_STYLE}<h4>Load probe</h4>"
             + table_html(
                 ["requests", "concurrency", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"], rows
             )
@@ -612,7 +608,7 @@ class LaunchResult(_Result):
             for c in self.checks
         ]
         head = (
-            f"<h4>Launch of <code>{html.escape(self.bento_tag)}</code> at "
+            f"{_STYLE}<h4>Launch of <code>{html.escape(self.bento_tag)}</code> at "
             f"{html.escape(self.url)}: {verdict_html(self.passed)}</h4>"
         )
         probe = self.probe._repr_html_() if self.probe else ""

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,21 +83,13 @@ def terminate_tree(pid: int, *, grace: float = 10.0) -> None:
         os.killpg(pid, signal.SIGTERM)
     except (ProcessLookupError, PermissionError):
         for proc in procs:
-            with _quiet():
+            with suppress(psutil.Error):
                 proc.terminate()
     _, alive = psutil.wait_procs(procs, timeout=grace)
     for proc in alive:
-        with _quiet():
+        with suppress(psutil.Error):
             proc.kill()
     psutil.wait_procs(alive, timeout=5)
-
-
-class _quiet:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return exc[0] is not None and issubclass(exc[0], psutil.Error)  # type: ignore[arg-type]
 
 
 def _stop_at_exit(pid: int, record: Path) -> None:
