@@ -30,8 +30,8 @@ browser:
 demo: example
 	$(BIN)/workbench run --config workbench.yaml
 
-test: example browser
-	$(BIN)/ruff check workbench tests examples benchmarks
+# lint: ruff, the layer contracts (import-linter, see pyproject.toml) and mypy (strict).
+test: example browser lint
 	BENTOML_DO_NOT_TRACK=True $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lab: example
@@ -39,6 +39,8 @@ lab: example
 
 lint: install
 	$(BIN)/ruff check workbench tests examples benchmarks
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 clean:
 	rm -rf runs .workbench models data

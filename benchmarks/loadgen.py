@@ -25,7 +25,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+from workbench.serving.server import require_loopback
+
 WRK_INSTALL = "apt-get install -y wrk   (Debian/Ubuntu; `brew install wrk` on macOS)"
 
 LUA = r"""
@@ -78,13 +79,6 @@ def wrk_path() -> str | None:
     return shutil.which("wrk")
 
 
-def _check_loopback(url: str) -> tuple[str, int]:
-    parsed = urlparse(url)
-    if parsed.hostname not in LOOPBACK:
-        raise ValueError(f"load only goes to this machine (127.0.0.1), not {url!r}")
-    return parsed.hostname or "127.0.0.1", parsed.port or 80
-
-
 def wrk_load(
     url: str,
     body: bytes,
@@ -95,7 +89,7 @@ def wrk_load(
     headers: dict[str, str] | None = None,
 ) -> LoadResult:
     """``wrk -t1 -c<concurrency> -d<seconds>``, each thread stopping after its share of requests."""
-    _check_loopback(url)
+    require_loopback(url, what="the load generator")
     binary = wrk_path()
     if binary is None:
         raise RuntimeError(f"wrk is not installed; install it with: {WRK_INSTALL}")
@@ -219,7 +213,7 @@ def asyncio_load(
     headers: dict[str, str] | None = None,
 ) -> LoadResult:
     """The same closed loop from Python over ``concurrency`` keep-alive connections."""
-    host, port = _check_loopback(url)
+    host, port = require_loopback(url, what="the load generator")
     path = urlparse(url).path or "/"
     latencies, errors, wall = asyncio.run(
         _asyncio_load(

@@ -55,18 +55,26 @@ QUICK = {"rounds": 1, "seconds": 3.0, "max_requests": 20_000}
 FULL = {"rounds": 3, "seconds": 8.0, "max_requests": 60_000}
 SERVERS_QUICK = ("generated", "plain", "noop")
 SERVERS_FULL = ("generated", "previous", "plain", "plain_batched", "noop", "noop_typed")
-#: ``--ablation``: the generated service with one piece of the speed work undone (source patches).
+#: ``--ablation``: the generated service with one piece of the speed work undone: (file in the
+#: service folder, text, replacement).
 ABLATIONS = {
     "gen_api_path": (
-        '        _SERVING["batcher"] = self.batcher\n',
-        "        pass  # ablation: every request takes BentoML's typed API path\n",
+        "workbench_runtime/asgi.py",
+        "MIDDLEWARES = (ApiKeyAuth, MetadataRoute, PredictRoute)\n",
+        "MIDDLEWARES = (ApiKeyAuth, MetadataRoute)  # ablation: BentoML's typed API path\n",
     ),
     "gen_greedy": (
+        "workbench_runtime/batching.py",
         "        self.gap_s = gap_s\n        self.hold_factor = hold_factor\n",
         "        self.gap_s = 0.0\n        self.hold_factor = 0.0  # ablation: no hold\n",
     ),
-    "gen_no_gc_freeze": ("        gc.freeze()\n", "        pass  # ablation: no gc.freeze()\n"),
+    "gen_no_gc_freeze": (
+        "workbench_runtime/service.py",
+        "            gc.freeze()\n",
+        "            pass  # ablation: no gc.freeze()\n",
+    ),
     "gen_log_trace": (
+        "service.py",
         "logging={\"access\": {\"enabled\": False}},\n    tracing={'excluded_urls': ['/predict']},",
         'logging={"access": {"enabled": True}},\n    tracing={},',
     ),
@@ -117,7 +125,7 @@ def make_project(folder: Path, name: str = MODEL_NAME, workers: int = 1) -> None
 
 def build_baseline(kind: str, dest: Path, *, workers: int = 1) -> str:
     """Copy ``baselines/<kind>/service.py`` (with its worker count) and build it as a Bento."""
-    from workbench.packaging import build_bento
+    from workbench.packaging.stage import build_bento
 
     folder = dest / f"{kind}_w{workers}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -141,15 +149,15 @@ def build_baseline(kind: str, dest: Path, *, workers: int = 1) -> str:
 
 def build_ablation(kind: str, generated_dir: Path, dest: Path) -> str:
     """The generated service with the ``ABLATIONS[kind]`` patch, built as its own Bento."""
-    from workbench.packaging import build_bento
+    from workbench.packaging.stage import build_bento
 
     folder = dest / kind
     shutil.copytree(generated_dir, folder)
-    old, new = ABLATIONS[kind]
-    source = (folder / "service.py").read_text()
+    relative, old, new = ABLATIONS[kind]
+    source = (folder / relative).read_text()
     if source.count(old) != 1:
-        raise SystemExit(f"ablation {kind}: the generated service.py no longer contains {old!r}")
-    (folder / "service.py").write_text(source.replace(old, new))
+        raise SystemExit(f"ablation {kind}: the generated {relative} no longer contains {old!r}")
+    (folder / relative).write_text(source.replace(old, new))
     bentofile = (folder / "bentofile.yaml").read_text()
     name = kind.replace("_", "-")
     (folder / "bentofile.yaml").write_text(
@@ -596,8 +604,8 @@ def main() -> int:
     from loadgen import WRK_INSTALL, wrk_path
 
     from workbench import load_config, package, validate
-    from workbench.reports import ValidationResult
-    from workbench.serving import check_parity
+    from workbench.results import ValidationResult
+    from workbench.serving.checks import check_parity
 
     generator = args.generator
     if generator == "wrk" and wrk_path() is None:

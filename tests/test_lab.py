@@ -46,7 +46,7 @@ from playwright.sync_api import (
 )
 
 from workbench import load_config, package, validate
-from workbench.serving import free_port
+from workbench.serving.server import free_port
 
 WORKBENCH = [sys.executable, "-m", "workbench.cli"]
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}

@@ -12,7 +12,8 @@ import pytest
 import yaml
 from conftest import edit_config
 
-import workbench.packaging as packaging
+import workbench.packaging.stage as packaging
+import workbench.runtime
 from workbench.config import load_config
 from workbench.errors import GateFailure, PackagingError, StageOrderError
 from workbench.packaging import package
@@ -36,24 +37,45 @@ def validated(project: Path):
     return config
 
 
+def imports_of(source: str) -> set[str]:
+    """Top-level names of the absolute imports in ``source`` (relative imports stay inside)."""
+    return {
+        (n.module if isinstance(n, ast.ImportFrom) else a.name).split(".")[0]
+        for n in ast.walk(ast.parse(source))
+        if isinstance(n, ast.Import) or (isinstance(n, ast.ImportFrom) and not n.level)
+        for a in n.names
+    }
+
+
 def test_package_builds_a_bento_with_a_typed_self_contained_service(validated):
+    """The Bento's Python (service.py and the runtime copied beside it) imports only the standard
+    library, bentoml, numpy, pandas, pydantic and the runtime itself: never workbench."""
     result = package(validated)
     assert result.created
     assert bentos_named(validated.name) == [result.bento_tag]
     assert models_named(validated.name) == [result.model_tag]
     source = (Path(result.service_dir) / "service.py").read_text()
-    tree = ast.parse(source)
-    imported = {
-        (n.module if isinstance(n, ast.ImportFrom) else a.name).split(".")[0]
-        for n in ast.walk(tree)
-        if isinstance(n, ast.Import | ast.ImportFrom)
-        for a in n.names
-    }
-    third_party = imported - set(sys.stdlib_module_names)
-    assert third_party <= THIRD_PARTY_ALLOWED, third_party - THIRD_PARTY_ALLOWED
-    assert "mean_radius: float = Field(alias='mean radius')" in source
     bento_dir = Path(result.bento_path)
     assert (bento_dir / "src" / "service.py").read_text() == source
+    shipped = sorted((bento_dir / "src").rglob("*.py"))
+    assert {p.relative_to(bento_dir / "src").as_posix() for p in shipped} >= {
+        "service.py",
+        "workbench_runtime/__init__.py",
+        "workbench_runtime/batching.py",
+    }
+    for path in shipped:
+        third_party = imports_of(path.read_text()) - set(sys.stdlib_module_names)
+        allowed = THIRD_PARTY_ALLOWED | {"workbench_runtime"}
+        assert third_party <= allowed, (path.name, third_party - allowed)
+    runtime = Path(workbench.runtime.__file__).parent
+    for module in runtime.glob("*.py"):
+        copied = bento_dir / "src" / "workbench_runtime" / module.name
+        assert copied.read_text() == module.read_text(), module.name
+    assert "mean_radius: float = Field(alias='mean radius')" in source
+    columns = len(
+        json.loads((bento_dir / "src" / "model_card.json").read_text())["input_schema"]["columns"]
+    )
+    assert len(source.splitlines()) - columns < 90, "beyond a line per column, one screen"
     profile = json.loads((bento_dir / "src" / "reference_profile.json").read_text())
     assert [c["name"] for c in profile["columns"]][:1] == ["mean radius"]
     dockerfile = (bento_dir / "env" / "docker" / "Dockerfile").read_text()

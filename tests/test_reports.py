@@ -28,7 +28,7 @@ from conftest import copy_project
 from ipywidgets.embed import embed_data
 from playwright.sync_api import BrowserContext, Page, Request, Route
 
-from workbench.rendering import render_html, widget_renderer
+from workbench.pipeline.report import render_html, widget_renderer
 
 STEMS = ("01_validate", "02_package", "03_launch")
 WORKBENCH = [sys.executable, "-m", "workbench.cli"]

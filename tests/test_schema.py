@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from workbench.errors import DataError
-from workbench.profile import build_profile
 from workbench.schema import check_columns, infer_schema
+from workbench.validation.profile import build_profile
 
 
 def test_each_column_kind_is_inferred_with_its_facts():

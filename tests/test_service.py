@@ -23,8 +23,8 @@ from sklearn.preprocessing import OneHotEncoder
 
 from workbench import load_config, package, validate
 from workbench.packaging import pinned_packages
+from workbench.runtime import API_KEY_ENV
 from workbench.serving import Server, check, serve
-from workbench.sources import API_KEY_ENV
 
 pytestmark = pytest.mark.serve
 SECRET = "s3cr3t-key-that-must-not-leak"

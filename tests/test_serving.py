@@ -22,9 +22,11 @@ from workbench.artifacts import read_record
 from workbench.cli import main
 from workbench.config import load_config
 from workbench.errors import ServingError
-from workbench.pipeline import own_kernel
-from workbench.probe import probe
-from workbench.serving import Server, check, launch, serve, state_dir
+from workbench.pipeline.run import own_kernel
+from workbench.reports.plots import latency_histogram_png
+from workbench.serving import Server, check, launch, serve
+from workbench.serving.probe import probe
+from workbench.serving.server import state_dir
 
 pytestmark = pytest.mark.serve
 
@@ -193,7 +195,7 @@ def test_the_probe_is_bounded_in_count_and_time_and_loopback_only(packaged: Path
         assert counted.p50_ms <= counted.p95_ms <= counted.p99_ms
         timed = probe(server.url, [sample], requests=100_000, concurrency=2, time_limit=1.0)
         assert 0 < timed.requests < 100_000 and timed.seconds < 10
-        assert timed.histogram_png().startswith(b"\x89PNG")
+        assert latency_histogram_png(timed).startswith(b"\x89PNG")
 
 
 KERNEL_CODE = """

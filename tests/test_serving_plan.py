@@ -18,17 +18,17 @@ from sklearn.preprocessing import StandardScaler
 
 from workbench import load_config, package, validate
 from workbench.config import ServiceOptions
-from workbench.schema import infer_schema
-from workbench.serving import check, serve
-from workbench.sources import (
+from workbench.packaging.plan import (
     MAX_BATCH_ROWS,
     CallCost,
-    example_row,
     float_rows,
     frame_input_needed,
     labels_from_proba,
     plan_serving,
 )
+from workbench.packaging.sources import example_row
+from workbench.schema import infer_schema
+from workbench.serving import check, serve
 
 
 def frame(n: int = 60) -> tuple[pd.DataFrame, np.ndarray]:
@@ -120,7 +120,7 @@ def test_a_forest_is_called_once_per_batch_and_answers_exactly_like_predict(proj
     assert card["serving"]["rows"] == "one float array per batch"
     assert card["serving"]["max_batch_size"] == MAX_BATCH_ROWS
     source = (Path(packaged.service_dir) / "service.py").read_text()
-    assert "LABELS_FROM_PROBA = True" in source and "FLOAT_ROWS = True" in source
+    assert "labels_from_proba=True" in source and "float_rows=True" in source
     with serve(config) as server:
         result = check(server, config)
     assert result.passed, [c for c in result.checks if not c.passed]

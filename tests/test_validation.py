@@ -24,6 +24,8 @@ from threadpoolctl import threadpool_limits
 
 from workbench.config import load_config
 from workbench.errors import ConfigError, DataError, GateFailure, ModelError, WorkbenchError
+from workbench.reports import gate_table, to_html
+from workbench.reports.validation import validation_notes
 from workbench.validation import validate
 
 FAST = {"cv_folds": 3, "importance_repeats": 2, "importance_max_rows": 200}
@@ -62,7 +64,7 @@ def test_a_threshold_above_the_metric_fails_that_gate_only_and_says_why(project:
     result = validate(load_config(project / "workbench.yaml"))
     assert not result.passed
     assert [g.metric for g in result.failed] == ["roc_auc"]
-    table = result.gate_table()
+    table = gate_table(result.gates)
     assert "roc_auc" in table and "FAIL: below the minimum 0.9999" in table
     with pytest.raises(GateFailure, match=r"roc_auc = 0\.99\d+ \(needs >= 0\.9999\): below"):
         result.raise_for_gates()
@@ -113,7 +115,7 @@ def test_cross_validation_is_repeatable_with_its_seed_and_samples_big_training_d
     assert first.cv is not None and again.cv is not None
     assert first.cv.sampled and first.cv.rows == 200
     assert first.cv.per_fold == again.cv.per_fold
-    assert any("seeded sample of 200 training rows" in n for n in first._notes())
+    assert any("seeded sample of 200 training rows" in n for n in validation_notes(first))
 
 
 def test_cv_gates_without_cross_validation_are_a_config_error(project: Path):
@@ -231,7 +233,7 @@ def test_a_candidate_worse_than_the_champion_fails_and_both_are_shown(packaged, 
     assert f"vs champion {champion.tag}" in gate.reason
     with pytest.raises(GateFailure, match=r"champion = -0\.\d+ \(needs >= -0\.01\)"):
         result.raise_for_gates()
-    report = result._repr_html_()
+    report = to_html(result)
     assert f"champion {champion.tag} (same test)" in report and "champion (as packaged)" in report
     assert store_tags() == before  # validation never writes to the store
 
@@ -269,7 +271,7 @@ def test_no_champion_yet_passes_the_champion_gate(project: Path):
 def test_the_report_shows_coloured_gates_side_by_side_metrics_and_plots(project: Path):
     edit_config(project, gates={"roc_auc": {"min": 0.9999}, "accuracy": {"min": 0.5}})
     result = validate(load_config(project / "workbench.yaml"))
-    report = result._repr_html_()
+    report = to_html(result)
     assert "wb-row-fail" in report and "wb-row-pass" in report
     assert "below the minimum 0.9999" in report
     assert "CV mean ± sd (5 folds)" in report and "baseline (Dummy (class prior))" in report

@@ -31,7 +31,8 @@ from threadpoolctl import threadpool_limits
 
 from workbench.config import METRICS, load_config
 from workbench.errors import ConfigError
-from workbench.reports import ValidationResult
+from workbench.reports.plots import validation_figures
+from workbench.results import ValidationResult
 from workbench.validation import validate
 
 
@@ -274,7 +275,8 @@ def test_multiclass_metrics_are_macro_and_roc_auc_one_vs_rest(tmp_path: Path):
         assert result.metrics[metric] == pytest.approx(value, abs=1e-9), metric
     assert np.asarray(result.confusion).shape == (3, 3)
     assert [c.label for c in result.roc] == classes
-    assert set(result.figures()) >= {"confusion matrix", "ROC curve", "precision-recall curve"}
+    expected = {"confusion matrix", "ROC curve", "precision-recall curve"}
+    assert set(validation_figures(result)) >= expected
 
 
 def test_multiclass_without_predict_proba_and_integer_labels(tmp_path: Path):
@@ -315,7 +317,7 @@ def test_regression_metrics_match_scikit_learn_and_plot_prediction_error(tmp_pat
     assert result.baseline.metrics["r2"] <= 0.0 < result.metrics["r2"]
     assert len(result.actual) == len(result.predicted) == len(test)
     assert result.confusion is None and not result.roc
-    figures = result.figures()
+    figures = validation_figures(result)
     assert figures["prediction error"].startswith(PNG)
     assert result.passed, result.gate_table()
 

@@ -16,7 +16,7 @@ from workbench.errors import (
     WorkbenchError,
 )
 from workbench.packaging import package
-from workbench.reports import LaunchResult, PackageResult, ValidationResult
+from workbench.results import LaunchResult, PackageResult, ValidationResult
 from workbench.schema import InputSchema, infer_schema
 from workbench.serving import Server, check, launch, serve
 from workbench.validation import validate

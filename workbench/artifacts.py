@@ -1,4 +1,4 @@
-"""Files the stages read and write: hashes, the model, data frames and stage records."""
+"""Files the stages read and write: hashes, the model and the stage records."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from workbench.errors import DataError, ModelError, StageOrderError
+from workbench.errors import ModelError, StageOrderError
 
 RECORDS_DIR = ".workbench"
 
@@ -63,51 +62,6 @@ def load_model(path: Path) -> Any:
     return model
 
 
-#: Parquet reads stream pages through a small buffer per column (no whole-file pre-buffer) and, on
-#: pandas 3, keep one block per column, converted without a second copy: reading a 1M-row file
-#: peaks at about 1.5x the frame instead of 2.7x.
-PARQUET_OPTIONS: dict[str, Any] = {"pre_buffer": False, "buffer_size": 1 << 16}
-if int(pd.__version__.split(".")[0]) >= 3:
-    PARQUET_OPTIONS["to_pandas_kwargs"] = {"split_blocks": True, "self_destruct": True}
-
-
-def release_arrow_memory() -> None:
-    """Hand the decoding buffers of a Parquet read back to the OS.
-
-    pyarrow's allocator keeps freed pages for reuse, so after a read the process would hold about
-    2.5x the frame's size for good; released, it holds about 1x.
-    """
-    import pyarrow
-
-    pyarrow.default_memory_pool().release_unused()
-
-
-def load_frame(path: Path, *, what: str) -> pd.DataFrame:
-    """Read a CSV or Parquet file into a DataFrame."""
-    if not path.is_file():
-        raise DataError(f"{what} file {str(path)!r} not found; fix `data` in workbench.yaml")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(path, **PARQUET_OPTIONS)
-            release_arrow_memory()
-        elif suffix in (".csv", ".txt", ".gz"):
-            frame = pd.read_csv(path)
-        else:
-            raise DataError(
-                f"{what} file {str(path)!r}: unsupported format {suffix!r}; use .csv or .parquet"
-            )
-    except DataError:
-        raise
-    except Exception as exc:
-        raise DataError(
-            f"{what} file {str(path)!r} could not be read ({type(exc).__name__}: {exc})"
-        ) from exc
-    if frame.empty:
-        raise DataError(f"{what} file {str(path)!r} has no rows; it needs at least one")
-    return frame
-
-
 def records_dir(root: Path, run_dir: str | Path | None) -> Path:
     """Where stage records go: the run folder when given, else ``<project>/.workbench``."""
     folder = Path(run_dir) if run_dir else root / RECORDS_DIR
@@ -132,4 +86,5 @@ def read_record(folder: Path, stage: str, *, needed_by: str) -> dict[str, Any]:
             f"{needed_by} needs the {stage} record {str(path)!r}, which does not exist; "
             f"run the {stage} stage first (notebook or `workbench run`)"
         )
-    return json.loads(path.read_text())
+    record: dict[str, Any] = json.loads(path.read_text())
+    return record

@@ -14,11 +14,10 @@ import psutil
 
 from workbench.errors import WorkbenchError
 from workbench.packaging import bentoml_home
-from workbench.pipeline import STAGES, run
-from workbench.project import init_project
-from workbench.provenance import verify
-from workbench.reports import GateVerdict, gate_table
-from workbench.serving import state_dir, terminate_tree
+from workbench.pipeline import STAGES, init_project, run, verify
+from workbench.reports import gate_table
+from workbench.results import GateVerdict
+from workbench.serving.server import state_dir, terminate_tree
 
 
 def _parameter(text: str) -> tuple[str, object]:

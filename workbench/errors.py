@@ -45,7 +45,3 @@ class PackagingError(WorkbenchError):
 
 class ServingError(WorkbenchError):
     """The server could not start, did not become ready, or answered wrongly."""
-
-
-class RunError(WorkbenchError):
-    """A headless run failed in a notebook cell."""

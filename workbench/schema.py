@@ -69,7 +69,7 @@ class InputSchema(BaseModel):
     def to_records(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
         """Rows of ``frame`` as JSON-ready dicts keyed by column name (NaN becomes null)."""
         rows = frame[self.names].astype(object).to_dict(orient="records")
-        return [{k: _jsonable(v) for k, v in row.items()} for row in rows]
+        return [{str(k): _jsonable(v) for k, v in row.items()} for row in rows]
 
 
 def _jsonable(value: Any) -> Any:

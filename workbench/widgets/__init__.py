@@ -1,7 +1,13 @@
-"""ipywidgets panels, one per stage. Views only: every button calls one core function."""
+"""ipywidgets panels, one per stage. Views only: every button calls one core function.
 
+Importing this also makes IPython show stage results as HTML (:func:`display.register_html`).
+"""
+
+from workbench.widgets.display import register_html
 from workbench.widgets.launch import LaunchPanel
 from workbench.widgets.package import PackagePanel
 from workbench.widgets.validate import ValidatePanel
 
-__all__ = ["LaunchPanel", "PackagePanel", "ValidatePanel"]
+register_html()
+
+__all__ = ["LaunchPanel", "PackagePanel", "ValidatePanel", "register_html"]

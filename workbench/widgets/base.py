@@ -16,13 +16,15 @@ class Panel(w.VBox):
 
     title = ""
 
-    def __init__(self, controls: list[w.Widget], **kwargs: Any) -> None:
+    def __init__(
+        self, controls: list[w.Widget], *, footer: list[w.Widget] | None = None, **kwargs: Any
+    ) -> None:
         self.status = w.HTML(value="", layout=w.Layout(min_height="1.5em"))
         self.status.add_class("wb-status")
         self.results = w.HTML(value="")
         self.results.add_class("wb-results")
         header = w.HTML(f"<h3 style='margin:4px 0'>{html.escape(self.title)}</h3>")
-        super().__init__([header, *controls, self.status, self.results], **kwargs)
+        super().__init__([header, *controls, self.status, self.results, *(footer or [])], **kwargs)
         self.add_class("wb-panel")
 
     def say(self, text: str, *, kind: str = "info") -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 import ipywidgets as w
 
 from workbench.config import Config
-from workbench.reports import LaunchResult
+from workbench.reports import to_html
+from workbench.results import LaunchResult
 from workbench.serving import Server, check, serve
 from workbench.widgets.base import Panel, button
 
@@ -83,7 +84,7 @@ class LaunchPanel(Panel):
             return
         self.say("running smoke, bad-request, parity and load checks ...")
         self.result = check(self.server, self.config, run_dir=self.run_dir)
-        self.results.value = self.result._repr_html_()
+        self.results.value = to_html(self.result)
         self.say(
             "all checks pass" if self.result.passed else "checks failed",
             kind="ok" if self.result.passed else "error",

@@ -9,7 +9,8 @@ import ipywidgets as w
 
 from workbench.config import Config
 from workbench.packaging import package
-from workbench.reports import PackageResult
+from workbench.reports import to_html
+from workbench.results import PackageResult
 from workbench.widgets.base import Panel, button
 
 
@@ -29,13 +30,12 @@ class PackagePanel(Panel):
             f"Bento <code>{html.escape(config.name)}</code> from "
             f"<code>bentos/{html.escape(config.name)}/</code>. Needs a passing validation."
         )
-        super().__init__([intro, self.build_button])
-        self.children = (*self.children, self.source)
+        super().__init__([intro, self.build_button], footer=[self.source])
 
     def build(self) -> None:
         self.say("saving the model and building the Bento ...")
         self.result = package(self.config, run_dir=self.run_dir)
-        self.results.value = self.result._repr_html_()
+        self.results.value = to_html(self.result)
         self.source.value = _sources_html(self.result)
         self.say(f"Bento {self.result.bento_tag} ready", kind="ok")
 

@@ -9,7 +9,8 @@ from typing import Any
 import ipywidgets as w
 
 from workbench.config import Config, Gate, save_config
-from workbench.reports import ValidationResult
+from workbench.reports import to_html
+from workbench.results import ValidationResult
 from workbench.validation import validate
 from workbench.widgets.base import Panel, button
 
@@ -94,7 +95,7 @@ class ValidatePanel(Panel):
             self.edited_config(), run_dir=self.run_dir, on_progress=self._progress
         )
         self.progress.bar_style = "success" if self.result.passed else "danger"
-        self.results.value = self.result._repr_html_()
+        self.results.value = to_html(self.result)
         self.say(
             "all gates pass" if self.result.passed else "some gates failed",
             kind="ok" if self.result.passed else "error",

@@ -15,28 +15,19 @@ import pandas as pd
 from sklearn.inspection import permutation_importance
 
 from workbench.config import LOWER_IS_BETTER, NEEDS_PROBA
-from workbench.metrics import metric_value, model_outputs
-from workbench.reports import (
+from workbench.data import sample_index
+from workbench.results import (
     FeatureImportance,
     ImportanceResult,
     LatencyResult,
     RoundTripResult,
 )
+from workbench.validation.metrics import metric_value, model_outputs
 
 ROUNDTRIP_ROWS = 1_000
 LATENCY_CALLS = 30
 BATCH_ROWS = 1_000
 BATCH_REPEATS = 3
-
-
-def sample_rows(
-    X: pd.DataFrame, y: np.ndarray | None, rows: int, *, seed: int
-) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """At most ``rows`` rows of ``X`` (and ``y``), a seeded sample without replacement."""
-    if len(X) <= rows:
-        return X, y
-    keep = np.sort(np.random.default_rng(seed).choice(len(X), size=rows, replace=False))
-    return X.iloc[keep], (None if y is None else y[keep])
 
 
 def importance(
@@ -56,7 +47,8 @@ def importance(
     Positive means the model relies on the column; error metrics are sign-flipped so that holds
     for them too. Uses at most ``max_rows`` test rows; the top ``top`` columns are kept.
     """
-    Xs, ys = sample_rows(X, y, max_rows, seed=seed)
+    keep = sample_index(len(X), max_rows, seed=seed)
+    Xs, ys = X.iloc[keep], y[keep]
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
 
     ranked = metric in ("roc_auc", *NEEDS_PROBA)
@@ -93,7 +85,7 @@ def importance(
 
 def round_trip(model: Any, X: pd.DataFrame, task: str, *, seed: int) -> RoundTripResult:
     """Save the model with joblib (as BentoML does), load it back, compare predictions exactly."""
-    Xs, _ = sample_rows(X, None, ROUNDTRIP_ROWS, seed=seed)
+    Xs = X.iloc[sample_index(len(X), ROUNDTRIP_ROWS, seed=seed)]
     try:
         buffer = io.BytesIO()
         joblib.dump(model, buffer)

@@ -1,56 +1,18 @@
-"""The reference profile of the training inputs: what "normal" input looks like, for drift checks.
+"""Build the reference profile of the training inputs (see :mod:`workbench.results.profile`).
 
-Numbers get quantile bins (edges at the deciles of the training values, so each bin held about a
-tenth of the rows) and the share of rows in each; categories and booleans get the share of each
-value (the most frequent :data:`TOP_VALUES`, the rest summed as ``other``). Every column records its
-share of missing values. A later drift check bins new inputs with the same edges and compares the
-shares (e.g. with the population stability index). Building it is linear in the rows.
+Linear in the rows: one quantile pass per number column, one value count per category column.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
 
+from workbench.results.profile import ColumnProfile, ReferenceProfile
 from workbench.schema import InputSchema
 
 BINS = 10
 TOP_VALUES = 20
-
-
-class ColumnProfile(BaseModel):
-    """One training column: missing share, and bins (numbers) or value shares (categories)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    kind: str
-    missing: float
-    """Share of rows with no value (0..1)."""
-    edges: list[float] | None = None
-    """Bin edges, increasing; bin ``i`` is ``[edges[i], edges[i+1])``, the last one closed."""
-    shares: list[float] | None = None
-    """Share of the non-missing rows in each bin (sums to 1)."""
-    values: dict[str, float] | None = None
-    """Share of the non-missing rows holding each of the most frequent values (as text)."""
-    other: float | None = None
-    """Share of the non-missing rows holding any other value."""
-
-
-class ReferenceProfile(BaseModel):
-    """The training inputs, column by column, in the model's column order."""
-
-    model_config = ConfigDict(frozen=True)
-
-    rows: int
-    columns: list[ColumnProfile]
-
-    def column(self, name: str) -> ColumnProfile:
-        for col in self.columns:
-            if col.name == name:
-                return col
-        raise KeyError(name)
 
 
 def _numeric(name: str, kind: str, series: pd.Series, missing: float, bins: int) -> ColumnProfile:

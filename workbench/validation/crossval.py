@@ -18,8 +18,9 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from workbench.metrics import Metrics, metric_values, model_outputs
-from workbench.reports import CVResult
+from workbench.data import sample_index
+from workbench.results import CVResult
+from workbench.validation.metrics import Metrics, metric_values, model_outputs
 
 FoldProgress = Callable[[int, int], None]
 """Called with (folds done, folds in all) before each fold and once at the end."""
@@ -64,7 +65,7 @@ def cross_validate(
     started = time.perf_counter()
     sampled = len(X) > max_rows
     if sampled:
-        keep = np.sort(np.random.default_rng(seed).choice(len(X), size=max_rows, replace=False))
+        keep = sample_index(len(X), max_rows, seed=seed)
         X, y = X.iloc[keep], y[keep]
     splitter = _splitter(task, y, folds, seed)
     base = CVResult(

@@ -145,7 +145,9 @@ class Verification:
         return not self.differences
 
 
-def _compare(label: str, recorded: dict[str, str], current: dict[str, str], found: Verification):
+def _compare(
+    label: str, recorded: dict[str, str], current: dict[str, str], found: Verification
+) -> None:
     for name in sorted(set(recorded) | set(current)):
         found.checked += 1
         if name not in current:

@@ -14,14 +14,10 @@ import sys
 import time
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
 
 import bentoml
-import numpy as np
-import pandas as pd
 
 from workbench.artifacts import (
-    load_frame,
     load_model,
     read_record,
     records_dir,
@@ -30,18 +26,12 @@ from workbench.artifacts import (
     write_record,
 )
 from workbench.config import Config
+from workbench.data import load_frame
 from workbench.errors import PackagingError, StageOrderError
-from workbench.reports import PackageResult, ValidationResult
-from workbench.sources import (
-    CallCost,
-    ServiceSpec,
-    fallbacks,
-    labels_from_proba,
-    plan_serving,
-    render_kubernetes,
-    service_files,
-    unseen_policy,
-)
+from workbench.packaging.kubernetes import render_kubernetes
+from workbench.packaging.plan import measure_call_cost, plan_serving
+from workbench.packaging.sources import ServiceSpec, fallbacks, service_files, unseen_policy
+from workbench.results import PackageResult, ValidationResult
 
 #: What the Bento installs, pinned to the versions the model was validated with.
 RUNTIME_PACKAGES = (
@@ -54,9 +44,6 @@ RUNTIME_PACKAGES = (
     "pydantic",
 )
 BUILD_TIMEOUT_S = 600
-#: The model's cost per call is measured on 1 row and on this many training rows.
-COST_ROWS = 256
-COST_TIME_LIMIT_S = 3.0
 KUBERNETES_FILE = "deploy/kubernetes.yaml"
 
 
@@ -96,49 +83,6 @@ def _load_passed_validation(config: Config, folder: Path) -> ValidationResult:
             "run the validate stage again before packaging"
         )
     return validation
-
-
-def measure_call_cost(
-    model: Any, X: pd.DataFrame, *, time_limit: float = COST_TIME_LIMIT_S
-) -> CallCost | None:
-    """Time what the service runs per batch on 1 row and on :data:`COST_ROWS` training rows.
-
-    That is ``predict_proba`` for a classifier that has it (plus ``predict`` unless the labels
-    follow from the probabilities) and ``predict`` otherwise. Medians of a few calls after a
-    warm-up, bounded by ``time_limit`` seconds in all: a slow model gets fewer repeats. None when
-    the model fails on the training rows (the batching limits then take safe defaults).
-    """
-    proba = hasattr(model, "predict_proba") and hasattr(model, "classes_")
-    both = proba and not labels_from_proba(model)
-
-    def call(frame: pd.DataFrame) -> None:
-        if proba:
-            model.predict_proba(frame)
-        if both or not proba:
-            model.predict(frame)
-
-    one = X.head(1)
-    many = X.sample(n=COST_ROWS, replace=len(X) < COST_ROWS, random_state=0)
-    deadline = time.perf_counter() + time_limit
-
-    def median_time(frame: pd.DataFrame, repeats: int) -> float:
-        times = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            call(frame)
-            times.append(time.perf_counter() - started)
-            if time.perf_counter() > deadline:
-                break
-        return float(np.median(times))
-
-    try:
-        call(one)  # first-call costs (imports, caches) are not the model's
-        t_one = median_time(one, 7)
-        t_many = median_time(many, 3)
-    except Exception:  # noqa: BLE001 - any failure means "not measured", never a failed build
-        return None
-    per_row = max(0.0, (t_many - t_one) / (COST_ROWS - 1))
-    return CallCost(fixed_s=max(t_one - per_row, 0.0), per_row_s=per_row)
 
 
 def save_model(config: Config, validation: ValidationResult) -> tuple[str, bool]:

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.metrics import align_labels, metric_values, model_outputs
-from workbench.reports import ChampionResult
+from workbench.results import ChampionResult
+from workbench.validation.metrics import align_labels, metric_values, model_outputs
 
 TestRows = Callable[[list[str]], pd.DataFrame]
 """Returns the test-data columns asked for (the features a model needs)."""

@@ -8,15 +8,14 @@ from __future__ import annotations
 import threading
 import time
 from typing import Any
-from urllib.parse import urlparse
 
 import httpx
 import numpy as np
 
 from workbench.errors import ServingError
-from workbench.reports import ProbeResult
+from workbench.results import ProbeResult
+from workbench.serving.server import require_loopback
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MAX_REQUESTS = 100_000
 MAX_SECONDS = 300.0
 
@@ -31,9 +30,7 @@ def probe(
     headers: dict[str, str] | None = None,
 ) -> ProbeResult:
     """Send up to ``requests`` single-row ``/predict`` calls from ``concurrency`` threads."""
-    host = urlparse(url).hostname or ""
-    if host not in LOOPBACK:
-        raise ServingError(f"the load probe only targets this machine (127.0.0.1); got {url!r}")
+    require_loopback(url, what="the load probe")
     if not rows:
         raise ServingError("the load probe needs at least one row to send")
     requests = max(1, min(requests, MAX_REQUESTS))

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from workbench.results import Curve, FeatureImportance, ProbeResult, ValidationResult
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
-
-    from workbench.reports import Curve, FeatureImportance
 
 DPI = 90
 BLUE, RED, GREY = "#0969da", "#cf222e", "#8c959f"
@@ -129,3 +129,34 @@ def importance_png(features: Sequence[FeatureImportance], metric: str) -> bytes:
     axes.set_xlabel(f"drop in {metric} when the column is shuffled", fontsize=9)
     axes.set_title("permutation importance (test sample)", fontsize=10)
     return _png(figure)
+
+
+def latency_histogram_png(probe: ProbeResult) -> bytes:
+    """The load probe's latencies as a histogram, with the percentiles marked."""
+    figure, (axes,) = _figure(6.0, 2.6)
+    axes.hist(probe.latencies_ms or [0.0], bins=40, color=BLUE)
+    for value, name in ((probe.p50_ms, "p50"), (probe.p95_ms, "p95"), (probe.p99_ms, "p99")):
+        axes.axvline(value, color=RED, linestyle="--", linewidth=1)
+        axes.annotate(name, (value, axes.get_ylim()[1] * 0.9), fontsize=8)
+    axes.set_xlabel("latency (ms)")
+    axes.set_ylabel("requests")
+    axes.set_title(f"{probe.requests} requests at concurrency {probe.concurrency}", fontsize=10)
+    return _png(figure)
+
+
+def validation_figures(result: ValidationResult) -> dict[str, bytes]:
+    """The validation plots as PNG bytes, keyed by name, drawn from the data kept in the result."""
+    out: dict[str, bytes] = {}
+    if result.confusion is not None and result.classes is not None:
+        out["confusion matrix"] = confusion_png(result.confusion, result.classes)
+    if result.roc:
+        out["ROC curve"] = roc_png(result.roc)
+    if result.pr:
+        out["precision-recall curve"] = pr_png(result.pr)
+    if result.actual:
+        out["prediction error"] = prediction_error_png(result.actual, result.predicted)
+    if result.importance and result.importance.features:
+        out["permutation importance"] = importance_png(
+            result.importance.features, result.importance.metric
+        )
+    return out

@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 from nbconvert import HTMLExporter
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]
 STATIC = PACKAGE / "static"
 TEMPLATES = PACKAGE / "templates" / "nbconvert"
 TEMPLATE = "workbench_report"

@@ -26,8 +26,8 @@ from papermill.exceptions import PapermillExecutionError
 
 from workbench.config import Config, load_config
 from workbench.errors import GateFailure, WorkbenchError
-from workbench.provenance import MANIFEST, build_manifest
-from workbench.rendering import render_html
+from workbench.pipeline.provenance import MANIFEST, build_manifest
+from workbench.pipeline.report import render_html
 
 STAGES = ("validate", "package", "launch")
 NOTEBOOKS = {

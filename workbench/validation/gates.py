@@ -17,14 +17,14 @@ from workbench.config import (
     ValidationOptions,
 )
 from workbench.errors import ConfigError
-from workbench.metrics import Metrics, advantage, check_metric_fits
-from workbench.reports import (
+from workbench.results import (
     BaselineResult,
     ChampionResult,
     CVResult,
     GateVerdict,
     RoundTripResult,
 )
+from workbench.validation.metrics import Metrics, advantage, check_metric_fits
 
 ROUNDTRIP_GATE = "roundtrip"
 

@@ -14,8 +14,9 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from workbench.config import LOWER_IS_BETTER, METRICS, NEEDS_PROBA
+from workbench.data import sample_index
 from workbench.errors import ConfigError, ModelError
-from workbench.reports import Curve
+from workbench.results import Curve
 
 Metrics = dict[str, float | None]
 CURVE_POINTS = 200
@@ -228,7 +229,8 @@ def metric_values(task: str, y: np.ndarray, out: Outputs) -> tuple[Metrics, dict
 def confusion(y: np.ndarray, out: Outputs) -> list[list[int]]:
     """Confusion matrix: row = true class, column = predicted class, in the model's class order."""
     assert out.classes is not None
-    return skm.confusion_matrix(y, out.predicted, labels=out.classes).tolist()
+    matrix: list[list[int]] = skm.confusion_matrix(y, out.predicted, labels=out.classes).tolist()
+    return matrix
 
 
 def _thin(x: np.ndarray, y: np.ndarray, points: int) -> tuple[list[float], list[float]]:
@@ -267,9 +269,7 @@ def prediction_sample(
     y: np.ndarray, out: Outputs, *, rows: int = 500, seed: int = 0
 ) -> tuple[list[float], list[float]]:
     """A seeded sample of (actual, predicted) pairs for the regression plots."""
-    index = np.arange(len(y))
-    if len(y) > rows:
-        index = np.sort(np.random.default_rng(seed).choice(len(y), size=rows, replace=False))
+    index = sample_index(len(y), rows, seed=seed)
     return (
         [round(float(v), 6) for v in y[index]],
         [round(float(v), 6) for v in out.predicted[index]],

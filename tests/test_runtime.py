@@ -1,0 +1,305 @@
+"""The runtime that ships inside every Bento, tested directly (no server): the batcher's answer
+slicing, its per-request fallback and overload answer, the predictor's two input paths, and the
+ASGI routes and auth driven through httpx's ASGI transport."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import BaseModel, ConfigDict, Field
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from workbench.runtime import API_KEY_ENV, Batcher, Overloaded, Predictor, Serving, Settings
+
+
+class Row(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    size: float | None = Field(None, alias="size cm")
+    colour: str | None = Field(None, alias="colour")
+
+
+class FloatRow(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    a: float = Field(alias="a")
+    b: float | None = Field(None, alias="b")
+
+
+def echo(rows: list[Any]) -> list[str]:
+    return [json.dumps(row) for row in rows]
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_a_lone_request_goes_at_once_and_gets_its_own_answers():
+    calls: list[list[Any]] = []
+
+    def fn(rows: list[Any]) -> list[str]:
+        calls.append(list(rows))
+        return echo(rows)
+
+    async def main() -> list[str]:
+        return await Batcher(fn, max_rows=64, max_wait_s=1.0).submit([1, 2])
+
+    assert run(main()) == ["1", "2"]
+    assert calls == [[1, 2]]
+
+
+def test_requests_arriving_during_a_call_share_the_next_call_and_get_their_own_slices():
+    calls: list[list[Any]] = []
+    gate = threading.Event()
+
+    def fn(rows: list[Any]) -> list[str]:
+        calls.append(list(rows))
+        if len(calls) == 1:
+            gate.wait(2)  # hold the model busy while the others queue up
+        return echo(rows)
+
+    async def main() -> list[list[str]]:
+        batcher = Batcher(fn, max_rows=64, max_wait_s=5.0)
+        first = asyncio.ensure_future(batcher.submit(["a"]))
+        await asyncio.sleep(0.01)
+        rest = [asyncio.ensure_future(batcher.submit([f"r{i}", f"s{i}"])) for i in range(5)]
+        await asyncio.sleep(0.01)
+        gate.set()
+        return [await first, *[await job for job in rest]]
+
+    answers = run(main())
+    assert answers[0] == ['"a"']
+    assert answers[1:] == [[f'"r{i}"', f'"s{i}"'] for i in range(5)]
+    assert len(calls) == 2, calls  # the five waiting requests went in one model call
+    assert calls[1] == [x for i in range(5) for x in (f"r{i}", f"s{i}")]
+
+
+def test_a_batch_never_exceeds_max_rows():
+    calls: list[int] = []
+    gate = threading.Event()
+
+    def fn(rows: list[Any]) -> list[str]:
+        calls.append(len(rows))
+        if len(calls) == 1:
+            gate.wait(2)
+        return echo(rows)
+
+    async def main() -> None:
+        batcher = Batcher(fn, max_rows=4, max_wait_s=5.0)
+        jobs = [asyncio.ensure_future(batcher.submit([i])) for i in range(1)]
+        await asyncio.sleep(0.01)
+        jobs += [asyncio.ensure_future(batcher.submit([i, i])) for i in range(6)]
+        await asyncio.sleep(0.01)
+        gate.set()
+        for job in jobs:
+            await job
+
+    run(main())
+    assert max(calls) <= 4 and sum(calls) == 13
+
+
+def test_when_a_shared_call_fails_each_request_is_tried_alone_and_only_the_bad_one_fails():
+    gate = threading.Event()
+    calls: list[list[Any]] = []
+
+    def fn(rows: list[Any]) -> list[str]:
+        calls.append(list(rows))
+        if len(calls) == 1:
+            gate.wait(2)
+        if "bad" in rows:
+            raise ValueError("the model refuses 'bad'")
+        return echo(rows)
+
+    async def main() -> list[Any]:
+        batcher = Batcher(fn, max_rows=64, max_wait_s=5.0)
+        first = asyncio.ensure_future(batcher.submit(["warm"]))
+        await asyncio.sleep(0.01)
+        jobs = [asyncio.ensure_future(batcher.submit([x])) for x in ("ok1", "bad", "ok2")]
+        await asyncio.sleep(0.01)
+        gate.set()
+        await first
+        return await asyncio.gather(*jobs, return_exceptions=True)
+
+    ok1, bad, ok2 = run(main())
+    assert ok1 == ['"ok1"'] and ok2 == ['"ok2"']
+    assert isinstance(bad, ValueError)
+    assert calls[1] == ["ok1", "bad", "ok2"] and calls[2:] == [["ok1"], ["bad"], ["ok2"]]
+
+
+def test_a_request_queued_longer_than_the_bound_is_answered_overloaded():
+    def slow(rows: list[Any]) -> list[str]:
+        time.sleep(0.3)
+        return echo(rows)
+
+    async def main() -> list[Any]:
+        batcher = Batcher(slow, max_rows=1, max_wait_s=0.05)
+        jobs = [asyncio.ensure_future(batcher.submit([i])) for i in range(3)]
+        return await asyncio.gather(*jobs, return_exceptions=True)
+
+    first, *queued = run(main())
+    assert first == ["0"]
+    assert all(isinstance(result, Overloaded) for result in queued), queued
+
+
+def settings(tmp_path: Path, **changes: Any) -> Settings:
+    card = tmp_path / "model_card.json"
+    card.write_text(json.dumps({"model_tag": "m:1", "task": "classification"}))
+    base: dict[str, Any] = {
+        "model_tag": "m:1",
+        "task": "classification",
+        "columns": ["size cm", "colour"],
+        "dtypes": {"size cm": "float64", "colour": "object"},
+        "card_path": card,
+        "categories": {"colour": ["blue", "red"]},
+        "fallback": {"colour": "red"},
+        "example": {"size cm": 1.0, "colour": "red"},
+    }
+    return Settings(**{**base, **changes})
+
+
+def mixed_model(handle_unknown: str = "ignore") -> Any:
+    frame = pd.DataFrame({"size cm": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "colour": ["red", "blue"] * 3})
+    model = make_pipeline(
+        ColumnTransformer(
+            [
+                ("num", "passthrough", ["size cm"]),
+                ("cat", OneHotEncoder(handle_unknown=handle_unknown), ["colour"]),
+            ]
+        ),
+        LogisticRegression(),
+    )
+    return model.fit(frame, np.array(["no", "no", "no", "yes", "yes", "yes"]))
+
+
+def test_records_are_cast_to_training_dtypes_and_unseen_categories_are_flagged(tmp_path):
+    model = mixed_model()
+    predictor = Predictor(model, Row, settings(tmp_path, unseen_policy="accept"))
+    rows = [Row(size=2.0, colour="plaid"), Row(size=5.0, colour="red")]
+    answers = [json.loads(a) for a in predictor.answer(rows)]
+    expected = model.predict(pd.DataFrame({"size cm": [2.0, 5.0], "colour": ["plaid", "red"]}))
+    assert [a["prediction"] for a in answers] == expected.tolist()
+    assert answers[0]["warnings"] == ["colour: unseen category 'plaid'"]
+    assert answers[1]["warnings"] == []
+    assert set(answers[0]["probabilities"]) == {"no", "yes"}
+
+
+def test_an_unseen_category_is_replaced_by_the_fallback_when_the_model_cannot_take_it(tmp_path):
+    model = mixed_model(handle_unknown="error")
+    predictor = Predictor(model, Row, settings(tmp_path, unseen_policy="replace"))
+    (answer,) = [json.loads(a) for a in predictor.answer([Row(size=2.0, colour="plaid")])]
+    assert answer["warnings"] == ["colour: unseen category 'plaid' replaced by 'red'"]
+    frame = pd.DataFrame({"size cm": [2.0], "colour": ["red"]})
+    assert answer["prediction"] == model.predict(frame)[0]
+
+
+def test_all_float_rows_become_one_array_and_missing_values_nan(tmp_path):
+    X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 3.0]})
+    model = LinearRegression().fit(X, [0.0, 1.0, 2.0, 3.0])
+    spec = settings(
+        tmp_path,
+        task="regression",
+        columns=["a", "b"],
+        dtypes={"a": "float64", "b": "float64"},
+        categories={},
+        float_rows=True,
+        frame_input=True,
+    )
+    predictor = Predictor(model, FloatRow, spec)
+    inputs, warnings = predictor.inputs([FloatRow(a=1.0, b=None), FloatRow(a=2.0, b=2.0)])
+    assert warnings is None and list(inputs.columns) == ["a", "b"]
+    assert np.isnan(inputs.iloc[0, 1]) and inputs.iloc[1].tolist() == [2.0, 2.0]
+    (answer,) = [json.loads(a) for a in predictor.answer([FloatRow(a=1.0, b=1.0)])]
+    assert answer == {
+        "prediction": pytest.approx(
+            float(model.predict(pd.DataFrame({"a": [1.0], "b": [1.0]}))[0])
+        ),
+        "probabilities": None,
+        "warnings": [],
+    }
+
+
+class Fallthrough:
+    """Stands for BentoML's app behind the runtime's middlewares: it names itself."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        body = b'{"served_by": "bentoml"}'
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+
+def asgi_app(serving: Serving) -> Any:
+    app: Any = Fallthrough()
+    for middleware, options in reversed(serving.middlewares()):
+        app = middleware(app, **options)
+    return app
+
+
+def started(tmp_path: Path, **changes: Any) -> Serving:
+    serving = Serving(Row, settings(tmp_path, **changes))
+    serving.start(mixed_model(), freeze=False)
+    return serving
+
+
+async def call(app: Any, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+        return await client.request(method, path, **kwargs)
+
+
+def test_the_predict_route_answers_rows_and_names_the_row_and_field_of_a_bad_one(tmp_path):
+    app = asgi_app(started(tmp_path))
+    good = run(call(app, "POST", "/predict", json={"rows": [{"size cm": 5.0, "colour": "red"}]}))
+    assert good.status_code == 200 and good.json()[0]["prediction"] in ("yes", "no")
+    bad = run(
+        call(
+            app,
+            "POST",
+            "/predict",
+            json={"rows": [{"size cm": 5.0}, {"size cm": "big", "colour": "red"}]},
+        )
+    )
+    assert bad.status_code == 400
+    assert [d["loc"] for d in bad.json()["detail"]] == [["rows", 1, "size cm"]]
+    empty = run(call(app, "POST", "/predict", json={"rows": []}))
+    assert empty.status_code == 200 and empty.json() == []
+    other = run(call(app, "POST", "/predict", content=b"x", headers={"content-type": "text/csv"}))
+    assert other.json() == {"served_by": "bentoml"}  # other content types go on to BentoML
+
+
+def test_metadata_is_the_model_card_and_other_paths_go_on(tmp_path):
+    app = asgi_app(started(tmp_path))
+    assert run(call(app, "GET", "/metadata")).json()["model_tag"] == "m:1"
+    assert run(call(app, "GET", "/livez")).json() == {"served_by": "bentoml"}
+
+
+def test_with_a_key_every_api_route_needs_it_and_health_stays_open(tmp_path, monkeypatch):
+    monkeypatch.setenv(API_KEY_ENV, "k3y")
+    app = asgi_app(started(tmp_path))
+    body = {"rows": [{"size cm": 5.0, "colour": "red"}]}
+    refused = run(call(app, "POST", "/predict", json=body))
+    assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+    assert run(call(app, "GET", "/metadata")).status_code == 401
+    key = {"authorization": "Bearer k3y"}
+    assert run(call(app, "POST", "/predict", json=body, headers=key)).status_code == 200
+    assert run(call(app, "GET", "/metadata", headers=key)).status_code == 200
+    assert run(call(app, "GET", "/readyz")).json() == {"served_by": "bentoml"}
+
+
+def test_cors_headers_are_added_for_an_allowed_origin_only(tmp_path):
+    app = asgi_app(started(tmp_path, cors_origins=["http://notebook.example"]))
+    allowed = run(call(app, "GET", "/metadata", headers={"origin": "http://notebook.example"}))
+    assert allowed.headers["access-control-allow-origin"] == "http://notebook.example"
+    other = run(call(app, "GET", "/metadata", headers={"origin": "http://elsewhere.example"}))
+    assert "access-control-allow-origin" not in other.headers

@@ -1,0 +1,104 @@
+"""The Kubernetes manifests in the Bento: Deployment, Service and HorizontalPodAutoscaler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from workbench.config import Config
+from workbench.runtime import API_KEY_ENV
+
+HTTP_PORT = 3000
+"""The port ``bentoml serve`` listens on inside the image."""
+
+
+def render_kubernetes(name: str, bento_version: str, config: Config) -> str:
+    """Deployment (probes on the health endpoints), Service and HorizontalPodAutoscaler.
+
+    The image is the one ``bentoml containerize <name>:<version>`` tags; the API key, if any,
+    comes from a Secret the cluster owner creates (never from this file).
+    """
+    k8s_name = name.replace("_", "-").replace(".", "-")
+    labels = {"app.kubernetes.io/name": k8s_name, "app.kubernetes.io/version": bento_version}
+    cpu = str(config.service.workers)
+    probe = {"httpGet": {"path": "/livez", "port": "http"}, "periodSeconds": 10}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": k8s_name, "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": k8s_name}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": k8s_name,
+                            "image": f"{name}:{bento_version}",
+                            "ports": [{"name": "http", "containerPort": HTTP_PORT}],
+                            "env": [
+                                {
+                                    "name": API_KEY_ENV,
+                                    "valueFrom": {
+                                        "secretKeyRef": {
+                                            "name": f"{k8s_name}-api-key",
+                                            "key": "key",
+                                            "optional": True,
+                                        }
+                                    },
+                                }
+                            ],
+                            "resources": {
+                                "requests": {"cpu": cpu, "memory": "512Mi"},
+                                "limits": {"memory": "2Gi"},
+                            },
+                            "startupProbe": {**probe, "failureThreshold": 30},
+                            "livenessProbe": probe,
+                            "readinessProbe": {
+                                "httpGet": {"path": "/readyz", "port": "http"},
+                                "periodSeconds": 5,
+                            },
+                        }
+                    ]
+                },
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": k8s_name, "labels": labels},
+        "spec": {
+            "selector": {"app.kubernetes.io/name": k8s_name},
+            "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+        },
+    }
+    autoscaler = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": k8s_name, "labels": labels},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": k8s_name},
+            "minReplicas": 1,
+            "maxReplicas": 5,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": 70},
+                    },
+                }
+            ],
+        },
+    }
+    return yaml.dump_all([deployment, service, autoscaler], Dumper=_PlainDumper, sort_keys=False)
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Writes repeated values out in full: manifests read better without YAML anchors."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True

@@ -1,0 +1,221 @@
+"""The files generated for a Bento: ``service.py``, ``bentofile.yaml``, the model card, the
+reference profile, and a copy of the runtime (``workbench_runtime/``). Pure functions of their
+inputs, so the same inputs give the same bytes (and so the same content-derived Bento version).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from workbench import runtime
+from workbench.config import Config
+from workbench.packaging.plan import ServingPlan, request_dtypes
+from workbench.results import ValidationResult
+from workbench.runtime.settings import API_KEY_ENV, PREDICT_PATH
+from workbench.schema import Column, InputSchema
+
+UNSEEN = "__workbench_unseen_category__"
+TEMPLATE = Path(__file__).with_name("service.py.tmpl")
+RUNTIME_PACKAGE = "workbench_runtime"
+"""The name the runtime has inside a Bento (beside ``service.py``)."""
+_PY_TYPES = {"number": "float", "integer": "int", "boolean": "bool", "category": "str"}
+
+
+def class_name(name: str) -> str:
+    """``breast_cancer`` -> ``BreastCancer`` (the service class)."""
+    parts = [p for p in name.replace("-", "_").replace(".", "_").split("_") if p]
+    ident = "".join(p[:1].upper() + p[1:] for p in parts) or "Service"
+    return ident if ident[0].isalpha() else f"Service{ident}"
+
+
+def _field_line(column: Column, ident: str) -> str:
+    py = _PY_TYPES[column.kind]
+    annotation = f"Optional[{py}]" if column.nullable else py
+    default = "None, " if column.nullable else ""
+    return f"    {ident}: {annotation} = Field({default}alias={column.name!r})"
+
+
+def unseen_policy(model: Any, train: pd.DataFrame, schema: InputSchema) -> str:
+    """``accept`` when the model predicts on an unseen category itself, else ``replace``.
+
+    Measured, not guessed from the estimator's parameters: one training row with every category
+    column set to a value the model never saw is sent through ``predict``.
+    """
+    categorical = [c.name for c in schema.columns if c.kind == "category"]
+    if not categorical:
+        return "accept"
+    row = train[schema.names].head(1).copy()
+    for name in categorical:
+        row[name] = row[name].astype(object)
+        row.loc[row.index[0], name] = UNSEEN
+    try:
+        model.predict(row)
+    except Exception:  # any estimator refusing the value counts as "cannot handle it"
+        return "replace"
+    return "accept"
+
+
+def fallbacks(train: pd.DataFrame, schema: InputSchema) -> dict[str, str]:
+    """Most frequent training value of each category column (replaces an unseen one)."""
+    out = {}
+    for col in schema.columns:
+        if col.kind == "category" and col.categories:
+            counts = train[col.name].dropna().astype(str).value_counts()
+            out[col.name] = str(counts.index[0]) if len(counts) else col.categories[0]
+    return out
+
+
+def _label_type(validation: ValidationResult) -> str:
+    if validation.task == "regression" or not validation.classes:
+        return "float"
+    kinds = {type(c).__name__ for c in validation.classes}
+    return ", ".join(sorted(kinds & {"int", "str", "bool", "float"})) or "str"
+
+
+def example_row(schema: InputSchema, fallback: dict[str, str]) -> dict[str, Any]:
+    """A synthetic row for the service's warm-up call, from the schema alone (no training data)."""
+    row: dict[str, Any] = {}
+    for col in schema.columns:
+        if col.kind == "category":
+            value: Any = fallback.get(col.name) or (col.categories[0] if col.categories else None)
+        elif col.kind == "boolean":
+            value = False
+        elif col.min is not None and col.max is not None:
+            middle = (col.min + col.max) / 2
+            value = float(f"{middle:.6g}") if col.kind == "number" else int(math.floor(middle))
+        else:
+            value = 0.0 if col.kind == "number" else 0
+        if value is None and not col.nullable:
+            value = ""
+        row[col.name] = value
+    return row
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """Everything the generated service depends on (its content decides the Bento version)."""
+
+    name: str
+    model_tag: str
+    validation: ValidationResult
+    policy: str
+    fallback: dict[str, str]
+    plan: ServingPlan
+
+
+def render_service(spec: ServiceSpec, config: Config) -> str:
+    """The generated ``service.py`` source."""
+    schema = spec.validation.input_schema
+    fields = schema.fields()
+    cors = (
+        {
+            "enabled": True,
+            "access_control_allow_origins": config.service.cors_origins,
+            "access_control_allow_methods": ["GET", "POST", "OPTIONS"],
+            "access_control_allow_headers": ["Authorization", "Content-Type"],
+        }
+        if config.service.cors_origins
+        else {"enabled": False}
+    )
+    return Template(TEMPLATE.read_text()).substitute(
+        name=spec.name,
+        class_name=class_name(spec.name),
+        model_tag=spec.model_tag,
+        task=spec.validation.task,
+        columns=repr(schema.names),
+        dtypes=repr(request_dtypes(schema)),
+        categories=repr(
+            {c.name: c.categories for c in schema.columns if c.kind == "category" and c.categories}
+        ),
+        fallback=repr(spec.fallback),
+        unseen_policy=spec.policy,
+        label_type=_label_type(spec.validation),
+        fields="\n".join(_field_line(c, fields[c.name]) for c in schema.columns),
+        workers=config.service.workers,
+        timeout=config.service.timeout,
+        max_batch_size=spec.plan.max_batch_size,
+        max_latency_ms=spec.plan.max_latency_ms,
+        float_rows=spec.plan.float_rows,
+        frame_input=spec.plan.frame_input,
+        labels_from_proba=spec.plan.labels_from_proba,
+        example=repr(example_row(schema, spec.fallback)),
+        cors=repr(cors),
+        cors_origins=repr(list(config.service.cors_origins)),
+        access_log=config.service.access_log,
+        tracing=repr({} if config.service.tracing else {"excluded_urls": [PREDICT_PATH]}),
+    )
+
+
+def render_bentofile(name: str, packages: list[str]) -> str:
+    """The ``bentofile.yaml``: pinned packages, no lock against the live package index."""
+    return yaml.safe_dump(
+        {
+            "service": f"service:{class_name(name)}",
+            "name": name,
+            "include": [
+                "service.py",
+                f"{RUNTIME_PACKAGE}/*.py",
+                "model_card.json",
+                "reference_profile.json",
+                "deploy/*",
+            ],
+            "labels": {"generated-by": "workbench"},
+            "python": {"packages": packages, "lock_packages": False},
+            "docker": {"python_version": f"{sys.version_info.major}.{sys.version_info.minor}"},
+        },
+        sort_keys=False,
+    )
+
+
+def model_card(spec: ServiceSpec, config: Config, packages: list[str]) -> dict[str, Any]:
+    """What the Bento says about itself (``GET /metadata``); deterministic for its inputs."""
+    v = spec.validation
+    return {
+        "name": spec.name,
+        "model_tag": spec.model_tag,
+        "task": v.task,
+        "target": v.target,
+        "classes": v.classes,
+        "input_schema": v.input_schema.model_dump(mode="json"),
+        "unseen_categories": spec.policy,
+        "serving": spec.plan.card(config.service),
+        "metrics": v.metrics,
+        "gates": [g.model_dump(mode="json") for g in v.gates],
+        "passed": v.passed,
+        "inputs_sha256": v.inputs,
+        "packages": packages,
+        "auth": f"set {API_KEY_ENV} to require 'Authorization: Bearer <key>'",
+    }
+
+
+def runtime_files() -> dict[str, str]:
+    """The runtime's modules as they go into the Bento (``workbench_runtime/<module>.py``)."""
+    folder = Path(runtime.__file__).parent
+    return {
+        f"{RUNTIME_PACKAGE}/{path.name}": path.read_text() for path in sorted(folder.glob("*.py"))
+    }
+
+
+def service_files(spec: ServiceSpec, config: Config, packages: list[str]) -> dict[str, str]:
+    """``bentos/<name>/`` as relative path -> text (without the Kubernetes manifests)."""
+    return {
+        "service.py": render_service(spec, config),
+        **runtime_files(),
+        "bentofile.yaml": render_bentofile(spec.name, packages),
+        "model_card.json": json.dumps(model_card(spec, config, packages), indent=2) + "\n",
+        # The training-input profile (quantile bins, category shares) for drift checks later.
+        "reference_profile.json": (
+            spec.validation.profile.model_dump_json(indent=2) + "\n"
+            if spec.validation.profile is not None
+            else "null\n"
+        ),
+    }

@@ -1,0 +1,32 @@
+"""Rendering of the stage results: HTML for notebooks, panels and reports, PNG plots, plain text.
+
+Imports the result types; the types never import this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from workbench.reports.html import launch_html, package_html, probe_html
+from workbench.reports.text import gate_table
+from workbench.reports.validation import validation_html
+from workbench.results import LaunchResult, PackageResult, ProbeResult, Result, ValidationResult
+
+RENDERERS: dict[type[Result], Callable[[Any], str]] = {
+    ValidationResult: validation_html,
+    PackageResult: package_html,
+    LaunchResult: launch_html,
+    ProbeResult: probe_html,
+}
+
+
+def to_html(result: Result) -> str:
+    """The HTML a notebook shows for a stage result (self-contained: styles and plots inline)."""
+    for kind, render in RENDERERS.items():
+        if isinstance(result, kind):
+            return render(result)
+    raise TypeError(f"no HTML rendering for {type(result).__name__}")
+
+
+__all__ = ["gate_table", "to_html"]

@@ -1,0 +1,58 @@
+"""What the launch stage checked against the served Bento."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workbench.errors import ServingError
+from workbench.results.base import Result
+
+
+class ProbeResult(Result):
+    """A bounded load probe: throughput, latency percentiles, errors and every latency."""
+
+    url: str
+    requests: int
+    concurrency: int
+    seconds: float
+    requests_per_s: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    errors: int
+    error_kinds: list[str]
+    latencies_ms: list[float]
+
+
+class CheckResult(Result):
+    """One check against the live server."""
+
+    name: str
+    passed: bool
+    detail: str = ""
+
+
+class LaunchResult(Result):
+    """What the launch stage checked against the served Bento."""
+
+    bento_tag: str
+    url: str
+    checks: list[CheckResult]
+    parity_rows: int
+    mismatches: list[dict[str, Any]]
+    probe: ProbeResult | None = None
+    snippets: dict[str, str] = {}
+    passed: bool
+    seconds: float
+
+    @property
+    def failed(self) -> list[CheckResult]:
+        return [c for c in self.checks if not c.passed]
+
+    def raise_for_checks(self) -> None:
+        """Raise :class:`ServingError` naming every failed check (stops a headless run)."""
+        if self.failed:
+            raise ServingError(
+                f"{self.bento_tag}: checks failed against the served Bento: "
+                + "; ".join(f"{c.name}: {c.detail}" for c in self.failed)
+            )

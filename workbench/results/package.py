@@ -1,0 +1,41 @@
+"""What the package stage saved and built."""
+
+from __future__ import annotations
+
+from workbench.results.base import Result
+
+
+class PackageResult(Result):
+    """What the package stage saved and built."""
+
+    name: str
+    model_tag: str
+    bento_tag: str
+    bento_path: str
+    model_path: str
+    service_dir: str
+    archive: str
+    """The exported Bento (``bentoml import <archive>`` on another machine)."""
+    size_bytes: int
+    contents: list[str]
+    unseen_categories: str
+    """``accept``: the model handles unseen categories; ``replace``: the service substitutes
+    the most frequent training value and says so in the row's warnings."""
+    created: bool
+    """False when a Bento with the same content-derived tag already existed."""
+    bentoml_home: str
+    seconds: float
+
+    @property
+    def serve_command(self) -> str:
+        return f"bentoml serve {self.bento_tag}"
+
+    @property
+    def commands(self) -> dict[str, str]:
+        """Copy-ready commands: serve, move to another machine, build an image, deploy."""
+        return {
+            "serve": self.serve_command,
+            "import elsewhere": f"bentoml import {self.archive}",
+            "container image": f"bentoml containerize {self.bento_tag}",
+            "kubernetes": f"kubectl apply -f {self.bento_path}/src/deploy/kubernetes.yaml",
+        }

@@ -1,0 +1,171 @@
+"""Adaptive batching: concurrent requests share one model call, one call at a time.
+
+The model runs in one dedicated thread. A request that finds the model idle goes at once (no added
+wait on a quiet server); requests arriving while it is busy are answered together by the next call,
+so the model's fixed cost per call is shared and the event loop keeps the GIL. A request queued
+longer than ``max_wait_s`` is answered :class:`Overloaded`. When a batch of several jobs fails, each
+job is tried on its own, so one bad request cannot fail the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+Job = tuple[list[Any], "asyncio.Future[list[str]]", float]
+"""Rows, the future that gets their answers, and when they were queued (loop time)."""
+
+
+class Overloaded(Exception):
+    """A request waited in the queue longer than MAX_QUEUE_MS."""
+
+
+class Batcher:
+    """Adaptive batching: concurrent requests share one model call, one call at a time.
+
+    A request that finds the model idle is sent at once, so a quiet server adds no wait. Requests
+    arriving during a call queue up; when the call ends, the next one is held back until arrivals
+    pause (``gap_s``) or for at most ``hold_factor`` times the measured call duration, so that under
+    load the model runs fewer, larger batches. The model's fixed cost per call is what batching
+    saves; its duration is measured on every call (it was measured at start-up on `EXAMPLE`).
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[list[Any]], list[str]],
+        *,
+        max_rows: int,
+        max_wait_s: float,
+        gap_s: float = 0.001,
+        hold_factor: float = 2.0,
+    ) -> None:
+        self.fn = fn
+        self.max_rows = max_rows
+        self.max_wait_s = max_wait_s
+        self.gap_s = gap_s
+        self.hold_factor = hold_factor
+        self.max_hold_s = min(0.05, max_wait_s / 4)
+        self.queue: deque[Job] = deque()
+        self.queued_rows = 0
+        self.busy = False
+        self.timer: asyncio.TimerHandle | None = None
+        self.hold_until = 0.0
+        self.last_arrival = 0.0
+        self.last_end = 0.0
+        self.last_jobs = 0
+        self.call_s = 0.0  # moving average of one model call's duration
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="model")
+
+    def warm_up(self, rows: list[Any]) -> None:
+        started = time.perf_counter()
+        self.fn(rows)
+        self.call_s = time.perf_counter() - started
+
+    async def submit(self, rows: list[Any]) -> list[str]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[str]] = loop.create_future()
+        now = loop.time()
+        self.queue.append((rows, future, now))
+        self.queued_rows += len(rows)
+        self.last_arrival = now
+        if not self.busy:
+            if self.queued_rows >= self.max_rows:
+                self._start(loop)
+            elif self.timer is None:
+                if self.last_jobs > 1 and now - self.last_end < max(self.gap_s, self.call_s):
+                    self._hold(loop, now)  # a batch just ended: its clients are coming back
+                else:
+                    self._start(loop)  # quiet server: no wait
+        return await future
+
+    def _hold(self, loop: asyncio.AbstractEventLoop, now: float) -> None:
+        self.hold_until = now + min(self.max_hold_s, self.hold_factor * self.call_s)
+        self.timer = loop.call_later(self.gap_s, self._check, loop)
+
+    def _check(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.timer = None
+        if self.busy or not self.queue:
+            return
+        now = loop.time()
+        quiet = now - self.last_arrival
+        if self.queued_rows >= self.max_rows or now >= self.hold_until or quiet >= self.gap_s:
+            self._start(loop)
+        else:
+            delay = min(self.gap_s - quiet, self.hold_until - now)
+            self.timer = loop.call_later(delay, self._check, loop)
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        jobs: list[tuple[list[Any], asyncio.Future[list[str]]]] = []
+        n, now = 0, loop.time()
+        while self.queue and (n == 0 or n + len(self.queue[0][0]) <= self.max_rows):
+            rows, future, queued_at = self.queue.popleft()
+            self.queued_rows -= len(rows)
+            if future.done():  # the request was cancelled (timeout, client gone)
+                continue
+            if now - queued_at > self.max_wait_s:
+                future.set_exception(Overloaded())
+                continue
+            jobs.append((rows, future))
+            n += len(rows)
+        if not jobs:
+            return
+        self.busy = True
+        batch = loop.run_in_executor(self.pool, self._call, [rows for rows, _ in jobs])
+        batch.add_done_callback(lambda done: self._finish(loop, jobs, done))
+
+    def _call(self, parts: list[list[Any]]) -> tuple[list[Any], float]:
+        """In the model thread: one call for all jobs; if it fails, one call per job."""
+        started = time.perf_counter()
+        rows = parts[0] if len(parts) == 1 else [row for part in parts for row in part]
+        try:
+            answers = self.fn(rows)
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting request(s)
+            if len(parts) == 1:
+                return [exc], time.perf_counter() - started
+            results: list[Any] = []
+            for part in parts:
+                try:
+                    results.append(self.fn(part))
+                except Exception as one:  # noqa: BLE001
+                    results.append(one)
+            return results, time.perf_counter() - started
+        results, i = [], 0
+        for part in parts:
+            results.append(answers[i : i + len(part)])
+            i += len(part)
+        return results, time.perf_counter() - started
+
+    def _finish(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        jobs: list[tuple[list[Any], asyncio.Future[list[str]]]],
+        done: asyncio.Future[tuple[list[Any], float]],
+    ) -> None:
+        self.busy = False
+        now = loop.time()
+        self.last_end, self.last_jobs = now, len(jobs)
+        if done.cancelled() or done.exception() is not None:
+            error = Overloaded() if done.cancelled() else done.exception()
+            results: list[Any] = [error] * len(jobs)
+        else:
+            results, seconds = done.result()
+            self.call_s = seconds if not self.call_s else 0.8 * self.call_s + 0.2 * seconds
+        for (_, future), result in zip(jobs, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+        if self.queue and self.timer is None:
+            if self.queued_rows >= self.max_rows:
+                self._start(loop)
+            else:
+                self._hold(loop, now)

@@ -1,0 +1,154 @@
+"""Checks against a live server: health, metadata, a prediction, malformed requests, parity.
+
+Each check sends what a real client would (httpx, BentoML's own client) and, when
+``WORKBENCH_API_KEY`` is set here, the same bearer key the server then requires.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import bentoml
+import httpx
+import numpy as np
+import pandas as pd
+
+from workbench.errors import ServingError
+from workbench.results import CheckResult
+from workbench.runtime import API_KEY_ENV
+from workbench.schema import InputSchema
+
+PARITY_TOLERANCE = 1e-9
+PARITY_CHUNK = 256
+
+
+def auth_headers() -> dict[str, str]:
+    """The bearer header when ``WORKBENCH_API_KEY`` is set here (the server then requires it)."""
+    key = os.environ.get(API_KEY_ENV)
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def client_for(url: str, *, timeout: float = 30) -> bentoml.SyncHTTPClient:
+    """BentoML's own client, with the API key when one is set."""
+    return bentoml.SyncHTTPClient(url, token=os.environ.get(API_KEY_ENV) or None, timeout=timeout)
+
+
+def snippets(url: str, row: dict[str, Any]) -> dict[str, str]:
+    """Copy-ready calls of the service: curl and ``bentoml.SyncHTTPClient``."""
+    body = json.dumps({"rows": [row]})
+    auth = f' -H "Authorization: Bearer ${API_KEY_ENV}"' if os.environ.get(API_KEY_ENV) else ""
+    return {
+        "curl": f"curl -s -X POST {url}/predict -H 'content-type: application/json'{auth} \\\n"
+        f"     -d '{body}'",
+        "python": "import bentoml\n\n"
+        f"with bentoml.SyncHTTPClient({url!r}) as client:\n"
+        f"    answer = client.predict(rows=[{row!r}])\n"
+        "print([row['prediction'] for row in answer])",
+    }
+
+
+def bad_requests(url: str, row: dict[str, Any], schema: InputSchema) -> str:
+    """Malformed payloads must be answered 400 with a ``detail`` naming the row and the field."""
+    first = schema.columns[0]
+    bad_value = {"boolean": "maybe", "category": 12345}.get(first.kind, "not-a-number")
+    cases: dict[str, tuple[dict[str, Any], list[Any]]] = {
+        "unparseable value": ({"rows": [{**row, first.name: bad_value}]}, ["rows", 0, first.name]),
+        "unknown field": ({"rows": [{**row, "__unknown__": 1}]}, ["rows", 0, "__unknown__"]),
+        "no rows key": ({"data": [row]}, ["rows"]),
+    }
+    required = next((c.name for c in schema.columns if not c.nullable), None)
+    if required is not None:
+        missing = {k: v for k, v in row.items() if k != required}
+        cases["missing field"] = ({"rows": [row, missing]}, ["rows", 1, required])
+    wrong = []
+    for name, (payload, loc) in cases.items():
+        response = httpx.post(f"{url}/predict", json=payload, headers=auth_headers(), timeout=10)
+        if response.status_code != 400:
+            wrong.append(f"{name}: HTTP {response.status_code}")
+        elif loc not in [d.get("loc") for d in response.json().get("detail", [])]:
+            wrong.append(f"{name}: 400 without a detail at {loc}")
+    if wrong:
+        raise ServingError("malformed payloads were not refused as expected: " + "; ".join(wrong))
+    return f"{len(cases)} malformed payloads answered 400 naming the row and field"
+
+
+def run_check(name: str, fn: Any) -> CheckResult:
+    try:
+        detail = fn()
+    except Exception as exc:  # each check reports its own failure
+        return CheckResult(name=name, passed=False, detail=f"{type(exc).__name__}: {exc}")
+    return CheckResult(name=name, passed=True, detail=str(detail))
+
+
+def smoke_test(url: str, rows: list[dict[str, Any]], *, model_tag: str) -> list[CheckResult]:
+    """Health, readiness, metadata and one prediction request per given row."""
+
+    def health(path: str) -> str:
+        response = httpx.get(f"{url}{path}", timeout=10)
+        response.raise_for_status()
+        return f"HTTP {response.status_code}"
+
+    def metadata() -> str:
+        response = httpx.get(f"{url}/metadata", headers=auth_headers(), timeout=10)
+        response.raise_for_status()
+        card = response.json()
+        if card.get("model_tag") != model_tag:
+            raise ServingError(
+                f"metadata names model {card.get('model_tag')}, expected {model_tag}"
+            )
+        return f"model {card['model_tag']}"
+
+    def predict() -> str:
+        with client_for(url) as client:
+            answer = client.predict(rows=rows)
+        return f"{len(rows)} rows -> {[a['prediction'] for a in answer]}"
+
+    return [
+        run_check("livez", lambda: health("/livez")),
+        run_check("readyz", lambda: health("/readyz")),
+        run_check("metadata", metadata),
+        run_check("predict", predict),
+    ]
+
+
+def check_parity(
+    url: str, model: Any, X: pd.DataFrame, schema: InputSchema
+) -> list[dict[str, Any]]:
+    """Send every row through the server; return the rows whose answer differs from in-process."""
+    expected = np.asarray(model.predict(X)).tolist()
+    has_proba = hasattr(model, "predict_proba") and hasattr(model, "classes_")
+    expected_proba = model.predict_proba(X) if has_proba else None
+    classes = [str(c) for c in np.asarray(getattr(model, "classes_", [])).tolist()]
+    records = schema.to_records(X)
+    mismatches: list[dict[str, Any]] = []
+    with client_for(url, timeout=60) as client:
+        for start in range(0, len(records), PARITY_CHUNK):
+            answer = client.predict(rows=records[start : start + PARITY_CHUNK])
+            for offset, row in enumerate(answer):
+                i, served = start + offset, row["prediction"]
+                problem = None
+                if isinstance(served, float) or isinstance(expected[i], float):
+                    if abs(float(served) - float(expected[i])) > PARITY_TOLERANCE:
+                        problem = f"served {served!r}, in-process {expected[i]!r}"
+                elif served != expected[i]:
+                    problem = f"served {served!r}, in-process {expected[i]!r}"
+                if problem is None and expected_proba is not None:
+                    got = np.array([row["probabilities"][c] for c in classes])
+                    diff = float(np.max(np.abs(got - expected_proba[i])))
+                    if diff > PARITY_TOLERANCE:
+                        problem = f"probabilities differ by {diff:.3g}"
+                if problem:
+                    mismatches.append({"row": i, "problem": problem})
+    return mismatches
+
+
+def representative_rows(X: pd.DataFrame, y: pd.Series, task: str) -> pd.DataFrame:
+    """One row per class (classification) or the rows at the min, median and max target."""
+    if task == "classification":
+        picks = [int(np.flatnonzero(np.asarray(y) == label)[0]) for label in pd.unique(y)]
+    else:
+        order = np.argsort(np.asarray(y))
+        picks = sorted({int(order[0]), int(order[len(order) // 2]), int(order[-1])})
+    return X.iloc[picks]

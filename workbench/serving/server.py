@@ -1,0 +1,258 @@
+"""A ``bentoml serve`` process you can always stop: started in the background on 127.0.0.1.
+
+A :class:`Server` is a ``bentoml serve`` process group on 127.0.0.1. It never blocks the caller,
+is stopped with every worker (SIGTERM to the group, a grace period, then SIGKILL to whatever is
+left of the tree), and is stopped when the owning interpreter (a notebook kernel) exits.
+Each server is recorded in a state folder so one whose owner died can be found and stopped.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import psutil
+from prometheus_client.parser import text_string_to_metric_families
+
+from workbench.errors import ServingError
+
+HOST = "127.0.0.1"
+HEALTH = {"/livez", "/readyz", "/healthz", "/metrics"}
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def require_loopback(url: str, *, what: str) -> tuple[str, int]:
+    """(host, port) of ``url``, or :class:`ServingError` when it is not on this machine.
+
+    Load and replay loops only ever target loopback: ``what`` names the loop in the message.
+    """
+    parsed = urlparse(url)
+    if parsed.hostname not in LOOPBACK:
+        raise ServingError(f"{what} only targets this machine (127.0.0.1); got {url!r}")
+    return parsed.hostname or HOST, parsed.port or 80
+
+
+def state_dir() -> Path:
+    """Where running servers are recorded (``$WORKBENCH_STATE_DIR``, else ``~/.workbench``)."""
+    root = Path(os.environ.get("WORKBENCH_STATE_DIR", Path.home() / ".workbench")).expanduser()
+    folder = root / "servers"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def terminate_tree(pid: int, *, grace: float = 10.0) -> None:
+    """SIGTERM the process group led by ``pid``, wait ``grace`` s, then SIGKILL what remains.
+
+    The descendants are collected first: SIGKILL on the parent alone would orphan the workers.
+    """
+    try:
+        parent = psutil.Process(pid)
+        procs = [parent, *parent.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        for proc in procs:
+            with suppress(psutil.Error):
+                proc.terminate()
+    _, alive = psutil.wait_procs(procs, timeout=grace)
+    for proc in alive:
+        with suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=5)
+
+
+def _stop_at_exit(pid: int, record: Path) -> None:
+    terminate_tree(pid, grace=5.0)
+    record.unlink(missing_ok=True)
+
+
+@dataclass
+class Server:
+    """A running ``bentoml serve`` of one Bento; use :meth:`start`, then :meth:`stop`."""
+
+    bento_tag: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    started_at: float = field(default_factory=time.time)
+    _at_exit: Callable[[], None] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def record_path(self) -> Path:
+        return state_dir() / f"{self.pid}.json"
+
+    @classmethod
+    def start(
+        cls,
+        bento_tag: str,
+        *,
+        port: int | None = None,
+        timeout: float = 90.0,
+        log_dir: Path | None = None,
+    ) -> Server:
+        """Start serving ``bento_tag`` on 127.0.0.1 and wait until ``/readyz`` answers 200."""
+        if port is not None and not port_is_free(port):
+            raise ServingError(
+                f"port {port} on {HOST} is busy; choose another port or leave it empty "
+                "for a free one"
+            )
+        port = port or free_port()
+        log_dir = log_dir or state_dir()
+        log_path = log_dir / f"serve-{bento_tag.replace(':', '-')}-{port}.log"
+        log = open(log_path, "wb")  # noqa: SIM115 - the child keeps writing after we return
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bentoml",
+                "serve",
+                bento_tag,
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, "BENTOML_DO_NOT_TRACK": "True"},
+        )
+        log.close()
+        server = cls(bento_tag=bento_tag, port=port, process=process, log_path=log_path)
+        server.record_path.write_text(
+            json.dumps(
+                {
+                    "pid": process.pid,
+                    "owner": os.getpid(),
+                    "bento_tag": bento_tag,
+                    "url": server.url,
+                    "log": str(log_path),
+                    "started_at": server.started_at,
+                }
+            )
+        )
+        # Stopped when this interpreter exits (a kernel shutdown or restart), not when the handle
+        # is dropped: `workbench.serve(config).url` must leave a running server behind.
+        server._at_exit = functools.partial(_stop_at_exit, process.pid, server.record_path)
+        atexit.register(server._at_exit)
+        try:
+            server.wait_ready(timeout)
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServingError(
+                    f"`bentoml serve {self.bento_tag}` exited with code {self.process.returncode} "
+                    f"before it was ready. Last lines of {self.log_path}:\n{self.log_tail()}"
+                )
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise ServingError(
+            f"`bentoml serve {self.bento_tag}` was not ready after {timeout:.0f} s; "
+            "it was stopped. "
+            f"Last lines of {self.log_path}:\n{self.log_tail()}"
+        )
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def status(self) -> dict[str, Any]:
+        """State, URL, PID, uptime and API requests served (from ``/metrics``)."""
+        running = self.running
+        return {
+            "state": "running" if running else "stopped",
+            "url": self.url,
+            "pid": self.pid,
+            "uptime_s": round(time.time() - self.started_at, 1) if running else 0.0,
+            "requests_served": requests_served(self.url) if running else None,
+            "bento_tag": self.bento_tag,
+        }
+
+    def stop(self, *, grace: float = 10.0) -> None:
+        """Stop the server and all its workers (idempotent)."""
+        terminate_tree(self.pid, grace=grace)
+        self.process.wait(timeout=5)
+        self.record_path.unlink(missing_ok=True)
+        if self._at_exit is not None:
+            atexit.unregister(self._at_exit)
+            self._at_exit = None
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def requests_served(url: str) -> int | None:
+    """API requests answered so far, summed from BentoML's Prometheus counters (health excluded)."""
+    try:
+        text = httpx.get(f"{url}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return None
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name != "bentoml_service_request":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_total") and sample.labels.get("endpoint") not in HEALTH:
+                total += sample.value
+    return int(total)
