@@ -115,3 +115,29 @@ def test_cv_baseline_and_champion_gates_are_known_names(tmp_path):
     assert list(config.gates) == ["cv_roc_auc", "beat_baseline", "champion"]
     with pytest.raises(ConfigError, match=r"unknown metric 'cv_auc'"):
         load_config(write(tmp_path, GOOD.replace("roc_auc", "cv_auc")))
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("{auth: optional}", "'api_key' or 'none'"),
+        ("{max_body_mb: 0}", "greater than 0"),
+        ("{max_request_rows: 0}", "greater than or equal to 1"),
+        ("{timeout: 2, max_latency_ms: 5000}", "longer than the request timeout of 2 s"),
+    ],
+)
+def test_a_bad_service_limit_is_named_with_the_fix(tmp_path, section, message):
+    """Service limits that cannot work are refused up front: an unknown auth mode, a zero limit,
+    or a queue bound longer than the request timeout (a queued request would 504 first)."""
+    with pytest.raises(ConfigError, match="field `service") as info:
+        load_config(write(tmp_path, GOOD + f"service: {section}\n"))
+    assert message in str(info.value)
+
+
+def test_the_service_defaults_fail_closed_and_are_bounded(tmp_path):
+    """Auth is on unless `service.auth: none`; bodies, rows per request and the queue are
+    bounded by default."""
+    service = load_config(write(tmp_path, GOOD)).service
+    assert service.auth == "api_key"
+    assert service.max_body_mb == 4 and service.max_request_rows == 5000
+    assert service.timeout * 1000 >= 1000

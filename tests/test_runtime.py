@@ -21,21 +21,30 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from workbench.runtime import API_KEY_ENV, Batcher, Overloaded, Predictor, Serving, Settings
+from workbench.runtime import (
+    API_KEY_ENV,
+    Batcher,
+    Category,
+    Number,
+    Overloaded,
+    Predictor,
+    Serving,
+    Settings,
+)
 
 
 class Row(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    size: float | None = Field(None, alias="size cm")
-    colour: str | None = Field(None, alias="colour")
+    size: Number | None = Field(None, alias="size cm")
+    colour: Category | None = Field(None, alias="colour")
 
 
 class FloatRow(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    a: float = Field(alias="a")
-    b: float | None = Field(None, alias="b")
+    a: Number = Field(alias="a")
+    b: Number | None = Field(None, alias="b")
 
 
 def echo(rows: list[Any]) -> list[str]:
@@ -165,6 +174,7 @@ def settings(tmp_path: Path, **changes: Any) -> Settings:
         "categories": {"colour": ["blue", "red"]},
         "fallback": {"colour": "red"},
         "example": {"size cm": 1.0, "colour": "red"},
+        "auth": "none",
     }
     return Settings(**{**base, **changes})
 
@@ -274,8 +284,6 @@ def test_the_predict_route_answers_rows_and_names_the_row_and_field_of_a_bad_one
     assert [d["loc"] for d in bad.json()["detail"]] == [["rows", 1, "size cm"]]
     empty = run(call(app, "POST", "/predict", json={"rows": []}))
     assert empty.status_code == 200 and empty.json() == []
-    other = run(call(app, "POST", "/predict", content=b"x", headers={"content-type": "text/csv"}))
-    assert other.json() == {"served_by": "bentoml"}  # other content types go on to BentoML
 
 
 def test_metadata_is_the_model_card_and_other_paths_go_on(tmp_path):
@@ -286,7 +294,7 @@ def test_metadata_is_the_model_card_and_other_paths_go_on(tmp_path):
 
 def test_with_a_key_every_api_route_needs_it_and_health_stays_open(tmp_path, monkeypatch):
     monkeypatch.setenv(API_KEY_ENV, "k3y")
-    app = asgi_app(started(tmp_path))
+    app = asgi_app(started(tmp_path, auth="api_key"))
     body = {"rows": [{"size cm": 5.0, "colour": "red"}]}
     refused = run(call(app, "POST", "/predict", json=body))
     assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
@@ -303,3 +311,259 @@ def test_cors_headers_are_added_for_an_allowed_origin_only(tmp_path):
     assert allowed.headers["access-control-allow-origin"] == "http://notebook.example"
     other = run(call(app, "GET", "/metadata", headers={"origin": "http://elsewhere.example"}))
     assert "access-control-allow-origin" not in other.headers
+
+
+PREDICT_BODY = {"rows": [{"size cm": 5.0, "colour": "red"}]}
+
+
+def test_open_paths_are_matched_exactly_and_options_needs_cors(tmp_path, monkeypatch):
+    monkeypatch.setenv(API_KEY_ENV, "k3y")
+    app = asgi_app(started(tmp_path, auth="api_key"))
+    assert run(call(app, "GET", "/livez/../metadata")).status_code == 401
+    assert run(call(app, "GET", "/livezz")).status_code == 401
+    preflight = {"origin": "http://a.example", "access-control-request-method": "POST"}
+    assert run(call(app, "OPTIONS", "/predict", headers=preflight)).status_code == 401
+    with_cors = asgi_app(started(tmp_path, auth="api_key", cors_origins=["http://a.example"]))
+    passed = run(call(with_cors, "OPTIONS", "/predict", headers=preflight))
+    assert passed.json() == {"served_by": "bentoml"}  # on to BentoML's CORS middleware
+    assert run(call(with_cors, "OPTIONS", "/predict")).status_code == 401  # not a preflight
+
+
+def test_with_auth_required_and_no_key_every_protected_request_is_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv(API_KEY_ENV, raising=False)
+    app = asgi_app(started(tmp_path, auth="api_key"))
+    refused = run(
+        call(app, "POST", "/predict", json=PREDICT_BODY, headers={"authorization": "Bearer "})
+    )
+    assert refused.status_code == 401
+
+
+def test_a_body_that_is_not_json_is_415(tmp_path):
+    app = asgi_app(started(tmp_path))
+    for kind in ("text/csv", "multipart/form-data", "application/x-www-form-urlencoded"):
+        answer = run(call(app, "POST", "/predict", content=b"x", headers={"content-type": kind}))
+        assert answer.status_code == 415, kind
+        assert "application/json" in answer.json()["error"]
+
+
+def test_a_body_over_the_limit_is_413_before_it_is_read_and_when_chunked(tmp_path):
+    app = asgi_app(started(tmp_path, max_body_bytes=1000))
+    big = json.dumps({"rows": [{"size cm": 1.0, "colour": "red"}] * 100}).encode()
+    declared = run(
+        call(app, "POST", "/predict", content=big, headers={"content-type": "application/json"})
+    )
+    assert declared.status_code == 413 and "1,000 bytes" in declared.json()["error"]
+
+    async def chunks() -> Any:
+        for start in range(0, len(big), 200):
+            yield big[start : start + 200]
+
+    chunked = run(call(app, "POST", "/predict", content=chunks()))
+    assert chunked.status_code == 413
+
+
+def test_more_rows_than_the_limit_is_413_naming_the_limit(tmp_path):
+    app = asgi_app(started(tmp_path, max_request_rows=3))
+    answer = run(call(app, "POST", "/predict", json={"rows": [PREDICT_BODY["rows"][0]] * 4}))
+    assert answer.status_code == 413
+    assert "limit of 3 rows" in answer.json()["error"] and "batches" in answer.json()["error"]
+
+
+def test_a_request_larger_than_a_batch_is_answered_in_several_model_calls(tmp_path):
+    serving = started(tmp_path, max_batch_rows=4)
+    assert serving.batcher is not None
+    calls: list[int] = []
+    answer = serving.batcher.fn
+
+    def counted(rows: list[Any]) -> list[str]:
+        calls.append(len(rows))
+        return answer(rows)
+
+    serving.batcher.fn = counted
+    rows = [{"size cm": float(i), "colour": "red"} for i in range(10)]
+    result = run(call(asgi_app(serving), "POST", "/predict", json={"rows": rows}))
+    assert result.status_code == 200 and len(result.json()) == 10
+    assert calls == [4, 4, 2]
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("Infinity", "finite_number"),
+        ("NaN", "finite_number"),
+        ("1e400", "finite_number"),
+        ('"inf"', "float_type"),
+        ("true", "float_type"),
+        ('"5"', "float_type"),
+    ],
+)
+def test_numbers_must_be_finite_json_numbers(tmp_path, value: str, kind: str):
+    app = asgi_app(started(tmp_path))
+    body = '{"rows": [{"size cm": ' + value + ', "colour": "red"}]}'
+    answer = run(
+        call(
+            app,
+            "POST",
+            "/predict",
+            content=body.encode(),
+            headers={"content-type": "application/json"},
+        )
+    )
+    assert answer.status_code == 400
+    assert answer.json()["detail"][0] == {
+        "type": kind,
+        "loc": ["rows", 0, "size cm"],
+        "msg": answer.json()["detail"][0]["msg"],
+    }
+
+
+def test_rows_the_model_cannot_answer_are_a_400_naming_them(tmp_path):
+    class Picky:
+        classes_ = np.array(["no", "yes"])
+
+        def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+            if (X["size cm"] > 100).any():
+                raise ValueError("Input contains infinity")
+            return np.tile([0.25, 0.75], (len(X), 1))
+
+        def predict(self, X: pd.DataFrame) -> np.ndarray:
+            return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    serving = Serving(Row, settings(tmp_path))
+    serving.start(Picky(), freeze=False)
+    rows = [{"size cm": v, "colour": "red"} for v in (1.0, 1e300, 2.0, 3.0, 1e301)]
+    answer = run(call(asgi_app(serving), "POST", "/predict", json={"rows": rows}))
+    assert answer.status_code == 400
+    detail = answer.json()["detail"]
+    assert [d["loc"] for d in detail] == [["rows", 1], ["rows", 4]]
+    assert all(d["type"] == "model_refused" and "infinity" in d["msg"] for d in detail)
+
+
+def test_a_full_queue_is_429_and_a_long_wait_503_both_with_retry_after(tmp_path):
+    gate = threading.Event()
+
+    def held(rows: list[Any]) -> list[str]:
+        gate.wait(2)
+        return echo([1] * len(rows))
+
+    serving = started(tmp_path)
+    serving.batcher = Batcher(held, max_rows=2, max_wait_s=5.0, max_queued_rows=2)
+    app = asgi_app(serving)
+
+    async def main() -> list[httpx.Response]:
+        first = asyncio.ensure_future(call(app, "POST", "/predict", json=PREDICT_BODY))
+        await asyncio.sleep(0.05)  # the model is busy with the first
+        second = asyncio.ensure_future(
+            call(app, "POST", "/predict", json={"rows": PREDICT_BODY["rows"] * 2})
+        )
+        await asyncio.sleep(0.05)  # two rows wait now: the queue is full
+        third = await call(app, "POST", "/predict", json=PREDICT_BODY)
+        gate.set()
+        return [await first, await second, third]
+
+    first, second, third = run(main())
+    assert (first.status_code, second.status_code, third.status_code) == (200, 200, 429)
+    assert int(third.headers["retry-after"]) >= 1
+
+    serving.batcher = Batcher(
+        lambda rows: (time.sleep(0.3), echo([1] * len(rows)))[1], max_rows=1, max_wait_s=0.05
+    )
+
+    async def slow() -> list[httpx.Response]:
+        jobs = [call(app, "POST", "/predict", json=PREDICT_BODY) for _ in range(3)]
+        return list(await asyncio.gather(*jobs))
+
+    statuses = sorted(r.status_code for r in run(slow()))
+    assert statuses[0] == 200 and statuses[-1] == 503
+
+
+def test_the_openapi_document_lists_every_status_and_the_bearer_scheme(tmp_path):
+    from workbench.runtime.openapi import document
+
+    spec = {
+        "paths": {
+            "/predict": {"post": {"responses": {"200": {"description": "ok"}, "404": {}}}},
+            "/readyz": {"get": {"responses": {"200": {"description": "ok"}}}},
+        }
+    }
+    patched = document(spec, settings(tmp_path, auth="api_key"))
+    responses = patched["paths"]["/predict"]["post"]["responses"]
+    assert set(responses) == {"200", "400", "401", "413", "415", "429", "503", "504"}
+    assert (
+        responses["400"]["content"]["application/json"]["schema"]["properties"]["detail"]["type"]
+        == "array"
+    )
+    assert "Retry-After" in responses["429"]["headers"]
+    assert patched["paths"]["/predict"]["post"]["security"] == [{"bearerAuth": []}]
+    assert "401" in patched["paths"]["/metadata"]["get"]["responses"]
+    assert patched["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    assert "503" in patched["paths"]["/readyz"]["get"]["responses"]
+    open_spec = document({"paths": {}}, settings(tmp_path, auth="none"))
+    assert "components" not in open_spec
+    assert "401" not in open_spec["paths"]["/metadata"]["get"]["responses"]
+
+
+def test_start_up_refuses_a_missing_key_and_a_changed_model(tmp_path, monkeypatch):
+    from workbench.runtime import DeploymentError, file_sha256
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "saved_model.pkl").write_bytes(b"the packaged bytes")
+    packaged = file_sha256(model_dir / "saved_model.pkl")
+    monkeypatch.delenv(API_KEY_ENV, raising=False)
+    serving = Serving(Row, settings(tmp_path, auth="api_key", model_sha256=packaged))
+    with pytest.raises(DeploymentError, match=f"{API_KEY_ENV} is not set.*service.auth: none"):
+        serving.check_deployment(model_dir)
+    monkeypatch.setenv(API_KEY_ENV, "k3y")
+    serving.check_deployment(model_dir)
+    (model_dir / "saved_model.pkl").write_bytes(b"tampered bytes")
+    with pytest.raises(DeploymentError, match=f"sha256 .* packaged with sha256 {packaged}"):
+        serving.check_deployment(model_dir)
+
+
+def test_not_ready_until_the_warm_up_prediction_succeeds(tmp_path):
+    class Broken:
+        def predict(self, X: Any) -> Any:
+            raise RuntimeError("cannot predict")
+
+    serving = Serving(Row, settings(tmp_path, task="regression"))
+    serving.start(Broken(), freeze=False)
+    assert serving.ready is False
+    assert started(tmp_path).ready is True
+
+
+def test_a_missing_category_is_nan_whatever_else_is_in_the_batch(tmp_path):
+    """A null category reaches the model as NaN (as in training), also in a batch holding only
+    nulls, so the answer for a row never depends on the rows it was batched with."""
+    frame = pd.DataFrame(
+        {
+            "size cm": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            "colour": ["red", None, "blue", "red", None, "blue"],
+        }
+    )
+    from sklearn.impute import SimpleImputer
+
+    model = make_pipeline(
+        ColumnTransformer(
+            [
+                ("num", "passthrough", ["size cm"]),
+                (
+                    "cat",
+                    make_pipeline(
+                        SimpleImputer(strategy="most_frequent"),
+                        OneHotEncoder(handle_unknown="ignore"),
+                    ),
+                    ["colour"],
+                ),
+            ]
+        ),
+        LogisticRegression(),
+    ).fit(frame, np.array(["no", "no", "no", "yes", "yes", "yes"]))
+    predictor = Predictor(model, Row, settings(tmp_path))
+    alone = json.loads(predictor.answer([Row(size=2.0, colour=None)])[0])
+    mixed = json.loads(
+        predictor.answer([Row(size=2.0, colour=None), Row(size=1.0, colour="red")])[0]
+    )
+    assert alone == mixed
+    expected = model.predict_proba(pd.DataFrame({"size cm": [2.0], "colour": [np.nan]}))[0]
+    assert [alone["probabilities"][c] for c in ("no", "yes")] == pytest.approx(expected, abs=1e-12)

@@ -21,10 +21,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
+from tests.conftest import edit_config
 from workbench import load_config, package, validate
 from workbench.packaging import pinned_packages
 from workbench.runtime import API_KEY_ENV
 from workbench.serving import Server, check, serve
+from workbench.serving.checks import auth_headers
 
 pytestmark = pytest.mark.serve
 SECRET = "s3cr3t-key-that-must-not-leak"
@@ -108,16 +110,19 @@ def tolerant(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_column_type_round_trips_with_parity_and_string_labels(tolerant: Path):
     config = load_config(tolerant / "workbench.yaml")
     source = (tolerant / "bentos" / "mixed_tolerant" / "service.py").read_text()
-    assert "size_cm: Optional[float] = Field(None, alias='size cm')" in source
-    assert "count: int = Field(alias='count')" in source
-    assert "flag: bool = Field(alias='flag')" in source
-    assert "colour: Optional[str] = Field(None, alias='colour')" in source
+    assert "size_cm: Optional[Number] = Field(None, alias='size cm')" in source
+    assert "count: Integer = Field(alias='count')" in source
+    assert "flag: Boolean = Field(alias='flag')" in source
+    assert "colour: Optional[Category] = Field(None, alias='colour')" in source
     with serve(config) as server:
         result = check(server, config)
         assert result.passed, [c for c in result.checks if not c.passed]
         assert result.mismatches == []
+        key = auth_headers(server.api_key)
         answer = httpx.post(
-            f"{server.url}/predict", json={"rows": [ROW, {**ROW, "size cm": None, "colour": None}]}
+            f"{server.url}/predict",
+            json={"rows": [ROW, {**ROW, "size cm": None, "colour": None}]},
+            headers=key,
         ).json()
         assert [a["prediction"] for a in answer] == [
             str(p)
@@ -126,13 +131,17 @@ def test_every_column_type_round_trips_with_parity_and_string_labels(tolerant: P
             )
         ]
         assert set(answer[0]["probabilities"]) == {"no", "yes"}
-        wrong = httpx.post(f"{server.url}/predict", json={"rows": [ROW, {**ROW, "count": "two"}]})
+        wrong = httpx.post(
+            f"{server.url}/predict", json={"rows": [ROW, {**ROW, "count": "two"}]}, headers=key
+        )
         assert wrong.status_code == 400
         assert [d["loc"] for d in wrong.json()["detail"]] == [["rows", 1, "count"]]
-        unseen = httpx.post(f"{server.url}/predict", json={"rows": [{**ROW, "colour": "plaid"}]})
+        unseen = httpx.post(
+            f"{server.url}/predict", json={"rows": [{**ROW, "colour": "plaid"}]}, headers=key
+        )
         assert unseen.status_code == 200
         assert unseen.json()[0]["warnings"] == ["colour: unseen category 'plaid'"]
-        metadata = httpx.get(f"{server.url}/metadata").json()
+        metadata = httpx.get(f"{server.url}/metadata", headers=key).json()
         assert metadata["unseen_categories"] == "accept" and metadata["task"] == "classification"
         assert [c["name"] for c in metadata["input_schema"]["columns"]] == list(ROW)
 
@@ -147,7 +156,11 @@ def test_a_model_that_rejects_unknown_categories_gets_the_most_frequent_one_and_
     assert packaged.unseen_categories == "replace"
     frequent = pd.read_csv(folder / "data" / "train.csv")["colour"].value_counts().index[0]
     with serve(config) as server:
-        answer = httpx.post(f"{server.url}/predict", json={"rows": [{**ROW, "colour": "plaid"}]})
+        answer = httpx.post(
+            f"{server.url}/predict",
+            json={"rows": [{**ROW, "colour": "plaid"}]},
+            headers=auth_headers(server.api_key),
+        )
         assert answer.status_code == 200
         assert answer.json()[0]["warnings"] == [
             f"colour: unseen category 'plaid' replaced by {frequent!r}"
@@ -207,7 +220,9 @@ def test_the_exported_archive_imports_into_an_empty_store_and_serves(tolerant: P
     try:
         os.environ["BENTOML_HOME"] = env["BENTOML_HOME"]
         with Server.start(packaged.bento_tag, log_dir=tmp_path) as server:
-            answer = httpx.post(f"{server.url}/predict", json={"rows": [ROW]})
+            answer = httpx.post(
+                f"{server.url}/predict", json={"rows": [ROW]}, headers=auth_headers(server.api_key)
+            )
             assert answer.status_code == 200 and answer.json()[0]["prediction"] in ("yes", "no")
     finally:
         os.environ["BENTOML_HOME"] = os.environ.pop("BENTOML_HOME_SAVED")
@@ -237,3 +252,23 @@ def test_kubernetes_manifests_validate_against_the_api_schema(tolerant: Path, ve
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["resources"]["requests"]["cpu"]
     assert SECRET not in text
+    # auth is on by default: the key comes from a Secret the pod cannot start without
+    (secret,) = [
+        e["valueFrom"]["secretKeyRef"] for e in container["env"] if e["name"] == API_KEY_ENV
+    ]
+    assert secret["optional"] is False
+    assert container["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep"
+    assert documents[0]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > 30
+
+
+def test_an_open_api_is_only_what_service_auth_none_asks_for(tmp_path: Path):
+    """`service.auth: none` packages a Bento whose manifest needs no Secret and whose OpenAPI
+    declares no bearer scheme; the default requires both."""
+    from workbench.packaging.kubernetes import render_kubernetes
+
+    folder = mixed_project(tmp_path, handle_unknown="ignore", name="open_api")
+    edit_config(folder, service={"auth": "none"})
+    config = load_config(folder / "workbench.yaml")
+    documents = list(yaml.safe_load_all(render_kubernetes("open_api", "v1", config)))
+    container = documents[0]["spec"]["template"]["spec"]["containers"][0]
+    assert container["env"] == []

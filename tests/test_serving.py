@@ -25,6 +25,7 @@ from workbench.errors import ServingError
 from workbench.pipeline.run import own_kernel
 from workbench.reports.plots import latency_histogram_png
 from workbench.serving import Server, check, launch, serve
+from workbench.serving.checks import auth_headers
 from workbench.serving.probe import probe
 from workbench.serving.server import state_dir
 
@@ -74,14 +75,17 @@ def test_bad_requests_get_400_naming_the_row_and_field(packaged: Path):
     config = load_config(packaged / "workbench.yaml")
     with serve(config) as server:
         url = f"{server.url}/predict"
-        bad_value = httpx.post(url, json={"rows": [{"mean radius": "abc"}]})
+        key = auth_headers(server.api_key)
+        bad_value = httpx.post(url, json={"rows": [{"mean radius": "abc"}]}, headers=key)
         assert bad_value.status_code == 400
         detail = bad_value.json()["detail"]
         assert {"loc": ["rows", 0, "mean radius"]}.items() <= detail[0].items()
         assert any(d["type"] == "missing" and d["loc"][:2] == ["rows", 0] for d in detail)
-        not_json = httpx.post(url, content=b"{oops", headers={"content-type": "application/json"})
+        not_json = httpx.post(
+            url, content=b"{oops", headers={**key, "content-type": "application/json"}
+        )
         assert not_json.status_code == 400
-        unknown = httpx.post(url, json={"rows": [{"colour": "red"}]})
+        unknown = httpx.post(url, json={"rows": [{"colour": "red"}]}, headers=key)
         assert unknown.status_code == 400
         assert any(d["loc"] == ["rows", 0, "colour"] for d in unknown.json()["detail"])
 
@@ -190,10 +194,17 @@ def test_the_probe_is_bounded_in_count_and_time_and_loopback_only(packaged: Path
         row = read_record(packaged / ".workbench", "validation", needed_by="test")
         names = [c["name"] for c in row["input_schema"]["columns"]]
         sample = {name: 1.0 for name in names}
-        counted = probe(server.url, [sample], requests=30, concurrency=3, time_limit=60)
+        key = auth_headers(server.api_key)
+        refused = probe(server.url, [sample], requests=5, concurrency=1, time_limit=60)
+        assert refused.errors == 5 and refused.error_kinds == ["HTTP 401"]  # no key: refused
+        counted = probe(
+            server.url, [sample], requests=30, concurrency=3, time_limit=60, headers=key
+        )
         assert counted.requests == 30 and counted.errors == 0
         assert counted.p50_ms <= counted.p95_ms <= counted.p99_ms
-        timed = probe(server.url, [sample], requests=100_000, concurrency=2, time_limit=1.0)
+        timed = probe(
+            server.url, [sample], requests=100_000, concurrency=2, time_limit=1.0, headers=key
+        )
         assert 0 < timed.requests < 100_000 and timed.seconds < 10
         assert latency_histogram_png(timed).startswith(b"\x89PNG")
 

@@ -16,6 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from tests.conftest import edit_config
 from workbench import load_config, package, validate
 from workbench.config import ServiceOptions
 from workbench.packaging.plan import (
@@ -108,10 +109,12 @@ def test_the_warm_up_row_comes_from_the_schema_alone_and_is_the_same_every_time(
 
 @pytest.mark.serve
 def test_a_forest_is_called_once_per_batch_and_answers_exactly_like_predict(project: Path):
+    """Served by scikit-learn (`service.runtime: sklearn`), a forest is asked once per batch."""
     train = pd.read_csv(project / "data" / "train.csv")
     forest = RandomForestClassifier(n_estimators=20, max_depth=6, random_state=0)
     forest.fit(train.drop(columns="target"), train["target"])
     joblib.dump(forest, project / "models" / "model.joblib")
+    edit_config(project, service={"runtime": "sklearn"})
     config = load_config(project / "workbench.yaml")
     validate(config).raise_for_gates()
     packaged = package(config)
@@ -125,3 +128,32 @@ def test_a_forest_is_called_once_per_batch_and_answers_exactly_like_predict(proj
         result = check(server, config)
     assert result.passed, [c for c in result.checks if not c.passed]
     assert result.mismatches == [] and result.parity_rows == 143
+    assert card["runtime"]["runtime"] == "sklearn" and "model.onnx" not in packaged.contents
+
+
+@pytest.mark.serve
+def test_a_forest_compiled_to_onnx_serves_with_parity_and_says_why(project: Path):
+    """By default (`service.runtime: auto`) a forest that converts with parity on every test row
+    ships as `model.onnx` and is served by onnxruntime; the model card says why and the worst
+    difference; the launch checks compare with scikit-learn at 1e-6 and pass; the validate stage
+    timed both runtimes."""
+    train = pd.read_csv(project / "data" / "train.csv")
+    forest = RandomForestClassifier(n_estimators=30, max_depth=6, random_state=0)
+    forest.fit(train.drop(columns="target"), train["target"])
+    joblib.dump(forest, project / "models" / "model.joblib")
+    config = load_config(project / "workbench.yaml")
+    validation = validate(config)
+    assert validation.compiled is not None and validation.compiled.runtime == "onnx"
+    assert validation.onnx_latency is not None and validation.latency is not None
+    packaged = package(config)
+    assert packaged.runtime == "onnx", packaged.runtime_reason
+    assert "src/model.onnx" in packaged.contents
+    card = json.loads((Path(packaged.service_dir) / "model_card.json").read_text())
+    assert card["runtime"]["runtime"] == "onnx" and card["runtime"]["max_difference"] <= 1e-6
+    assert card["runtime"]["rows_checked"] == 143 and "matches on all 143" in card["runtime"]["why"]
+    assert any(p.startswith("onnxruntime==") for p in card["packages"])
+    assert card["serving"]["labels"] == "one ONNX run"
+    with serve(config) as server:
+        result = check(server, config)
+    assert result.passed, [c for c in result.checks if not c.passed]
+    assert result.parity_rows == 143 and result.mismatches == []

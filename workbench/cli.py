@@ -17,6 +17,7 @@ from workbench.packaging import bentoml_home
 from workbench.pipeline import STAGES, init_project, run, verify
 from workbench.reports import gate_table
 from workbench.results import GateVerdict
+from workbench.runtime import API_KEY_ENV
 from workbench.serving.server import state_dir, terminate_tree
 
 
@@ -71,6 +72,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if manifest.get("bento_tag"):
         home = bentoml_home()
         prefix = "" if home == Path.home() / "bentoml" else f"BENTOML_HOME={home} "
+        if (manifest.get("config") or {}).get("service", {}).get("auth", "api_key") == "api_key":
+            prefix = f"{API_KEY_ENV}=<your key> {prefix}"
         print(f"\nBento: {manifest['bento_tag']} (store {home})")
         print(f"serve it:  {prefix}{_bentoml_command()} serve {manifest['bento_tag']}")
     return 0

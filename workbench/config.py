@@ -84,7 +84,40 @@ class DataSpec(_Strict):
 
 class ServiceOptions(_Strict):
     workers: int = Field(default=1, ge=1, le=64, description="`bentoml serve` worker processes")
-    timeout: int = Field(default=30, ge=1, le=3600, description="request timeout in seconds")
+    timeout: int = Field(
+        default=30,
+        ge=1,
+        le=3600,
+        description="request timeout in seconds (504); never shorter than the queue bound",
+    )
+    auth: Literal["api_key", "none"] = Field(
+        default="api_key",
+        description="api_key: every API route requires 'Authorization: Bearer <key>' with the key "
+        "from WORKBENCH_API_KEY where the Bento runs, and it refuses to start without one; none: "
+        "an open API (the only way to serve without a key)",
+    )
+    runtime: Literal["auto", "sklearn", "onnx"] = Field(
+        default="auto",
+        description="what serves the model: auto: an ONNX graph (onnxruntime) when it answers "
+        "every test row as scikit-learn does (labels equal, probabilities or values within 1e-6), "
+        "else scikit-learn; onnx: the graph or a packaging error naming the rows; sklearn: never "
+        "converted",
+    )
+    max_body_mb: float = Field(
+        default=4.0,
+        gt=0,
+        le=1024,
+        description="largest request body in MiB; larger is answered 413 before it is read",
+    )
+    max_request_rows: int = Field(
+        default=5_000, ge=1, le=1_000_000, description="most rows in one request; more is 413"
+    )
+    max_queue_rows: int | None = Field(
+        default=None,
+        ge=1,
+        description="rows that may wait for the model; a request that would exceed it is "
+        "answered 429 with Retry-After; empty: eight full batches, at least max_request_rows",
+    )
     max_batch_size: int | None = Field(
         default=None,
         ge=1,
@@ -111,6 +144,16 @@ class ServiceOptions(_Strict):
     cors_origins: list[str] = Field(
         default_factory=list, description="origins allowed by CORS; empty disables CORS"
     )
+
+    @model_validator(mode="after")
+    def _timeout_covers_the_queue(self) -> ServiceOptions:
+        if self.max_latency_ms is not None and self.max_latency_ms > self.timeout * 1000:
+            raise ValueError(
+                f"max_latency_ms {self.max_latency_ms} (the queue bound) is longer than the "
+                f"request timeout of {self.timeout} s: a queued request would time out (504) "
+                "before it could be refused (503); raise `timeout` or lower `max_latency_ms`"
+            )
+        return self
 
 
 class LaunchOptions(_Strict):

@@ -43,5 +43,9 @@ class PackagingError(WorkbenchError):
     """Saving the model or building the Bento failed; nothing was left in the store."""
 
 
+class CompilationError(PackagingError):
+    """``service.runtime: onnx`` was asked for, but no ONNX graph is the same model."""
+
+
 class ServingError(WorkbenchError):
     """The server could not start, did not become ready, or answered wrongly."""

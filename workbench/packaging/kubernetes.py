@@ -11,18 +11,40 @@ from workbench.runtime import API_KEY_ENV
 
 HTTP_PORT = 3000
 """The port ``bentoml serve`` listens on inside the image."""
+PRE_STOP_S = 5
+"""Seconds a stopping pod keeps serving while it leaves the Service's endpoints."""
 
 
 def render_kubernetes(name: str, bento_version: str, config: Config) -> str:
     """Deployment (probes on the health endpoints), Service and HorizontalPodAutoscaler.
 
-    The image is the one ``bentoml containerize <name>:<version>`` tags; the API key, if any,
-    comes from a Secret the cluster owner creates (never from this file).
+    The image is the one ``bentoml containerize <name>:<version>`` tags. With ``service.auth:
+    api_key`` the key comes from a Secret the cluster owner creates (never from this file), and the
+    Secret is required: without it the pod does not start, rather than serving an open API.
+    Shutdown: the pod leaves the Service's endpoints (``preStop`` pause), then in-flight requests
+    finish within the request timeout before the grace period ends.
     """
     k8s_name = name.replace("_", "-").replace(".", "-")
     labels = {"app.kubernetes.io/name": k8s_name, "app.kubernetes.io/version": bento_version}
     cpu = str(config.service.workers)
-    probe = {"httpGet": {"path": "/livez", "port": "http"}, "periodSeconds": 10}
+    # A large request holds the worker's event loop for up to ~0.1 s: probes get 5 s to answer.
+    probe = {
+        "httpGet": {"path": "/livez", "port": "http"},
+        "periodSeconds": 10,
+        "timeoutSeconds": 5,
+    }
+    env = (
+        [
+            {
+                "name": API_KEY_ENV,
+                "valueFrom": {
+                    "secretKeyRef": {"name": f"{k8s_name}-api-key", "key": "key", "optional": False}
+                },
+            }
+        ]
+        if config.service.auth == "api_key"
+        else []
+    )
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -33,23 +55,16 @@ def render_kubernetes(name: str, bento_version: str, config: Config) -> str:
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
+                    "terminationGracePeriodSeconds": PRE_STOP_S + config.service.timeout + 10,
                     "containers": [
                         {
                             "name": k8s_name,
                             "image": f"{name}:{bento_version}",
                             "ports": [{"name": "http", "containerPort": HTTP_PORT}],
-                            "env": [
-                                {
-                                    "name": API_KEY_ENV,
-                                    "valueFrom": {
-                                        "secretKeyRef": {
-                                            "name": f"{k8s_name}-api-key",
-                                            "key": "key",
-                                            "optional": True,
-                                        }
-                                    },
-                                }
-                            ],
+                            "env": env,
+                            "lifecycle": {
+                                "preStop": {"exec": {"command": ["sleep", str(PRE_STOP_S)]}}
+                            },
                             "resources": {
                                 "requests": {"cpu": cpu, "memory": "512Mi"},
                                 "limits": {"memory": "2Gi"},
@@ -58,10 +73,11 @@ def render_kubernetes(name: str, bento_version: str, config: Config) -> str:
                             "livenessProbe": probe,
                             "readinessProbe": {
                                 "httpGet": {"path": "/readyz", "port": "http"},
+                                "timeoutSeconds": 5,
                                 "periodSeconds": 5,
                             },
                         }
-                    ]
+                    ],
                 },
             },
         },

@@ -67,23 +67,41 @@ class ServingPlan:
 
     max_batch_size: int
     max_latency_ms: int
+    max_queue_rows: int
     float_rows: bool
     frame_input: bool
     labels_from_proba: bool
+    runtime: str = "sklearn"
     reasons: dict[str, str] = field(default_factory=dict)
 
     def card(self, options: ServiceOptions) -> dict[str, Any]:
         return {
             "max_batch_size": self.max_batch_size,
             "max_latency_ms": self.max_latency_ms,
+            "max_queue_rows": self.max_queue_rows,
+            "max_body_bytes": max_body_bytes(options),
+            "max_request_rows": options.max_request_rows,
+            "timeout_s": options.timeout,
+            "auth": options.auth,
             "rows": "one float array per batch" if self.float_rows else "records cast per batch",
             "model_input": "DataFrame" if self.frame_input else "array",
-            "labels": "argmax of predict_proba" if self.labels_from_proba else "predict",
+            "labels": (
+                "one ONNX run"
+                if self.runtime == "onnx"
+                else "argmax of predict_proba"
+                if self.labels_from_proba
+                else "predict"
+            ),
             "workers": options.workers,
             "access_log": options.access_log,
             "tracing": options.tracing,
             "why": dict(sorted(self.reasons.items())),
         }
+
+
+def max_body_bytes(options: ServiceOptions) -> int:
+    """``service.max_body_mb`` in bytes."""
+    return int(options.max_body_mb * (1 << 20))
 
 
 #: Stand-ins when the model's cost cannot be measured at packaging time.
@@ -146,7 +164,12 @@ def frame_input_needed(model: Any) -> bool:
 
 
 def plan_serving(
-    model: Any, schema: InputSchema, options: ServiceOptions, cost: CallCost | None
+    model: Any,
+    schema: InputSchema,
+    options: ServiceOptions,
+    cost: CallCost | None,
+    *,
+    runtime: str = "sklearn",
 ) -> ServingPlan:
     """Batching limits from the measured cost (unless the config sets them) and the input path.
 
@@ -180,12 +203,23 @@ def plan_serving(
         latency = MIN_QUEUE_MS
         while latency < full_batch_ms and latency < options.timeout * 1000:
             latency *= 2
+        latency = min(latency, options.timeout * 1000)
         reasons["max_latency_ms"] = (
             f"a queued request is answered 503 after {latency} ms: at least {MIN_QUEUE_MS} ms "
-            "and ten full-batch calls (doubling steps), at most the request timeout"
+            "and ten full-batch calls (doubling steps), never longer than the request timeout"
+        )
+    if options.max_queue_rows is not None:
+        queue_rows = options.max_queue_rows
+        reasons["max_queue_rows"] = "set in workbench.yaml (service.max_queue_rows)"
+    else:
+        queue_rows = max(8 * batch, options.max_request_rows)
+        reasons["max_queue_rows"] = (
+            f"{queue_rows} rows may wait: eight full batches, at least one largest request"
         )
     frame_input = frame_input_needed(model)
-    from_proba = labels_from_proba(model)
+    # An ONNX graph answers labels and probabilities in one run; its tree probabilities are
+    # float32-rounded, so an argmax of them could flip a near-tie the graph's own labels get right.
+    from_proba = runtime == "sklearn" and labels_from_proba(model)
     floats = float_rows(schema)
     reasons["rows"] = (
         "all columns are float64: the rows of a batch become one float array"
@@ -193,16 +227,20 @@ def plan_serving(
         else "some columns are integer, boolean or category: records are cast to training dtypes"
     )
     reasons["labels"] = (
-        "the model's predict is argmax of predict_proba: one call answers both"
+        "the ONNX graph answers labels and probabilities in one run"
+        if runtime == "onnx"
+        else "the model's predict is argmax of predict_proba: one call answers both"
         if from_proba
         else "predict and predict_proba are separate calls"
     )
     return ServingPlan(
         max_batch_size=batch,
         max_latency_ms=latency,
+        max_queue_rows=queue_rows,
         float_rows=floats,
         frame_input=frame_input,
         labels_from_proba=from_proba,
+        runtime=runtime,
         reasons=reasons,
     )
 

@@ -5,6 +5,7 @@ inputs, so the same inputs give the same bytes (and so the same content-derived 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import sys
@@ -17,17 +18,30 @@ import pandas as pd
 import yaml
 
 from workbench import runtime
+from workbench.compilation import CompiledModel
 from workbench.config import Config
-from workbench.packaging.plan import ServingPlan, request_dtypes
+from workbench.errors import PackagingError
+from workbench.packaging.plan import ServingPlan, max_body_bytes, request_dtypes
 from workbench.results import ValidationResult
-from workbench.runtime.settings import API_KEY_ENV, PREDICT_PATH
+from workbench.runtime.settings import API_KEY_ENV, ONNX_FILE, PREDICT_PATH
 from workbench.schema import Column, InputSchema
 
 UNSEEN = "__workbench_unseen_category__"
 TEMPLATE = Path(__file__).with_name("service.py.tmpl")
+AUTH_DOC = {
+    "api_key": f"`Authorization: Bearer <key>`, the key from {API_KEY_ENV} where it runs;\n"
+    "without one it refuses to start (service.auth: api_key).",
+    "none": "none (service.auth: none): every route is open.",
+}
 RUNTIME_PACKAGE = "workbench_runtime"
 """The name the runtime has inside a Bento (beside ``service.py``)."""
-_PY_TYPES = {"number": "float", "integer": "int", "boolean": "bool", "category": "str"}
+#: The runtime's row value types (``workbench_runtime.fields``), by column kind.
+_PY_TYPES = {
+    "number": "Number",
+    "integer": "Integer",
+    "boolean": "Boolean",
+    "category": "Category",
+}
 
 
 def class_name(name: str) -> str:
@@ -100,12 +114,31 @@ def example_row(schema: InputSchema, fallback: dict[str, str]) -> dict[str, Any]
     return row
 
 
+def check_warm_up(model: Any, schema: InputSchema, row: dict[str, Any]) -> None:
+    """The service's warm-up row must predict: ``/readyz`` stays 503 until it has."""
+    frame = pd.DataFrame([row], columns=schema.names).astype(request_dtypes(schema))
+    try:
+        model.predict(frame)
+    except Exception as exc:
+        raise PackagingError(
+            f"the model refuses the service's synthetic warm-up row {row} "
+            f"({type(exc).__name__}: {exc}); the Bento would never be ready. Check the input "
+            "schema in validation.json matches what the model takes"
+        ) from exc
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     """Everything the generated service depends on (its content decides the Bento version)."""
 
     name: str
     model_tag: str
+    model_sha256: str
+    """sha256 of the stored model's pickle: the service refuses to start on other bytes."""
+    compiled: CompiledModel
+    """What serves the model (scikit-learn or an ONNX graph) and why."""
+    probabilities: bool
+    """The model has ``predict_proba``."""
     validation: ValidationResult
     policy: str
     fallback: dict[str, str]
@@ -144,6 +177,16 @@ def render_service(spec: ServiceSpec, config: Config) -> str:
         timeout=config.service.timeout,
         max_batch_size=spec.plan.max_batch_size,
         max_latency_ms=spec.plan.max_latency_ms,
+        max_queue_rows=spec.plan.max_queue_rows,
+        max_body_bytes=max_body_bytes(config.service),
+        max_request_rows=config.service.max_request_rows,
+        model_sha256=spec.model_sha256,
+        runtime=spec.compiled.runtime,
+        onnx_sha256=onnx_sha256(spec.compiled),
+        classes=repr(spec.validation.classes),
+        probabilities=spec.probabilities,
+        auth=config.service.auth,
+        auth_doc=AUTH_DOC[config.service.auth],
         float_rows=spec.plan.float_rows,
         frame_input=spec.plan.frame_input,
         labels_from_proba=spec.plan.labels_from_proba,
@@ -155,7 +198,7 @@ def render_service(spec: ServiceSpec, config: Config) -> str:
     )
 
 
-def render_bentofile(name: str, packages: list[str]) -> str:
+def render_bentofile(name: str, packages: list[str], *, onnx: bool) -> str:
     """The ``bentofile.yaml``: pinned packages, no lock against the live package index."""
     return yaml.safe_dump(
         {
@@ -167,6 +210,7 @@ def render_bentofile(name: str, packages: list[str]) -> str:
                 "model_card.json",
                 "reference_profile.json",
                 "deploy/*",
+                *([ONNX_FILE] if onnx else []),
             ],
             "labels": {"generated-by": "workbench"},
             "python": {"packages": packages, "lock_packages": False},
@@ -188,13 +232,22 @@ def model_card(spec: ServiceSpec, config: Config, packages: list[str]) -> dict[s
         "input_schema": v.input_schema.model_dump(mode="json"),
         "unseen_categories": spec.policy,
         "serving": spec.plan.card(config.service),
+        "runtime": {**spec.compiled.card(), "onnx_sha256": onnx_sha256(spec.compiled) or None},
         "metrics": v.metrics,
         "gates": [g.model_dump(mode="json") for g in v.gates],
         "passed": v.passed,
         "inputs_sha256": v.inputs,
         "packages": packages,
-        "auth": f"set {API_KEY_ENV} to require 'Authorization: Bearer <key>'",
+        "auth": AUTH_DOC[config.service.auth].replace("\n", " "),
+        "model_sha256": spec.model_sha256,
     }
+
+
+def onnx_sha256(compiled: CompiledModel) -> str:
+    """sha256 of the graph the Bento ships as ``model.onnx`` (empty when scikit-learn serves)."""
+    if compiled.onnx_bytes is None:
+        return ""
+    return hashlib.sha256(compiled.onnx_bytes).hexdigest()
 
 
 def runtime_files() -> dict[str, str]:
@@ -210,7 +263,9 @@ def service_files(spec: ServiceSpec, config: Config, packages: list[str]) -> dic
     return {
         "service.py": render_service(spec, config),
         **runtime_files(),
-        "bentofile.yaml": render_bentofile(spec.name, packages),
+        "bentofile.yaml": render_bentofile(
+            spec.name, packages, onnx=spec.compiled.runtime == "onnx"
+        ),
         "model_card.json": json.dumps(model_card(spec, config, packages), indent=2) + "\n",
         # The training-input profile (quantile bins, category shares) for drift checks later.
         "reference_profile.json": (

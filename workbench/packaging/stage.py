@@ -25,13 +25,23 @@ from workbench.artifacts import (
     sha256_text,
     write_record,
 )
+from workbench.compilation import compile_model
 from workbench.config import Config
-from workbench.data import load_frame
+from workbench.data import load_frame, split_features
 from workbench.errors import PackagingError, StageOrderError
 from workbench.packaging.kubernetes import render_kubernetes
 from workbench.packaging.plan import measure_call_cost, plan_serving
-from workbench.packaging.sources import ServiceSpec, fallbacks, service_files, unseen_policy
+from workbench.packaging.sources import (
+    ServiceSpec,
+    check_warm_up,
+    example_row,
+    fallbacks,
+    service_files,
+    unseen_policy,
+)
 from workbench.results import PackageResult, ValidationResult
+from workbench.runtime import MODEL_FILE
+from workbench.runtime.settings import ONNX_FILE
 
 #: What the Bento installs, pinned to the versions the model was validated with.
 RUNTIME_PACKAGES = (
@@ -42,7 +52,14 @@ RUNTIME_PACKAGES = (
     "joblib",
     "threadpoolctl",
     "pydantic",
+    # The fast HTTP stack: BentoML's worker runs uvicorn with loop/http "auto", which takes uvloop
+    # and httptools when installed (~3.7x a no-op endpoint's throughput here) and h11 + asyncio
+    # otherwise; nothing in the service depends on them.
+    "uvloop",
+    "httptools",
 )
+#: What a Bento serving with onnxruntime adds (onnxruntime and what it requires).
+ONNX_PACKAGES = ("onnxruntime", "protobuf", "flatbuffers", "packaging")
 BUILD_TIMEOUT_S = 600
 KUBERNETES_FILE = "deploy/kubernetes.yaml"
 
@@ -52,9 +69,10 @@ def bentoml_home() -> Path:
     return Path(os.environ.get("BENTOML_HOME", Path.home() / "bentoml")).expanduser()
 
 
-def pinned_packages() -> list[str]:
+def pinned_packages(*, onnx: bool = False) -> list[str]:
     """``name==version`` for each runtime package, read from this environment."""
-    return [f"{name}=={importlib_metadata.version(name)}" for name in RUNTIME_PACKAGES]
+    names = (*RUNTIME_PACKAGES, *(ONNX_PACKAGES if onnx else ()))
+    return [f"{name}=={importlib_metadata.version(name)}" for name in names]
 
 
 def _store_has(kind: str, tag: str) -> bool:
@@ -163,17 +181,31 @@ def package(config: Config, *, run_dir: str | Path | None = None) -> PackageResu
     try:
         schema = validation.input_schema
         options = config.service
+        X_test, _ = split_features(
+            load_frame(config.test_path, what="test data"), config.data.target, what="test data"
+        )
+        compiled = compile_model(
+            model, X_test[schema.names], task=validation.task, mode=options.runtime
+        )
+        del X_test
+        served = compiled.served(model)
         measured = options.max_batch_size is None or options.max_latency_ms is None
-        cost = measure_call_cost(model, train[schema.names]) if measured else None
+        cost = measure_call_cost(served, train[schema.names]) if measured else None
+        fallback = fallbacks(train, schema)
+        check_warm_up(model, schema, example_row(schema, fallback))
+        stored = Path(str(bentoml.models.get(model_tag).path))
         spec = ServiceSpec(
             name=config.name,
             model_tag=model_tag,
+            model_sha256=sha256_file(stored / MODEL_FILE),
+            compiled=compiled,
+            probabilities=hasattr(model, "predict_proba"),
             validation=validation,
             policy=unseen_policy(model, train, schema),
-            fallback=fallbacks(train, schema),
-            plan=plan_serving(model, schema, options, cost),
+            fallback=fallback,
+            plan=plan_serving(model, schema, options, cost, runtime=compiled.runtime),
         )
-        packages = pinned_packages()
+        packages = pinned_packages(onnx=compiled.runtime == "onnx")
         files = service_files(spec, config, packages)
         version = sha256_text(*(f"{k}\n{v}" for k, v in sorted(files.items())))[:16]
         files[KUBERNETES_FILE] = render_kubernetes(config.name, version, config)
@@ -181,6 +213,11 @@ def package(config: Config, *, run_dir: str | Path | None = None) -> PackageResu
         for relative, text in files.items():
             (service_dir / relative).parent.mkdir(parents=True, exist_ok=True)
             (service_dir / relative).write_text(text)
+        graph = service_dir / ONNX_FILE  # hashed into the model card, so into the version
+        if compiled.onnx_bytes is not None:
+            graph.write_bytes(compiled.onnx_bytes)
+        else:
+            graph.unlink(missing_ok=True)
         bento_tag = f"{config.name}:{version}"
         created = not _store_has("bento", bento_tag)
         if created:
@@ -202,6 +239,8 @@ def package(config: Config, *, run_dir: str | Path | None = None) -> PackageResu
         size_bytes=size,
         contents=contents,
         unseen_categories=spec.policy,
+        runtime=compiled.runtime,
+        runtime_reason=compiled.reason,
         created=created,
         bentoml_home=str(bentoml_home()),
         seconds=round(time.perf_counter() - started, 3),

@@ -63,6 +63,7 @@ def package_html(result: PackageResult) -> str:
         ["size", f"{result.size_bytes / 1024:.0f} KiB in {len(result.contents)} files"],
         ["archive", html.escape(result.archive)],
         ["unseen categories", html.escape(result.unseen_categories)],
+        ["runtime", f"<b>{html.escape(result.runtime)}</b>: {html.escape(result.runtime_reason)}"],
         ["service source", html.escape(result.service_dir)],
         ["store", html.escape(result.bentoml_home)],
     ]

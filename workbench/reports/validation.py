@@ -102,20 +102,30 @@ def _checks_html(result: ValidationResult) -> str:
             )
         )
         rows.append(["save / reload", verdict_html(r.passed), html.escape(detail)])
-    if result.latency:
-        lat = result.latency
+    for runtime, lat in (("scikit-learn", result.latency), ("ONNX", result.onnx_latency)):
+        if lat is None:
+            continue
         rows.append(
             [
-                "latency, 1 row",
-                f"{lat.single_row_p50_ms:.2f} ms",
-                f"median of {lat.single_row_calls} calls; p95 {lat.single_row_p95_ms:.2f} ms",
+                f"latency, 1 row ({runtime})",
+                f"{lat.single_row_p50_ms:.3f} ms",
+                f"median of {lat.single_row_calls} calls; p95 {lat.single_row_p95_ms:.3f} ms",
             ]
         )
         rows.append(
             [
-                f"latency, {lat.batch_rows:,} rows",
+                f"latency, {lat.batch_rows:,} rows ({runtime})",
                 f"{lat.batch_ms:.1f} ms",
                 f"{lat.batch_rows / max(lat.batch_ms, 1e-9) * 1000:,.0f} rows/s in process",
+            ]
+        )
+    if result.compiled:
+        c = result.compiled
+        rows.append(
+            [
+                "compiled (ONNX)",
+                verdict_html(c.runtime == "onnx", "serves" if c.runtime == "onnx" else "not used"),
+                html.escape(c.reason),
             ]
         )
     return table_html(["check", "result", "detail"], rows) if rows else ""

@@ -14,6 +14,7 @@ from workbench.results.validation import (
     ImportanceResult,
     LatencyResult,
     RoundTripResult,
+    RuntimeResult,
     ValidationResult,
 )
 
@@ -34,5 +35,6 @@ __all__ = [
     "ReferenceProfile",
     "Result",
     "RoundTripResult",
+    "RuntimeResult",
     "ValidationResult",
 ]

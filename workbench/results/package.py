@@ -21,6 +21,10 @@ class PackageResult(Result):
     unseen_categories: str
     """``accept``: the model handles unseen categories; ``replace``: the service substitutes
     the most frequent training value and says so in the row's warnings."""
+    runtime: str = "sklearn"
+    """What answers requests: ``onnx`` (the compiled graph in onnxruntime) or ``sklearn``."""
+    runtime_reason: str = ""
+    """Why: the parity evidence, or why no graph is the same model."""
     created: bool
     """False when a Bento with the same content-derived tag already existed."""
     bentoml_home: str

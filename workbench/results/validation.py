@@ -126,6 +126,19 @@ class LatencyResult(Result):
     """Median time of one ``predict`` call on ``batch_rows`` rows."""
 
 
+class RuntimeResult(Result):
+    """Whether the model compiles to an ONNX graph that answers every test row as it does."""
+
+    runtime: str
+    """``onnx`` (the graph would serve) or ``sklearn``."""
+    reason: str
+    precision: str | None = None
+    rows_checked: int = 0
+    max_difference: float | None = None
+    label_mismatches: int = 0
+    seconds: float = 0.0
+
+
 class ValidationResult(Result):
     """What the validate stage measured and decided.
 
@@ -165,6 +178,11 @@ class ValidationResult(Result):
     importance: ImportanceResult | None = None
     roundtrip: RoundTripResult | None = None
     latency: LatencyResult | None = None
+    compiled: RuntimeResult | None = None
+    """The ONNX compilation and its parity on the test rows (what ``service.runtime: auto``
+    would serve with)."""
+    onnx_latency: LatencyResult | None = None
+    """The same latency figures for the compiled graph, when it holds parity."""
     steps_s: dict[str, float] = {}
     """Seconds spent in each step of the validation."""
 

@@ -1,4 +1,5 @@
-"""The runtime that ships inside every Bento: batching, the ASGI routes, auth, JSON answers.
+"""The runtime that ships inside every Bento: row types, batching, the ASGI routes, auth, the
+OpenAPI document, start-up checks and JSON answers.
 
 Copied into each Bento as the package ``workbench_runtime`` (see
 :mod:`workbench.packaging.sources`) and imported by the generated ``service.py``. It imports
@@ -6,9 +7,26 @@ nothing from workbench (only the standard library, numpy, pandas, pydantic and b
 modules import each other relatively, so the Bento serves where workbench is not installed.
 """
 
-from .batching import Batcher, Overloaded
-from .predictor import Predictor
-from .service import Serving
-from .settings import API_KEY_ENV, Settings
+from .batching import Batcher, Overloaded, QueueFull
+from .fields import Boolean, Category, Integer, Number
+from .predictor import Predictor, RowsRefused
+from .service import DeploymentError, Serving, file_sha256
+from .settings import API_KEY_ENV, MODEL_FILE, Settings
 
-__all__ = ["API_KEY_ENV", "Batcher", "Overloaded", "Predictor", "Serving", "Settings"]
+__all__ = [
+    "API_KEY_ENV",
+    "MODEL_FILE",
+    "Batcher",
+    "Boolean",
+    "Category",
+    "DeploymentError",
+    "Integer",
+    "Number",
+    "Overloaded",
+    "Predictor",
+    "QueueFull",
+    "RowsRefused",
+    "Serving",
+    "Settings",
+    "file_sha256",
+]

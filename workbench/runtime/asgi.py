@@ -1,20 +1,29 @@
 """The ASGI routes and middlewares every generated service adds in front of BentoML's router.
 
-- :class:`PredictRoute` answers ``POST /predict`` with a JSON body: the body is validated by the
-  same pydantic ``Row`` model the typed API declares (the same 400s, ``loc`` naming the row and the
-  field), handed to the batcher, and the answers are written as JSON. BentoML's metrics, timeout and
-  auth middlewares still wrap it; its per-request JSON-schema work and routing do not. Other
-  content types go on to BentoML's typed API, which runs the same batcher.
-- :class:`MetadataRoute` answers ``GET /metadata`` with the model card.
-- :class:`ApiKeyAuth` requires ``Authorization: Bearer <key>`` on every API route when the key is
-  set (compared in constant time); health, metrics, the docs and CORS preflights stay open.
+In the order they are added (the first is the outermost, inside BentoML's metrics, timeout and
+concurrency middlewares and outside its CORS middleware):
 
-User middlewares sit outside BentoML's CORS middleware, so the routes add the CORS headers of a
-simple response themselves (:func:`cors_headers`).
+- :class:`ApiKeyAuth` (``service.auth: api_key``): every route but the open ones (health,
+  metrics, the docs; matched exactly) needs ``Authorization: Bearer <key>``, compared in constant
+  time. ``OPTIONS`` passes only as a CORS preflight, and only when CORS is on.
+- :class:`OpenApiRoute`: ``GET /docs.json`` as BentoML makes it, patched to tell the truth
+  (:mod:`.openapi`).
+- :class:`MetadataRoute`: ``GET /metadata``, the model card.
+- :class:`PredictRoute`: ``POST /predict``. A body that is not JSON is 415; one over the size
+  limit is 413 before it is read (from ``Content-Length``) or as soon as it passes the limit
+  (chunked); more rows than the row limit is 413. Rows are validated by the generated ``Row``
+  model in slices, yielding to the event loop between them, so health checks keep answering while
+  a large request is parsed; a request with more rows than one model batch goes to the model in
+  several batches. A full queue is 429 and a request queued too long 503, both with
+  ``Retry-After``. Every 4xx body is ``{"error": ..., "detail"?: [...]}`` (:mod:`.openapi`).
+
+The routes add the CORS headers of a simple response themselves: BentoML's CORS middleware sits
+inside them and never sees their answers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -22,18 +31,36 @@ import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Protocol
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic_core import from_json
 
-from .batching import Batcher, Overloaded
-from .settings import API_KEY_ENV, METADATA_PATH, OPEN_PATHS, PREDICT_PATH, Settings
+from .batching import Batcher, Overloaded, QueueFull
+from .openapi import document
+from .predictor import RowsRefused
+from .settings import (
+    API_KEY_ENV,
+    DOCS_ASSETS,
+    DOCS_PATH,
+    METADATA_PATH,
+    OPEN_PATHS,
+    PREDICT_PATH,
+    Settings,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
 
 logger = logging.getLogger("bentoml.service")
+UNEXPECTED = "An unexpected error has occurred, please check the server log."
+#: Rows validated between two yields to the event loop (about 5 ms of pydantic work each).
+VALIDATION_SLICE = 500
+#: A 400 lists at most this many errors (its `error` line counts them all).
+MAX_DETAIL = 100
+LARGE_JOBS = "score large files offline in batches instead of over HTTP"
 
 
 class Serving(Protocol):
@@ -42,11 +69,29 @@ class Serving(Protocol):
     settings: Settings
     card: dict[str, Any]
     batcher: Batcher | None
+    rows_adapter: TypeAdapter[list[Any]]
 
-    def parse(self, body: bytes) -> list[Any]: ...
+
+class Envelope(BaseModel):
+    """``{"rows": [...]}``, the rows themselves checked apart (in slices)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rows: list[Any]
 
 
-UNEXPECTED = "An unexpected error has occurred, please check the server log."
+class Refusal(Exception):
+    """A request answered with a 4xx: the status, the JSON body and any extra headers."""
+
+    def __init__(self, status: int, payload: dict[str, Any], headers: Headers | None = None):
+        super().__init__(payload.get("error", ""))
+        self.status = status
+        self.payload = payload
+        self.headers = headers or []
+
+
+class ClientGone(Exception):
+    """The client disconnected before its body was read."""
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:
@@ -57,7 +102,7 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-def cors_headers(scope: Scope, origins: list[str]) -> list[tuple[bytes, bytes]]:
+def cors_headers(scope: Scope, origins: list[str]) -> Headers:
     """What BentoML's CORS middleware adds to a simple (non-preflight) response."""
     origin = header(scope, b"origin")
     if not origins or origin is None:
@@ -69,9 +114,7 @@ def cors_headers(scope: Scope, origins: list[str]) -> list[tuple[bytes, bytes]]:
     return []
 
 
-async def send_body(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
+async def send_body(send: Send, status: int, body: bytes, headers: Headers | None = None) -> None:
     """A complete JSON response."""
     await send(
         {
@@ -87,10 +130,170 @@ async def send_body(
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_json(
-    send: Send, status: int, payload: Any, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
+async def send_json(send: Send, status: int, payload: Any, headers: Headers | None = None) -> None:
     await send_body(send, status, json.dumps(payload).encode(), headers)
+
+
+def validation_error(errors: list[dict[str, Any]]) -> Refusal:
+    count = len(errors)
+    return Refusal(
+        400,
+        {
+            "error": f"{count} validation error{'s' if count != 1 else ''} in the request",
+            "detail": errors[:MAX_DETAIL],
+        },
+    )
+
+
+def pydantic_errors(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """pydantic's errors as the 400 lists them: type, loc (under ``prefix``), msg."""
+    return [
+        {"type": e["type"], "loc": [*prefix, *e["loc"]], "msg": e["msg"]}
+        for e in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The request body, refused with 415 when it is not JSON and 413 past ``limit`` bytes."""
+    kind = header(scope, b"content-type")
+    close = [(b"connection", b"close")]
+    if kind is not None and kind.split(b";")[0].strip().lower() != b"application/json":
+        shown = kind.decode("latin-1")[:80]
+        raise Refusal(
+            415,
+            {
+                "error": f"Content-Type {shown!r} is not accepted: send the rows as JSON with "
+                "'Content-Type: application/json'"
+            },
+            close,
+        )
+    too_big = {
+        "error": f"the request body is over this service's limit of {limit:,} bytes "
+        f"(service.max_body_mb): send fewer rows per request, or {LARGE_JOBS}"
+    }
+    length = header(scope, b"content-length")
+    if length is not None:
+        if not length.strip().isdigit():
+            raise Refusal(400, {"error": "Content-Length is not a whole number"}, close)
+        if int(length) > limit:
+            raise Refusal(413, too_big, close)
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise Refusal(413, too_big, close)
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+async def parse_rows(body: bytes, serving: Serving) -> list[Any]:
+    """The validated rows of a ``{"rows": [...]}`` body, or a 400/413 :class:`Refusal`."""
+    try:
+        data = from_json(body) if body.strip() else {}
+    except ValueError as exc:
+        error = {"type": "json_invalid", "loc": [], "msg": f"Invalid JSON: {exc}"}
+        raise validation_error([error]) from None
+    try:
+        raw = Envelope.model_validate(data).rows
+    except ValidationError as exc:
+        raise validation_error(pydantic_errors(exc)) from None
+    limit = serving.settings.max_request_rows
+    if len(raw) > limit:
+        raise Refusal(
+            413,
+            {
+                "error": f"{len(raw):,} rows are over this service's limit of {limit:,} rows per "
+                f"request (service.max_request_rows): send fewer rows per request, or {LARGE_JOBS}"
+            },
+        )
+    rows: list[Any] = []
+    errors: list[dict[str, Any]] = []
+    for start in range(0, len(raw), VALIDATION_SLICE):
+        if start:
+            await asyncio.sleep(0)  # let health checks and other requests in
+        try:
+            rows += serving.rows_adapter.validate_python(raw[start : start + VALIDATION_SLICE])
+        except ValidationError as exc:
+            for error in pydantic_errors(exc):
+                index, *field = error["loc"]
+                loc: list[Any] = ["rows", start + int(index), *field]
+                errors.append({**error, "loc": loc})
+    if errors:
+        raise validation_error(errors)
+    return rows
+
+
+async def answer_rows(rows: list[Any], batcher: Batcher, batch_rows: int) -> list[str]:
+    """Each row's answer, the rows sent to the model at most ``batch_rows`` at a time."""
+    answers: list[str] = []
+    for start in range(0, len(rows), batch_rows):
+        try:
+            answers += await batcher.submit(rows[start : start + batch_rows])
+        except RowsRefused as exc:
+            raise validation_error(
+                [
+                    {
+                        "type": "model_refused",
+                        "loc": ["rows", start + i],
+                        "msg": f"the model could not answer this row ({why}); check that its "
+                        "values are within the ranges seen in training",
+                    }
+                    for i, why in sorted(exc.rows.items())
+                ]
+            ) from None
+        except QueueFull as exc:
+            raise Refusal(
+                429,
+                {"error": f"the queue is full: retry in {exc.retry_after_s} s"},
+                [(b"retry-after", str(exc.retry_after_s).encode())],
+            ) from None
+        except Overloaded as exc:
+            raise Refusal(
+                503,
+                {"error": f"overloaded: queued too long, retry in {exc.retry_after_s} s"},
+                [(b"retry-after", str(exc.retry_after_s).encode())],
+            ) from None
+    return answers
+
+
+class PredictRoute:
+    """``POST /predict``: read, validate, batch, answer (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, *, serving: Serving) -> None:
+        self.app = app
+        self.serving = serving
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        serving = self.serving
+        if (
+            serving.batcher is None
+            or scope["type"] != "http"
+            or scope["path"] != PREDICT_PATH
+            or scope["method"] != "POST"
+        ):
+            await self.app(scope, receive, send)
+            return
+        settings = serving.settings
+        cors = cors_headers(scope, settings.cors_origins)
+        try:
+            body = await read_body(scope, receive, settings.max_body_bytes)
+            rows = await parse_rows(body, serving)
+            answers = await answer_rows(rows, serving.batcher, settings.max_batch_rows)
+        except Refusal as refusal:
+            await send_json(send, refusal.status, refusal.payload, [*refusal.headers, *cors])
+            return
+        except ClientGone:
+            return
+        except Exception:  # noqa: BLE001 - logged; the client gets a generic 500
+            logger.exception("Exception on %s [POST]", PREDICT_PATH)
+            await send_json(send, 500, {"error": UNEXPECTED}, cors)
+            return
+        await send_body(send, 200, ("[" + ",".join(answers) + "]").encode(), cors)
 
 
 class MetadataRoute:
@@ -108,59 +311,41 @@ class MetadataRoute:
         await self.app(scope, receive, send)
 
 
-class PredictRoute:
-    """``POST /predict`` with a JSON body: validate, batch, answer."""
+class OpenApiRoute:
+    """``GET /docs.json``: BentoML's document, patched by :func:`.openapi.document`."""
 
     def __init__(self, app: ASGIApp, *, serving: Serving) -> None:
         self.app = app
         self.serving = serving
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        batcher = self.serving.batcher
-        if (
-            batcher is None
-            or scope["type"] != "http"
-            or scope["path"] != PREDICT_PATH
-            or scope["method"] != "POST"
-        ):
+        if scope["type"] != "http" or scope["path"] != DOCS_PATH or scope["method"] != "GET":
             await self.app(scope, receive, send)
             return
-        kind = header(scope, b"content-type")
-        if kind is not None and kind.split(b";")[0].strip().lower() != b"application/json":
-            await self.app(scope, receive, send)  # BentoML serves other content types
+        start: Message = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            else:
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        if start.get("status") != 200:
+            await send(start)
+            await send({"type": "http.response.body", "body": b"".join(chunks)})
             return
-        chunks, more = [], True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        cors = cors_headers(scope, self.serving.settings.cors_origins)
-        try:
-            rows = self.serving.parse(b"".join(chunks) or b"{}")
-        except ValidationError as exc:  # the same 400 BentoML gives for its typed API
-            detail = exc.errors(include_context=False, include_input=False)
-            error = f"{exc.error_count()} validation error for {exc.title}"
-            await send_json(send, 400, {"error": error, "detail": detail}, cors)
-            return
-        if not rows:
-            await send_body(send, 200, b"[]", cors)
-            return
-        try:
-            answers = await batcher.submit(rows)
-        except Overloaded:
-            await send_json(send, 503, {"error": "process is overloaded"}, cors)
-            return
-        except Exception:  # noqa: BLE001 - logged; the client gets BentoML's generic 500
-            logger.exception("Exception on %s [POST]", PREDICT_PATH)
-            await send_json(send, 500, {"error": UNEXPECTED}, cors)
-            return
-        await send_body(send, 200, ("[" + ",".join(answers) + "]").encode(), cors)
+        spec = document(json.loads(b"".join(chunks)), self.serving.settings)
+        await send_json(send, 200, spec)
 
 
 class ApiKeyAuth:
-    """Bearer-key auth for every API route when ``WORKBENCH_API_KEY`` is set."""
+    """Bearer-key auth for every route but the open ones (``service.auth: api_key``).
+
+    Fails closed: with no key in the environment (the start-up check refuses that, but another
+    entry point might skip it) every protected request is 401.
+    """
 
     def __init__(self, app: ASGIApp, *, serving: Serving) -> None:
         self.app = app
@@ -168,19 +353,23 @@ class ApiKeyAuth:
         key = os.environ.get(API_KEY_ENV, "")
         self.expected = f"Bearer {key}".encode() if key else None
 
+    def is_open(self, scope: Scope) -> bool:
+        path, method = scope["path"], scope["method"]
+        if path in OPEN_PATHS or (path.startswith(DOCS_ASSETS) and method in ("GET", "HEAD")):
+            return True
+        preflight = (
+            method == "OPTIONS"
+            and header(scope, b"origin") is not None
+            and header(scope, b"access-control-request-method") is not None
+        )
+        return preflight and bool(self.serving.settings.cors_origins)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            self.expected is None
-            or scope["type"] != "http"
-            or scope["method"] == "OPTIONS"  # CORS preflight carries no credentials
-            or scope["path"] == "/"
-            or scope["path"].startswith(OPEN_PATHS)
-            or scope["path"].startswith("/static_content/")
-        ):
+        if scope["type"] != "http" or self.is_open(scope):
             await self.app(scope, receive, send)
             return
         given = header(scope, b"authorization") or b""
-        if not hmac.compare_digest(given, self.expected):
+        if self.expected is None or not hmac.compare_digest(given, self.expected):
             await send_json(
                 send,
                 401,
@@ -194,5 +383,7 @@ class ApiKeyAuth:
         await self.app(scope, receive, send)
 
 
-#: In the order they are added: the first added is the outermost, so auth sees every request.
-MIDDLEWARES = (ApiKeyAuth, MetadataRoute, PredictRoute)
+def middlewares(settings: Settings) -> tuple[type[Any], ...]:
+    """The middleware classes in the order to add them (the first added is the outermost)."""
+    routes = (OpenApiRoute, MetadataRoute, PredictRoute)
+    return (ApiKeyAuth, *routes) if settings.auth == "api_key" else routes

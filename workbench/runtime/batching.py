@@ -3,13 +3,16 @@
 The model runs in one dedicated thread. A request that finds the model idle goes at once (no added
 wait on a quiet server); requests arriving while it is busy are answered together by the next call,
 so the model's fixed cost per call is shared and the event loop keeps the GIL. A request queued
-longer than ``max_wait_s`` is answered :class:`Overloaded`. When a batch of several jobs fails, each
-job is tried on its own, so one bad request cannot fail the others.
+longer than ``max_wait_s`` is answered :class:`Overloaded`, and one that would make more than
+``max_queued_rows`` rows wait is refused at once with :class:`QueueFull` (admission control: the
+queue is bounded in rows and in time). When a batch of several jobs fails, each job is tried on
+its own, so one bad request cannot fail the others.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -21,7 +24,17 @@ Job = tuple[list[Any], "asyncio.Future[list[str]]", float]
 
 
 class Overloaded(Exception):
-    """A request waited in the queue longer than MAX_QUEUE_MS."""
+    """A request waited in the queue longer than its bound (answered 503)."""
+
+    retry_after_s = 1
+
+
+class QueueFull(Exception):
+    """The queue holds as many rows as it may: the request is refused at once (answered 429)."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"the queue is full; retry in {retry_after_s} s")
+        self.retry_after_s = retry_after_s
 
 
 class Batcher:
@@ -40,12 +53,14 @@ class Batcher:
         *,
         max_rows: int,
         max_wait_s: float,
+        max_queued_rows: int | None = None,
         gap_s: float = 0.001,
         hold_factor: float = 2.0,
     ) -> None:
         self.fn = fn
         self.max_rows = max_rows
         self.max_wait_s = max_wait_s
+        self.max_queued_rows = max_queued_rows or 8 * max_rows
         self.gap_s = gap_s
         self.hold_factor = hold_factor
         self.max_hold_s = min(0.05, max_wait_s / 4)
@@ -65,7 +80,15 @@ class Batcher:
         self.fn(rows)
         self.call_s = time.perf_counter() - started
 
+    def retry_after_s(self) -> int:
+        """Whole seconds until the rows queued now are likely answered (at least 1)."""
+        calls = math.ceil(self.queued_rows / self.max_rows) + 1
+        return max(1, math.ceil(calls * self.call_s))
+
     async def submit(self, rows: list[Any]) -> list[str]:
+        """The answers of ``rows`` (at most ``max_rows`` of them), from the next model call."""
+        if self.queue and self.queued_rows + len(rows) > self.max_queued_rows:
+            raise QueueFull(self.retry_after_s())
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[str]] = loop.create_future()
         now = loop.time()

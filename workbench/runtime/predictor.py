@@ -4,12 +4,16 @@ Rows arrive validated (pydantic models of the generated ``Row`` class). With all
 rows of a batch become one float array (a DataFrame with the training column names when the model
 was fitted on one): no per-row DataFrame or dtype casts. Other schemas go through records cast to
 the training dtypes, once per batch, with unseen categories passed on or replaced (and flagged).
+
+Rows the schema accepts can still be refused by the model (an extreme value overflowing a scaler,
+say) or give a non-finite answer. Then the rows at fault are found by halving the batch (at most
+:data:`MAX_ISOLATION_CALLS` more calls) and :class:`RowsRefused` names them, so the client gets a
+400 naming the rows rather than a 500.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Sequence
 from operator import attrgetter
 from typing import Any
@@ -20,9 +24,20 @@ from pydantic import BaseModel
 
 from .settings import Settings
 
+MAX_ISOLATION_CALLS = 16
 
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
+
+class RowsRefused(ValueError):
+    """Rows the model could not answer: row index (within the rows asked) -> why."""
+
+    def __init__(self, rows: dict[int, str]) -> None:
+        super().__init__(f"the model could not answer {len(rows)} row(s)")
+        self.rows = rows
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class Predictor:
@@ -34,7 +49,9 @@ class Predictor:
         classes = getattr(model, "classes_", None)
         self.classes = None if classes is None else [str(c) for c in np.asarray(classes).tolist()]
         self.proba = self.classes is not None and hasattr(model, "predict_proba")
+        self.both: Callable[[Any], tuple[Any, Any]] | None = getattr(model, "predict_both", None)
         self.seen = {name: set(values) for name, values in settings.categories.items()}
+        self.object_columns = [c for c, dtype in settings.dtypes.items() if dtype == "object"]
         fields = list(row_model.model_fields)
         self.values: Callable[[BaseModel], Any] = attrgetter(*fields)
 
@@ -61,22 +78,63 @@ class Predictor:
                         )
                     else:
                         warnings[i].append(f"{name}: unseen category {value!r}")
-        frame = pd.DataFrame.from_records(records, columns=settings.columns)
-        return frame.astype(settings.dtypes), warnings
+        frame = pd.DataFrame.from_records(records, columns=settings.columns).astype(settings.dtypes)
+        for name in self.object_columns:
+            # A missing text value is NaN, as in the training frame read from CSV or Parquet: left
+            # as None (what a batch of only nulls becomes), an imputer would not see it missing.
+            column = frame[name]
+            missing = column.isna()
+            if missing.any():
+                frame[name] = column.where(~missing, np.nan)
+        return frame, warnings
 
     def answer(self, rows: Sequence[BaseModel]) -> list[str]:
-        """Each row's answer as JSON text, in order."""
+        """Each row's answer as JSON text, in order; :class:`RowsRefused` names the rows the model
+        could not answer."""
+        try:
+            return self._answer(rows)
+        except Exception as exc:  # noqa: BLE001 - narrowed to the rows at fault below
+            raise RowsRefused(self._refused(rows, exc)) from exc
+
+    def _refused(self, rows: Sequence[BaseModel], first: BaseException) -> dict[int, str]:
+        """Which rows fail on their own, found by halving; when the budget of calls runs out, the
+        rows left are all named (with the first error)."""
+        if len(rows) == 1:
+            return {0: _why(first)}
+        found: dict[int, str] = {}
+        budget, middle = MAX_ISOLATION_CALLS, len(rows) // 2
+        pending = [(0, middle), (middle, len(rows))]
+        while pending:
+            start, end = pending.pop()
+            if budget <= 0:
+                found.update({i: _why(first) for i in range(start, end)})
+                continue
+            budget -= 1
+            try:
+                self._answer(rows[start:end])
+            except Exception as exc:  # noqa: BLE001 - a failing part is split again
+                if end - start == 1:
+                    found[start] = _why(exc)
+                else:
+                    middle = (start + end) // 2
+                    pending += [(start, middle), (middle, end)]
+        return found or {i: _why(first) for i in range(len(rows))}
+
+    def _answer(self, rows: Sequence[BaseModel]) -> list[str]:
         X, warnings = self.inputs(rows)
         none: list[str] = []
         if self.proba:
-            proba = np.asarray(self.model.predict_proba(X), dtype=np.float64)
-            if self.settings.labels_from_proba:
-                labels = self.model.classes_.take(proba.argmax(axis=1), axis=0)
+            if self.both is not None:  # an ONNX graph: labels and probabilities from one run
+                labels, proba = self.both(X)
             else:
-                labels = np.asarray(self.model.predict(X))
-            table: list[list[Any]] = proba.tolist()
+                proba = np.asarray(self.model.predict_proba(X), dtype=np.float64)
+                if self.settings.labels_from_proba:
+                    labels = self.model.classes_.take(proba.argmax(axis=1), axis=0)
+                else:
+                    labels = np.asarray(self.model.predict(X))
             if not np.isfinite(proba).all():
-                table = [[_finite(p) for p in row] for row in table]
+                raise ValueError("the model answered non-finite probabilities")
+            table: list[list[Any]] = proba.tolist()
             classes = self.classes or []
             return [
                 json.dumps(
@@ -89,9 +147,9 @@ class Predictor:
                 for i, (label, probs) in enumerate(zip(labels.tolist(), table, strict=True))
             ]
         labels = np.asarray(self.model.predict(X))
-        values: list[Any] = labels.tolist()
         if labels.dtype.kind == "f" and not np.isfinite(labels).all():
-            values = [_finite(v) for v in values]
+            raise ValueError("the model answered a non-finite value")
+        values: list[Any] = labels.tolist()
         return [
             json.dumps(
                 {

@@ -1,26 +1,45 @@
-"""What one generated service holds in each worker: the model, its batcher and its routes.
+"""What one generated service holds: its settings and row model, and in each worker the model,
+its batcher and whether it is ready.
 
-The generated ``service.py`` creates one :class:`Serving` at import (with its ``Row`` model and
-:class:`~.settings.Settings`), adds :meth:`Serving.middlewares` to the BentoML service class, and
-calls :meth:`Serving.start` from the service's ``__init__`` in each worker.
+The generated ``service.py`` creates one :class:`Serving` at import, adds
+:meth:`Serving.middlewares` to the BentoML service class, calls :meth:`Serving.check_deployment`
+from an ``@bentoml.on_deployment`` hook (once, in the ``bentoml serve`` process, before any worker
+starts: a problem there is one line and exit code 1, not a worker restarting forever) and
+:meth:`Serving.start` from the service's ``__init__`` in each worker.
 """
 
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, create_model
+import numpy as np
+from pydantic import BaseModel, TypeAdapter
 
-from .asgi import MIDDLEWARES
-from .batching import Batcher, Overloaded
-from .predictor import Predictor
-from .settings import Settings
+from .asgi import middlewares
+from .batching import Batcher, Overloaded, QueueFull
+from .predictor import Predictor, RowsRefused
+from .settings import API_KEY_ENV, MODEL_FILE, ONNX_FILE, Settings
 
 logger = logging.getLogger("bentoml.service")
+
+
+class DeploymentError(Exception):
+    """This Bento must not serve here: what is wrong and what to do."""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 class Serving:
@@ -30,35 +49,76 @@ class Serving:
         self.row_model = row_model
         self.settings = settings
         self.card: dict[str, Any] = json.loads(settings.card_path.read_text())
-        self.body_model = create_model(
-            "Input",
-            __config__=ConfigDict(extra="forbid"),
-            rows=(list[row_model], ...),  # type: ignore[valid-type]
-        )
+        self.rows_adapter: TypeAdapter[list[Any]] = TypeAdapter(list[row_model])  # type: ignore[valid-type]
         self.batcher: Batcher | None = None
+        self.ready = False
 
     def middlewares(self) -> list[tuple[type[Any], dict[str, Any]]]:
         """(ASGI middleware class, options) in the order to add them (the first is outermost)."""
-        return [(middleware, {"serving": self}) for middleware in MIDDLEWARES]
+        return [(middleware, {"serving": self}) for middleware in middlewares(self.settings)]
 
-    def parse(self, body: bytes) -> list[Any]:
-        """The rows of a ``POST /predict`` JSON body; raises pydantic's ``ValidationError``."""
-        return list(self.body_model.model_validate_json(body).rows)  # type: ignore[attr-defined]
+    def check_deployment(self, model_dir: Path) -> None:
+        """Refuse to serve without the API key auth requires, or with a model whose bytes are not
+        the ones packaged; say at start which auth is in force."""
+        settings = self.settings
+        if settings.auth == "api_key" and not os.environ.get(API_KEY_ENV):
+            raise DeploymentError(
+                f"{API_KEY_ENV} is not set: this Bento requires an API key on every API route "
+                f"(service.auth: api_key). Set {API_KEY_ENV}=<key> where it runs (a Kubernetes "
+                "Secret, see deploy/kubernetes.yaml), or package it with `service.auth: none` to "
+                "serve an open API"
+            )
+        served = [(model_dir / MODEL_FILE, settings.model_sha256)]
+        if settings.runtime == "onnx":
+            served.append((settings.card_path.parent / ONNX_FILE, settings.onnx_sha256))
+        for path, packaged in served:
+            found = file_sha256(path) if path.is_file() else "(no such file)"
+            if packaged and found != packaged:
+                raise DeploymentError(
+                    f"model {settings.model_tag}: {path} has sha256 {found}, but this Bento was "
+                    f"packaged with sha256 {packaged}; the model was altered or corrupted. Import "
+                    "the Bento again (bentoml import) or package the model again"
+                )
+        if settings.auth == "api_key":
+            logger.info("auth: every API route requires 'Authorization: Bearer <%s>'", API_KEY_ENV)
+        else:
+            logger.warning("auth: none (service.auth: none): every API route is open")
+
+    def load(self, sklearn_model: Callable[[], Any]) -> Any:
+        """What answers requests: the ONNX graph beside ``service.py`` (``runtime: onnx``), else
+        ``sklearn_model()``, the scikit-learn model loaded from the store."""
+        settings = self.settings
+        if settings.runtime != "onnx":
+            return sklearn_model()
+        from .onnx_model import OnnxModel  # onnxruntime is only needed for an ONNX Bento
+
+        classes = None if settings.classes is None else np.asarray(settings.classes)
+        graph = (settings.card_path.parent / ONNX_FILE).read_bytes()
+        return OnnxModel(graph, classes=classes, probabilities=settings.probabilities)
 
     def start(self, model: Any, *, freeze: bool = True) -> Batcher:
-        """Load the model into a predictor and batcher, warm it up, and (``freeze``) keep what
-        exists now out of the garbage collector."""
+        """Load the model into a predictor and batcher and warm it up: ready when the warm-up
+        prediction succeeds. With ``freeze``, what exists now is kept out of the garbage
+        collector."""
         settings = self.settings
         predictor = Predictor(model, self.row_model, settings)
         batcher = Batcher(
             predictor.answer,
             max_rows=settings.max_batch_rows,
             max_wait_s=settings.max_queue_ms / 1000,
+            max_queued_rows=settings.max_queue_rows,
         )
         try:
             batcher.warm_up([self.row_model.model_validate(settings.example)])
-        except Exception:  # noqa: BLE001 - a model that refuses the synthetic row still serves
-            logger.warning("warm-up on the example row failed", exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - not ready, and the log says why
+            logger.error(
+                "not ready: the warm-up prediction on the example row failed (%s: %s); /readyz "
+                "answers 503",
+                type(exc).__name__,
+                exc,
+            )
+        else:
+            self.ready = True
         self.batcher = batcher
         if freeze:
             # What exists now (libraries, the model) lives as long as the worker: keep it out of
@@ -67,8 +127,9 @@ class Serving:
         return batcher
 
     async def predict(self, rows: Sequence[BaseModel]) -> list[Any]:
-        """The typed API's answer (other content types, the Python client, the docs page)."""
-        from bentoml.exceptions import ServiceUnavailable
+        """The typed API's answer (BentoML's own path: only when the runtime's route is not in
+        front of it, e.g. before the worker has started)."""
+        from bentoml.exceptions import BadInput, ServiceUnavailable
 
         if self.batcher is None:
             raise ServiceUnavailable("the model is not loaded yet")
@@ -76,6 +137,8 @@ class Serving:
             return []
         try:
             answers = await self.batcher.submit(list(rows))
-        except Overloaded as exc:
-            raise ServiceUnavailable("process is overloaded") from exc
+        except (Overloaded, QueueFull) as exc:
+            raise ServiceUnavailable(str(exc) or "overloaded") from exc
+        except RowsRefused as exc:
+            raise BadInput(f"the model could not answer rows {sorted(exc.rows)}") from exc
         return list(json.loads("[" + ",".join(answers) + "]"))

@@ -1,21 +1,29 @@
 """What the generated ``service.py`` tells the runtime about its model: one frozen value.
 
-Everything here was decided at packaging time from the validated schema and the model's measured
-cost; ``model_card.json`` in the Bento says what was chosen and why.
+Everything here was decided at packaging time from the validated schema, the model's measured
+cost and ``service:`` in ``workbench.yaml``; ``model_card.json`` in the Bento says what was chosen
+and why.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 API_KEY_ENV = "WORKBENCH_API_KEY"
-"""Set this where the Bento runs to require ``Authorization: Bearer <key>`` on every API route."""
+"""Where the Bento runs, the bearer key every API route requires (``service.auth: api_key``)."""
 PREDICT_PATH = "/predict"
 METADATA_PATH = "/metadata"
-#: Routes that stay open when an API key is set: health, metrics and the API docs.
-OPEN_PATHS = ("/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json")
+DOCS_PATH = "/docs.json"
+MODEL_FILE = "saved_model.pkl"
+"""The file of a BentoML scikit-learn model that holds the pickled estimator."""
+ONNX_FILE = "model.onnx"
+"""The compiled model beside ``service.py`` when the Bento serves with onnxruntime."""
+#: Routes that stay open when an API key is required: health, metrics and the API docs, matched
+#: exactly; the docs page's assets are under :data:`DOCS_ASSETS`.
+OPEN_PATHS = frozenset({"/", "/livez", "/readyz", "/healthz", "/metrics", DOCS_PATH})
+DOCS_ASSETS = "/static_content/"
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,21 @@ class Settings:
     """The dtype each column is cast to, so the model sees what it saw in training."""
     card_path: Path
     """``model_card.json`` beside ``service.py`` (answered by ``GET /metadata``)."""
+    model_sha256: str = ""
+    """sha256 of the stored model's :data:`MODEL_FILE` at packaging; the service refuses to start
+    when the bytes differ."""
+    runtime: Literal["sklearn", "onnx"] = "sklearn"
+    """What answers: the scikit-learn model from the store, or :data:`ONNX_FILE` run by
+    onnxruntime (chosen at packaging only where it answers every test row as scikit-learn)."""
+    onnx_sha256: str = ""
+    """sha256 of :data:`ONNX_FILE` at packaging (``runtime: onnx``)."""
+    classes: list[Any] | None = None
+    """The classifier's ``classes_`` (the ONNX graph answers indexes into them)."""
+    probabilities: bool = False
+    """The model has ``predict_proba``."""
+    auth: Literal["api_key", "none"] = "api_key"
+    """``api_key``: every API route requires the key from :data:`API_KEY_ENV`, and the service
+    refuses to start without one; ``none``: the API is open (said in the log at start)."""
     categories: dict[str, list[str]] = field(default_factory=dict)
     """Category columns: the values seen in training."""
     fallback: dict[str, str] = field(default_factory=dict)
@@ -43,9 +66,16 @@ class Settings:
     labels_from_proba: bool = False
     """``predict`` is ``classes_[argmax(predict_proba)]``: one call answers both."""
     max_batch_rows: int = 64
-    """Most rows in one model call."""
+    """Most rows in one model call; a request with more is answered in several calls."""
     max_queue_ms: int = 1000
-    """A request queued longer than this is answered 503 (overloaded)."""
+    """A request queued longer than this is answered 503 (overloaded), with ``Retry-After``."""
+    max_queue_rows: int = 8192
+    """Rows that may wait for the model; a request that would exceed it is answered 429."""
+    max_body_bytes: int = 4 << 20
+    """Largest request body; a larger one is answered 413 before it is read."""
+    max_request_rows: int = 5000
+    """Most rows in one request; more is answered 413."""
     example: dict[str, Any] = field(default_factory=dict)
-    """One synthetic row (from the schema, no training data) that warms the model up at start."""
+    """One synthetic row (from the schema, no training data) that warms the model up at start;
+    ``/readyz`` answers 503 until it has been predicted."""
     cors_origins: list[str] = field(default_factory=list)

@@ -7,7 +7,6 @@ Each check sends what a real client would (httpx, BentoML's own client) and, whe
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import bentoml
@@ -15,46 +14,57 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from workbench.compilation import TOLERANCE
 from workbench.errors import ServingError
 from workbench.results import CheckResult
 from workbench.runtime import API_KEY_ENV
 from workbench.schema import InputSchema
 
-PARITY_TOLERANCE = 1e-9
+#: The served answers are compared with the in-memory scikit-learn model at the tolerance that
+#: decided whether the compiled (ONNX) model may serve it.
+PARITY_TOLERANCE = TOLERANCE
 PARITY_CHUNK = 256
 
 
-def auth_headers() -> dict[str, str]:
-    """The bearer header when ``WORKBENCH_API_KEY`` is set here (the server then requires it)."""
-    key = os.environ.get(API_KEY_ENV)
+def auth_headers(key: str) -> dict[str, str]:
+    """The bearer header for ``key`` (none for an empty key)."""
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
-def client_for(url: str, *, timeout: float = 30) -> bentoml.SyncHTTPClient:
-    """BentoML's own client, with the API key when one is set."""
-    return bentoml.SyncHTTPClient(url, token=os.environ.get(API_KEY_ENV) or None, timeout=timeout)
+def client_for(url: str, key: str, *, timeout: float = 30) -> bentoml.SyncHTTPClient:
+    """BentoML's own client, sending ``key`` as its bearer token."""
+    return bentoml.SyncHTTPClient(url, token=key or None, timeout=timeout)
 
 
-def snippets(url: str, row: dict[str, Any]) -> dict[str, str]:
-    """Copy-ready calls of the service: curl and ``bentoml.SyncHTTPClient``."""
+def snippets(url: str, row: dict[str, Any], *, auth: bool) -> dict[str, str]:
+    """Copy-ready calls of the service: curl and ``bentoml.SyncHTTPClient`` (the key, when the
+    service requires one, is read from ``$WORKBENCH_API_KEY``: never written out)."""
     body = json.dumps({"rows": [row]})
-    auth = f' -H "Authorization: Bearer ${API_KEY_ENV}"' if os.environ.get(API_KEY_ENV) else ""
+    header = f' -H "Authorization: Bearer ${API_KEY_ENV}"' if auth else ""
+    token = f", token=os.environ[{API_KEY_ENV!r}]" if auth else ""
     return {
-        "curl": f"curl -s -X POST {url}/predict -H 'content-type: application/json'{auth} \\\n"
+        "curl": f"curl -s -X POST {url}/predict -H 'content-type: application/json'{header} \\\n"
         f"     -d '{body}'",
-        "python": "import bentoml\n\n"
-        f"with bentoml.SyncHTTPClient({url!r}) as client:\n"
+        "python": ("import os\n\n" if auth else "") + "import bentoml\n\n"
+        f"with bentoml.SyncHTTPClient({url!r}{token}) as client:\n"
         f"    answer = client.predict(rows=[{row!r}])\n"
         "print([row['prediction'] for row in answer])",
     }
 
 
-def bad_requests(url: str, row: dict[str, Any], schema: InputSchema) -> str:
-    """Malformed payloads must be answered 400 with a ``detail`` naming the row and the field."""
+def _bad_value(kind: str) -> Any:
+    return {"boolean": "maybe", "category": 12345, "integer": 1.5}.get(kind, "not-a-number")
+
+
+def bad_requests(url: str, row: dict[str, Any], schema: InputSchema, key: str) -> str:
+    """Malformed requests must be 4xx: 400 with a ``detail`` naming the row and the field, 415
+    for a body that is not JSON."""
     first = schema.columns[0]
-    bad_value = {"boolean": "maybe", "category": 12345}.get(first.kind, "not-a-number")
     cases: dict[str, tuple[dict[str, Any], list[Any]]] = {
-        "unparseable value": ({"rows": [{**row, first.name: bad_value}]}, ["rows", 0, first.name]),
+        "unparseable value": (
+            {"rows": [{**row, first.name: _bad_value(first.kind)}]},
+            ["rows", 0, first.name],
+        ),
         "unknown field": ({"rows": [{**row, "__unknown__": 1}]}, ["rows", 0, "__unknown__"]),
         "no rows key": ({"data": [row]}, ["rows"]),
     }
@@ -62,16 +72,34 @@ def bad_requests(url: str, row: dict[str, Any], schema: InputSchema) -> str:
     if required is not None:
         missing = {k: v for k, v in row.items() if k != required}
         cases["missing field"] = ({"rows": [row, missing]}, ["rows", 1, required])
+    number = next((c.name for c in schema.columns if c.kind == "number"), None)
     wrong = []
+    headers = auth_headers(key)
     for name, (payload, loc) in cases.items():
-        response = httpx.post(f"{url}/predict", json=payload, headers=auth_headers(), timeout=10)
+        response = httpx.post(f"{url}/predict", json=payload, headers=headers, timeout=10)
         if response.status_code != 400:
             wrong.append(f"{name}: HTTP {response.status_code}")
         elif loc not in [d.get("loc") for d in response.json().get("detail", [])]:
             wrong.append(f"{name}: 400 without a detail at {loc}")
+    if number is not None:
+        text = json.dumps({"rows": [row]}).replace(json.dumps(row[number]), "Infinity", 1)
+        infinite = httpx.post(
+            f"{url}/predict",
+            content=text.encode(),
+            headers={**headers, "content-type": "application/json"},
+            timeout=10,
+        )
+        if infinite.status_code != 400:
+            wrong.append(f"infinite number: HTTP {infinite.status_code}")
+    form = httpx.post(f"{url}/predict", data={"rows": "[]"}, headers=headers, timeout=10)
+    if form.status_code != 415:
+        wrong.append(f"form body: HTTP {form.status_code}, expected 415")
     if wrong:
-        raise ServingError("malformed payloads were not refused as expected: " + "; ".join(wrong))
-    return f"{len(cases)} malformed payloads answered 400 naming the row and field"
+        raise ServingError("malformed requests were not refused as expected: " + "; ".join(wrong))
+    return (
+        f"{len(cases) + (number is not None)} malformed bodies answered 400 naming the row and "
+        "field; a form body 415"
+    )
 
 
 def run_check(name: str, fn: Any) -> CheckResult:
@@ -82,7 +110,9 @@ def run_check(name: str, fn: Any) -> CheckResult:
     return CheckResult(name=name, passed=True, detail=str(detail))
 
 
-def smoke_test(url: str, rows: list[dict[str, Any]], *, model_tag: str) -> list[CheckResult]:
+def smoke_test(
+    url: str, rows: list[dict[str, Any]], *, model_tag: str, key: str
+) -> list[CheckResult]:
     """Health, readiness, metadata and one prediction request per given row."""
 
     def health(path: str) -> str:
@@ -91,7 +121,7 @@ def smoke_test(url: str, rows: list[dict[str, Any]], *, model_tag: str) -> list[
         return f"HTTP {response.status_code}"
 
     def metadata() -> str:
-        response = httpx.get(f"{url}/metadata", headers=auth_headers(), timeout=10)
+        response = httpx.get(f"{url}/metadata", headers=auth_headers(key), timeout=10)
         response.raise_for_status()
         card = response.json()
         if card.get("model_tag") != model_tag:
@@ -101,7 +131,7 @@ def smoke_test(url: str, rows: list[dict[str, Any]], *, model_tag: str) -> list[
         return f"model {card['model_tag']}"
 
     def predict() -> str:
-        with client_for(url) as client:
+        with client_for(url, key) as client:
             answer = client.predict(rows=rows)
         return f"{len(rows)} rows -> {[a['prediction'] for a in answer]}"
 
@@ -114,7 +144,7 @@ def smoke_test(url: str, rows: list[dict[str, Any]], *, model_tag: str) -> list[
 
 
 def check_parity(
-    url: str, model: Any, X: pd.DataFrame, schema: InputSchema
+    url: str, model: Any, X: pd.DataFrame, schema: InputSchema, key: str
 ) -> list[dict[str, Any]]:
     """Send every row through the server; return the rows whose answer differs from in-process."""
     expected = np.asarray(model.predict(X)).tolist()
@@ -123,7 +153,7 @@ def check_parity(
     classes = [str(c) for c in np.asarray(getattr(model, "classes_", [])).tolist()]
     records = schema.to_records(X)
     mismatches: list[dict[str, Any]] = []
-    with client_for(url, timeout=60) as client:
+    with client_for(url, key, timeout=60) as client:
         for start in range(0, len(records), PARITY_CHUNK):
             answer = client.predict(rows=records[start : start + PARITY_CHUNK])
             for offset, row in enumerate(answer):

@@ -47,11 +47,14 @@ def check(server: Server, config: Config, *, run_dir: str | Path | None = None) 
     schema = validation.input_schema
     X = X[schema.names]
     sample = schema.to_records(representative_rows(X, y, validation.task))
-    checks = smoke_test(server.url, sample, model_tag=packaged.model_tag)
-    checks.append(run_check("bad requests", lambda: bad_requests(server.url, sample[0], schema)))
+    key = server.api_key
+    checks = smoke_test(server.url, sample, model_tag=packaged.model_tag, key=key)
+    checks.append(
+        run_check("bad requests", lambda: bad_requests(server.url, sample[0], schema, key))
+    )
     mismatches: list[dict[str, Any]] = []
     parity = run_check(
-        "parity", lambda: mismatches.extend(check_parity(server.url, model, X, schema))
+        "parity", lambda: mismatches.extend(check_parity(server.url, model, X, schema, key))
     )
     if parity.passed:
         parity = CheckResult(
@@ -69,7 +72,7 @@ def check(server: Server, config: Config, *, run_dir: str | Path | None = None) 
             requests=config.launch.probe_requests,
             concurrency=config.launch.probe_concurrency,
             time_limit=config.launch.probe_seconds,
-            headers=auth_headers(),
+            headers=auth_headers(key),
         )
         checks.append(
             CheckResult(
@@ -86,7 +89,7 @@ def check(server: Server, config: Config, *, run_dir: str | Path | None = None) 
         parity_rows=len(X),
         mismatches=mismatches[:100],
         probe=load,
-        snippets=snippets(server.url, sample[0]),
+        snippets=snippets(server.url, sample[0], auth=config.service.auth == "api_key"),
         passed=all(c.passed for c in checks),
         seconds=round(time.perf_counter() - started, 3),
     )

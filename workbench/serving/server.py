@@ -12,6 +12,7 @@ import atexit
 import functools
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -29,6 +30,7 @@ import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 from workbench.errors import ServingError
+from workbench.runtime import API_KEY_ENV
 
 HOST = "127.0.0.1"
 HEALTH = {"/livez", "/readyz", "/healthz", "/metrics"}
@@ -106,6 +108,9 @@ class Server:
     port: int
     process: subprocess.Popen[bytes]
     log_path: Path
+    api_key: str = field(default="", repr=False)
+    """The key the server requires (``service.auth: api_key``): ``$WORKBENCH_API_KEY`` when set
+    here, else one made for this server alone (never written to a file)."""
     started_at: float = field(default_factory=time.time)
     _at_exit: Callable[[], None] | None = field(default=None, repr=False)
 
@@ -129,14 +134,20 @@ class Server:
         port: int | None = None,
         timeout: float = 90.0,
         log_dir: Path | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> Server:
-        """Start serving ``bento_tag`` on 127.0.0.1 and wait until ``/readyz`` answers 200."""
+        """Start serving ``bento_tag`` on 127.0.0.1 and wait until ``/readyz`` answers 200.
+
+        The server gets the API key of ``$WORKBENCH_API_KEY``, or a fresh random one when that is
+        unset (a Bento with ``service.auth: api_key`` refuses to start without a key).
+        """
         if port is not None and not port_is_free(port):
             raise ServingError(
                 f"port {port} on {HOST} is busy; choose another port or leave it empty "
                 "for a free one"
             )
         port = port or free_port()
+        api_key = os.environ.get(API_KEY_ENV) or secrets.token_urlsafe(24)
         log_dir = log_dir or state_dir()
         log_path = log_dir / f"serve-{bento_tag.replace(':', '-')}-{port}.log"
         log = open(log_path, "wb")  # noqa: SIM115 - the child keeps writing after we return
@@ -151,15 +162,18 @@ class Server:
                 HOST,
                 "--port",
                 str(port),
+                *extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env={**os.environ, "BENTOML_DO_NOT_TRACK": "True"},
+            env={**os.environ, "BENTOML_DO_NOT_TRACK": "True", API_KEY_ENV: api_key},
         )
         log.close()
-        server = cls(bento_tag=bento_tag, port=port, process=process, log_path=log_path)
+        server = cls(
+            bento_tag=bento_tag, port=port, process=process, log_path=log_path, api_key=api_key
+        )
         server.record_path.write_text(
             json.dumps(
                 {

@@ -25,10 +25,11 @@ import pandas as pd
 from sklearn.dummy import DummyClassifier, DummyRegressor
 
 from workbench.artifacts import records_dir, sha256_file, write_record
+from workbench.compilation import Mode, compile_model
 from workbench.config import Config
 from workbench.data import load_frame
 from workbench.errors import DataError
-from workbench.results import BaselineResult, ValidationResult
+from workbench.results import BaselineResult, RuntimeResult, ValidationResult
 from workbench.schema import infer_schema
 from workbench.validation import diagnostics
 from workbench.validation.champion import evaluate_champion
@@ -154,8 +155,16 @@ def validate(
             )
     with steps.step("roundtrip", "save/reload round trip", 0.85):
         roundtrip = diagnostics.round_trip(model, X_test, task, seed=options.seed)
-    with steps.step("latency", "prediction latency", 0.88):
+    with steps.step("compile", "compiling to ONNX and checking parity on every test row", 0.86):
+        mode: Mode = "sklearn" if config.service.runtime == "sklearn" else "auto"
+        compiled = compile_model(model, X_test, task=task, mode=mode)
+    with steps.step("latency", "prediction latency", 0.9):
         latency = diagnostics.latency(model, X_test, seed=options.seed)
+        onnx_latency = (
+            diagnostics.latency(compiled.served(model), X_test, seed=options.seed)
+            if compiled.onnx_bytes is not None
+            else None
+        )
     with steps.step("schema", "input schema and reference profile", 0.92):
         schema = infer_schema(X_train)
         profile = build_profile(X_train, schema)
@@ -195,6 +204,16 @@ def validate(
         importance=importance,
         roundtrip=roundtrip,
         latency=latency,
+        compiled=RuntimeResult(
+            runtime=compiled.runtime,
+            reason=compiled.reason,
+            precision=compiled.precision,
+            rows_checked=compiled.rows_checked,
+            max_difference=compiled.max_difference,
+            label_mismatches=compiled.label_mismatches,
+            seconds=compiled.seconds,
+        ),
+        onnx_latency=onnx_latency,
         steps_s=steps.seconds,
         **plot_data,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import os
 from pathlib import Path
 
 import ipywidgets as w
@@ -10,8 +11,16 @@ import ipywidgets as w
 from workbench.config import Config
 from workbench.reports import to_html
 from workbench.results import LaunchResult
+from workbench.runtime import API_KEY_ENV
 from workbench.serving import Server, check, serve
 from workbench.widgets.base import Panel, button
+
+
+def _key_source(server: Server) -> str:
+    """Where the server's API key came from (the key itself is never shown)."""
+    if os.environ.get(API_KEY_ENV):
+        return f"API key from ${API_KEY_ENV}"
+    return "API key made for this server (<code>panel.server.api_key</code>)"
 
 
 class LaunchPanel(Panel):
@@ -62,6 +71,7 @@ class LaunchPanel(Panel):
                 f" (<a class='wb-docs' href='{url}/' target='_blank'>API docs</a>)"
                 f" · pid {status['pid']}"
                 f" · up {status['uptime_s']:.0f} s · {status['requests_served']} requests served"
+                f" · {_key_source(self.server)}"
             )
         self.light.value = (
             f"<span class='wb-state-{word}' style='color:{colour}'>●</span> "
