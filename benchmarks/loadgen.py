@@ -30,6 +30,22 @@ from workbench.serving.server import require_loopback
 WRK_INSTALL = "apt-get install -y wrk   (Debian/Ubuntu; `brew install wrk` on macOS)"
 
 LUA = r"""
+-- wrk's own duration is always the -d time, even when every thread stopped early at its share of
+-- the request bound; so each thread notes when it started and stopped (LuaJIT ffi, monotonic
+-- clock) and done() divides by the time the requests really took.
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } wb_timespec;
+int clock_gettime(int clk_id, wb_timespec *tp);
+]]
+local ts = ffi.new("wb_timespec")
+local function now_us()
+  ffi.C.clock_gettime(1, ts)  -- CLOCK_MONOTONIC
+  return tonumber(ts.tv_sec) * 1000000 + tonumber(ts.tv_nsec) / 1000
+end
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) wb_started = now_us() end
 local f = assert(io.open(os.getenv("WB_BODY_FILE"), "rb"))
 wrk.method = "POST"
 wrk.body = f:read("*a")
@@ -41,16 +57,28 @@ local limit = tonumber(os.getenv("WB_MAX_PER_THREAD") or "0")
 local count = 0
 function response(status, headers, body)
   count = count + 1
-  if limit > 0 and count >= limit then wrk.thread:stop() end
+  if limit > 0 and count >= limit then
+    wb_stopped = now_us()
+    wrk.thread:stop()
+  end
 end
 function done(summary, latency, requests)
   local e = summary.errors
+  local duration, first, last, early = summary.duration, nil, nil, #threads > 0
+  for _, thread in ipairs(threads) do
+    local started, stopped = thread:get("wb_started"), thread:get("wb_stopped")
+    if not started or not stopped then early = false break end
+    first = (first and math.min(first, started)) or started
+    last = (last and math.max(last, stopped)) or stopped
+  end
+  if early and last > first then duration = last - first end
   io.write(string.format(
     'WB_RESULT {"requests": %d, "duration_us": %d, "status_errors": %d, "socket_errors": %d, ' ..
-    '"p50_us": %d, "p95_us": %d, "p99_us": %d, "max_us": %d, "mean_us": %.1f}\n',
-    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    '"p50_us": %d, "p95_us": %d, "p99_us": %d, "max_us": %d, "mean_us": %.1f, ' ..
+    '"stopped_early": %s}\n',
+    summary.requests, duration, e.status, e.connect + e.read + e.write + e.timeout,
     latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max,
-    latency.mean))
+    latency.mean, early and "true" or "false"))
 end
 """
 
@@ -70,6 +98,8 @@ class LoadResult:
     max_ms: float
     errors: int
     error_kinds: list[str] = field(default_factory=list)
+    stopped_early: bool = False
+    """The level ended at its request bound, before its time bound."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -143,6 +173,7 @@ def wrk_load(
         max_ms=data["max_us"] / 1000,
         errors=data["status_errors"] + data["socket_errors"],
         error_kinds=kinds,
+        stopped_early=bool(data.get("stopped_early")),
     )
 
 
@@ -241,6 +272,7 @@ def asyncio_load(
         max_ms=round(top, 3),
         errors=len(errors),
         error_kinds=sorted(set(errors)),
+        stopped_early=len(latencies) >= max_requests,
     )
 
 

@@ -24,11 +24,11 @@ import numpy as np
 import pandas as pd
 import psutil
 import pytest
+from conftest import edit_config
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.ensemble import RandomForestClassifier
+from test_service import mixed_project
 
-from tests.conftest import edit_config
-from tests.test_service import mixed_project
 from workbench import load_config, package, validate
 from workbench.runtime import API_KEY_ENV, MODEL_FILE
 from workbench.serving import Server
@@ -62,7 +62,7 @@ def workers_of(server: Server) -> list[psutil.Process]:
 def forest(tmp_path_factory: pytest.TempPathFactory, example_files: Path) -> Path:
     """The example project with a 200-tree forest: slow enough per call to keep requests in
     flight."""
-    from tests.conftest import copy_project
+    from conftest import copy_project
 
     folder = copy_project(example_files, tmp_path_factory.mktemp("forest"))
     train = pd.read_csv(folder / "data" / "train.csv")

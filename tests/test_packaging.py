@@ -84,6 +84,9 @@ def test_package_builds_a_bento_with_a_typed_self_contained_service(validated):
         json.loads((bento_dir / "src" / "model_card.json").read_text())["input_schema"]["columns"]
     )
     assert len(source.splitlines()) - columns < 100, "beyond a line per column, one screen"
+    drift_reference = (bento_dir / "src" / "drift_reference.json").read_text()
+    assert drift_reference == (validated.root / ".workbench" / "drift_reference.json").read_text()
+    assert list(json.loads(drift_reference)["columns"])[:1] == ["mean radius"]
     profile = json.loads((bento_dir / "src" / "reference_profile.json").read_text())
     assert [c["name"] for c in profile["columns"]][:1] == ["mean radius"]
     dockerfile = (bento_dir / "env" / "docker" / "Dockerfile").read_text()

@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import edit_config
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from tests.conftest import edit_config
 from workbench import load_config, package, validate
 from workbench.packaging import pinned_packages
 from workbench.runtime import API_KEY_ENV

@@ -11,12 +11,12 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import edit_config
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from tests.conftest import edit_config
 from workbench import load_config, package, validate
 from workbench.config import ServiceOptions
 from workbench.packaging.plan import (

@@ -15,6 +15,7 @@ from workbench.errors import (
     StageOrderError,
     WorkbenchError,
 )
+from workbench.monitoring import drift_report
 from workbench.packaging import package
 from workbench.results import LaunchResult, PackageResult, ValidationResult
 from workbench.schema import InputSchema, infer_schema
@@ -40,6 +41,7 @@ __all__ = [
     "ValidationResult",
     "WorkbenchError",
     "check",
+    "drift_report",
     "infer_schema",
     "launch",
     "load_config",

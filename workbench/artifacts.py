@@ -13,17 +13,11 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from workbench.errors import ModelError, StageOrderError
+from workbench.runtime import file_sha256
 
 RECORDS_DIR = ".workbench"
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+sha256_file = file_sha256
+"""Hex sha256 of a file's bytes: the runtime's own, so workbench and the Bento hash alike."""
 
 
 def sha256_text(*parts: str) -> str:

@@ -8,16 +8,21 @@ import os
 import shutil
 import sys
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psutil
 
-from workbench.errors import WorkbenchError
+from workbench.errors import DataError, WorkbenchError
+from workbench.monitoring import drift_report
 from workbench.packaging import bentoml_home
 from workbench.pipeline import STAGES, init_project, run, verify
 from workbench.reports import gate_table
+from workbench.reports.monitoring import drift_page, verdict_line
+from workbench.reports.text import drift_table
 from workbench.results import GateVerdict
 from workbench.runtime import API_KEY_ENV
+from workbench.runtime.drift import DEFAULT_OPTIONS, DriftOptions
 from workbench.serving.server import state_dir, terminate_tree
 
 
@@ -131,6 +136,65 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a share in (0, 1], e.g. 0.5")
+    return value
+
+
+def _rows(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of rows >= 1")
+    return int(text)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary name beside ``path``, then rename: never half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _cmd_drift(args: argparse.Namespace) -> int:
+    options = DriftOptions(drift_share=args.threshold_share, min_window_rows=args.min_rows)
+    result = drift_report(args.bento, Path(args.file), options=options)
+    if args.out:
+        out = Path(args.out)
+    else:
+        out = Path.cwd() / f"drift-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} is a file; give a folder path")
+    outputs = {"drift.json": result.to_json() + "\n", "drift.html": drift_page(result)}
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in outputs.items():
+            write_atomic(out / name, text)
+    except OSError as exc:
+        raise DataError(f"could not write the report into {out} ({exc})") from exc
+
+    print(f"Bento {result.bento_tag}: {result.file} ({result.rows:,} rows)")
+    if result.ignored_columns:
+        print(f"ignored (not model inputs): {', '.join(result.ignored_columns)}")
+    print("\n" + drift_table(result) + "\n")
+    print(verdict_line(result))
+    if result.drifted:
+        print(f"drifted columns: {', '.join(result.drifted_column_names)}")
+    print(f"\nreport: {out / 'drift.html'}\nresult: {out / 'drift.json'}")
+    if result.drifted is None:
+        raise DataError(
+            f"no verdict, {result.reason}; give a file with more rows, or lower --min-rows "
+            "(below 500 the distances raise false alarms)"
+        )
+    return 1 if result.drifted else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench",
@@ -167,6 +231,35 @@ def build_parser() -> argparse.ArgumentParser:
     init_p.add_argument("dir", help="the project folder (created if missing)")
     init_p.add_argument("--force", action="store_true", help="overwrite an existing scaffold")
     init_p.set_defaults(func=_cmd_init)
+    drift_p = sub.add_parser(
+        "drift",
+        help="check a CSV/Parquet file of live inputs for drift against a Bento's training data",
+        description=(
+            "Compare each input column of FILE with the training reference the Bento ships "
+            "(src/drift_reference.json) and write drift.json and drift.html. Exit status: 0 no "
+            "drift, 1 the dataset drifted (e.g. a retraining trigger), 2 bad input."
+        ),
+    )
+    drift_p.add_argument("bento", help="a Bento tag in the BentoML store, or a Bento folder")
+    drift_p.add_argument("file", help="a CSV or Parquet file with the model's input columns")
+    drift_p.add_argument("--out", metavar="DIR", help="report folder (default: ./drift-<UTC time>)")
+    drift_p.add_argument(
+        "--threshold-share",
+        type=_share,
+        metavar="SHARE",
+        default=DEFAULT_OPTIONS.drift_share,
+        help="the dataset drifts when at least this share of the tested columns drift "
+        "(default: %(default)s)",
+    )
+    drift_p.add_argument(
+        "--min-rows",
+        type=_rows,
+        metavar="N",
+        default=DEFAULT_OPTIONS.min_window_rows,
+        help="fewest non-missing values a column needs to be tested (default: %(default)s; "
+        "smaller files raise false alarms with large references)",
+    )
+    drift_p.set_defaults(func=_cmd_drift)
     servers_p = sub.add_parser("servers", help="list servers started by workbench")
     servers_p.add_argument("--stop", action="store_true", help="stop every listed server")
     servers_p.set_defaults(func=_cmd_servers)

@@ -216,7 +216,8 @@ def plan_serving(
         reasons["max_queue_rows"] = (
             f"{queue_rows} rows may wait: eight full batches, at least one largest request"
         )
-    frame_input = frame_input_needed(model)
+    # An ONNX graph reads a 2-D array by position: no DataFrame to build per batch.
+    frame_input = runtime != "onnx" and frame_input_needed(model)
     # An ONNX graph answers labels and probabilities in one run; its tree probabilities are
     # float32-rounded, so an argmax of them could flip a near-tie the graph's own labels get right.
     from_proba = runtime == "sklearn" and labels_from_proba(model)

@@ -23,7 +23,7 @@ from workbench.config import Config
 from workbench.errors import PackagingError
 from workbench.packaging.plan import ServingPlan, max_body_bytes, request_dtypes
 from workbench.results import ValidationResult
-from workbench.runtime.settings import API_KEY_ENV, ONNX_FILE, PREDICT_PATH
+from workbench.runtime.settings import API_KEY_ENV, DRIFT_REFERENCE_FILE, ONNX_FILE, PREDICT_PATH
 from workbench.schema import Column, InputSchema
 
 UNSEEN = "__workbench_unseen_category__"
@@ -209,6 +209,7 @@ def render_bentofile(name: str, packages: list[str], *, onnx: bool) -> str:
                 f"{RUNTIME_PACKAGE}/*.py",
                 "model_card.json",
                 "reference_profile.json",
+                DRIFT_REFERENCE_FILE,
                 "deploy/*",
                 *([ONNX_FILE] if onnx else []),
             ],

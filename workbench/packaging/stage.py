@@ -41,7 +41,7 @@ from workbench.packaging.sources import (
 )
 from workbench.results import PackageResult, ValidationResult
 from workbench.runtime import MODEL_FILE
-from workbench.runtime.settings import ONNX_FILE
+from workbench.runtime.settings import DRIFT_REFERENCE_FILE, ONNX_FILE
 
 #: What the Bento installs, pinned to the versions the model was validated with.
 RUNTIME_PACKAGES = (
@@ -101,6 +101,18 @@ def _load_passed_validation(config: Config, folder: Path) -> ValidationResult:
             "run the validate stage again before packaging"
         )
     return validation
+
+
+def _drift_reference(folder: Path, validation: ValidationResult) -> str:
+    """The drift reference the validate stage wrote beside its record (it ships in the Bento)."""
+    path = folder / DRIFT_REFERENCE_FILE
+    text = path.read_text() if path.is_file() else ""
+    if not text or sha256_text(text) != validation.drift_reference_sha256:
+        raise StageOrderError(
+            f"{path} is missing or is not the one the last validation wrote; run the validate "
+            "stage again before packaging"
+        )
+    return text
 
 
 def save_model(config: Config, validation: ValidationResult) -> tuple[str, bool]:
@@ -175,6 +187,7 @@ def package(config: Config, *, run_dir: str | Path | None = None) -> PackageResu
     started = time.perf_counter()
     folder = records_dir(config.root, run_dir)
     validation = _load_passed_validation(config, folder)
+    drift_reference = _drift_reference(folder, validation)
     model = load_model(config.model_path)
     train = load_frame(config.train_path, what="training data")
     model_tag, saved = save_model(config, validation)
@@ -207,6 +220,7 @@ def package(config: Config, *, run_dir: str | Path | None = None) -> PackageResu
         )
         packages = pinned_packages(onnx=compiled.runtime == "onnx")
         files = service_files(spec, config, packages)
+        files[DRIFT_REFERENCE_FILE] = drift_reference
         version = sha256_text(*(f"{k}\n{v}" for k, v in sorted(files.items())))[:16]
         files[KUBERNETES_FILE] = render_kubernetes(config.name, version, config)
         service_dir = config.root / "bentos" / config.name

@@ -9,15 +9,24 @@ from collections.abc import Callable
 from typing import Any
 
 from workbench.reports.html import launch_html, package_html, probe_html
+from workbench.reports.monitoring import drift_html
 from workbench.reports.text import gate_table
 from workbench.reports.validation import validation_html
-from workbench.results import LaunchResult, PackageResult, ProbeResult, Result, ValidationResult
+from workbench.results import (
+    DriftResult,
+    LaunchResult,
+    PackageResult,
+    ProbeResult,
+    Result,
+    ValidationResult,
+)
 
 RENDERERS: dict[type[Result], Callable[[Any], str]] = {
     ValidationResult: validation_html,
     PackageResult: package_html,
     LaunchResult: launch_html,
     ProbeResult: probe_html,
+    DriftResult: drift_html,
 }
 
 

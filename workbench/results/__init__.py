@@ -2,6 +2,7 @@
 
 from workbench.results.base import Result
 from workbench.results.launch import CheckResult, LaunchResult, ProbeResult
+from workbench.results.monitoring import ColumnDriftResult, DriftResult, DriftTestResult
 from workbench.results.package import PackageResult
 from workbench.results.profile import ColumnProfile, ReferenceProfile
 from workbench.results.validation import (
@@ -23,8 +24,11 @@ __all__ = [
     "CVResult",
     "ChampionResult",
     "CheckResult",
+    "ColumnDriftResult",
     "ColumnProfile",
     "Curve",
+    "DriftResult",
+    "DriftTestResult",
     "FeatureImportance",
     "GateVerdict",
     "ImportanceResult",

@@ -174,6 +174,9 @@ class ValidationResult(Result):
     """Regression: a seeded sample of test targets, paired with ``predicted``."""
     predicted: list[float] = []
     profile: ReferenceProfile | None = None
+    drift_reference_sha256: str | None = None
+    """sha256 of ``drift_reference.json``, the drift reference of the training inputs written
+    beside this record (it ships in the Bento)."""
     """Training-input profile for drift checks (quantile bins, category shares)."""
     importance: ImportanceResult | None = None
     roundtrip: RoundTripResult | None = None

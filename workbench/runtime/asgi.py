@@ -297,18 +297,24 @@ class PredictRoute:
 
 
 class MetadataRoute:
-    """``GET /metadata``: the model card this Bento was built with."""
+    """``GET /metadata``: the model card this Bento was built with (other methods: 405)."""
 
     def __init__(self, app: ASGIApp, *, serving: Serving) -> None:
         self.app = app
         self.serving = serving
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == METADATA_PATH and scope["method"] == "GET":
-            origins = self.serving.settings.cors_origins
-            await send_json(send, 200, self.serving.card, cors_headers(scope, origins))
+        if scope["type"] != "http" or scope["path"] != METADATA_PATH:
+            await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        cors = cors_headers(scope, self.serving.settings.cors_origins)
+        if scope["method"] == "GET":
+            await send_json(send, 200, self.serving.card, cors)
+        elif scope["method"] == "OPTIONS" and header(scope, b"origin") is not None:
+            await self.app(scope, receive, send)  # a CORS preflight, for BentoML's CORS
+        else:
+            error = {"error": f"{scope['method']} is not allowed on {METADATA_PATH}: use GET"}
+            await send_json(send, 405, error, [(b"allow", b"GET"), *cors])
 
 
 class OpenApiRoute:

@@ -75,6 +75,11 @@ def document(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """BentoML's OpenAPI document with every route and status the service really has."""
     paths: dict[str, Any] = spec.setdefault("paths", {})
     predict = paths.get(PREDICT_PATH, {}).get("post", {})
+    body = predict.get("requestBody")
+    if body is not None:  # the body is required and holds `rows` only, as the service checks
+        body["required"] = True
+        for content in body.get("content", {}).values():
+            content.get("schema", {})["additionalProperties"] = False
     ok = predict.get("responses", {}).get("200", {"description": "one answer per row"})
     predict["responses"] = {
         "200": ok,
@@ -98,6 +103,7 @@ def document(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
     }
     paths.setdefault(PREDICT_PATH, {})["post"] = predict
     paths[METADATA_PATH] = {
+        # Other methods are answered 405 with `Allow: GET`.
         "get": {
             "summary": "the model card",
             "description": "Model tag, task, input schema, metrics, gate verdicts, provenance and "

@@ -18,6 +18,9 @@ METADATA_PATH = "/metadata"
 DOCS_PATH = "/docs.json"
 MODEL_FILE = "saved_model.pkl"
 """The file of a BentoML scikit-learn model that holds the pickled estimator."""
+DRIFT_REFERENCE_FILE = "drift_reference.json"
+"""The drift reference of the training inputs beside ``service.py`` (built by the validate
+stage; :mod:`.drift` compares traffic, files and scored batches with it)."""
 ONNX_FILE = "model.onnx"
 """The compiled model beside ``service.py`` when the Bento serves with onnxruntime."""
 #: Routes that stay open when an API key is required: health, metrics and the API docs, matched

@@ -14,6 +14,7 @@ seeded samples (``validation.cv_max_rows``, ``validation.importance_max_rows``, 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 from sklearn.dummy import DummyClassifier, DummyRegressor
 
-from workbench.artifacts import records_dir, sha256_file, write_record
+from workbench.artifacts import records_dir, sha256_file, sha256_text, write_record
 from workbench.compilation import Mode, compile_model
 from workbench.config import Config
 from workbench.data import load_frame
@@ -45,6 +46,7 @@ from workbench.validation.metrics import (
     prediction_sample,
 )
 from workbench.validation.profile import build_profile
+from workbench.validation.reference import DRIFT_REFERENCE, build_reference, drift_kinds
 
 Progress = Callable[[str, float], None]
 """Called with a step description and the fraction done (0..1)."""
@@ -168,6 +170,7 @@ def validate(
     with steps.step("schema", "input schema and reference profile", 0.92):
         schema = infer_schema(X_train)
         profile = build_profile(X_train, schema)
+        drift_reference = json.dumps(build_reference(X_train, drift_kinds(schema)))
     on_progress("checking gates", 0.97)
     verdicts = check_gates(
         config.gates,
@@ -201,6 +204,7 @@ def validate(
         baseline=baseline,
         champion=champion,
         profile=profile,
+        drift_reference_sha256=sha256_text(drift_reference),
         importance=importance,
         roundtrip=roundtrip,
         latency=latency,
@@ -217,7 +221,9 @@ def validate(
         steps_s=steps.seconds,
         **plot_data,
     )
-    write_record(records_dir(config.root, run_dir), "validation", result.to_json())
+    folder = records_dir(config.root, run_dir)
+    write_record(folder, DRIFT_REFERENCE, drift_reference)
+    write_record(folder, "validation", result.to_json())
     on_progress("done", 1.0)
     return result
 

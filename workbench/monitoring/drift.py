@@ -1,0 +1,242 @@
+"""Offline drift: a CSV or Parquet file of live inputs against the reference a Bento ships.
+
+Every Bento built by the package stage carries ``src/drift_reference.json`` (the training inputs'
+summaries, :func:`workbench.validation.reference.build_reference`) beside ``src/model_card.json``
+(whose ``input_schema`` names the model's input columns). :func:`drift_report` reads both, checks
+that the file has every input column (other columns, such as a target or an id, are ignored and
+reported) and runs :func:`workbench.runtime.drift.dataset_drift`, the same statistics the running
+service uses on its windows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import bentoml
+import yaml
+
+from workbench.artifacts import sha256_file
+from workbench.data import load_frame
+from workbench.errors import ConfigError, DataError
+from workbench.results import ColumnDriftResult, DriftResult, DriftTestResult
+from workbench.runtime.drift import (
+    DEFAULT_OPTIONS,
+    ColumnDrift,
+    DriftOptions,
+    TestOutcome,
+    dataset_drift,
+)
+from workbench.runtime.settings import DRIFT_REFERENCE_FILE
+from workbench.runtime.sketch import REFERENCE_FORMAT
+
+REFERENCE_FILE = DRIFT_REFERENCE_FILE
+"""The reference's name in a Bento's ``src`` folder (``drift_reference.json``)."""
+MODEL_CARD_FILE = "model_card.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class BentoSource:
+    """Where a Bento's files are: its tag and its ``src`` folder."""
+
+    tag: str
+    src: Path
+
+
+def find_bento(bento: str | Path) -> BentoSource:
+    """The Bento named by a tag in the BentoML store, or by the path of its folder (or ``src``).
+
+    A string is a path when something exists there (or it contains a slash), else a tag
+    (``name:version``, or ``name`` for the latest version).
+    """
+    text = str(bento)
+    if isinstance(bento, Path) or Path(text).exists() or "/" in text:
+        return _bento_folder(Path(text))
+    try:
+        stored = bentoml.bentos.get(text)
+    except (bentoml.exceptions.BentoMLException, ValueError) as exc:
+        raise ConfigError(
+            f"Bento {text!r} is not in the BentoML store ({exc}); give a tag from "
+            "`bentoml list` or the path of a Bento folder"
+        ) from exc
+    return BentoSource(str(stored.tag), Path(str(stored.path)) / "src")
+
+
+def _bento_folder(folder: Path) -> BentoSource:
+    if not folder.is_dir():
+        raise ConfigError(
+            f"{str(folder)!r} is neither a Bento folder nor a Bento tag in the BentoML store"
+        )
+    if (folder / "src" / MODEL_CARD_FILE).is_file():
+        root: Path | None = folder
+        src = folder / "src"
+    elif (folder / MODEL_CARD_FILE).is_file():
+        src = folder
+        root = folder.parent if (folder.parent / "bento.yaml").is_file() else None
+    else:
+        raise ConfigError(
+            f"{str(folder)!r} is not a workbench Bento folder: it has no {MODEL_CARD_FILE} "
+            f"(nor src/{MODEL_CARD_FILE})"
+        )
+    if root is not None:
+        tag = _folder_tag(root)
+    else:  # e.g. the generated service folder bentos/<name>/, before `bentoml build`
+        tag = (src.resolve().parent if src.name == "src" else src.resolve()).name
+    return BentoSource(tag, src)
+
+
+def _folder_tag(root: Path) -> str:
+    """``name:version`` from a Bento folder's ``bento.yaml`` (the folder's name if unreadable)."""
+    try:
+        info = yaml.safe_load((root / "bento.yaml").read_text())
+        return f"{info['name']}:{info['version']}"
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return root.resolve().name
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(
+            f"{what} {str(path)!r} could not be read ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def read_reference(source: BentoSource) -> dict[str, Any]:
+    """The Bento's drift reference, or a clear error for Bentos built before references."""
+    path = source.src / REFERENCE_FILE
+    if not path.is_file():
+        raise DataError(
+            f"Bento {source.tag} has no {REFERENCE_FILE}: it was packaged before drift references "
+            "existed; package the model again (`workbench run --stages validate,package`) and "
+            "check the new Bento"
+        )
+    reference = _read_json(path, "drift reference")
+    if not isinstance(reference, dict) or reference.get("format") != REFERENCE_FORMAT:
+        found = reference.get("format") if isinstance(reference, dict) else type(reference)
+        raise DataError(
+            f"{str(path)!r} is not a drift reference this workbench reads (format {found!r}, "
+            f"expected {REFERENCE_FORMAT!r}); package the model again"
+        )
+    return reference
+
+
+def read_model_card(source: BentoSource) -> dict[str, Any]:
+    path = source.src / MODEL_CARD_FILE
+    if not path.is_file():
+        raise DataError(f"Bento {source.tag} has no {MODEL_CARD_FILE}; package the model again")
+    card = _read_json(path, "model card")
+    schema = card.get("input_schema") if isinstance(card, dict) else None
+    columns = schema.get("columns") if isinstance(schema, dict) else None
+    if not isinstance(card, dict) or not (
+        isinstance(columns, list) and all(isinstance(c, dict) and "name" in c for c in columns)
+    ):
+        raise DataError(
+            f"model card {str(path)!r} has no input_schema with named columns; package the "
+            "model again"
+        )
+    return card
+
+
+def _input_columns(card: Mapping[str, Any], reference: Mapping[str, Any]) -> list[str]:
+    """The model's input columns, then any reference column the schema lacks."""
+    names = [str(c["name"]) for c in card["input_schema"]["columns"]]
+    return names + [str(c) for c in reference["columns"] if c not in names]
+
+
+def _read_file(file: Path) -> Any:
+    if file.is_dir():
+        raise DataError(f"{str(file)!r} is a folder; give one CSV or Parquet file")
+    if not file.is_file():
+        raise DataError(f"file {str(file)!r} not found")
+    return load_frame(file, what="live data")
+
+
+def _test(outcome: TestOutcome | None) -> DriftTestResult | None:
+    if outcome is None:
+        return None
+    return DriftTestResult(**dataclasses.asdict(outcome))
+
+
+def _column(drift: ColumnDrift) -> ColumnDriftResult:
+    return ColumnDriftResult(
+        column=drift.column,
+        kind=drift.kind,
+        test=drift.test,
+        statistic=drift.statistic,
+        p_value=drift.p_value,
+        threshold=drift.threshold,
+        drifted=drift.drifted,
+        rows=drift.window_rows,
+        reference_rows=drift.reference_rows,
+        missing_share_reference=drift.missing_share_reference,
+        missing_share_live=drift.missing_share_window,
+        unseen_share=drift.unseen_share,
+        missing_share_test=_test(drift.missing_share_test),
+        reason=drift.reason,
+    )
+
+
+def drift_report(
+    bento: str | Path, file: Path, *, options: DriftOptions = DEFAULT_OPTIONS
+) -> DriftResult:
+    """Check a CSV or Parquet file of live inputs for drift against a Bento's training reference.
+
+    ``bento``: a tag in the BentoML store (``name:version``, or ``name`` for the latest) or the
+    path of a Bento folder or of its ``src``. The file must hold every input column of the
+    Bento's model card; other columns are ignored and listed in ``ignored_columns``.
+    ``options``: thresholds and cut-offs (:class:`workbench.runtime.drift.DriftOptions`; the
+    dataset verdict is drift when at least ``options.drift_share`` of the tested columns drift).
+
+    Raises :class:`~workbench.errors.ConfigError` for an unknown Bento and
+    :class:`~workbench.errors.DataError` for a Bento without a reference, an unreadable file or
+    missing columns. Too few rows is not an error: the verdict is then ``not enough data``.
+    """
+    started = time.perf_counter()
+    checked_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    source = find_bento(bento)
+    card = read_model_card(source)
+    reference = read_reference(source)
+    file = Path(file)
+    frame = _read_file(file)
+
+    expected = _input_columns(card, reference)
+    present = {str(c) for c in frame.columns}
+    missing = [c for c in expected if c not in present]
+    if missing:
+        raise DataError(
+            f"{str(file)!r} lacks {len(missing)} of the model's {len(expected)} input columns: "
+            f"{', '.join(map(repr, missing))}; the file must have every input column of Bento "
+            f"{source.tag} (extra columns are ignored)"
+        )
+    ignored = [str(c) for c in frame.columns if str(c) not in set(expected)]
+    frame.columns = [str(c) for c in frame.columns]
+
+    drift = dataset_drift(reference, frame[expected], options)
+    return DriftResult(
+        bento_tag=source.tag,
+        bento_path=str(source.src.resolve()),
+        model_tag=str(card.get("model_tag", "")),
+        file=str(file.resolve()),
+        file_sha256=sha256_file(file),
+        file_bytes=file.stat().st_size,
+        rows=len(frame),
+        ignored_columns=ignored,
+        reference_rows=int(reference.get("rows", 0)),
+        columns=[_column(c) for c in drift.columns],
+        tested_columns=drift.tested_columns,
+        drifted_columns=drift.drifted_columns,
+        drifted_share=drift.drifted_share,
+        threshold=drift.threshold,
+        verdict=drift.verdict,
+        reason=drift.reason,
+        options=dataclasses.asdict(options),
+        checked_at=checked_at,
+        seconds=time.perf_counter() - started,
+    )

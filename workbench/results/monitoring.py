@@ -1,0 +1,90 @@
+"""What an offline drift check found: a file of live inputs against a Bento's training reference."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from workbench.results.base import Result
+
+DriftVerdict = Literal["drift", "no drift", "not enough data"]
+
+
+class DriftTestResult(Result):
+    """One statistical test: drifted when ``p_value < threshold`` (tests with a p-value) or
+    ``statistic >= threshold`` (distances, ``p_value`` None)."""
+
+    test: str
+    statistic: float
+    p_value: float | None
+    threshold: float
+    drifted: bool
+
+
+class ColumnDriftResult(Result):
+    """One input column of the file against the reference.
+
+    ``test`` / ``statistic`` / ``threshold`` / ``drifted`` are None when the column could not be
+    tested, and ``reason`` says why (e.g. fewer non-missing values than ``min_window_rows``).
+    ``test``: ``ks``, ``chisquare``, ``z`` (p-values) or ``wasserstein``, ``jensenshannon``
+    (distances). ``unseen_share``: share of the file's non-missing values the reference never
+    saw (categories, booleans, numbers with few distinct values; None otherwise). Text columns
+    also test their missing share (``missing_share_test``) and drift when either test does.
+    """
+
+    column: str
+    kind: str
+    test: str | None
+    statistic: float | None
+    p_value: float | None
+    threshold: float | None
+    drifted: bool | None
+    rows: int
+    """Rows of the file (missing values included)."""
+    reference_rows: int
+    missing_share_reference: float
+    missing_share_live: float | None
+    unseen_share: float | None = None
+    missing_share_test: DriftTestResult | None = None
+    reason: str | None = None
+
+
+class DriftResult(Result):
+    """A file of live inputs checked for drift against the reference shipped in a Bento.
+
+    ``verdict``: ``drift`` when at least ``threshold`` of the tested columns drifted,
+    ``no drift`` otherwise, ``not enough data`` (with ``reason``) when no column could be tested.
+    """
+
+    bento_tag: str
+    bento_path: str
+    """The Bento's ``src`` folder the model card and the reference were read from."""
+    model_tag: str
+    file: str
+    file_sha256: str
+    file_bytes: int
+    rows: int
+    """Rows read from the file."""
+    ignored_columns: list[str]
+    """Columns of the file that are not model inputs (a target, an id): not checked."""
+    reference_rows: int
+    columns: list[ColumnDriftResult]
+    tested_columns: int
+    drifted_columns: int
+    drifted_share: float | None
+    threshold: float
+    verdict: DriftVerdict
+    reason: str | None = None
+    options: dict[str, int | float]
+    """The thresholds and cut-offs used (``workbench.runtime.drift.DriftOptions``' fields)."""
+    checked_at: str
+    """When the check ran (UTC, ISO 8601)."""
+    seconds: float
+
+    @property
+    def drifted(self) -> bool | None:
+        """True for drift, False for no drift, None when nothing could be tested."""
+        return None if self.verdict == "not enough data" else self.verdict == "drift"
+
+    @property
+    def drifted_column_names(self) -> list[str]:
+        return [c.column for c in self.columns if c.drifted]
