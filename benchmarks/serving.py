@@ -560,7 +560,18 @@ def measure_server(
     try:
         procs = tree(server.pid)
         url = f"{server.url}/predict"
-        load(url, body, concurrency=8, max_requests=2000, seconds=1.0, generator=generator)
+        # Server.start gives every server a key (WORKBENCH_API_KEY or a fresh one); the servers
+        # without auth ignore the header, the previous template turns its auth on with a key.
+        key = {"Authorization": f"Bearer {server.api_key}"}
+        load(
+            url,
+            body,
+            concurrency=8,
+            max_requests=2000,
+            seconds=1.0,
+            generator=generator,
+            headers=key,
+        )
         levels = []
         for concurrency in LEVELS:
             before = cpu_seconds(procs)
@@ -573,6 +584,7 @@ def measure_server(
             result = load(
                 url,
                 body,
+                headers=key,
                 concurrency=concurrency,
                 max_requests=max_requests,
                 seconds=seconds,
@@ -726,12 +738,24 @@ def profile_server(
     outputs, finished = [], {}
     try:
         url = f"{server.url}/predict"
-        load(url, body, concurrency=8, max_requests=2000, seconds=1.0, generator=generator)
+        # Server.start gives every server a key (WORKBENCH_API_KEY or a fresh one); the servers
+        # without auth ignore the header, the previous template turns its auth on with a key.
+        key = {"Authorization": f"Bearer {server.api_key}"}
+        load(
+            url,
+            body,
+            concurrency=8,
+            max_requests=2000,
+            seconds=1.0,
+            generator=generator,
+            headers=key,
+        )
         loader = threading.Thread(
             target=lambda: finished.update(
                 result=load(
                     url,
                     body,
+                    headers=key,
                     concurrency=32,
                     max_requests=10**8,
                     seconds=seconds + 2,

@@ -111,7 +111,7 @@ def test_concurrent_clients_each_get_the_answers_for_their_own_rows(serving):
     equals the in-process prediction of the rows that request sent, so batching never mixes
     them up (a numeric forest, and a pipeline with categories and missing values)."""
     server, project = serving
-    records = test_records(project)
+    records = records_of(project)
     labels, proba = expected_answers(project, records)
     classes = [str(c) for c in joblib.load(project / "models" / "model.joblib").classes_]
     rng = np.random.default_rng(0)
@@ -153,7 +153,7 @@ def load_until(stop: threading.Event, url: str, key: str, row: dict[str, Any]) -
     return counts
 
 
-def test_records(project: Path) -> list[dict[str, Any]]:
+def records_of(project: Path) -> list[dict[str, Any]]:
     test = pd.read_csv(project / "data" / "test.csv")
     return json.loads(test.drop(columns=test.columns[-1]).to_json(orient="records"))
 
@@ -165,7 +165,7 @@ def test_a_killed_worker_is_replaced_and_only_requests_in_flight_fail(serving):
     answering; with 1 it is back once BentoML's arbiter (which looks every 10 s) has replaced the
     worker and the model is loaded."""
     server, project = serving
-    row = test_records(project)[0]
+    row = records_of(project)[0]
     workers = workers_of(server)
     victim = workers[0]
     stop = threading.Event()
