@@ -46,7 +46,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from workbench import infer_schema, load_config, package, validate
-from workbench.packaging.plan import request_dtypes
 from workbench.packaging.sources import TEMPLATE
 from workbench.runtime import Boolean, Category, Integer, Number, Serving, Settings
 from workbench.serving import Server
@@ -609,7 +608,7 @@ def in_process(tmp_path_factory: pytest.TempPathFactory) -> InProcess:
         model_tag="fuzz:1",
         task="classification",
         columns=schema.names,
-        dtypes=request_dtypes(schema),
+        dtypes=schema.request_dtypes(),
         card_path=card,
         auth="none",
         categories={c.name: c.categories or [] for c in schema.columns if c.kind == "category"},

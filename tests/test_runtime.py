@@ -488,7 +488,7 @@ def test_the_openapi_document_lists_every_status_and_the_bearer_scheme(tmp_path)
     }
     patched = document(spec, settings(tmp_path, auth="api_key"))
     responses = patched["paths"]["/predict"]["post"]["responses"]
-    assert set(responses) == {"200", "400", "401", "413", "415", "429", "503", "504"}
+    assert set(responses) == {"200", "400", "401", "413", "415", "429", "500", "503", "504"}
     assert (
         responses["400"]["content"]["application/json"]["schema"]["properties"]["detail"]["type"]
         == "array"
@@ -567,3 +567,33 @@ def test_a_missing_category_is_nan_whatever_else_is_in_the_batch(tmp_path):
     assert alone == mixed
     expected = model.predict_proba(pd.DataFrame({"size cm": [2.0], "colour": [np.nan]}))[0]
     assert [alone["probabilities"][c] for c in ("no", "yes")] == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_model_that_fails_on_everything_is_a_server_fault_not_the_rows(tmp_path):
+    """When the model fails even on its own warm-up row, the rows are not to blame: the request
+    is a 500 (logged), not a 400 telling the client to fix its values."""
+    serving = started(tmp_path)
+
+    class Broken:
+        classes_ = np.array(["no", "yes"])
+
+        def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+            raise RuntimeError("the model file is damaged")
+
+    assert serving.batcher is not None
+    serving.batcher.fn = Predictor(Broken(), Row, serving.settings).answer
+    answer = run(call(asgi_app(serving), "POST", "/predict", json=PREDICT_BODY))
+    assert answer.status_code == 500
+
+
+def test_a_key_with_a_trailing_newline_and_any_scheme_case_is_accepted(tmp_path, monkeypatch):
+    """A key read from a file usually ends in a newline; the `Bearer` scheme is case-insensitive."""
+    monkeypatch.setenv(API_KEY_ENV, "k3y\n")
+    app = asgi_app(started(tmp_path, auth="api_key"))
+    for given in ("Bearer k3y", "bearer k3y", "BEARER k3y"):
+        answer = run(call(app, "GET", "/metadata", headers={"authorization": given}))
+        assert answer.status_code == 200, given
+    assert (
+        run(call(app, "GET", "/metadata", headers={"authorization": "Basic k3y"})).status_code
+        == 401
+    )

@@ -99,3 +99,16 @@ def test_the_reference_profile_keeps_the_most_frequent_values_and_sums_the_rest(
     column = build_profile(frame, infer_schema(frame), top=5).column("id")
     assert column.values is not None and len(column.values) == 5
     assert sum(column.values.values()) + (column.other or 0.0) == pytest.approx(1.0)
+
+
+def test_frames_are_cast_as_the_service_casts_a_request():
+    """A column with gaps in training is nullable: the service casts it to float64 (NaN), so a
+    test frame without gaps is cast the same before a compiled model is converted and checked
+    on it; missing text is NaN, as in training."""
+    train = pd.DataFrame({"n": [1.0, None, 3.0], "c": ["a", None, "b"], "f": [True, False, True]})
+    schema = infer_schema(train)
+    test = pd.DataFrame({"n": [1, 2, 3], "c": ["a", "b", None], "f": [True, True, False]})
+    served = schema.as_served(test)
+    assert str(served["n"].dtype) == "float64" and served["c"].dtype == object
+    assert served["c"].isna().tolist() == [False, False, True] and served["c"].iloc[2] is not None
+    assert served["f"].dtype == bool

@@ -66,6 +66,36 @@ class InputSchema(BaseModel):
             out[col.name] = ident
         return out
 
+    def request_dtypes(self) -> dict[str, str]:
+        """The dtype each column of a request is cast to in the service, so the model sees what
+        it saw in training: categories as object (or category), booleans as bool (object when
+        nullable), nullable numbers as float64 (NaN has no integer form)."""
+        out = {}
+        for col in self.columns:
+            if col.kind == "category":
+                out[col.name] = "category" if col.dtype == "category" else "object"
+            elif col.kind == "boolean":
+                out[col.name] = "object" if col.nullable else "bool"
+            elif col.nullable:
+                out[col.name] = "float64"
+            else:
+                out[col.name] = col.dtype
+        return out
+
+    def as_served(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame``'s columns in the model's order, cast as the service casts a request, so a
+        compiled model is converted and checked on the inputs it will be fed. A column that
+        cannot take its dtype (values the service would refuse) is left as it is."""
+        served = frame[self.names].copy()
+        for name, dtype in self.request_dtypes().items():
+            try:
+                served = served.astype({name: dtype})
+            except (TypeError, ValueError):
+                continue
+            if dtype == "object":
+                served[name] = served[name].where(served[name].notna(), np.nan)
+        return served
+
     def to_records(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
         """Rows of ``frame`` as JSON-ready dicts keyed by column name (NaN becomes null)."""
         rows = frame[self.names].astype(object).to_dict(orient="records")

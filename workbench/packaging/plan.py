@@ -31,21 +31,6 @@ COST_ROWS = 256
 COST_TIME_LIMIT_S = 3.0
 
 
-def request_dtypes(schema: InputSchema) -> dict[str, str]:
-    """The dtype each request column is cast to, so the model sees what it saw in training."""
-    out = {}
-    for col in schema.columns:
-        if col.kind == "category":
-            out[col.name] = "category" if col.dtype == "category" else "object"
-        elif col.kind == "boolean":
-            out[col.name] = "object" if col.nullable else "bool"
-        elif col.nullable:
-            out[col.name] = "float64"  # NaN has no integer form
-        else:
-            out[col.name] = col.dtype
-    return out
-
-
 @dataclass(frozen=True)
 class CallCost:
     """What one model call costs, measured at packaging time: ``fixed_s + per_row_s * rows``."""
@@ -120,7 +105,7 @@ def _power_of_4(value: float, *, up: bool) -> int:
 
 def float_rows(schema: InputSchema) -> bool:
     """Every request column is cast to float64, so a batch can be one float array."""
-    return all(dtype == "float64" for dtype in request_dtypes(schema).values())
+    return all(dtype == "float64" for dtype in schema.request_dtypes().values())
 
 
 def labels_from_proba(model: Any) -> bool:

@@ -21,7 +21,7 @@ from workbench import runtime
 from workbench.compilation import CompiledModel
 from workbench.config import Config
 from workbench.errors import PackagingError
-from workbench.packaging.plan import ServingPlan, max_body_bytes, request_dtypes
+from workbench.packaging.plan import ServingPlan, max_body_bytes
 from workbench.results import ValidationResult
 from workbench.runtime.settings import API_KEY_ENV, DRIFT_REFERENCE_FILE, ONNX_FILE, PREDICT_PATH
 from workbench.schema import Column, InputSchema
@@ -116,7 +116,7 @@ def example_row(schema: InputSchema, fallback: dict[str, str]) -> dict[str, Any]
 
 def check_warm_up(model: Any, schema: InputSchema, row: dict[str, Any]) -> None:
     """The service's warm-up row must predict: ``/readyz`` stays 503 until it has."""
-    frame = pd.DataFrame([row], columns=schema.names).astype(request_dtypes(schema))
+    frame = pd.DataFrame([row], columns=schema.names).astype(schema.request_dtypes())
     try:
         model.predict(frame)
     except Exception as exc:
@@ -155,6 +155,7 @@ def render_service(spec: ServiceSpec, config: Config) -> str:
             "access_control_allow_origins": config.service.cors_origins,
             "access_control_allow_methods": ["GET", "POST", "OPTIONS"],
             "access_control_allow_headers": ["Authorization", "Content-Type"],
+            "access_control_expose_headers": ["Retry-After", "WWW-Authenticate"],
         }
         if config.service.cors_origins
         else {"enabled": False}
@@ -165,7 +166,7 @@ def render_service(spec: ServiceSpec, config: Config) -> str:
         model_tag=spec.model_tag,
         task=spec.validation.task,
         columns=repr(schema.names),
-        dtypes=repr(request_dtypes(schema)),
+        dtypes=repr(schema.request_dtypes()),
         categories=repr(
             {c.name: c.categories for c in schema.columns if c.kind == "category" and c.categories}
         ),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -32,6 +33,7 @@ from workbench.errors import PackagingError, StageOrderError
 from workbench.packaging.kubernetes import render_kubernetes
 from workbench.packaging.plan import measure_call_cost, plan_serving
 from workbench.packaging.sources import (
+    RUNTIME_PACKAGE,
     ServiceSpec,
     check_warm_up,
     example_row,
@@ -198,7 +200,7 @@ def package(config: Config, *, run_dir: str | Path | None = None) -> PackageResu
             load_frame(config.test_path, what="test data"), config.data.target, what="test data"
         )
         compiled = compile_model(
-            model, X_test[schema.names], task=validation.task, mode=options.runtime
+            model, schema.as_served(X_test), task=validation.task, mode=options.runtime
         )
         del X_test
         served = compiled.served(model)
@@ -224,6 +226,8 @@ def package(config: Config, *, run_dir: str | Path | None = None) -> PackageResu
         version = sha256_text(*(f"{k}\n{v}" for k, v in sorted(files.items())))[:16]
         files[KUBERNETES_FILE] = render_kubernetes(config.name, version, config)
         service_dir = config.root / "bentos" / config.name
+        # Only what is generated now may ship: a module the runtime no longer has must not linger.
+        shutil.rmtree(service_dir / RUNTIME_PACKAGE, ignore_errors=True)
         for relative, text in files.items():
             (service_dir / relative).parent.mkdir(parents=True, exist_ok=True)
             (service_dir / relative).write_text(text)

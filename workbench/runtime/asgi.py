@@ -61,6 +61,8 @@ VALIDATION_SLICE = 500
 #: A 400 lists at most this many errors (its `error` line counts them all).
 MAX_DETAIL = 100
 LARGE_JOBS = "score large files offline in batches instead of over HTTP"
+#: Response headers a browser script may read cross-origin (CORS hides all others).
+EXPOSED = (b"access-control-expose-headers", b"Retry-After, WWW-Authenticate")
 
 
 class Serving(Protocol):
@@ -108,9 +110,9 @@ def cors_headers(scope: Scope, origins: list[str]) -> Headers:
     if not origins or origin is None:
         return []
     if "*" in origins:
-        return [(b"access-control-allow-origin", b"*")]
+        return [(b"access-control-allow-origin", b"*"), EXPOSED]
     if origin.decode("latin-1") in origins:
-        return [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]
+        return [(b"access-control-allow-origin", origin), (b"vary", b"Origin"), EXPOSED]
     return []
 
 
@@ -174,7 +176,8 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     length = header(scope, b"content-length")
     if length is not None:
         if not length.strip().isdigit():
-            raise Refusal(400, {"error": "Content-Length is not a whole number"}, close)
+            error = {"type": "content_length", "loc": [], "msg": "Content-Length is not a number"}
+            raise validation_error([error])
         if int(length) > limit:
             raise Refusal(413, too_big, close)
     chunks, size, more = [], 0, True
@@ -343,7 +346,7 @@ class OpenApiRoute:
             await send({"type": "http.response.body", "body": b"".join(chunks)})
             return
         spec = document(json.loads(b"".join(chunks)), self.serving.settings)
-        await send_json(send, 200, spec)
+        await send_json(send, 200, spec, cors_headers(scope, self.serving.settings.cors_origins))
 
 
 class ApiKeyAuth:
@@ -356,8 +359,9 @@ class ApiKeyAuth:
     def __init__(self, app: ASGIApp, *, serving: Serving) -> None:
         self.app = app
         self.serving = serving
-        key = os.environ.get(API_KEY_ENV, "")
-        self.expected = f"Bearer {key}".encode() if key else None
+        # A Secret made with `kubectl create secret --from-file` usually ends in a newline.
+        key = os.environ.get(API_KEY_ENV, "").strip()
+        self.expected = key.encode() if key else None
 
     def is_open(self, scope: Scope) -> bool:
         path, method = scope["path"], scope["method"]
@@ -374,8 +378,12 @@ class ApiKeyAuth:
         if scope["type"] != "http" or self.is_open(scope):
             await self.app(scope, receive, send)
             return
-        given = header(scope, b"authorization") or b""
-        if self.expected is None or not hmac.compare_digest(given, self.expected):
+        scheme, _, given = (header(scope, b"authorization") or b"").partition(b" ")
+        if (
+            self.expected is None
+            or scheme.lower() != b"bearer"
+            or not hmac.compare_digest(given.strip(), self.expected)
+        ):
             await send_json(
                 send,
                 401,

@@ -67,6 +67,7 @@ def _api_errors(settings: Settings) -> dict[str, Any]:
             "missing or wrong API key: send `Authorization: Bearer <key>`",
             headers={"WWW-Authenticate": {"schema": {"type": "string"}}},
         )
+    errors["500"] = _error("an unexpected server fault (the model itself fails; see the log)")
     errors["504"] = _error("not answered within the request timeout (`service.timeout`)")
     return errors
 

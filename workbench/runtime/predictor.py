@@ -46,6 +46,7 @@ class Predictor:
     def __init__(self, model: Any, row_model: type[BaseModel], settings: Settings) -> None:
         self.model = model
         self.settings = settings
+        self.row_model = row_model
         classes = getattr(model, "classes_", None)
         self.classes = None if classes is None else [str(c) for c in np.asarray(classes).tolist()]
         self.proba = self.classes is not None and hasattr(model, "predict_proba")
@@ -93,8 +94,19 @@ class Predictor:
         could not answer."""
         try:
             return self._answer(rows)
-        except Exception as exc:  # noqa: BLE001 - narrowed to the rows at fault below
-            raise RowsRefused(self._refused(rows, exc)) from exc
+        except Exception as exc:
+            refused = self._refused(rows, exc)
+            if len(refused) == len(rows) and not self._answers_example():
+                raise  # the model fails on its own warm-up row too: a server fault, not the rows
+            raise RowsRefused(refused) from exc
+
+    def _answers_example(self) -> bool:
+        """Whether the model still answers the warm-up row (if not, the fault is the model's)."""
+        try:
+            self._answer([self.row_model.model_validate(self.settings.example)])
+        except Exception:  # noqa: BLE001 - any failure means the model itself is broken
+            return False
+        return True
 
     def _refused(self, rows: Sequence[BaseModel], first: BaseException) -> dict[int, str]:
         """Which rows fail on their own, found by halving; when the budget of calls runs out, the

@@ -61,7 +61,7 @@ class Serving:
         """Refuse to serve without the API key auth requires, or with a model whose bytes are not
         the ones packaged; say at start which auth is in force."""
         settings = self.settings
-        if settings.auth == "api_key" and not os.environ.get(API_KEY_ENV):
+        if settings.auth == "api_key" and not os.environ.get(API_KEY_ENV, "").strip():
             raise DeploymentError(
                 f"{API_KEY_ENV} is not set: this Bento requires an API key on every API route "
                 f"(service.auth: api_key). Set {API_KEY_ENV}=<key> where it runs (a Kubernetes "

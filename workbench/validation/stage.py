@@ -157,20 +157,22 @@ def validate(
             )
     with steps.step("roundtrip", "save/reload round trip", 0.85):
         roundtrip = diagnostics.round_trip(model, X_test, task, seed=options.seed)
-    with steps.step("compile", "compiling to ONNX and checking parity on every test row", 0.86):
-        mode: Mode = "sklearn" if config.service.runtime == "sklearn" else "auto"
-        compiled = compile_model(model, X_test, task=task, mode=mode)
-    with steps.step("latency", "prediction latency", 0.9):
-        latency = diagnostics.latency(model, X_test, seed=options.seed)
-        onnx_latency = (
-            diagnostics.latency(compiled.served(model), X_test, seed=options.seed)
-            if compiled.onnx_bytes is not None
-            else None
-        )
-    with steps.step("schema", "input schema and reference profile", 0.92):
+    with steps.step("schema", "input schema and reference profile", 0.86):
         schema = infer_schema(X_train)
         profile = build_profile(X_train, schema)
         drift_reference = json.dumps(build_reference(X_train, drift_kinds(schema)))
+    with steps.step("compile", "compiling to ONNX and checking parity on every test row", 0.9):
+        mode: Mode = "sklearn" if config.service.runtime == "sklearn" else "auto"
+        served = schema.as_served(X_test)  # the inputs the service will feed the model
+        compiled = compile_model(model, served, task=task, mode=mode)
+    with steps.step("latency", "prediction latency", 0.94):
+        latency = diagnostics.latency(model, X_test, seed=options.seed)
+        onnx_latency = (
+            diagnostics.latency(compiled.served(model), served, seed=options.seed)
+            if compiled.onnx_bytes is not None
+            else None
+        )
+        del served
     on_progress("checking gates", 0.97)
     verdicts = check_gates(
         config.gates,
