@@ -597,3 +597,48 @@ def test_a_key_with_a_trailing_newline_and_any_scheme_case_is_accepted(tmp_path,
         run(call(app, "GET", "/metadata", headers={"authorization": "Basic k3y"})).status_code
         == 401
     )
+
+
+def test_rows_refused_in_a_shared_call_are_not_searched_for_twice(tmp_path):
+    """When a call shared by several requests fails on one request's row, the rows found at
+    fault are handed to that request and only the others are asked again: no second search."""
+    calls: list[int] = []
+    gate = threading.Event()
+
+    class Picky:
+        classes_ = np.array(["no", "yes"])
+
+        def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+            calls.append(len(X))
+            if len(calls) == 1:
+                gate.wait(2)
+            if (X["size cm"] > 100).any():
+                raise ValueError("Input contains infinity")
+            return np.tile([0.25, 0.75], (len(X), 1))
+
+        def predict(self, X: pd.DataFrame) -> np.ndarray:
+            return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    predictor = Predictor(Picky(), Row, settings(tmp_path, labels_from_proba=True))
+
+    async def main() -> list[Any]:
+        batcher = Batcher(predictor.answer, max_rows=64, max_wait_s=5.0)
+        first = asyncio.ensure_future(batcher.submit([Row(size=1.0, colour="red")]))
+        await asyncio.sleep(0.05)
+        bodies = [[1.0, 2.0], [3.0, 1e300, 4.0], [5.0]]
+        jobs = [
+            asyncio.ensure_future(batcher.submit([Row(size=v, colour="red") for v in body]))
+            for body in bodies
+        ]
+        await asyncio.sleep(0.05)
+        gate.set()
+        await first
+        return await asyncio.gather(*jobs, return_exceptions=True)
+
+    calls.clear()
+    ok, bad, ok2 = run(main())
+    assert len(ok) == 2 and len(ok2) == 1
+    assert bad.rows == {1: "ValueError: Input contains infinity"}
+    # the first call, the shared call of 6 rows, its halving search (4 calls), then the two
+    # good requests once more: 8 calls (a second search per request made it 13)
+    assert len(calls) == 8, calls

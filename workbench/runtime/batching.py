@@ -19,6 +19,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from .predictor import RowsRefused
+
 Job = tuple[list[Any], "asyncio.Future[list[str]]", float]
 """Rows, the future that gets their answers, and when they were queued (loop time)."""
 
@@ -152,8 +154,17 @@ class Batcher:
         except Exception as exc:  # noqa: BLE001 - handed to the waiting request(s)
             if len(parts) == 1:
                 return [exc], time.perf_counter() - started
+            refused = exc.rows if isinstance(exc, RowsRefused) else {}
             results: list[Any] = []
+            offset = 0
             for part in parts:
+                mine = {
+                    i - offset: why for i, why in refused.items() if 0 <= i - offset < len(part)
+                }
+                offset += len(part)
+                if 0 < len(mine) < len(part):  # the rows at fault are known: no second search
+                    results.append(RowsRefused(mine))
+                    continue
                 try:
                     results.append(self.fn(part))
                 except Exception as one:  # noqa: BLE001
