@@ -44,6 +44,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from test_service import mixed_frame, mixed_model
 
 from workbench import infer_schema, load_config, package, validate
 from workbench.packaging.sources import TEMPLATE
@@ -250,44 +251,10 @@ def regression_project(folder: Path, name: str) -> Path:
     )
 
 
-def mixed_frame(n: int, seed: int) -> pd.DataFrame:
-    """As tests/test_service.py makes it (not imported: that module has side effects)."""
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(
-        {
-            "size cm": rng.normal(10, 3, n),
-            "count": rng.integers(0, 5, n),
-            "flag": rng.random(n) > 0.5,
-            "colour": rng.choice(["red", "green", "blue"], n).astype(object),
-        }
-    )
-    frame.loc[rng.random(n) < 0.1, "size cm"] = np.nan
-    frame.loc[rng.random(n) < 0.1, "colour"] = None
-    signal = frame["size cm"].fillna(10) + 2 * (frame["colour"] == "red") + frame["count"]
-    frame["label"] = np.where(signal > 13, "yes", "no")
-    return frame
-
-
 def mixed_project(folder: Path, name: str) -> Path:
     """Float with NaN, int, bool, string category with None; a ColumnTransformer with
     SimpleImputer and OneHotEncoder(handle_unknown="ignore"); string labels."""
-    model = make_pipeline(
-        ColumnTransformer(
-            [
-                ("num", SimpleImputer(), ["size cm", "count"]),
-                ("flag", "passthrough", ["flag"]),
-                (
-                    "cat",
-                    make_pipeline(
-                        SimpleImputer(strategy="most_frequent"),
-                        OneHotEncoder(handle_unknown="ignore"),
-                    ),
-                    ["colour"],
-                ),
-            ]
-        ),
-        LogisticRegression(max_iter=1000),
-    )
+    model = mixed_model("ignore")
     folder = write_project(
         folder,
         name=name,

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import joblib
@@ -49,16 +50,9 @@ def mixed_frame(n: int, seed: int) -> pd.DataFrame:
     return frame
 
 
-def mixed_project(folder: Path, *, handle_unknown: str, name: str) -> Path:
-    """A project whose model is a ColumnTransformer pipeline over float (with NaN), int, bool
-    and string-category (with None) columns, predicting string labels."""
-    (folder / "data").mkdir(parents=True)
-    (folder / "models").mkdir()
-    train, test = mixed_frame(400, 0), mixed_frame(120, 1)
-    train.to_csv(folder / "data" / "train.csv", index=False)
-    test.to_csv(folder / "data" / "test.csv", index=False)
-    features = ["size cm", "count", "flag", "colour"]
-    model = make_pipeline(
+def mixed_model(handle_unknown: str) -> Any:
+    """The unfitted pipeline: imputers, OneHotEncoder(handle_unknown=...), LogisticRegression."""
+    return make_pipeline(
         ColumnTransformer(
             [
                 ("num", SimpleImputer(), ["size cm", "count"]),
@@ -75,6 +69,18 @@ def mixed_project(folder: Path, *, handle_unknown: str, name: str) -> Path:
         ),
         LogisticRegression(max_iter=1000),
     )
+
+
+def mixed_project(folder: Path, *, handle_unknown: str, name: str) -> Path:
+    """A project whose model is a ColumnTransformer pipeline over float (with NaN), int, bool
+    and string-category (with None) columns, predicting string labels."""
+    (folder / "data").mkdir(parents=True)
+    (folder / "models").mkdir()
+    train, test = mixed_frame(400, 0), mixed_frame(120, 1)
+    train.to_csv(folder / "data" / "train.csv", index=False)
+    test.to_csv(folder / "data" / "test.csv", index=False)
+    features = ["size cm", "count", "flag", "colour"]
+    model = mixed_model(handle_unknown)
     reread = pd.read_csv(folder / "data" / "train.csv")
     model.fit(reread[features], reread["label"])
     joblib.dump(model, folder / "models" / "model.joblib")
