@@ -169,7 +169,14 @@ def plan_serving(
         reasons["max_batch_size"] = "the model's cost could not be measured on training rows"
     else:
         per_row = max(cost.per_row_s, 1e-9)
-        amortized = _power_of_4(9 * cost.fixed_s / per_row, up=True)
+        # An ONNX graph's fixed cost per call is tens of microseconds, measured with more noise
+        # than signal: sizing batches on it would make the Bento version (which holds the
+        # choice) differ from one packaging to the next. Only the time budget bounds them.
+        amortized = (
+            MAX_BATCH_ROWS
+            if runtime == "onnx"
+            else _power_of_4(9 * cost.fixed_s / per_row, up=True)
+        )
         budget = _power_of_4((BATCH_BUDGET_S - cost.fixed_s) / per_row, up=False)
         batch = min(amortized, budget)
         budget_ms = f"{BATCH_BUDGET_S * 1000:.0f} ms"
