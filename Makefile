@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install example browser demo test lab lint clean
+.PHONY: install example browser demo test lab lint dist clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)
 
-models/model.joblib data/train.csv data/test.csv &: examples/breast_cancer.py $(STAMP)
+models/model.joblib data/train.csv data/test.csv data/drifted.csv &: examples/breast_cancer.py $(STAMP)
 	$(BIN)/python examples/breast_cancer.py
 
 example: models/model.joblib
@@ -29,8 +29,14 @@ browser:
 
 demo: example
 	$(BIN)/workbench run --config workbench.yaml
+	@echo "monitor: replaying data/drifted.csv (every measurement 15 % high) through the model"
+	$(BIN)/workbench monitor --file data/drifted.csv --rate 2000 --out runs/monitor-demo; \
+		test $$? -eq 1 && echo "drift caught: workbench monitor exited 1 (a retraining trigger)"
 
 # lint: ruff, the layer contracts (import-linter, see pyproject.toml) and mypy (strict).
+# Two test processes (pytest-xdist), a file each: most tests wait on servers and kernels.
+PYTEST_ARGS ?= -n 2 --dist loadfile
+
 test: example browser lint
 	BENTOML_DO_NOT_TRACK=True $(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -42,5 +48,9 @@ lint: install
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
+# The wheel and sdist of the distribution `deployment-workbench` (import name and command: workbench).
+dist: install
+	$(BIN)/python -m build --outdir dist .
+
 clean:
-	rm -rf runs .workbench models data
+	rm -rf runs .workbench models data dist build

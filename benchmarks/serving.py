@@ -487,6 +487,7 @@ class RawServer:
         from workbench.serving.server import terminate_tree
 
         self.process, self.port, self.log_path = process, port, log_path
+        self.api_key = ""  # no auth: the header is sent and ignored, as by the open Bentos
         self._at_exit = lambda: terminate_tree(process.pid, grace=5.0)
         atexit.register(self._at_exit)
 
@@ -766,6 +767,8 @@ def profile_server(
         loader.start()
         time.sleep(1.0)
         spies = []
+        for stale in out.glob(f"profile-{slug}-*.collapsed.txt"):  # a previous run's workers
+            stale.unlink()
         for worker in workers:
             path = out / f"profile-{slug}-{worker.pid}.collapsed.txt"
             spies.append(

@@ -1,7 +1,8 @@
 """Train the bundled example: a scaled logistic regression on scikit-learn's breast cancer data.
 
-Writes ``models/model.joblib``, ``data/train.csv`` and ``data/test.csv`` under the folder given
-(default: the repository root, where ``workbench.yaml`` points). The data ships inside
+Writes ``models/model.joblib``, ``data/train.csv``, ``data/test.csv`` and ``data/drifted.csv``
+(live traffic after a documented shift, for the monitoring demo: :data:`DRIFT`) under the folder
+given (default: the repository root, where ``workbench.yaml`` points). The data ships inside
 scikit-learn, so nothing is downloaded; the split and the fit are seeded, so every run writes the
 same files.
 
@@ -14,11 +15,28 @@ import sys
 from pathlib import Path
 
 import joblib
+import pandas as pd
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+
+DRIFT_FACTOR = 1.15
+DRIFT = (
+    "data/drifted.csv: 1,000 rows drawn with replacement (seed 1) from the test rows, with every "
+    "measurement multiplied by 1.15, as if a recalibrated imaging pipeline read every feature "
+    "15 % higher; the labels are the true ones, so the replayed feedback shows accuracy falling"
+)
+DRIFT_ROWS = 1000
+
+
+def drifted(test: pd.DataFrame, target: str = "target") -> pd.DataFrame:
+    """The test rows after the shift :data:`DRIFT` describes."""
+    rows = test.sample(n=DRIFT_ROWS, replace=True, random_state=1).reset_index(drop=True)
+    features = [c for c in rows.columns if c != target]
+    rows[features] = rows[features] * DRIFT_FACTOR
+    return rows
 
 
 def write_example(dest: Path) -> None:
@@ -34,6 +52,7 @@ def write_example(dest: Path) -> None:
     joblib.dump(model, dest / "models" / "model.joblib")
     train.to_csv(dest / "data" / "train.csv", index=False)
     test.to_csv(dest / "data" / "test.csv", index=False)
+    drifted(test).to_csv(dest / "data" / "drifted.csv", index=False)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 _SESSION_TMP = Path(tempfile.mkdtemp(prefix="workbench-tests-"))
 os.environ["BENTOML_HOME"] = str(_SESSION_TMP / "bentoml")
@@ -26,6 +28,38 @@ sys.path.insert(0, str(REPO / "examples"))
 
 from breast_cancer import write_example  # noqa: E402
 
+KERNEL_CODE = """
+from workbench.serving import Server
+server = Server.start({tag!r})
+print(server.pid)
+"""
+
+
+@contextmanager
+def kernel_serving(tag: str) -> Iterator[tuple[Any, int]]:
+    """A real Jupyter kernel (its own kernelspec) that has started a server of ``tag`` as a
+    notebook would: (the kernel manager, the server's pid). The kernel is shut down at the end
+    unless the test already did (or killed it)."""
+    from jupyter_client.manager import start_new_kernel
+
+    from workbench.pipeline.run import own_kernel
+
+    streams: list[str] = []
+    with own_kernel() as kernel_name:
+        km, kc = start_new_kernel(kernel_name=kernel_name)
+    try:
+        reply = kc.execute_interactive(
+            KERNEL_CODE.format(tag=tag),
+            timeout=120,
+            output_hook=lambda msg: streams.append(msg["content"].get("text", "")),
+        )
+        assert reply["content"]["status"] == "ok", reply["content"]
+        yield km, int("".join(streams).strip())
+    finally:
+        kc.stop_channels()
+        if km.is_alive():
+            km.shutdown_kernel(now=True)
+
 
 def our_servers() -> list[psutil.Process]:
     """``bentoml serve`` processes (and workers) using a store under this session's temp folder."""
@@ -34,6 +68,19 @@ def our_servers() -> list[psutil.Process]:
         try:
             if "bentoml" not in " ".join(proc.info["cmdline"] or []):
                 continue
+            if proc.environ().get("BENTOML_HOME", "").startswith(str(_SESSION_TMP)):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def session_processes() -> list[psutil.Process]:
+    """Every process started with this session's store (servers, their workers and watchdogs,
+    kernels): the test processes of pytest-xdist run side by side, each with its own."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
             if proc.environ().get("BENTOML_HOME", "").startswith(str(_SESSION_TMP)):
                 found.append(proc)
         except psutil.Error:
@@ -95,3 +142,44 @@ def edit_config(project: Path, **changes: object) -> Path:
     raw.update(changes)
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
+
+
+@pytest.fixture(scope="session")
+def two_versions(tmp_path_factory: pytest.TempPathFactory, example_files: Path) -> Path:
+    """One project packaged twice: v1 the example model, v2 a more regularised refit (worse
+    ROC-AUC) of the same name. Returns the project; its ``versions.json`` names the two tags.
+    Tests must not change its files (copy them with :func:`copy_release_project`)."""
+    import json
+
+    import joblib
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from workbench import load_config, package, validate
+
+    folder = copy_project(example_files, tmp_path_factory.mktemp("versions"))
+    # What versions need is the packaged Bentos: no cross-validation or importance, to be quick.
+    edit_config(folder, validation={"cv_folds": 0, "importance_top": 0})
+    config = load_config(folder / "workbench.yaml")
+    validate(config)
+    first = package(config).bento_tag
+    train = pd.read_csv(folder / "data" / "train.csv")
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=1000))
+    model.fit(train.drop(columns="target"), train["target"])
+    joblib.dump(model, folder / "models" / "model.joblib")
+    validate(config)
+    second = package(config).bento_tag
+    (folder / "versions.json").write_text(json.dumps({"v1": first, "v2": second}))
+    return folder
+
+
+def copy_release_project(source: Path, dest: Path) -> Path:
+    """The config, data and records of a packaged project in a fresh folder (same model name, so
+    the same versions in the store), with no promotion history yet."""
+    for sub in ("models", "data", ".workbench"):
+        shutil.copytree(source / sub, dest / sub)
+    shutil.copy(source / "workbench.yaml", dest / "workbench.yaml")
+    shutil.copy(source / "versions.json", dest / "versions.json")
+    return dest

@@ -154,3 +154,80 @@ def test_a_notebook_without_a_parameters_cell_is_refused(project: Path, tmp_path
     done = run_cli("run", cwd=project, home=tmp_path / "store")
     assert done.returncode == 2
     assert "01_validate.ipynb has no cell tagged 'parameters'" in done.stderr
+
+
+def test_unreadable_or_unwritable_paths_are_one_line_and_exit_2(project: Path, tmp_path: Path):
+    """A file where a folder must be made (OSError at init or at the run folder) is one line."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for args in (
+        ("init", str(blocker / "project")),
+        ("run", "--out", str(blocker / "run")),
+        ("verify", str(blocker)),
+    ):
+        done = run_cli(*args, cwd=project, home=tmp_path / "store")
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+        assert done.stderr.startswith("error: ")
+
+
+def test_only_the_stage_notebooks_run_and_a_report_failure_is_one_line(
+    project: Path, tmp_path: Path
+):
+    """notebooks/ may hold the project's own notebooks: only the stage notebooks run, by name.
+    A report that cannot be written is one line, exit 2, with the run folder and manifest kept."""
+    explore = project / "notebooks" / "explore.ipynb"
+    book = json.loads((project / "notebooks" / "01_validate.ipynb").read_text())
+    book["cells"] = [
+        {
+            **book["cells"][0],
+            "cell_type": "code",
+            "source": "raise SystemExit(9)",
+            "metadata": {},
+            "outputs": [],
+            "execution_count": None,
+        }
+    ]
+    explore.write_text(json.dumps(book))
+    out = tmp_path / "run"
+    (out / "01_validate.html").mkdir(parents=True)  # the report's path is taken by a folder
+    done = run_cli(
+        "run",
+        "--out",
+        str(out),
+        "--force",
+        "--stages",
+        "validate",
+        cwd=project,
+        home=tmp_path / "store",
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "01_validate.ipynb: its HTML report could not be written (IsADirectoryError" in (
+        done.stderr
+    )
+    assert "Traceback" not in done.stderr
+    assert (out / "validation.json").is_file() and not (out / "explore.ipynb").exists()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "error" and "explore" not in json.dumps(manifest["sha256"])
+
+
+def test_a_notebooks_folder_missing_a_stage_notebook_is_refused(project: Path, tmp_path: Path):
+    """Some stage notebooks but not all those asked for: one line naming the missing ones."""
+    (project / "notebooks" / "03_launch.ipynb").unlink()
+    done = run_cli("run", cwd=project, home=tmp_path / "store")
+    assert done.returncode == 2
+    assert "holds some stage notebooks but not 03_launch.ipynb" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_exit_codes_follow_the_error_types():
+    """A kernel reports an exception by class name; its exit code is its workbench type's."""
+    from workbench import errors
+
+    kinds = [errors.WorkbenchError, *errors.WorkbenchError.__subclasses__()]
+    for cls in kinds:
+        assert errors.error_type(cls.__name__) is cls
+    assert errors.error_type("CompilationError") is errors.CompilationError
+    assert errors.error_type("CompilationError").exit_code == 2  # type: ignore[union-attr]
+    assert errors.error_type("GateFailure").exit_code == 1  # type: ignore[union-attr]
+    assert errors.error_type("KeyError") is None

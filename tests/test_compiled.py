@@ -331,6 +331,30 @@ def test_an_altered_graph_or_an_altered_model_is_caught_by_the_parity_check() ->
     assert f"at row {drifted.worst_row} > tolerance 1e-06" in drifted.describe()
 
 
+#: Converts two models and prints the sha256 of each graph (run with different hash seeds).
+CONVERT = """
+import hashlib
+import numpy as np
+from sklearn.compose import make_column_transformer
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from workbench.compilation.conversion import to_onnx_bytes
+X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+mixed = X.iloc[:, :5].assign(colour=np.where(X.iloc[:, 0] > 14, "red", "blue"))
+encode = make_column_transformer(
+    (OneHotEncoder(handle_unknown="ignore"), ["colour"]), remainder="passthrough"
+)
+for model, data in [
+    (make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y), X),
+    (make_pipeline(encode, LogisticRegression(max_iter=1000)).fit(mixed, y), mixed),
+]:
+    graph = to_onnx_bytes(model, data, task="classification", precision="float")
+    print(hashlib.sha256(graph).hexdigest())
+"""
+
+
 def test_the_same_model_compiles_to_the_same_bytes() -> None:
     """The Bento version is derived from its content: converting twice gives identical bytes
     (skl2onnx names each graph with a random UUID; the graph is renamed)."""
@@ -339,6 +363,28 @@ def test_the_same_model_compiles_to_the_same_bytes() -> None:
     first = compile_model(model, X[TRAIN:], task="classification", mode="auto")
     second = compile_model(model, X[TRAIN:], task="classification", mode="auto")
     assert first.onnx_bytes is not None and first.onnx_bytes == second.onnx_bytes
+
+
+def test_the_same_model_compiles_to_the_same_bytes_in_every_process() -> None:
+    """skl2onnx orders a graph's opsets by a set of domain names, which each Python process
+    hashes with its own seed (a CI run built two Bento versions from the same inputs): under five
+    hash seeds, each of two pipelines converts to one and the same graph."""
+    import os
+    import subprocess
+    import sys
+
+    seen = set()
+    for seed in ("1", "2", "3", "16", "18"):
+        done = subprocess.run(
+            [sys.executable, "-c", CONVERT],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        seen.add(tuple(done.stdout.split()))
+    assert len(seen) == 1, seen
 
 
 def test_predict_after_predict_proba_of_the_same_rows_runs_the_graph_once() -> None:

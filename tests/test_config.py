@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.config import Gate, load_config, save_config
+from workbench.config import Gate, ValidationOptions, load_config, save_config, save_gates
 from workbench.errors import ConfigError
 
 GOOD = """
@@ -141,3 +141,100 @@ def test_the_service_defaults_fail_closed_and_are_bounded(tmp_path):
     assert service.auth == "api_key"
     assert service.max_body_mb == 4 and service.max_request_rows == 5000
     assert service.timeout * 1000 >= 1000
+
+
+COMMENTED = """\
+# churn model — agreed with the risk team (2026-11)
+name: demo   # the service name
+
+model: models/model.joblib
+data: {train: data/train.csv, test: data/test.csv, target: target}
+
+# quality bar: do not lower without a ticket
+gates:
+  roc_auc:
+    min: 0.95     # hard floor
+  f1:
+    max: 1.0
+    min: 0.90   # written 0.90 on purpose
+  accuracy: {min: 0.8}  # inline
+service:
+  cors_origins:
+    - "https://a.example"   # quoted on purpose
+    - 'https://b.example'
+  auth: "api_key"
+launch:
+  probe_requests: 50
+# trailing comment
+"""
+
+
+def changed_lines(before: str, after: str) -> list[str]:
+    import difflib
+
+    return [
+        line
+        for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+
+
+def test_saving_an_unchanged_config_leaves_a_commented_file_byte_for_byte(tmp_path):
+    """Comments, blank lines, quotes, flow maps and key order all survive a save unchanged."""
+    path = write(tmp_path, COMMENTED)
+    save_config(load_config(path), path)
+    assert path.read_text() == COMMENTED
+
+
+def test_saving_gates_changes_only_the_changed_thresholds(tmp_path):
+    """Save gates rewrites the lines of changed thresholds (their comments kept) and adds a new
+    gate; every other byte of the person's file stays as written."""
+    path = write(tmp_path, COMMENTED)
+    config = load_config(path)
+    gates = {**config.gates, "roc_auc": Gate(min=0.97), "f1": Gate(min=0.9, max=0.99)}
+    save_gates({**gates, "recall": Gate(min=0.5)}, path)
+    after = path.read_text()
+    assert changed_lines(COMMENTED, after) == [
+        "-    min: 0.95     # hard floor",
+        "+    min: 0.97     # hard floor",
+        "-    max: 1.0",
+        "+    max: 0.99",
+        "+  recall:",
+        "+    min: 0.5",
+    ]
+    assert load_config(path).gates["recall"] == Gate(min=0.5)
+
+
+def test_save_gates_keeps_what_changed_in_the_file_since_it_was_loaded(tmp_path):
+    """Only the gates are written: an option edited in the file after the panel loaded it stays."""
+    path = write(tmp_path, COMMENTED)
+    panel_config = load_config(path)
+    path.write_text(COMMENTED.replace("probe_requests: 50", "probe_requests: 80"))
+    save_gates({**panel_config.gates, "accuracy": Gate(min=0.85)}, path)
+    again = load_config(path)
+    assert again.launch.probe_requests == 80 and again.gates["accuracy"] == Gate(min=0.85)
+    # the comment keeps its column, so comments aligned in a column stay aligned
+    assert "  accuracy: {min: 0.85} # inline" in path.read_text().splitlines()
+
+
+def test_an_option_the_file_leaves_out_is_added_alone(tmp_path):
+    """A section the file does not have gets only the key that differs from its default."""
+    path = write(tmp_path, COMMENTED)
+    config = load_config(path)
+    save_config(config.model_copy(update={"validation": ValidationOptions(cv_folds=3)}), path)
+    assert changed_lines(COMMENTED, path.read_text()) == ["+validation:", "+  cv_folds: 3"]
+
+
+@pytest.mark.parametrize(
+    ("gate", "message"),
+    [
+        ({"min": 0.9, "max": 0.5}, "gate `roc_auc`: min 0.9 is greater than max 0.5"),
+        ({}, "gate `roc_auc`: a gate needs `min`, `max` or both"),
+        ({"min": "high"}, "gate `roc_auc` `min` (value: 'high'): Input should be a valid number"),
+    ],
+)
+def test_an_impossible_gate_is_one_config_error_naming_it(tmp_path, gate, message):
+    config = load_config(write(tmp_path, GOOD))
+    with pytest.raises(ConfigError) as info:
+        config.with_gates({"roc_auc": gate})
+    assert str(info.value).startswith(message) and "change the threshold" in str(info.value)

@@ -227,22 +227,30 @@ def in_progress(url: str) -> float:
 
 @pytest.mark.parametrize("serving", ["forest"], indirect=True)
 def test_sigterm_answers_every_request_already_accepted_and_exits_in_time(serving):
-    """8 clients each send a 1,000-row request (together just under the queue bound); once at
-    least 4 are in progress (counted by the server itself), SIGTERM goes to `bentoml serve`
-    alone, as an orchestrator sends it. Every request in progress at the signal is answered 200
-    (none lost, none 5xx) and the server exits within its grace period."""
+    """8 clients send 1,000-row requests one after another (together just under the queue
+    bound; at most 200 each, until the signal); once at least 4 are in progress (counted by the
+    server itself), SIGTERM goes to `bentoml serve` alone, as an orchestrator sends it. Every
+    request in progress at the signal is answered 200 (none lost, none 5xx) and the server exits
+    within its grace period."""
     server, project = serving
     test = pd.read_csv(project / "data" / "test.csv").drop(columns="target")
     rows = json.loads(pd.concat([test] * 10).head(1000).to_json(orient="records"))
     answers: list[tuple[int, float]] = []  # (status or -1 for no answer, when)
+    stop = threading.Event()  # set just before the signal: no new request after it
 
     def send() -> None:
+        # One request at a time, so the load lasts until the signal however fast the server is.
         with httpx.Client(headers=auth_headers(server.api_key), timeout=60) as http:
-            try:
-                status = http.post(f"{server.url}/predict", json={"rows": rows}).status_code
-            except httpx.HTTPError:
-                status = -1
-        answers.append((status, time.monotonic()))
+            for _ in range(200):
+                if stop.is_set():
+                    return
+                try:
+                    status = http.post(f"{server.url}/predict", json={"rows": rows}).status_code
+                except httpx.HTTPError:
+                    status = -1
+                answers.append((status, time.monotonic()))
+                if status != 200:
+                    return
 
     threads = [threading.Thread(target=send) for _ in range(8)]
     for thread in threads:
@@ -250,6 +258,7 @@ def test_sigterm_answers_every_request_already_accepted_and_exits_in_time(servin
     deadline = time.monotonic() + 20
     while (accepted := in_progress(server.url)) < 4 and time.monotonic() < deadline:
         time.sleep(0.02)
+    stop.set()
     os.kill(server.pid, signal.SIGTERM)
     signalled = time.monotonic()
     server.process.wait(timeout=30)

@@ -40,6 +40,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
@@ -48,7 +49,9 @@ from test_service import mixed_frame, mixed_model
 
 from workbench import infer_schema, load_config, package, validate
 from workbench.packaging.sources import TEMPLATE
-from workbench.runtime import Boolean, Category, Integer, Number, Serving, Settings
+from workbench.runtime import Boolean, Category, Integer, Number, Serving, Settings, Text
+from workbench.runtime.fields import MAX_TEXT_CHARS
+from workbench.schema import pipeline_encoders
 from workbench.serving import Server
 
 pytestmark = [pytest.mark.serve, pytest.mark.fuzz]
@@ -482,6 +485,7 @@ def row_frame(n: int, seed: int) -> pd.DataFrame:
             "flag": rng.random(n) > 0.5,
             "colour": rng.choice(["red", "green", "blue"], n).astype(object),
             "shape": rng.choice(["round", "square"], n).astype(object),
+            "note": [f"note {i} " + " ".join(rng.choice(["ok", "late"], 3)) for i in range(n)],
         }
     )
     frame.loc[rng.random(n) < 0.1, "size cm"] = np.nan
@@ -508,7 +512,13 @@ class InProcess:
     max_rows: int
 
 
-TYPES = {"number": Number, "integer": Integer, "boolean": Boolean, "category": Category}
+TYPES = {
+    "number": Number,
+    "integer": Integer,
+    "boolean": Boolean,
+    "category": Category,
+    "text": Text,
+}
 
 
 def row_config() -> ConfigDict:
@@ -543,11 +553,12 @@ def in_process(tmp_path_factory: pytest.TempPathFactory) -> InProcess:
                     ),
                     ["colour", "shape"],
                 ),
+                ("note", TfidfVectorizer(), "note"),
             ]
         ),
         LogisticRegression(max_iter=1000),
     ).fit(train, labels)
-    schema = infer_schema(train)
+    schema = infer_schema(train, encoders=pipeline_encoders(model))
     kinds = {c.name: (c.kind, c.nullable) for c in schema.columns}
     assert kinds == {
         "size cm": ("number", True),
@@ -557,6 +568,7 @@ def in_process(tmp_path_factory: pytest.TempPathFactory) -> InProcess:
         "flag": ("boolean", False),
         "colour": ("category", True),
         "shape": ("category", False),
+        "note": ("text", False),
     }
     fields = schema.fields()
     definitions: dict[str, Any] = {}
@@ -676,6 +688,10 @@ GOOD: dict[str, st.SearchStrategy[Any]] = {
     "flag": st.booleans(),
     "colour": st.one_of(st.none(), st.sampled_from(["red", "green", "blue"]), st.text()),
     "shape": st.one_of(st.sampled_from(["round", "square"]), st.text(max_size=5)),
+    # any string up to the cap; one over it is refused
+    "note": st.one_of(
+        st.text(), st.sampled_from(["", "x" * MAX_TEXT_CHARS, "x" * (MAX_TEXT_CHARS + 1)])
+    ),
 }
 VALUES = {name: st.one_of(good, good, JUNK) for name, good in GOOD.items()}
 EXTRA_KEYS = st.dictionaries(
@@ -819,6 +835,7 @@ def test_a_key_that_is_not_a_column_name_is_refused_naming_it(
         "flag": True,
         "colour": "red",
         "shape": "round",
+        "note": "fine",
     }
     named = {f: c for c, f in in_process.fields.items() if f != c}  # size_cm -> size cm
     key = data.draw(

@@ -5,11 +5,13 @@ own, a ``python3`` kernelspec pointing at this interpreter) serves a temporary c
 project; Debian's chromium (``/usr/bin/chromium``, installed by ``make browser``; never a downloaded
 browser) driven by playwright opens each stage notebook, runs it from the Run menu and clicks the
 panels: validate (raise a gate, see it fail, save it, see ``workbench run`` fail the same way, put
-it back), package (the Bento tag, the generated service, the Bento in the store) and launch (start,
-the URL answers, checks pass, stop, nothing left serving). Every browser request that does not go
-to 127.0.0.1 is recorded and aborted: there must be none. A screenshot of each panel's final state
-goes to ``$WORKBENCH_ARTIFACTS`` (default ``tests/artifacts/``). JupyterLab, its kernels, the
-browser and any server are stopped at the end, also when a test fails.
+it back), package (the Bento tag, the generated service, the Bento in the store), launch (start,
+the URL answers, checks pass, stop, nothing left serving) and monitor (start a server, replay the
+drifted copy, the live view draws the drifted rows red, stop live, stop the server). Every
+browser request that does not go to 127.0.0.1 is recorded and aborted: there must be none. A
+screenshot of each panel's final state goes to ``$WORKBENCH_ARTIFACTS`` (default
+``tests/artifacts/``). JupyterLab, its kernels, the browser and any server are stopped at the
+end, also when a test fails.
 """
 
 from __future__ import annotations
@@ -46,7 +48,6 @@ from playwright.sync_api import (
 )
 
 from workbench import load_config, package, validate
-from workbench.serving.server import free_port
 
 WORKBENCH = [sys.executable, "-m", "workbench.cli"]
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
@@ -125,14 +126,14 @@ def lab_environment(home: Path) -> dict[str, str]:
 @contextmanager
 def running_lab(root: Path, home: Path, *, timeout: float = 60.0) -> Iterator[Lab]:
     """Start ``jupyter lab`` on 127.0.0.1; always shut its kernels down and stop it."""
-    port, token = free_port(), secrets.token_hex(16)
+    token = secrets.token_hex(16)
     command = [
         sys.executable,
         "-m",
         "jupyterlab",
         "--no-browser",
         "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
+        "--ServerApp.port=0",  # the server binds a port of its own and writes it down (below)
         "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={root}",
@@ -155,14 +156,17 @@ def running_lab(root: Path, home: Path, *, timeout: float = 60.0) -> Iterator[La
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    lab = Lab(url=f"http://127.0.0.1:{port}", token=token, root=root, process=process, log=log)
+    lab = Lab(url="", token=token, root=root, process=process, log=log)
+    info = home / "runtime" / f"jpserver-{process.pid}.json"
     try:
         deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
                 pytest.fail(f"jupyter lab exited with {process.returncode}:\n{lab.log_tail()}")
+            with suppress(OSError, ValueError, KeyError):
+                lab.url = f"http://127.0.0.1:{json.loads(info.read_text())['port']}"
             with suppress(httpx.HTTPError):
-                if lab.api("GET", "status").status_code == 200:
+                if lab.url and lab.api("GET", "status").status_code == 200:
                     break
             if time.monotonic() > deadline:
                 pytest.fail(f"jupyter lab not ready after {timeout:.0f} s:\n{lab.log_tail()}")
@@ -519,5 +523,59 @@ def test_launch_panel_starts_serves_checks_and_stops_the_server(
     left = [p for p in our_servers() if p.create_time() >= started - 1]
     assert left == [], f"servers still running after Stop: {[p.pid for p in left]}"
     shoot(panel, "launch")
+    assert browser.outside == []
+    page.close()
+
+
+@pytest.mark.serve
+def test_monitor_panel_replays_drift_shows_it_live_and_stops_everything(
+    lab: Lab, browser: Browser, lab_project: Path
+):
+    """Start server, Replay the drifted copy (labels as feedback), Start live: the traffic line
+    fills and the drift table's drifted rows are drawn red; Stop live, Stop server: stopped,
+    nothing left serving, and the kernel answered throughout."""
+    ensure_record(lab_project, "package")
+    started = time.time()
+    page = browser.open_notebook(lab, "notebooks/04_monitor.ipynb")
+    panel = run_all(page)
+    expect(panel.locator("button.wb-stop-live")).to_be_disabled()
+    expect(panel.locator("button.wb-stop-server")).to_be_disabled()
+    panel.locator("button.wb-start-server").click()
+    try:
+        wait_status(panel, re.compile(r"^serving \S+ at http://127\.0\.0\.1:\d+$"), timeout=120_000)
+        url = panel.locator(".wb-url-box input").input_value()
+        box = panel.locator(".wb-replay-file input")
+        box.fill(str(lab_project / "data" / "drifted.csv"))
+        box.press("Enter")
+        panel.locator("button.wb-replay").click()
+        wait_status(
+            panel,
+            re.compile(r"^replayed 1,000 rows of drifted\.csv \(1,000 labels\)"),
+            timeout=120_000,
+        )
+        panel.locator("button.wb-start-live").click()
+        expect(panel.locator("button.wb-stop-live")).to_be_enabled(timeout=10_000)
+        expect(panel.locator("p.wb-traffic", has_text="req/s")).to_be_visible(timeout=60_000)
+        drifted = panel.locator(".wb-results tr.wb-row-drift")
+        expect(drifted.first).to_be_visible(timeout=60_000)
+        # Live mode redraws the table every refresh, so a node read once may be detached by the
+        # next line: these checks retry on the current table rather than read one node.
+        expect(drifted.nth(9)).to_be_attached()  # the copy shifts every measurement 15 %
+        # .wb-row-drift: light red
+        expect(drifted.first.locator("td").first).to_have_css(
+            "background-color", "rgb(255, 235, 233)"
+        )
+        expect(panel.locator(".wb-results img").first).to_be_visible()  # the plots
+        panel.locator("button.wb-stop-live").click()
+        expect(panel.locator("button.wb-start-live")).to_be_enabled(timeout=60_000)
+        shoot(panel, "monitor")
+    finally:
+        if panel.locator("button.wb-stop-server").is_enabled():
+            panel.locator("button.wb-stop-server").click()
+            wait_status(panel, "server stopped", timeout=60_000)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{url}/readyz", timeout=5)
+    left = [p for p in our_servers() if p.create_time() >= started - 1]
+    assert left == [], f"servers still running after Stop server: {[p.pid for p in left]}"
     assert browser.outside == []
     page.close()

@@ -18,11 +18,33 @@ def manifest(out: Path) -> dict:
     return json.loads((out / "manifest.json").read_text())
 
 
+def differing_files(home_a: Path, home_b: Path, tag_a: str, tag_b: str) -> dict[str, list[str]]:
+    """The files of two stored Bentos that differ, with the first differing lines of each (the
+    failure message of a broken reproducibility promise says what moved)."""
+    name, version_a = tag_a.split(":")
+    src_a = home_a / "bentos" / name / version_a / "src"
+    src_b = home_b / "bentos" / name / tag_b.split(":")[1] / "src"
+    found = {}
+    for path in sorted(p for p in src_a.rglob("*") if p.is_file()):
+        other = src_b / path.relative_to(src_a)
+        a = path.read_text(errors="replace").splitlines()
+        b = other.read_text(errors="replace").splitlines() if other.is_file() else []
+        if a != b:
+            found[str(path.relative_to(src_a))] = [
+                f"{x!r} != {y!r}" for x, y in zip(a, b, strict=False) if x != y
+            ][:3]
+    return found
+
+
 def test_same_inputs_same_tags_and_files_and_verify_names_what_changed(
-    project: Path, tmp_path: Path
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
+    # Two processes that hash strings differently (fixed seeds: the test does not depend on luck)
+    # must still build the same Bento.
+    monkeypatch.setenv("PYTHONHASHSEED", "1")
     first = run_cli("run", "--out", str(tmp_path / "a"), cwd=project, home=tmp_path / "store_a")
     assert first.returncode == 0, first.stderr
+    monkeypatch.setenv("PYTHONHASHSEED", "3")
     again = run_cli(
         "run",
         "--out",
@@ -35,7 +57,10 @@ def test_same_inputs_same_tags_and_files_and_verify_names_what_changed(
     assert again.returncode == 0, again.stderr
     a, b = manifest(tmp_path / "a"), manifest(tmp_path / "b")
     assert a["metrics"] == b["metrics"]
-    assert (a["model_tag"], a["bento_tag"]) == (b["model_tag"], b["bento_tag"])
+    assert a["model_tag"] == b["model_tag"]
+    assert a["bento_tag"] == b["bento_tag"], differing_files(
+        tmp_path / "store_a", tmp_path / "store_b", a["bento_tag"], b["bento_tag"]
+    )
     assert a["bento_files"] == b["bento_files"] and a["model_files"] == b["model_files"]
     assert "src/service.py" in a["bento_files"] and "env/docker/Dockerfile" in a["bento_files"]
     assert b["sha256"].items() <= a["sha256"].items()  # b ran two of the three notebooks

@@ -214,6 +214,19 @@ def test_an_unseen_category_is_replaced_by_the_fallback_when_the_model_cannot_ta
     assert answer["prediction"] == model.predict(frame)[0]
 
 
+@pytest.mark.parametrize("policy", ["accept", "replace"])
+def test_a_frame_of_rows_gets_the_same_model_input_and_warnings_as_the_rows(tmp_path, policy):
+    """Batch scoring's column-wise input (``frame_inputs``) equals the service's row-wise one
+    (``inputs``), unseen categories and missing values included."""
+    predictor = Predictor(mixed_model(), Row, settings(tmp_path, unseen_policy=policy))
+    rows = [Row(size=2.0, colour="plaid"), Row(size=None, colour="red"), Row(size=1.0, colour=None)]
+    by_rows, warned = predictor.inputs(rows)
+    frame = pd.DataFrame({"size cm": [2.0, np.nan, 1.0], "colour": ["plaid", "red", None]})
+    by_frame, frame_warned = predictor.frame_inputs(frame)
+    pd.testing.assert_frame_equal(by_frame.reset_index(drop=True), by_rows)
+    assert frame_warned == warned
+
+
 def test_all_float_rows_become_one_array_and_missing_values_nan(tmp_path):
     X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 3.0]})
     model = LinearRegression().fit(X, [0.0, 1.0, 2.0, 3.0])
@@ -266,6 +279,24 @@ async def call(app: Any, method: str, path: str, **kwargs: Any) -> httpx.Respons
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
         return await client.request(method, path, **kwargs)
+
+
+def test_a_started_worker_freezes_what_it_loaded_and_collects_the_young_less_often(tmp_path):
+    """After start (as a served worker does it), the loaded objects are frozen out of the
+    collector and its thresholds are GC_THRESHOLDS: young collections every 50,000 surviving
+    containers, not Python's 700 (which ran all the time under load)."""
+    import gc
+
+    from workbench.runtime.service import GC_THRESHOLDS
+
+    before = gc.get_threshold()
+    try:
+        Serving(Row, settings(tmp_path)).start(mixed_model())
+        assert gc.get_threshold() == GC_THRESHOLDS and GC_THRESHOLDS[0] >= 10_000
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
 
 
 def test_the_predict_route_answers_rows_and_names_the_row_and_field_of_a_bad_one(tmp_path):

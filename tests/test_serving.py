@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -16,16 +14,15 @@ import httpx
 import joblib
 import psutil
 import pytest
+from conftest import kernel_serving, session_processes
 from sklearn.linear_model import LogisticRegression
 
 from workbench.artifacts import read_record
-from workbench.cli import main
 from workbench.config import load_config
-from workbench.errors import ServingError
-from workbench.pipeline.run import own_kernel
+from workbench.errors import ServingError, StageOrderError
 from workbench.reports.plots import latency_histogram_png
 from workbench.serving import Server, check, launch, serve
-from workbench.serving.checks import auth_headers
+from workbench.serving.checks import auth_headers, check_parity
 from workbench.serving.probe import probe
 from workbench.serving.server import state_dir
 
@@ -102,16 +99,12 @@ def test_a_busy_port_is_a_clear_error_not_a_hang(packaged: Path):
 
 
 def test_a_server_not_ready_in_time_is_stopped_with_its_log(packaged: Path):
-    before = {p.pid for p in psutil.process_iter()}
+    before = {p.pid for p in session_processes()}
     with pytest.raises(ServingError, match=r"was not ready after 0 s; it was stopped.*Last lines"):
         Server.start(package_tag(packaged), timeout=0.3)
     time.sleep(0.5)
-    started = [
-        p
-        for p in psutil.process_iter(["cmdline"])
-        if p.pid not in before and "serve" in " ".join(p.info["cmdline"] or [])
-    ]
-    assert not started, [p.pid for p in started]
+    started = [p for p in session_processes() if p.pid not in before]  # this session's only
+    assert not started, [(p.pid, p.cmdline()) for p in started]
 
 
 def test_a_bento_that_cannot_start_shows_the_log(packaged: Path):
@@ -119,11 +112,13 @@ def test_a_bento_that_cannot_start_shows_the_log(packaged: Path):
         Server.start("no_such_bento:0123456789abcdef", timeout=60)
 
 
-def test_parity_catches_a_model_altered_after_packaging(project: Path):
+def test_a_model_altered_after_packaging_is_refused_and_parity_catches_it(project: Path):
+    """Launch refuses a model file changed since validation; the parity check itself, run on
+    the served Bento with the altered model in memory, reports every differing row."""
     from workbench import package, validate
 
     config = load_config(project / "workbench.yaml")
-    validate(config)
+    validation = validate(config)
     package(config)
     # The in-memory model the data scientist holds now differs from the one in the Bento.
     model = joblib.load(project / "models" / "model.joblib")
@@ -131,43 +126,12 @@ def test_parity_catches_a_model_altered_after_packaging(project: Path):
     frame = __import__("pandas").read_csv(project / "data" / "train.csv")
     model.fit(frame.drop(columns="target"), frame["target"])
     joblib.dump(model, project / "models" / "model.joblib")
-    result = launch(config)
-    assert not result.passed
-    parity = result.checks[-1]
-    assert parity.name == "parity" and not parity.passed
-    assert result.mismatches and "probabilities differ" in result.mismatches[0]["problem"]
-    with pytest.raises(ServingError, match="parity"):
-        result.raise_for_checks()
-
-
-OWNER = textwrap.dedent(
-    """
-    import sys, time
-    from workbench.serving import Server
-    server = Server.start(sys.argv[1])
-    print(server.pid, flush=True)
-    time.sleep(600)
-    """
-)
-
-
-def test_sigkill_of_the_owner_leaves_a_server_that_the_cleanup_command_stops(packaged: Path):
-    owner = subprocess.Popen(
-        [sys.executable, "-c", OWNER, package_tag(packaged)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        server_pid = int(owner.stdout.readline())
-        processes = tree(server_pid)
-    finally:
-        owner.send_signal(signal.SIGKILL)
-        owner.wait()
-    assert psutil.pid_exists(server_pid)  # orphaned but still serving: what the command is for
-    record = json.loads((state_dir() / f"{server_pid}.json").read_text())
-    assert record["owner"] == owner.pid
-    assert main(["servers", "--stop"]) == 0
-    gone, alive = psutil.wait_procs(processes, timeout=10)
-    assert not alive
-    assert not (state_dir() / f"{server_pid}.json").exists()
+    with pytest.raises(StageOrderError, match="model file .* changed since the last validation"):
+        launch(config)
+    test = __import__("pandas").read_csv(project / "data" / "test.csv").drop(columns="target")
+    with Server.start(package_tag(project)) as server:
+        mismatches = check_parity(server.url, model, test, validation.input_schema, server.api_key)
+    assert mismatches and "probabilities differ" in mismatches[0]["problem"]
 
 
 def test_a_server_is_stopped_when_its_owner_exits_normally(packaged: Path):
@@ -209,32 +173,11 @@ def test_the_probe_is_bounded_in_count_and_time_and_loopback_only(packaged: Path
         assert latency_histogram_png(timed).startswith(b"\x89PNG")
 
 
-KERNEL_CODE = """
-from workbench.serving import Server
-server = Server.start({tag!r})
-print(server.pid)
-"""
-
-
 def test_shutting_down_the_kernel_stops_its_server(packaged: Path):
-    from jupyter_client.manager import start_new_kernel
-
-    streams: list[str] = []
-    with own_kernel() as kernel_name:
-        km, kc = start_new_kernel(kernel_name=kernel_name)
-    try:
-        reply = kc.execute_interactive(
-            KERNEL_CODE.format(tag=package_tag(packaged)),
-            timeout=120,
-            output_hook=lambda msg: streams.append(msg["content"].get("text", "")),
-        )
-        assert reply["content"]["status"] == "ok"
-        server_pid = int("".join(streams).strip())
+    with kernel_serving(package_tag(packaged)) as (km, server_pid):
         processes = tree(server_pid)
         url = json.loads((state_dir() / f"{server_pid}.json").read_text())["url"]
         assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200
-    finally:
-        kc.stop_channels()
         km.shutdown_kernel()  # graceful, as JupyterLab's "Shut Down Kernel" or a restart
     gone, alive = psutil.wait_procs(processes, timeout=15)
     assert not alive, [p.pid for p in alive]

@@ -25,6 +25,7 @@ from workbench.packaging.plan import (
     float_rows,
     frame_input_needed,
     labels_from_proba,
+    measure_call_cost,
     plan_serving,
 )
 from workbench.packaging.sources import example_row
@@ -83,6 +84,27 @@ def test_batch_limits_follow_the_cost_and_stay_put_when_timings_vary_by_a_third(
             assert plan.max_batch_size == expected, (fixed_noise, row_noise, plan.reasons)
             assert plan.max_latency_ms == 1000
             assert "measured at packaging" in plan.reasons["max_batch_size"]
+
+
+class _Waiting:
+    """A model that waits 20 ms per call without using the CPU (as a call does while another
+    process has the core): what a busy build machine adds to the wall clock."""
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        import time
+
+        time.sleep(0.02)
+        return np.zeros(len(X))
+
+
+def test_the_call_cost_is_cpu_time_so_a_busy_machine_does_not_move_the_bento_version():
+    """Time spent off the CPU is not the model's cost: a call that waits 20 ms measures as well
+    under a millisecond, so the batching limits (and the Bento version that holds them) do not
+    follow the build machine's load."""
+    X, _ = frame()
+    cost = measure_call_cost(_Waiting(), X, time_limit=2.0)
+    assert cost is not None
+    assert cost.fixed_s < 0.001 and cost.per_row_s < 1e-5, cost
 
 
 def test_limits_set_in_the_config_win_and_an_unmeasured_model_gets_safe_defaults():

@@ -338,6 +338,24 @@ def _missing_data_file(p: Path) -> None:
     (p / "data" / "test.csv").unlink()
 
 
+def _date_column(p: Path) -> None:
+    """A model fitted with an ISO-8601 date column (which its ColumnTransformer drops)."""
+    from sklearn.compose import ColumnTransformer
+
+    train = pd.read_csv(p / "data" / "train.csv")
+    features = [c for c in train.columns if c != "target"]
+    for name in ("train", "test"):
+        frame = pd.read_csv(p / "data" / f"{name}.csv")
+        frame.insert(0, "signup", pd.date_range("2024-01-01", periods=len(frame)).astype(str))
+        frame.to_csv(p / "data" / f"{name}.csv", index=False)
+    train = pd.read_csv(p / "data" / "train.csv")
+    model = make_pipeline(
+        ColumnTransformer([("num", "passthrough", features)]), LogisticRegression(max_iter=5000)
+    )
+    model.fit(train.drop(columns="target"), train["target"])
+    joblib.dump(model, p / "models" / "model.joblib")
+
+
 BAD_INPUTS: list[tuple[Callable[[Path], None], type[WorkbenchError], str]] = [
     (_target_absent, DataError, r"target column 'y' not found.*data.target"),
     (_target_empty, DataError, r"test data: target column 'target' is entirely empty"),
@@ -350,6 +368,12 @@ BAD_INPUTS: list[tuple[Callable[[Path], None], type[WorkbenchError], str]] = [
     (_metric_of_another_task, ConfigError, r"gate `rmse` does not fit task 'classification'"),
     (_champion_gate_without_comparison, ConfigError, r"gate `champion` needs the champion"),
     (_missing_data_file, DataError, r"test data file .*test\.csv' not found"),
+    (
+        _date_column,
+        DataError,
+        r"training data: column 'signup' \(e\.g\. '2024-01-01'\) holds dates or times.*"
+        r"derive numeric features from them before training",
+    ),
 ]
 
 

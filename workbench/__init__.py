@@ -13,6 +13,7 @@ from workbench.errors import (
     PackagingError,
     ServingError,
     StageOrderError,
+    VersionError,
     WorkbenchError,
 )
 from workbench.monitoring import drift_report
@@ -21,6 +22,7 @@ from workbench.results import LaunchResult, PackageResult, ValidationResult
 from workbench.schema import InputSchema, infer_schema
 from workbench.serving import Server, check, launch, serve
 from workbench.validation import validate
+from workbench.versions import compare_versions, list_versions, promote, rollback, shadow
 
 __version__ = "0.1.0"
 
@@ -39,14 +41,20 @@ __all__ = [
     "ServingError",
     "StageOrderError",
     "ValidationResult",
+    "VersionError",
     "WorkbenchError",
     "check",
+    "compare_versions",
     "drift_report",
     "infer_schema",
     "launch",
+    "list_versions",
     "load_config",
     "package",
+    "promote",
+    "rollback",
     "save_config",
     "serve",
+    "shadow",
     "validate",
 ]

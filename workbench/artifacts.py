@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +67,20 @@ def records_dir(root: Path, run_dir: str | Path | None) -> Path:
 def write_record(folder: Path, stage: str, payload: str) -> Path:
     """Write a stage record (JSON text) atomically as ``<folder>/<stage>.json``."""
     path = folder / f"{stage}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(payload)
-    tmp.replace(path)
+    write_atomic(path, payload)
     return path
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to a unique temporary name beside ``path``, then rename it into
+    place: readers see the old file or the new one, never half of one, and a failure leaves
+    nothing behind."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read_record(folder: Path, stage: str, *, needed_by: str) -> dict[str, Any]:

@@ -6,13 +6,19 @@ file resolve against the file's own folder, so a run works from any working dire
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
 
 from workbench.errors import ConfigError
+from workbench.runtime.live_metrics import LOWER_IS_BETTER as LOWER_IS_BETTER
+from workbench.runtime.live_metrics import METRICS as METRICS
 
 Task = Literal["classification", "regression"]
 
@@ -21,22 +27,7 @@ Task = Literal["classification", "regression"]
 #: ``classes_[1]``) when there are two classes and macro-averaged otherwise; ROC-AUC is one-vs-rest
 #: (macro) for more than two classes and uses ``predict_proba`` or else ``decision_function``;
 #: ``log_loss`` and ``brier`` need ``predict_proba``. Regression: ``median_ae`` is the median
-#: absolute error.
-METRICS: dict[str, tuple[str, ...]] = {
-    "classification": (
-        "accuracy",
-        "balanced_accuracy",
-        "precision",
-        "recall",
-        "f1",
-        "roc_auc",
-        "log_loss",
-        "brier",
-    ),
-    "regression": ("mae", "rmse", "r2", "median_ae"),
-}
-#: Metrics where smaller is better; for all others larger is better.
-LOWER_IS_BETTER = frozenset({"log_loss", "brier", "mae", "rmse", "median_ae"})
+#: absolute error. (The table lives in the runtime, which scores the same metrics live.)
 #: Metrics that need ``predict_proba``.
 NEEDS_PROBA = frozenset({"log_loss", "brier"})
 #: Gate name prefix: ``cv_<metric>`` gates the mean over the cross-validation folds.
@@ -48,10 +39,21 @@ BASELINE_GATE = "beat_baseline"
 CHAMPION_GATE = "champion"
 
 
+#: Every metric of any task, sorted (what gates and ``primary_metric`` may name).
+ALL_METRICS = sorted({m for names in METRICS.values() for m in names})
+
+
 def known_gates() -> list[str]:
     """Every gate name a config may use."""
-    metrics = sorted({m for names in METRICS.values() for m in names})
-    return [*metrics, *(CV_PREFIX + m for m in metrics), BASELINE_GATE, CHAMPION_GATE]
+    return [*ALL_METRICS, *(CV_PREFIX + m for m in ALL_METRICS), BASELINE_GATE, CHAMPION_GATE]
+
+
+def _require_known(names: Iterable[str], known: Iterable[str], *, what: str, hint: str) -> None:
+    """One message, ``what`` and the first of ``names`` not ``known``, then ``hint``."""
+    allowed = set(known)
+    unknown = [name for name in names if name not in allowed]
+    if unknown:
+        raise ValueError(f"{what} {unknown[0]!r}; {hint}")
 
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9_.-]*[a-z0-9])?$"
@@ -163,6 +165,108 @@ class LaunchOptions(_Strict):
     probe_requests: int = Field(default=200, ge=0, le=100_000, description="0 skips the load probe")
     probe_concurrency: int = Field(default=4, ge=1, le=256)
     probe_seconds: float = Field(default=20.0, gt=0, le=300, description="time bound of the probe")
+    version: Literal["packaged", "promoted"] = Field(
+        default="packaged",
+        description="what the launch stage serves and checks: packaged: the Bento the package "
+        "stage built last; promoted: the version promoted in bentos/<name>/release/promotions.yaml",
+    )
+
+
+class ShadowOptions(_Strict):
+    """``workbench shadow``: its bounds and the gates a challenger must pass (``shadow:``).
+
+    Every gate is off until given a bound. ``min_agreement``: share of replayed rows where the
+    challenger answers as the champion (the same label; a regressor within ``tolerance``);
+    ``max_shift``: the prediction-distribution shift (Jensen-Shannon distance of the label shares,
+    or the Kolmogorov-Smirnov statistic of a regressor's predictions; both 0 to 1);
+    ``max_latency_ratio``: challenger p95 over champion p95; ``min_advantage``: challenger minus
+    champion in the primary metric (positive: better), when the replay file holds the labels.
+    """
+
+    min_agreement: float | None = Field(default=None, ge=0, le=1)
+    max_shift: float | None = Field(default=None, ge=0, le=1)
+    max_latency_ratio: float | None = Field(default=None, gt=0)
+    min_advantage: float | None = None
+    tolerance: float = Field(
+        default=0.0, ge=0, description="regression: a difference up to this counts as agreement"
+    )
+    max_rows: int = Field(default=1_000, ge=1, le=1_000_000, description="rows replayed at most")
+    max_seconds: float = Field(
+        default=60.0, gt=0, le=3600, description="the replay stops after this many seconds"
+    )
+    batch_rows: int = Field(default=1, ge=1, le=5_000, description="rows per request")
+
+
+class MonitorOptions(_Strict):
+    """Monitoring of the launched model (``monitor:`` in ``workbench.yaml``): the window the Bento
+    keeps, drift options, live-metric gates and capture files (see README, "Monitoring")."""
+
+    window_rows: int = Field(
+        default=10_000,
+        ge=0,
+        le=1_000_000,
+        description="the last rows kept in memory (all workers together) for GET /monitor; 0 "
+        "turns monitoring off (no request ids, /feedback or /monitor)",
+    )
+    refresh_seconds: float = Field(
+        default=5.0,
+        ge=0.1,
+        le=3600,
+        description="drift and live metrics are recomputed at most this often, never per request",
+    )
+    min_window_rows: int = Field(
+        default=500,
+        ge=1,
+        description="a column is tested for drift once the window holds this many of its values",
+    )
+    drift_share: float = Field(
+        default=0.5, gt=0, le=1, description="the dataset drifts when this share of columns does"
+    )
+    min_labelled_rows: int = Field(
+        default=30, ge=1, description="live metrics are reported from this many labelled rows"
+    )
+    fail_on_drift: bool = Field(
+        default=True, description="`workbench monitor` exits 1 when the dataset drifted"
+    )
+    gates: dict[str, Gate] = Field(
+        default_factory=dict,
+        description="gates on live metrics (over the labelled rows of the window), e.g. "
+        "{accuracy: {min: 0.9}}; `workbench monitor` exits 1 when one fails",
+    )
+    capture_file_mb: float = Field(
+        default=16.0,
+        gt=0,
+        le=10_240,
+        description="capture (when WORKBENCH_CAPTURE_DIR is set where the Bento runs): a file "
+        "is rotated at this size",
+    )
+    capture_total_mb: float = Field(
+        default=256.0,
+        gt=0,
+        le=1_048_576,
+        description="capture: the oldest files are deleted while all together exceed this",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MonitorOptions:
+        _require_known(
+            self.gates,
+            ALL_METRICS,
+            what="gate on unknown live metric",
+            hint=f"live metrics are the validation metrics: {', '.join(ALL_METRICS)}",
+        )
+        if 0 < self.window_rows < self.min_window_rows:
+            raise ValueError(
+                f"window_rows {self.window_rows} is smaller than min_window_rows "
+                f"{self.min_window_rows}: no column could ever be tested for drift; raise "
+                "window_rows or lower min_window_rows"
+            )
+        if self.capture_total_mb < self.capture_file_mb:
+            raise ValueError(
+                f"capture_total_mb {self.capture_total_mb} is smaller than capture_file_mb "
+                f"{self.capture_file_mb}: the cap must hold at least one file"
+            )
+        return self
 
 
 class ValidationOptions(_Strict):
@@ -211,12 +315,12 @@ class ValidationOptions(_Strict):
     def _sane(self) -> ValidationOptions:
         if self.cv_folds == 1:
             raise ValueError("cv_folds must be 0 (no cross-validation) or at least 2")
-        known = {m for names in METRICS.values() for m in names}
-        if self.primary_metric is not None and self.primary_metric not in known:
-            raise ValueError(
-                f"unknown primary metric {self.primary_metric!r}; known metrics: "
-                f"{', '.join(sorted(known))}"
-            )
+        _require_known(
+            [self.primary_metric] if self.primary_metric else [],
+            ALL_METRICS,
+            what="unknown primary metric",
+            hint=f"known metrics: {', '.join(ALL_METRICS)}",
+        )
         return self
 
 
@@ -231,20 +335,21 @@ class Config(_Strict):
     validation: ValidationOptions = Field(default_factory=ValidationOptions)
     service: ServiceOptions = Field(default_factory=ServiceOptions)
     launch: LaunchOptions = Field(default_factory=LaunchOptions)
+    monitor: MonitorOptions = Field(default_factory=MonitorOptions)
+    shadow: ShadowOptions = Field(default_factory=ShadowOptions)
     root: Path = Field(default=Path("."), exclude=True)
     """The folder the config file lives in; relative paths resolve against it."""
 
     @model_validator(mode="after")
     def _known_metrics(self) -> Config:
-        known = known_gates()
-        metrics = sorted({m for names in METRICS.values() for m in names})
-        for metric in self.gates:
-            if metric not in known:
-                raise ValueError(
-                    f"gate on unknown metric {metric!r}; known metrics: {', '.join(metrics)}; "
-                    f"{CV_PREFIX}<metric> gates the cross-validation mean; {BASELINE_GATE} and "
-                    f"{CHAMPION_GATE} gate the advantage over a Dummy model and over the champion"
-                )
+        _require_known(
+            self.gates,
+            known_gates(),
+            what="gate on unknown metric",
+            hint=f"known metrics: {', '.join(ALL_METRICS)}; {CV_PREFIX}<metric> gates the "
+            f"cross-validation mean; {BASELINE_GATE} and {CHAMPION_GATE} gate the advantage over "
+            "a Dummy model and over the champion",
+        )
         return self
 
     def path(self, value: str) -> Path:
@@ -264,9 +369,23 @@ class Config(_Strict):
     def test_path(self) -> Path:
         return self.path(self.data.test)
 
-    def with_gates(self, gates: dict[str, Gate]) -> Config:
-        """A copy with other gates (the validate panel edits thresholds this way)."""
-        return self.model_copy(update={"gates": gates})
+    def with_gates(self, gates: Mapping[str, Gate | Mapping[str, float | None]]) -> Config:
+        """A copy with other gates (the validate panel edits thresholds this way); an impossible
+        gate (no bound, ``min`` above ``max``) is one :class:`ConfigError` naming it."""
+        checked: dict[str, Gate] = {}
+        for name, gate in gates.items():
+            values = gate.model_dump() if isinstance(gate, Gate) else dict(gate)
+            try:
+                checked[name] = Gate.model_validate(values)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                shown = f" `{where}` (value: {first.get('input')!r})" if where else ""
+                raise ConfigError(
+                    f"gate `{name}`{shown}: {first['msg'].removeprefix('Value error, ')}; "
+                    "change the threshold and retry"
+                ) from exc
+        return self.model_copy(update={"gates": checked})
 
     def to_yaml(self) -> str:
         """The config as YAML, paths as written (relative stays relative)."""
@@ -309,13 +428,92 @@ def parse_config(raw: Any, *, root: Path, source: str = "workbench.yaml") -> Con
         ) from exc
 
 
+HEADER = "# workbench.yaml: one model project. Relative paths resolve against this file's folder.\n"
+
+
 def save_config(config: Config, path: str | Path) -> Path:
-    """Write ``config`` to ``path`` (what a person clicked becomes what CI re-runs)."""
+    """Write ``config`` to ``path`` (what a person clicked becomes what CI re-runs).
+
+    An existing file keeps what the person wrote: comments, key order, quoting, indentation and
+    every untouched section stay byte for byte (a ruamel.yaml round trip); only the values that
+    differ from what the file says change, a section the file leaves out gets only the keys that
+    differ from their defaults, and a key set to ``None`` (its default) is removed. (A file that
+    mixes indentation styles is written in its first style.)
+    """
     file = Path(path)
+    text = _updated_text(file, config) if file.is_file() else HEADER + config.to_yaml()
+    written = parse_config(yaml.safe_load(text), root=config.root, source=str(file))
+    if _plain(written) != _plain(config):  # never write a file that means something else
+        raise ConfigError(
+            f"{file}: the updated file would not load back as the config being saved; "
+            "edit it by hand (nothing was written)"
+        )
     tmp = file.with_suffix(file.suffix + ".tmp")
-    tmp.write_text(
-        "# workbench.yaml: one model project. Relative paths resolve against this file's folder.\n"
-        + config.to_yaml()
-    )
+    tmp.write_text(text)
     tmp.replace(file)
     return file
+
+
+def save_gates(gates: Mapping[str, Gate], path: str | Path) -> Path:
+    """Write ``gates`` into the config file at ``path``, everything else as the file says now
+    (the validate panel's **Save gates**; see :func:`save_config` for what stays as written)."""
+    return save_config(load_config(path).with_gates(gates), path)
+
+
+def _plain(config: Config) -> dict[str, Any]:
+    return config.model_dump(mode="json", exclude={"root"})
+
+
+#: Indentation styles tried (mapping, sequence, dash offset): the first that writes the file
+#: back unchanged is the file's own, so untouched lines keep their bytes.
+INDENT_STYLES = ((2, 2, 0), (2, 4, 2), (4, 4, 0), (4, 6, 2), (4, 4, 2), (3, 3, 0), (3, 5, 2))
+
+
+def _round_trip(indent: tuple[int, int, int], *, explicit_start: bool) -> YAML:
+    rt = YAML()  # round trip: comments, key order, flow style and blank lines kept
+    rt.preserve_quotes = True
+    rt.width = 4096  # never re-wrap a long line the person wrote
+    rt.indent(mapping=indent[0], sequence=indent[1], offset=indent[2])
+    rt.explicit_start = explicit_start
+    return rt
+
+
+def _dumped(rt: YAML, doc: Any) -> str:
+    out = io.StringIO()
+    rt.dump(doc, out)
+    return out.getvalue()
+
+
+def _updated_text(file: Path, config: Config) -> str:
+    """The file's text with only the values changed that differ from ``config``."""
+    before = load_config(file)
+    text = file.read_text()
+    start = text.lstrip().startswith("---")
+    rt = _round_trip(INDENT_STYLES[0], explicit_start=start)
+    for style in INDENT_STYLES:
+        candidate = _round_trip(style, explicit_start=start)
+        if _dumped(candidate, candidate.load(text)) == text:
+            rt = candidate
+            break
+    doc = rt.load(text)
+    _apply(doc, _plain(before), _plain(config))
+    return _dumped(rt, doc)
+
+
+_MISSING: Any = object()
+
+
+def _apply(doc: Any, before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Change ``doc`` (a round-trip mapping) where ``after`` differs from ``before``, by leaf."""
+    for key in [*after, *(k for k in before if k not in after)]:
+        old, new = before.get(key, _MISSING), after.get(key, _MISSING)
+        if old == new:
+            continue
+        if isinstance(new, dict):
+            if not isinstance(doc.get(key), dict):
+                doc[key] = CommentedMap()
+            _apply(doc[key], old if isinstance(old, dict) else {}, new)
+        elif new is None or new is _MISSING:
+            doc.pop(key, None)
+        else:
+            doc[key] = new

@@ -49,3 +49,22 @@ class CompilationError(PackagingError):
 
 class ServingError(WorkbenchError):
     """The server could not start, did not become ready, or answered wrongly."""
+
+
+class VersionError(WorkbenchError):
+    """An unknown version, versions of different models, or a history that cannot change."""
+
+
+def error_type(name: str) -> type[WorkbenchError] | None:
+    """The workbench error class called ``name`` (as a kernel reports it), or ``None``.
+
+    A notebook's exception reaches ``workbench run`` as its class name only; its exit code then
+    comes from the class (and so from the classes it derives from), whatever it is called.
+    """
+    pending: list[type[WorkbenchError]] = [WorkbenchError]
+    while pending:
+        cls = pending.pop()
+        if cls.__name__ == name:
+            return cls
+        pending.extend(cls.__subclasses__())
+    return None

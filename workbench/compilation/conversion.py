@@ -107,8 +107,9 @@ def to_onnx_bytes(model: Any, X: pd.DataFrame, *, task: str, precision: Precisio
 
     Classifiers give a label and a probability (or, without ``predict_proba``, a score) tensor,
     not skl2onnx's default list of dictionaries (ZipMap). The graph is named after the
-    model's class (skl2onnx names it with a random UUID) so that the same model gives the same
-    bytes, and records the column names (:data:`~workbench.runtime.onnx_model.COLUMNS_KEY`).
+    model's class (skl2onnx names it with a random UUID) and its opsets are sorted, so that the
+    same model gives the same bytes in every process; it records the column names
+    (:data:`~workbench.runtime.onnx_model.COLUMNS_KEY`).
     Raises whatever skl2onnx raises.
     """
     import onnx
@@ -124,6 +125,12 @@ def to_onnx_bytes(model: Any, X: pd.DataFrame, *, task: str, precision: Precisio
         target_opset=TARGET_OPSET,
     )
     proto.graph.name = type(model).__name__
+    # skl2onnx lists the opsets in the order of a set of domain names, which Python's per-process
+    # string hashing shuffles: sorted, the same model gives the same bytes in every process (and
+    # the same Bento version).
+    opsets = sorted((o.domain, o.version) for o in proto.opset_import)
+    del proto.opset_import[:]
+    proto.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in opsets)
     onnx.helper.set_model_props(proto, {COLUMNS_KEY: json.dumps([str(c) for c in X.columns])})
     return bytes(proto.SerializeToString())
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import bentoml
+import pandas as pd
 import yaml
 
 from workbench.artifacts import sha256_file
@@ -33,7 +34,7 @@ from workbench.runtime.drift import (
     dataset_drift,
 )
 from workbench.runtime.settings import DRIFT_REFERENCE_FILE
-from workbench.runtime.sketch import REFERENCE_FORMAT
+from workbench.runtime.sketch import REFERENCE_FORMAT, WindowColumn
 
 REFERENCE_FILE = DRIFT_REFERENCE_FILE
 """The reference's name in a Bento's ``src`` folder (``drift_reference.json``)."""
@@ -218,16 +219,56 @@ def drift_report(
     ignored = [str(c) for c in frame.columns if str(c) not in set(expected)]
     frame.columns = [str(c) for c in frame.columns]
 
-    drift = dataset_drift(reference, frame[expected], options)
-    return DriftResult(
-        bento_tag=source.tag,
-        bento_path=str(source.src.resolve()),
-        model_tag=str(card.get("model_tag", "")),
+    return window_report(
+        source,
+        card,
+        reference,
+        frame[expected],
         file=str(file.resolve()),
         file_sha256=sha256_file(file),
         file_bytes=file.stat().st_size,
         rows=len(frame),
         ignored_columns=ignored,
+        options=options,
+        checked_at=checked_at,
+        started=started,
+    )
+
+
+def window_report(
+    source: BentoSource,
+    card: Mapping[str, Any],
+    reference: Mapping[str, Any],
+    window: pd.DataFrame | Mapping[str, WindowColumn],
+    *,
+    file: str,
+    file_sha256: str,
+    file_bytes: int,
+    rows: int,
+    ignored_columns: list[str],
+    options: DriftOptions = DEFAULT_OPTIONS,
+    checked_at: str | None = None,
+    started: float | None = None,
+) -> DriftResult:
+    """The drift report of ``window`` (a frame, or column -> :class:`ColumnWindow`, e.g. the
+    sketches a batch job accumulated chunk by chunk) against the Bento's ``reference``.
+
+    ``file``, ``file_sha256``, ``file_bytes``, ``rows`` and ``ignored_columns`` describe where
+    the window came from (for a job over several files: the input as given and a digest of
+    theirs).
+    """
+    started = time.perf_counter() if started is None else started
+    checked_at = checked_at or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    drift = dataset_drift(reference, window, options)
+    return DriftResult(
+        bento_tag=source.tag,
+        bento_path=str(source.src.resolve()),
+        model_tag=str(card.get("model_tag", "")),
+        file=file,
+        file_sha256=file_sha256,
+        file_bytes=file_bytes,
+        rows=rows,
+        ignored_columns=ignored_columns,
         reference_rows=int(reference.get("rows", 0)),
         columns=[_column(c) for c in drift.columns],
         tested_columns=drift.tested_columns,

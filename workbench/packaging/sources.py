@@ -14,19 +14,30 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
 from workbench import runtime
 from workbench.compilation import CompiledModel
-from workbench.config import Config
+from workbench.config import METRICS, Config
 from workbench.errors import PackagingError
 from workbench.packaging.plan import ServingPlan, max_body_bytes
 from workbench.results import ValidationResult
-from workbench.runtime.settings import API_KEY_ENV, DRIFT_REFERENCE_FILE, ONNX_FILE, PREDICT_PATH
+from workbench.runtime.drift import DriftOptions
+from workbench.runtime.settings import (
+    API_KEY_ENV,
+    DRIFT_REFERENCE_FILE,
+    ONNX_FILE,
+    PREDICT_PATH,
+    PREDICTION_COLUMN,
+    PREDICTION_REFERENCE_FILE,
+)
+from workbench.runtime.sketch import REFERENCE_FORMAT, count_values, finite_numbers, numeric_summary
 from workbench.schema import Column, InputSchema
 
 UNSEEN = "__workbench_unseen_category__"
+REFERENCE_QUANTILES = 1000
 TEMPLATE = Path(__file__).with_name("service.py.tmpl")
 AUTH_DOC = {
     "api_key": f"`Authorization: Bearer <key>`, the key from {API_KEY_ENV} where it runs;\n"
@@ -41,7 +52,10 @@ _PY_TYPES = {
     "integer": "Integer",
     "boolean": "Boolean",
     "category": "Category",
+    "text": "Text",
 }
+WARM_UP_TEXT = "workbench warm-up text"
+"""The warm-up row's value for a text column: synthesised, never a training value."""
 
 
 def class_name(name: str) -> str:
@@ -96,11 +110,15 @@ def _label_type(validation: ValidationResult) -> str:
 
 
 def example_row(schema: InputSchema, fallback: dict[str, str]) -> dict[str, Any]:
-    """A synthetic row for the service's warm-up call, from the schema alone (no training data)."""
+    """A synthetic row for the service's warm-up call, from the schema alone (no training data
+    but the most frequent value of a category column, whose values the service lists anyway;
+    a text column gets :data:`WARM_UP_TEXT`)."""
     row: dict[str, Any] = {}
     for col in schema.columns:
-        if col.kind == "category":
-            value: Any = fallback.get(col.name) or (col.categories[0] if col.categories else None)
+        if col.kind == "text":
+            value: Any = WARM_UP_TEXT
+        elif col.kind == "category":
+            value = fallback.get(col.name) or (col.categories[0] if col.categories else None)
         elif col.kind == "boolean":
             value = False
         elif col.min is not None and col.max is not None:
@@ -199,6 +217,36 @@ def render_service(spec: ServiceSpec, config: Config) -> str:
     )
 
 
+def monitor_settings(config: Config, validation: ValidationResult) -> dict[str, Any]:
+    """The monitoring settings of the service (``monitor:`` in workbench.yaml), as
+    :class:`~workbench.runtime.settings.Settings` fields; the model card's ``monitor`` section,
+    which the runtime reads at start."""
+    monitor = config.monitor
+    drift: dict[str, float] = {}
+    if monitor.min_window_rows != DriftOptions.min_window_rows:
+        drift["min_window_rows"] = monitor.min_window_rows
+    if monitor.drift_share != DriftOptions.drift_share:
+        drift["drift_share"] = monitor.drift_share
+    for metric in monitor.gates:
+        if metric not in METRICS[validation.task]:
+            raise PackagingError(
+                f"monitor.gates: {metric!r} is not a {validation.task} metric; live metrics of "
+                f"a {validation.task} model are {', '.join(METRICS[validation.task])}. Change it "
+                "in workbench.yaml"
+            )
+    gates = {metric: gate.model_dump(exclude_none=True) for metric, gate in monitor.gates.items()}
+    return {
+        "workers": config.service.workers,
+        "monitor_window_rows": monitor.window_rows,
+        "monitor_refresh_s": float(monitor.refresh_seconds),
+        "monitor_min_labelled_rows": monitor.min_labelled_rows,
+        "monitor_capture_file_bytes": int(monitor.capture_file_mb * (1 << 20)),
+        "monitor_capture_total_bytes": int(monitor.capture_total_mb * (1 << 20)),
+        "monitor_gates": gates,
+        "monitor_drift": drift,
+    }
+
+
 def render_bentofile(name: str, packages: list[str], *, onnx: bool) -> str:
     """The ``bentofile.yaml``: pinned packages, no lock against the live package index."""
     return yaml.safe_dump(
@@ -211,6 +259,7 @@ def render_bentofile(name: str, packages: list[str], *, onnx: bool) -> str:
                 "model_card.json",
                 "reference_profile.json",
                 DRIFT_REFERENCE_FILE,
+                PREDICTION_REFERENCE_FILE,
                 "deploy/*",
                 *([ONNX_FILE] if onnx else []),
             ],
@@ -242,7 +291,41 @@ def model_card(spec: ServiceSpec, config: Config, packages: list[str]) -> dict[s
         "packages": packages,
         "auth": AUTH_DOC[config.service.auth].replace("\n", " "),
         "model_sha256": spec.model_sha256,
+        "monitor": monitor_settings(config, v),
     }
+
+
+def prediction_reference(model: Any, X_test: pd.DataFrame, task: str) -> str:
+    """The model's predictions on the test rows as a one-column drift reference (JSON): what
+    ``GET /monitor`` compares the live predictions with (class counts, or a quantile sketch of
+    predicted values)."""
+    predicted = pd.Series(np.asarray(model.predict(X_test)))
+    rows = len(predicted)
+    if task == "regression":
+        values = finite_numbers(predicted.astype(float))
+        column: dict[str, Any] = {
+            "kind": "number",
+            "rows": rows,
+            "missing": rows - len(values),
+            "missing_share": (rows - len(values)) / rows if rows else 0.0,
+            "sketch": numeric_summary(values, REFERENCE_QUANTILES),
+        }
+    else:
+        counts = count_values("category", predicted)
+        column = {
+            "kind": "category",
+            "rows": rows,
+            "missing": 0,
+            "missing_share": 0.0,
+            "counts": dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
+        }
+    reference = {
+        "format": REFERENCE_FORMAT,
+        "rows": rows,
+        "quantiles": REFERENCE_QUANTILES,
+        "columns": {PREDICTION_COLUMN: column},
+    }
+    return json.dumps(reference) + "\n"
 
 
 def onnx_sha256(compiled: CompiledModel) -> str:

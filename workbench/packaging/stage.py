@@ -38,12 +38,13 @@ from workbench.packaging.sources import (
     check_warm_up,
     example_row,
     fallbacks,
+    prediction_reference,
     service_files,
     unseen_policy,
 )
 from workbench.results import PackageResult, ValidationResult
 from workbench.runtime import MODEL_FILE
-from workbench.runtime.settings import DRIFT_REFERENCE_FILE, ONNX_FILE
+from workbench.runtime.settings import DRIFT_REFERENCE_FILE, ONNX_FILE, PREDICTION_REFERENCE_FILE
 
 #: What the Bento installs, pinned to the versions the model was validated with.
 RUNTIME_PACKAGES = (
@@ -87,21 +88,16 @@ def _store_has(kind: str, tag: str) -> bool:
 
 
 def _load_passed_validation(config: Config, folder: Path) -> ValidationResult:
+    """The last validation record, refused unless it was made of this config's files, gates and
+    options and every gate passed."""
     validation = ValidationResult.model_validate(
         read_record(folder, "validation", needed_by="package")
     )
+    validation.raise_for_inputs(
+        config, needed_by="packaging", redo="run the validate stage again before packaging"
+    )
+    validation.raise_for_settings(config, needed_by="packaging")
     validation.raise_for_gates()
-    current = {
-        "model": sha256_file(config.model_path),
-        "train": sha256_file(config.train_path),
-        "test": sha256_file(config.test_path),
-    }
-    changed = [k for k, v in current.items() if validation.inputs.get(k) != v]
-    if changed or validation.name != config.name:
-        raise StageOrderError(
-            f"the {', '.join(changed) or 'name'} changed since the last validation; "
-            "run the validate stage again before packaging"
-        )
     return validation
 
 
@@ -202,6 +198,7 @@ def package(config: Config, *, run_dir: str | Path | None = None) -> PackageResu
         compiled = compile_model(
             model, schema.as_served(X_test), task=validation.task, mode=options.runtime
         )
+        predictions = prediction_reference(model, X_test, validation.task)
         del X_test
         served = compiled.served(model)
         measured = options.max_batch_size is None or options.max_latency_ms is None
@@ -223,6 +220,7 @@ def package(config: Config, *, run_dir: str | Path | None = None) -> PackageResu
         packages = pinned_packages(onnx=compiled.runtime == "onnx")
         files = service_files(spec, config, packages)
         files[DRIFT_REFERENCE_FILE] = drift_reference
+        files[PREDICTION_REFERENCE_FILE] = predictions
         version = sha256_text(*(f"{k}\n{v}" for k, v in sorted(files.items())))[:16]
         files[KUBERNETES_FILE] = render_kubernetes(config.name, version, config)
         service_dir = config.root / "bentos" / config.name
@@ -262,6 +260,7 @@ def package(config: Config, *, run_dir: str | Path | None = None) -> PackageResu
         created=created,
         bentoml_home=str(bentoml_home()),
         seconds=round(time.perf_counter() - started, 3),
+        inputs=validation.inputs,
     )
     write_record(folder, "package", result.to_json())
     return result

@@ -11,6 +11,7 @@ from pathlib import Path
 from string import Template
 
 from workbench.errors import WorkbenchError
+from workbench.pipeline.provenance import DISTRIBUTION
 
 #: template file -> where it goes in the new project
 FILES = {
@@ -26,6 +27,24 @@ def project_name(folder: Path) -> str:
     """A valid model name from a folder name (``My Model`` -> ``my_model``)."""
     name = re.sub(r"[^a-z0-9_.-]+", "_", folder.name.lower()).strip("_.-")
     return name or "model"
+
+
+def requirements_txt(version: str) -> str:
+    """What the project's CI installs: workbench by its distribution name, and how to get it."""
+    wheel = f"{DISTRIBUTION.replace('-', '_')}-{version}-py3-none-any.whl"
+    return (
+        f"# What CI installs. workbench is the distribution {DISTRIBUTION!r} (import name and\n"
+        "# command: workbench). Never `pip install workbench`: on PyPI that is another project.\n"
+        f"# {DISTRIBUTION} is not on PyPI: replace the last line with where your team keeps it,\n"
+        "#   a wheel (`python -m build` in the workbench repository makes it):\n"
+        f"#     ./wheels/{wheel}\n"
+        "#   a git URL:\n"
+        f"#     {DISTRIBUTION} @ git+https://github.com/<your-org>/workbench@v{version}\n"
+        "#   a private index (--index-url, not --extra-index-url, so PyPI cannot answer for it):\n"
+        "#     --index-url https://pypi.internal.example/simple\n"
+        f"#     {DISTRIBUTION}=={version}\n"
+        f"{DISTRIBUTION}=={version}\n"
+    )
 
 
 def init_project(dest: str | Path, *, force: bool = False) -> list[Path]:
@@ -50,11 +69,7 @@ def init_project(dest: str | Path, *, force: bool = False) -> list[Path]:
         path.write_text(Template(templates.joinpath(source).read_text()).safe_substitute(values))
         written.append(path)
     requirements = folder / "requirements.txt"
-    requirements.write_text(
-        "# What CI installs. Point the first line at wherever your team publishes workbench\n"
-        "# (a wheel path, an internal index or a git URL) if it is not on your package index.\n"
-        f"workbench=={importlib_metadata.version('workbench')}\n"
-    )
+    requirements.write_text(requirements_txt(importlib_metadata.version(DISTRIBUTION)))
     written.append(requirements)
     notebooks = folder / "notebooks"
     notebooks.mkdir(exist_ok=True)

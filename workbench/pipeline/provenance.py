@@ -24,6 +24,10 @@ from workbench.artifacts import sha256_file
 from workbench.errors import WorkbenchError
 
 MANIFEST = "manifest.json"
+#: The name workbench is installed under (`pip install deployment-workbench`); the import name
+#: and the command stay `workbench`. On PyPI `workbench` is an unrelated project.
+DISTRIBUTION = "deployment-workbench"
+#: Software whose versions the manifest records (by import name; see :func:`versions`).
 VERSIONED = (
     "workbench",
     "bentoml",
@@ -82,7 +86,7 @@ def versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {"python": platform.python_version()}
     for name in VERSIONED:
         try:
-            out[name] = importlib_metadata.version(name)
+            out[name] = importlib_metadata.version(DISTRIBUTION if name == "workbench" else name)
         except importlib_metadata.PackageNotFoundError:
             out[name] = None
     return out

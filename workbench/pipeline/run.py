@@ -25,7 +25,7 @@ import papermill
 from papermill.exceptions import PapermillExecutionError
 
 from workbench.config import Config, load_config
-from workbench.errors import GateFailure, WorkbenchError
+from workbench.errors import ConfigError, GateFailure, WorkbenchError, error_type
 from workbench.pipeline.provenance import MANIFEST, build_manifest
 from workbench.pipeline.report import render_html
 
@@ -37,8 +37,6 @@ NOTEBOOKS = {
 }
 RECORDS = {"validate": "validation", "package": "package", "launch": "launch"}
 KERNEL_NAME = "workbench-python"
-#: Exceptions raised in a notebook that mean "a gate said no" (exit 1), not "something broke".
-GATE_ERRORS = {GateFailure.__name__}
 
 Event = Callable[[str], None]
 
@@ -59,12 +57,25 @@ def default_out(config: Config) -> Path:
     return config.root / "runs" / stamp
 
 
-def notebooks_dir(config: Config) -> Path:
-    """The project's ``notebooks/`` beside the config, else the stage notebooks workbench ships."""
+def notebooks_dir(config: Config, stages: tuple[str, ...] = STAGES) -> Path:
+    """Where the stage notebooks are: the project's ``notebooks/``, else those workbench ships.
+
+    Only the stage notebooks are run, found by name (:data:`NOTEBOOKS`); other notebooks in the
+    folder are left alone. A folder holding none of them (a project's own analysis notebooks)
+    means the shipped ones; one holding some but not all of ``stages`` is refused.
+    """
+    shipped = Path(str(resources.files("workbench") / "notebooks"))
     folder = config.root / "notebooks"
-    if folder.is_dir():
-        return folder
-    return Path(str(resources.files("workbench") / "notebooks"))
+    if not folder.is_dir() or not any((folder / name).is_file() for name in NOTEBOOKS.values()):
+        return shipped
+    missing = [NOTEBOOKS[s] for s in stages if not (folder / NOTEBOOKS[s]).is_file()]
+    if missing:
+        raise ConfigError(
+            f"{folder} holds some stage notebooks but not {', '.join(missing)}; copy the "
+            f"missing ones from {shipped}, or move the stage notebooks out of the folder to run "
+            "the shipped ones"
+        )
+    return folder
 
 
 def declared_parameters(notebook: Path) -> set[str]:
@@ -123,10 +134,18 @@ def own_kernel() -> Iterator[str]:
                 os.environ["JUPYTER_PATH"] = previous
 
 
-def _describe(exc: PapermillExecutionError, notebook: str) -> str:
+def _describe(exc: PapermillExecutionError, notebook: str) -> tuple[int, str]:
+    """The exit code of a notebook's exception (its workbench error type's, else 2) and a line.
+
+    A gate failure keeps its whole message (the table of failed gates); anything else its first
+    line.
+    """
+    cls = error_type(exc.ename)
     first_line = str(exc.evalue).strip().splitlines()[0] if exc.evalue else ""
-    message = exc.evalue if exc.ename in GATE_ERRORS else first_line
-    return f"{notebook}, cell {exc.exec_count}: {exc.ename}: {message}"
+    gate = cls is not None and issubclass(cls, GateFailure)
+    message = exc.evalue if gate else first_line
+    code = cls.exit_code if cls is not None else WorkbenchError.exit_code
+    return code, f"{notebook}, cell {exc.exec_count}: {exc.ename}: {message}"
 
 
 def _records(out: Path) -> dict[str, dict[str, Any]]:
@@ -152,7 +171,7 @@ def _execute(
             log_output=False,
         )
     except PapermillExecutionError as exc:
-        return (1 if exc.ename in GATE_ERRORS else 2), _describe(exc, notebook.name)
+        return _describe(exc, notebook.name)
     except Exception as exc:  # dead kernel, timeout, unreadable notebook: still one line
         return 2, f"{notebook.name}: {type(exc).__name__}: {exc}"
     return 0, None
@@ -177,7 +196,7 @@ def run(
     """
     config_file = Path(config_path).expanduser().resolve()
     config = load_config(config_file)
-    folder = notebooks_dir(config)
+    folder = notebooks_dir(config, stages)
     declared = set().union(*(declared_parameters(folder / NOTEBOOKS[s]) for s in stages))
     for name in sorted(set(parameters or {}) - declared):
         on_event(
@@ -210,7 +229,15 @@ def run(
             )
             timings[stage] = round(time.perf_counter() - started, 3)
             if (out_dir / notebook.name).is_file():
-                reports.append(render_html(out_dir / notebook.name))
+                try:
+                    reports.append(render_html(out_dir / notebook.name))
+                except Exception as exc:  # nbconvert, a template, the disk: still one line
+                    if not error:
+                        exit_code = 2
+                        error = (
+                            f"{notebook.name}: its HTML report could not be written "
+                            f"({type(exc).__name__}: {exc})"
+                        )
             on_event(f"[{stage}] {'failed' if error else 'done'} in {timings[stage]:.1f} s")
             if error:
                 break

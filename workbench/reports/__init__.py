@@ -9,16 +9,29 @@ from collections.abc import Callable
 from typing import Any
 
 from workbench.reports.html import launch_html, package_html, probe_html
-from workbench.reports.monitoring import drift_html
+from workbench.reports.monitoring import drift_html, monitor_html
+from workbench.reports.scoring import score_html
 from workbench.reports.text import gate_table
 from workbench.reports.validation import validation_html
+from workbench.reports.versions import (
+    compare_html,
+    promotion_html,
+    shadow_html,
+    versions_html,
+)
 from workbench.results import (
+    CompareResult,
     DriftResult,
     LaunchResult,
+    MonitorResult,
     PackageResult,
     ProbeResult,
+    PromotionResult,
     Result,
+    ScoreResult,
+    ShadowResult,
     ValidationResult,
+    VersionsResult,
 )
 
 RENDERERS: dict[type[Result], Callable[[Any], str]] = {
@@ -27,6 +40,12 @@ RENDERERS: dict[type[Result], Callable[[Any], str]] = {
     LaunchResult: launch_html,
     ProbeResult: probe_html,
     DriftResult: drift_html,
+    MonitorResult: monitor_html,
+    VersionsResult: versions_html,
+    CompareResult: compare_html,
+    PromotionResult: promotion_html,
+    ShadowResult: shadow_html,
+    ScoreResult: score_html,
 }
 
 

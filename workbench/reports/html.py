@@ -52,6 +52,15 @@ def img(png: bytes, alt: str) -> str:
     return f"<img alt='{label}' title='{label}' src='data:image/png;base64,{data}'/>"
 
 
+def page(title: str, body: str) -> str:
+    """A self-contained HTML document (styles and plots inline, nothing fetched)."""
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title></head>"
+        f"<body style='font-family:system-ui,sans-serif;margin:16px'>{body}</body></html>\n"
+    )
+
+
 def package_html(result: PackageResult) -> str:
     status = "built" if result.created else "already in the store (same content, same tag)"
     rows = [

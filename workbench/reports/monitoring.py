@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import html
-from pathlib import PurePath
+from pathlib import Path, PurePath
+from typing import Any
 
-from workbench.reports.html import STYLE, fmt, table_html, verdict_html
-from workbench.results import ColumnDriftResult, DriftResult
+from workbench.artifacts import write_atomic
+from workbench.errors import DataError
+from workbench.reports import plots
+from workbench.reports.html import STYLE, fmt, img, page, table_html, verdict_html
+from workbench.results import ColumnDriftResult, DriftResult, MonitorResult
 
 DRIFT_STYLE = (
     "<style>.wb-drift tr.wb-row-drift td{background:#ffebe9}"
@@ -60,7 +64,7 @@ def _note(column: ColumnDriftResult) -> str:
     return html.escape("; ".join(notes))
 
 
-def _columns_html(result: DriftResult) -> str:
+def _columns_html(result: DriftResult | MonitorResult) -> str:
     headers = [
         "column",
         "kind",
@@ -153,10 +157,136 @@ def drift_html(result: DriftResult) -> str:
 
 def drift_page(result: DriftResult) -> str:
     """The report as a self-contained HTML document (styles inline, nothing fetched)."""
-    title = html.escape(f"drift: {result.bento_tag}: {result.verdict}")
-    return (
-        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{title}</title></head>"
-        "<body style='font-family:system-ui,sans-serif;margin:16px'>"
-        f"{drift_html(result)}</body></html>\n"
+    return page(f"drift: {result.bento_tag}: {result.verdict}", drift_html(result))
+
+
+def monitor_verdict_line(result: MonitorResult) -> str:
+    """One sentence: passed or why not (plain text)."""
+    if result.failures:
+        return "FAIL: " + "; ".join(result.failures)
+    return "PASS" + (f" ({'; '.join(result.notes)})" if result.notes else "")
+
+
+def _predictions_html(predictions: dict[str, Any]) -> str:
+    ref, live = predictions.get("reference") or {}, predictions.get("window") or {}
+    keys = list(dict.fromkeys([*ref, *live]))
+    if not keys:
+        return ""
+    rows = [[html.escape(k), fmt(ref.get(k)), fmt(live.get(k))] for k in keys]
+    drift = predictions.get("drift") or {}
+    verdict = ""
+    if drift.get("drifted") is not None:
+        verdict = (
+            f" — {html.escape(str(drift.get('test')))} {fmt(drift.get('statistic'))}: "
+            + verdict_html(not drift["drifted"], "drift" if drift["drifted"] else "no drift")
+        )
+    return f"<h4>Predictions: test rows at packaging against the window{verdict}</h4>" + table_html(
+        ["class or statistic", "reference", "window"], rows
     )
+
+
+def _metrics_html(metrics: dict[str, Any]) -> str:
+    live, validation = metrics.get("live") or {}, metrics.get("validation") or {}
+    names = list(dict.fromkeys([*validation, *live]))
+    gates = {g["metric"]: g for g in metrics.get("gates", [])}
+    rows = []
+    for name in names:
+        gate = gates.get(name)
+        cell = "—"
+        if gate is not None:
+            bounds = ", ".join(
+                f"{k} {gate[k]:g}" for k in ("min", "max") if gate.get(k) is not None
+            )
+            cell = html.escape(bounds) + (
+                "" if gate["passed"] is None else " " + verdict_html(bool(gate["passed"]))
+            )
+        rows.append([html.escape(name), fmt(validation.get(name)), fmt(live.get(name)), cell])
+    head = (
+        f"<h4>Live metrics over {metrics.get('labelled_rows', 0):,} labelled rows "
+        f"(from {metrics.get('min_labelled_rows', '?')}) against validation</h4>"
+    )
+    return head + table_html(["metric", "validation", "live", "gate"], rows)
+
+
+def monitor_html(result: MonitorResult) -> str:
+    """A service's monitoring report as an HTML fragment (:func:`monitor_page` for a file)."""
+    report = result.report
+    window = report.get("window", {})
+    drift = report.get("drift") or {}
+    facts = [
+        ["result", verdict_html(result.passed, monitor_verdict_line(result))],
+        ["service", f"<span class='wb-code'>{html.escape(result.url)}</span>"],
+        ["model", f"<span class='wb-code'>{html.escape(result.model_tag)}</span>"],
+        [
+            "window",
+            f"{window.get('rows', 0):,} rows in {window.get('requests', 0):,} requests "
+            f"(capacity {window.get('capacity', 0):,}, {window.get('workers', 1)} worker(s)), "
+            f"{html.escape(str(window.get('start')))} to {html.escape(str(window.get('end')))}",
+        ],
+        [
+            "drift",
+            html.escape(
+                f"{result.verdict}: {drift.get('drifted_columns', 0)} of "
+                f"{drift.get('tested_columns', 0)} tested columns drifted (the dataset drifts "
+                f"at {drift.get('threshold', 0.5):.0%})"
+                if result.verdict is not None
+                else "no drift reference"
+            ),
+        ],
+        ["unseen categories", share((report.get("unseen") or {}).get("rows_share")) + " of rows"],
+        ["checked", f"{html.escape(result.checked_at)} in {result.seconds:.2f} s"],
+    ]
+    if result.replay is not None:
+        r = result.replay
+        facts.append(
+            [
+                "replayed",
+                html.escape(
+                    f"{r.file}: {r.rows:,} rows in {r.requests:,} requests at <= {r.rate:g} rows/s "
+                    f"({r.failed_requests} failed), {r.feedback:,} labels as feedback"
+                ),
+            ]
+        )
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
+    return (
+        f"{STYLE}{DRIFT_STYLE}"
+        f"<h4>Monitoring of <code>{html.escape(result.model_tag or result.url)}</code>: "
+        f"{verdict_html(result.passed)}</h4>"
+        + table_html(["", ""], facts)
+        + (f"<ul class='wb-notes'>{notes}</ul>" if notes else "")
+        + "<h4>Input drift against the training reference</h4>"
+        + _columns_html(result)
+        + _plots_html(report)
+        + _predictions_html(report.get("predictions") or {})
+        + _metrics_html(report.get("metrics") or {})
+    )
+
+
+def _plots_html(report: dict[str, Any]) -> str:
+    parts = []
+    profiles = plots.monitor_profiles_png(report)
+    if profiles is not None:
+        parts.append(img(profiles, "training against live values, most drifted columns first"))
+    predictions = plots.prediction_png(report.get("predictions") or {})
+    if predictions is not None:
+        parts.append(img(predictions, "predictions: test rows against live"))
+    return "<div class='wb-plots'>" + "".join(parts) + "</div>" if parts else ""
+
+
+def monitor_page(result: MonitorResult) -> str:
+    """The monitoring report as a self-contained HTML document."""
+    verdict = "PASS" if result.passed else "FAIL"
+    return page(f"monitor: {result.model_tag}: {verdict}", monitor_html(result))
+
+
+def write_monitor_report(folder: Path, result: MonitorResult) -> Path:
+    """``monitor.json`` (the result) and ``monitor.html`` (its page) in ``folder``, created, each
+    file written atomically; the page's path."""
+    page = folder / "monitor.html"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / "monitor.json", result.to_json() + "\n")
+        write_atomic(page, monitor_page(result))
+    except OSError as exc:
+        raise DataError(f"could not write the monitoring report into {folder} ({exc})") from exc
+    return page

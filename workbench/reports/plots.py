@@ -10,8 +10,8 @@ notebook's own plotting backend is left alone.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -44,7 +44,13 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def confusion_png(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> bytes:
+def confusion_png(
+    matrix: Sequence[Sequence[int]],
+    labels: Sequence[str],
+    *,
+    title: str = "confusion matrix (test data)",
+    axis_labels: tuple[str, str] | None = None,
+) -> bytes:
     """The confusion matrix (rows: true class, columns: predicted class)."""
     from sklearn.metrics import ConfusionMatrixDisplay
 
@@ -61,7 +67,10 @@ def confusion_png(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> byt
         include_values=len(labels) <= MAX_CONFUSION_VALUES,
         xticks_rotation="vertical" if len(labels) > 6 else "horizontal",
     )
-    axes.set_title("confusion matrix (test data)", fontsize=10)
+    axes.set_title(title, fontsize=10)
+    if axis_labels:
+        axes.set_ylabel(axis_labels[0])
+        axes.set_xlabel(axis_labels[1])
     return _png(figure)
 
 
@@ -160,3 +169,106 @@ def validation_figures(result: ValidationResult) -> dict[str, bytes]:
             result.importance.features, result.importance.metric
         )
     return out
+
+
+def _drift_order(report: Mapping[str, Any]) -> list[str]:
+    """Columns most worth a look first: drifted, then by statistic (p-value tests: by p)."""
+    columns = (report.get("drift") or {}).get("columns", [])
+
+    def key(c: Mapping[str, Any]) -> tuple[int, float]:
+        score = c["statistic"] or 0.0
+        if c.get("p_value") is not None:
+            score = 1.0 - c["p_value"]
+        return (0 if c["drifted"] else 1 if c["drifted"] is not None else 2, -score)
+
+    return [c["column"] for c in sorted(columns, key=key)]
+
+
+def monitor_profiles_png(report: Mapping[str, Any], *, columns: int = 6) -> bytes | None:
+    """Reference against window for the ``columns`` most drifted input columns: quantile
+    functions of numbers (and text lengths), shares of category values. None without data."""
+    profiles = report.get("profiles") or {}
+    names = [n for n in _drift_order(report) if n in profiles][:columns]
+    if not names:
+        return None
+    per_row = min(3, len(names))
+    rows = (len(names) + per_row - 1) // per_row
+    figure, _ = _figure(3.4 * per_row, 2.6 * rows)
+    figure.clear()
+    axes_grid = figure.subplots(rows, per_row, squeeze=False)
+    for index, axes in enumerate(axes_grid.flat):
+        if index >= len(names):
+            axes.set_visible(False)
+            continue
+        name = names[index]
+        profile = profiles[name]
+        if profile["kind"] == "quantiles":
+            p = profile["probabilities"]
+            axes.plot(p, profile["reference"], color=GREY, label="training")
+            if profile["window"] is not None:
+                axes.plot(p, profile["window"], color=RED, label="live")
+            axes.set_xlabel("quantile", fontsize=8)
+        else:
+            x = np.arange(len(profile["values"]))
+            axes.bar(x - 0.2, profile["reference"], width=0.4, color=GREY, label="training")
+            if profile["window"] is not None:
+                axes.bar(x + 0.2, profile["window"], width=0.4, color=RED, label="live")
+            axes.set_xticks(x, [str(v)[:10] for v in profile["values"]], rotation=45, fontsize=7)
+            axes.set_ylabel("share", fontsize=8)
+        axes.set_title(name[:40], fontsize=9)
+        axes.tick_params(labelsize=7)
+        if index == 0:
+            axes.legend(fontsize=7)
+    return _png(figure)
+
+
+def prediction_png(predictions: Mapping[str, Any]) -> bytes | None:
+    """The predictions' distribution in the window against the test rows' at packaging."""
+    ref, live = predictions.get("reference") or {}, predictions.get("window") or {}
+    keys = list(dict.fromkeys([*ref, *live]))
+    if not keys:
+        return None
+    figure, (axes,) = _figure(4.2, 2.6)
+    x = np.arange(len(keys))
+    axes.bar(x - 0.2, [ref.get(k, 0.0) for k in keys], width=0.4, color=GREY, label="test rows")
+    axes.bar(x + 0.2, [live.get(k, 0.0) for k in keys], width=0.4, color=BLUE, label="live")
+    axes.set_xticks(x, [str(k)[:10] for k in keys], fontsize=8)
+    axes.set_title("predictions", fontsize=9)
+    axes.legend(fontsize=7)
+    return _png(figure)
+
+
+def metric_bars_png(
+    metrics: dict[str, dict[str, float | None]], *, title: str = "metrics on the same test data"
+) -> bytes:
+    """Grouped bars: one group per metric, one bar per version (``{version: {metric: value}}``)."""
+    names = list(metrics)
+    keys = [
+        m
+        for m in next(iter(metrics.values()), {})
+        if all(metrics[n].get(m) is not None for n in names)
+    ]
+    figure, (axes,) = _figure(max(4.0, 0.9 * len(keys) + 1.5), 3.2)
+    width = 0.8 / max(len(names), 1)
+    for i, name in enumerate(names):
+        values = [float(metrics[name][m] or 0.0) for m in keys]
+        positions = np.arange(len(keys)) + i * width
+        axes.bar(positions, values, width=width, label=name, color=(BLUE, RED, GREY)[i % 3])
+    axes.set_xticks(np.arange(len(keys)) + width * (len(names) - 1) / 2, keys, fontsize=8)
+    axes.legend(fontsize=7)
+    axes.set_title(title, fontsize=10)
+    return _png(figure)
+
+
+def histogram_png(
+    edges: Sequence[float], counts: Sequence[float], *, title: str, xlabel: str
+) -> bytes:
+    """A histogram drawn from its bin edges and counts."""
+    figure, (axes,) = _figure(4.5, 3.0)
+    left = np.asarray(edges[:-1], dtype=float)
+    widths = np.diff(np.asarray(edges, dtype=float))
+    axes.bar(left, counts, width=widths, align="edge", color=BLUE, edgecolor="white")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("rows")
+    axes.set_title(title, fontsize=10)
+    return _png(figure)

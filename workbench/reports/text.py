@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from workbench.reports.monitoring import column_verdict, share
-from workbench.results import DriftResult, GateVerdict
+from workbench.results import DriftResult, GateVerdict, MonitorResult
 
 
 def gate_table(gates: list[GateVerdict]) -> str:
@@ -19,7 +19,7 @@ def gate_table(gates: list[GateVerdict]) -> str:
     return "\n".join(lines)
 
 
-def drift_table(result: DriftResult) -> str:
+def drift_table(result: DriftResult | MonitorResult) -> str:
     """Plain-text drift table: per column the test, statistic, p-value, threshold and verdict."""
     headers = ["column", "kind", "test", "statistic", "p-value", "threshold", "verdict"]
     headers += ["missing ref→live", "unseen"]

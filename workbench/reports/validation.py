@@ -134,7 +134,9 @@ def _checks_html(result: ValidationResult) -> str:
 def _schema_html(result: ValidationResult) -> str:
     rows = []
     for col in result.input_schema.columns:
-        if col.categories is not None:
+        if col.kind == "text":
+            facts = f"text ({col.text_reason})" if col.text_reason else "text"
+        elif col.categories is not None:
             seen = ", ".join(col.categories[:8]) + (" …" if len(col.categories) > 8 else "")
             facts = f"{len(col.categories)} categories: {seen}"
         elif col.min is not None:

@@ -1,10 +1,17 @@
 """Typed stage results: pure data that serialises to JSON. Rendering is :mod:`workbench.reports`."""
 
 from workbench.results.base import Result
-from workbench.results.launch import CheckResult, LaunchResult, ProbeResult
-from workbench.results.monitoring import ColumnDriftResult, DriftResult, DriftTestResult
+from workbench.results.launch import CheckResult, LaunchResult, ProbeResult, ServerStatus
+from workbench.results.monitoring import (
+    ColumnDriftResult,
+    DriftResult,
+    DriftTestResult,
+    MonitorResult,
+    ReplayResult,
+)
 from workbench.results.package import PackageResult
 from workbench.results.profile import ColumnProfile, ReferenceProfile
+from workbench.results.scoring import ScoredFile, ScoreResult
 from workbench.results.validation import (
     BaselineResult,
     ChampionResult,
@@ -17,6 +24,17 @@ from workbench.results.validation import (
     RoundTripResult,
     RuntimeResult,
     ValidationResult,
+    ValidationSettings,
+)
+from workbench.results.versions import (
+    ColumnChange,
+    CompareResult,
+    LatencySummary,
+    PromotionResult,
+    ShadowGateVerdict,
+    ShadowResult,
+    VersionInfo,
+    VersionsResult,
 )
 
 __all__ = [
@@ -24,21 +42,36 @@ __all__ = [
     "CVResult",
     "ChampionResult",
     "CheckResult",
+    "ColumnChange",
     "ColumnDriftResult",
     "ColumnProfile",
+    "CompareResult",
     "Curve",
     "DriftResult",
+    "MonitorResult",
+    "ReplayResult",
     "DriftTestResult",
     "FeatureImportance",
     "GateVerdict",
     "ImportanceResult",
     "LatencyResult",
+    "LatencySummary",
     "LaunchResult",
     "PackageResult",
     "ProbeResult",
+    "PromotionResult",
     "ReferenceProfile",
     "Result",
     "RoundTripResult",
     "RuntimeResult",
+    "ScoreResult",
+    "ScoredFile",
+    "ServerStatus",
     "ValidationResult",
+    "ValidationSettings",
+    "ShadowGateVerdict",
+    "ShadowResult",
+    "ValidationResult",
+    "VersionInfo",
+    "VersionsResult",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from workbench.errors import ServingError
 from workbench.results.base import Result
@@ -56,3 +56,21 @@ class LaunchResult(Result):
                 f"{self.bento_tag}: checks failed against the served Bento: "
                 + "; ".join(f"{c.name}: {c.detail}" for c in self.failed)
             )
+
+
+class ServerStatus(Result):
+    """A served Bento as it stands at ``checked_at``: what the launch panel shows live."""
+
+    state: Literal["running", "stopped"]
+    bento_tag: str
+    url: str
+    pid: int
+    uptime_s: float
+    """Seconds since it was started (0 once it has stopped)."""
+    requests_served: int | None
+    """API requests answered (health and metrics routes excluded); ``None`` when ``/metrics``
+    did not answer or the server is not running."""
+    last_error: str | None = None
+    """The last error line of the server's log, or how the process ended when it died."""
+    checked_at: float
+    """Unix time of this snapshot."""

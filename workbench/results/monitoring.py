@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from workbench.results.base import Result
 
@@ -88,3 +88,45 @@ class DriftResult(Result):
     @property
     def drifted_column_names(self) -> list[str]:
         return [c.column for c in self.columns if c.drifted]
+
+
+class ReplayResult(Result):
+    """A file sent through a running service at a bounded rate, its labels as feedback."""
+
+    file: str
+    rows: int
+    """Rows sent (and answered 200)."""
+    requests: int
+    failed_requests: int
+    """Requests not answered 200 (their rows are not in the window)."""
+    feedback: int
+    """Labels sent to ``POST /feedback`` (0 when the file has no target column)."""
+    feedback_unknown: int
+    rate: float
+    """The bound, in rows per second."""
+    seconds: float
+    stopped_by: str = "file"
+    """``file`` (every row sent), ``max_rows`` or ``max_seconds``."""
+
+
+class MonitorResult(Result):
+    """A service's monitoring report (``GET /monitor``) and the gates applied to it.
+
+    ``passed`` is false when the dataset drifted (``monitor.fail_on_drift``) or a live-metric gate
+    failed; ``failures`` says which. A verdict of "not enough data" or a gate without enough
+    labelled rows fails nothing (``notes`` says so).
+    """
+
+    url: str
+    model_tag: str
+    verdict: DriftVerdict | None
+    """The dataset verdict (None: the service ships no drift reference)."""
+    columns: list[ColumnDriftResult]
+    report: dict[str, Any]
+    """``GET /monitor`` as the service answered it."""
+    replay: ReplayResult | None = None
+    failures: list[str]
+    notes: list[str] = []
+    passed: bool
+    checked_at: str
+    seconds: float

@@ -29,6 +29,9 @@ class PackageResult(Result):
     """False when a Bento with the same content-derived tag already existed."""
     bentoml_home: str
     seconds: float
+    inputs: dict[str, str] = {}
+    """sha256 of the model, train and test files of the validation it was packaged from (empty
+    in records older than this field)."""
 
     @property
     def serve_command(self) -> str:

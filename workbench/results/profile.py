@@ -2,9 +2,11 @@
 
 Numbers get quantile bins (edges at the deciles of the training values, so each bin held about a
 tenth of the rows) and the share of rows in each; categories and booleans get the share of each
-value (the most frequent ones, 20 by default, the rest summed as ``other``). Every column records
-its share of missing values. A later drift check bins new inputs with the same edges and compares
-the shares. Building it (:mod:`workbench.validation.profile`) is linear in the rows.
+value (the most frequent ones, 20 by default, the rest summed as ``other``); text columns (free
+text, identifiers) get the same quantile bins over their string lengths, never their values.
+Every column records its share of missing values. A later drift check bins new inputs with the
+same edges and compares the shares. Building it (:mod:`workbench.validation.profile`) is linear
+in the rows.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ class ColumnProfile(BaseModel):
     missing: float
     """Share of rows with no value (0..1)."""
     edges: list[float] | None = None
-    """Bin edges, increasing; bin ``i`` is ``[edges[i], edges[i+1])``, the last one closed."""
+    """Bin edges, increasing; bin ``i`` is ``[edges[i], edges[i+1])``, the last one closed (for a
+    text column, edges of the string lengths in characters)."""
     shares: list[float] | None = None
     """Share of the non-missing rows in each bin (sums to 1)."""
     values: dict[str, float] | None = None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from workbench.errors import GateFailure
+from workbench.artifacts import sha256_file, sha256_text
+from workbench.config import Config
+from workbench.errors import GateFailure, StageOrderError
 from workbench.results.base import Result
 from workbench.results.profile import ReferenceProfile
 from workbench.schema import InputSchema
@@ -12,6 +15,72 @@ from workbench.schema import InputSchema
 
 def _number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
+
+
+class ValidationSettings(Result):
+    """What a validation was made under besides its input files: the gates, the ``validation:``
+    options, the task and the target, as flat ``section.key`` values with their sha256.
+
+    A later stage compares it with the config it runs with (:meth:`differences`): a threshold
+    lowered in the validate panel but never saved gives another hash than ``workbench.yaml``.
+    """
+
+    sha256: str
+    values: dict[str, Any]
+    """``gates.<name>.min``/``max``, ``validation.<option>``, ``task``, ``data.target``."""
+
+    @classmethod
+    def of(cls, config: Config) -> ValidationSettings:
+        values: dict[str, Any] = {
+            f"gates.{name}.{side}": bound
+            for name, gate in sorted(config.gates.items())
+            for side, bound in (("min", gate.min), ("max", gate.max))
+            if bound is not None
+        }
+        values.update(
+            {f"validation.{k}": v for k, v in config.validation.model_dump(mode="json").items()}
+        )
+        values.update({"task": config.task, "data.target": config.data.target})
+        return cls(sha256=sha256_text(json.dumps(values, sort_keys=True)), values=values)
+
+    def differences(self, current: ValidationSettings) -> list[str]:
+        """Each setting that differs, as ``key: validated with A, the config has B``."""
+        if current.sha256 == self.sha256:
+            return []
+        return [
+            f"{key}: validated with {_setting(self.values, key)}, "
+            f"the config has {_setting(current.values, key)}"
+            for key in sorted(self.values.keys() | current.values.keys())
+            if self.values.get(key, _UNSET) != current.values.get(key, _UNSET)
+        ]
+
+
+_UNSET = object()
+
+
+def _setting(values: dict[str, Any], key: str) -> str:
+    return json.dumps(values[key]) if key in values else "none"
+
+
+#: The input files a validation record hashes, as its messages name them.
+INPUT_FILES = {"model": "model file", "train": "training data", "test": "test data"}
+
+
+def input_hashes(config: Config) -> dict[str, str]:
+    """sha256 of the config's model, training and test files ("missing" for an absent file)."""
+    paths = {"model": config.model_path, "train": config.train_path, "test": config.test_path}
+    return {key: sha256_file(path) if path.is_file() else "missing" for key, path in paths.items()}
+
+
+def changed_inputs(config: Config, recorded: dict[str, str], *, since: str) -> list[str]:
+    """Each input file whose bytes differ from ``recorded``, naming the file and both hashes."""
+    paths = {"model": config.model_path, "train": config.train_path, "test": config.test_path}
+    return [
+        f"the {INPUT_FILES[key]} {paths[key]} changed since {since} "
+        f"(recorded sha256 {recorded.get(key, 'none')}, now {now})"
+        for key, now in input_hashes(config).items()
+        if recorded.get(key) != now
+    ]
 
 
 class GateVerdict(Result):
@@ -188,6 +257,8 @@ class ValidationResult(Result):
     """The same latency figures for the compiled graph, when it holds parity."""
     steps_s: dict[str, float] = {}
     """Seconds spent in each step of the validation."""
+    settings: ValidationSettings | None = None
+    """The gates and options it was made under; ``None`` in records older than this field."""
 
     @property
     def failed(self) -> list[GateVerdict]:
@@ -207,4 +278,30 @@ class ValidationResult(Result):
                 )
                 + ". Improve the model or change the gates in workbench.yaml; "
                 "nothing was packaged.",
+            )
+
+    def raise_for_inputs(self, config: Config, *, needed_by: str, redo: str) -> None:
+        """Raise :class:`StageOrderError` unless this record was made of ``config``'s name and
+        files: each changed file is named with its recorded and current sha256. ``redo`` says
+        what to run again (e.g. "run the validate stage again, then package")."""
+        problems = changed_inputs(config, self.inputs, since="the last validation")
+        if self.name != config.name:
+            was, now = self.name, config.name
+            problems.insert(0, f"the name changed since the last validation ({was!r}, now {now!r})")
+        if problems:
+            raise StageOrderError(f"{needed_by} refused: " + "; ".join(problems) + f"; {redo}")
+
+    def raise_for_settings(self, config: Config, *, needed_by: str) -> None:
+        """Raise :class:`StageOrderError` unless this record was made under ``config``'s gates
+        and options (a threshold changed in the validate panel and not saved, say), naming each
+        difference."""
+        if self.settings is None:
+            differences = ["the record does not say which gates and options it was made under"]
+        else:
+            differences = self.settings.differences(ValidationSettings.of(config))
+        if differences:
+            raise StageOrderError(
+                f"{needed_by} refused: the last validation was made under other gates or options "
+                "than workbench.yaml: " + "; ".join(differences) + "; save the gates or validate "
+                "again"
             )

@@ -1,5 +1,6 @@
 """The runtime that ships inside every Bento: row types, batching, the ASGI routes, auth, the
-OpenAPI document, start-up checks and JSON answers.
+OpenAPI document, start-up checks, JSON answers and monitoring (window, feedback, report, gauges,
+capture).
 
 Copied into each Bento as the package ``workbench_runtime`` (see
 :mod:`workbench.packaging.sources`) and imported by the generated ``service.py``. It imports
@@ -8,7 +9,7 @@ modules import each other relatively, so the Bento serves where workbench is not
 """
 
 from .batching import Batcher, Overloaded, QueueFull
-from .fields import Boolean, Category, Integer, Number
+from .fields import Boolean, Category, Integer, Number, Text
 from .predictor import Predictor, RowsRefused
 from .service import DeploymentError, Serving, file_sha256
 from .settings import API_KEY_ENV, MODEL_FILE, Settings
@@ -28,5 +29,6 @@ __all__ = [
     "RowsRefused",
     "Serving",
     "Settings",
+    "Text",
     "file_sha256",
 ]

@@ -35,15 +35,20 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic_core import from_json
 
 from .batching import Batcher, Overloaded, QueueFull
+from .feedback import FeedbackError
+from .monitor import Monitor
 from .openapi import document
 from .predictor import RowsRefused
 from .settings import (
     API_KEY_ENV,
     DOCS_ASSETS,
     DOCS_PATH,
+    FEEDBACK_PATH,
     METADATA_PATH,
+    MONITOR_PATH,
     OPEN_PATHS,
     PREDICT_PATH,
+    REQUEST_ID_HEADER,
     Settings,
 )
 
@@ -62,7 +67,9 @@ VALIDATION_SLICE = 500
 MAX_DETAIL = 100
 LARGE_JOBS = "score large files offline in batches instead of over HTTP"
 #: Response headers a browser script may read cross-origin (CORS hides all others).
-EXPOSED = (b"access-control-expose-headers", b"Retry-After, WWW-Authenticate")
+EXPOSED = (b"access-control-expose-headers", b"Retry-After, WWW-Authenticate, X-Request-Id")
+#: The largest ``POST /feedback`` body.
+MAX_FEEDBACK_BYTES = 4 << 20
 
 
 class Serving(Protocol):
@@ -72,6 +79,7 @@ class Serving(Protocol):
     card: dict[str, Any]
     batcher: Batcher | None
     rows_adapter: TypeAdapter[list[Any]]
+    monitor: Monitor | None
 
 
 class Envelope(BaseModel):
@@ -287,6 +295,9 @@ class PredictRoute:
             body = await read_body(scope, receive, settings.max_body_bytes)
             rows = await parse_rows(body, serving)
             answers = await answer_rows(rows, serving.batcher, settings.max_batch_rows)
+            monitor = serving.monitor
+            if monitor is not None and monitor.enabled:
+                cors = [(REQUEST_ID_HEADER.encode(), monitor.record(rows, answers).encode()), *cors]
         except Refusal as refusal:
             await send_json(send, refusal.status, refusal.payload, [*refusal.headers, *cors])
             return
@@ -297,6 +308,86 @@ class PredictRoute:
             await send_json(send, 500, {"error": UNEXPECTED}, cors)
             return
         await send_body(send, 200, ("[" + ",".join(answers) + "]").encode(), cors)
+
+
+class FeedbackRoute:
+    """``POST /feedback``: true labels (or values) for answered rows, by request id.
+
+    ``{"feedback": [{"request_id": "<X-Request-Id>", "row": 0, "label": <value>}, ...]}``
+    (``row``: the row's index in its request, default 0). Answers 200 with how many were
+    ``applied`` (first label), ``unchanged`` (the same label again: repeats are idempotent),
+    ``updated`` (another label: the last one counts) and ``unknown`` (an id not in the window, or
+    already dropped from it), listing the unknown ids. Any bad item is one 400 naming each bad
+    item, and nothing is applied.
+    """
+
+    def __init__(self, app: ASGIApp, *, serving: Serving) -> None:
+        self.app = app
+        self.serving = serving
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        monitor = self.serving.monitor
+        if scope["type"] != "http" or scope["path"] != FEEDBACK_PATH or monitor is None:
+            await self.app(scope, receive, send)
+            return
+        cors = cors_headers(scope, self.serving.settings.cors_origins)
+        if scope["method"] != "POST":
+            if scope["method"] == "OPTIONS" and header(scope, b"origin") is not None:
+                await self.app(scope, receive, send)
+                return
+            error = {"error": f"{scope['method']} is not allowed on {FEEDBACK_PATH}: use POST"}
+            await send_json(send, 405, error, [(b"allow", b"POST"), *cors])
+            return
+        try:
+            body = await read_body(scope, receive, MAX_FEEDBACK_BYTES)
+            try:
+                data = from_json(body) if body.strip() else None
+            except ValueError as exc:
+                raise FeedbackError(f"the body is not valid JSON ({exc})") from None
+            items = monitor.check_feedback(data)
+            answer = await monitor.give_feedback(items)
+        except FeedbackError as exc:
+            payload: dict[str, Any] = {"error": str(exc)}
+            if exc.detail:
+                payload["detail"] = exc.detail
+            await send_json(send, 400, payload, cors)
+            return
+        except Refusal as refusal:
+            await send_json(send, refusal.status, refusal.payload, [*refusal.headers, *cors])
+            return
+        except ClientGone:
+            return
+        await send_json(send, 200, answer, cors)
+
+
+class MonitorRoute:
+    """``GET /monitor``: the monitoring report of the window (recomputed at most every
+    ``monitor_refresh_s`` seconds; see :mod:`.monitor`)."""
+
+    def __init__(self, app: ASGIApp, *, serving: Serving) -> None:
+        self.app = app
+        self.serving = serving
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        monitor = self.serving.monitor
+        if scope["type"] != "http" or scope["path"] != MONITOR_PATH or monitor is None:
+            await self.app(scope, receive, send)
+            return
+        cors = cors_headers(scope, self.serving.settings.cors_origins)
+        if scope["method"] != "GET":
+            if scope["method"] == "OPTIONS" and header(scope, b"origin") is not None:
+                await self.app(scope, receive, send)
+                return
+            error = {"error": f"{scope['method']} is not allowed on {MONITOR_PATH}: use GET"}
+            await send_json(send, 405, error, [(b"allow", b"GET"), *cors])
+            return
+        try:
+            report = await monitor.report()
+        except Exception:  # noqa: BLE001 - logged; the client gets a generic 500
+            logger.exception("Exception on %s [GET]", MONITOR_PATH)
+            await send_json(send, 500, {"error": UNEXPECTED}, cors)
+            return
+        await send_json(send, 200, report, cors)
 
 
 class MetadataRoute:
@@ -399,5 +490,7 @@ class ApiKeyAuth:
 
 def middlewares(settings: Settings) -> tuple[type[Any], ...]:
     """The middleware classes in the order to add them (the first added is the outermost)."""
-    routes = (OpenApiRoute, MetadataRoute, PredictRoute)
+    routes: tuple[type[Any], ...] = (OpenApiRoute, MetadataRoute, PredictRoute)
+    if settings.monitor_window_rows > 0:
+        routes = (*routes, FeedbackRoute, MonitorRoute)
     return (ApiKeyAuth, *routes) if settings.auth == "api_key" else routes

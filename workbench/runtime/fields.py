@@ -6,6 +6,9 @@
   an integer column with gaps); never ``3.5``, ``"3"`` or ``true``.
 - ``boolean``: JSON ``true`` or ``false`` only; ``"yes"``, ``"true"``, ``1`` are refused.
 - ``category``: a JSON string; a number is refused (send ``"1"`` for the category ``1``).
+- ``text``: a JSON string of at most :data:`MAX_TEXT_CHARS` characters (free text, identifiers);
+  a number is refused. Any string is passed to the model as it is: there is no list of values
+  to check it against, and so no "unseen" warning or replacement.
 
 A nullable column also takes ``null`` or may be left out. Anything else is a 400 naming the row
 and the field.
@@ -18,6 +21,8 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_TEXT_CHARS = 100_000
+"""Longest value of a ``text`` field (characters); a longer one is a 400 naming the field."""
 
 
 def _whole(value: Any) -> Any:
@@ -31,3 +36,4 @@ Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Integer = Annotated[int, Field(strict=True, ge=INT64_MIN, le=INT64_MAX), BeforeValidator(_whole)]
 Boolean = Annotated[bool, Field(strict=True)]
 Category = Annotated[str, Field(strict=True)]
+Text = Annotated[str, Field(strict=True, max_length=MAX_TEXT_CHARS)]

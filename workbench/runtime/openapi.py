@@ -10,9 +10,10 @@ so :class:`~.asgi.OpenApiRoute` rewrites the answer of ``GET /docs.json``.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from .settings import METADATA_PATH, PREDICT_PATH, Settings
+from .settings import FEEDBACK_PATH, METADATA_PATH, MONITOR_PATH, PREDICT_PATH, Settings
 
 JSON = "application/json"
 ERROR: dict[str, Any] = {
@@ -129,6 +130,14 @@ def document(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
             "description": "not ready: the warm-up prediction has not succeeded (see the log)",
             "content": TEXT,
         }
+    secured = [(PREDICT_PATH, "post"), (METADATA_PATH, "get")]
+    if settings.monitor_window_rows > 0:
+        ok.setdefault("headers", {})["X-Request-Id"] = {
+            "description": "this answer's id: what POST /feedback refers to",
+            "schema": {"type": "string"},
+        }
+        _monitoring(paths, settings)
+        secured += [(FEEDBACK_PATH, "post"), (MONITOR_PATH, "get")]
     if settings.auth == "api_key":
         components = spec.setdefault("components", {})
         components.setdefault("securitySchemes", {})["bearerAuth"] = {
@@ -136,6 +145,91 @@ def document(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
             "scheme": "bearer",
             "description": "the key set in WORKBENCH_API_KEY where the service runs",
         }
-        for path, method in ((PREDICT_PATH, "post"), (METADATA_PATH, "get")):
+        for path, method in secured:
             paths[path][method]["security"] = [{"bearerAuth": []}]
     return spec
+
+
+FEEDBACK_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["feedback"],
+    "additionalProperties": False,
+    "properties": {
+        "feedback": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 10_000,
+            "items": {
+                "type": "object",
+                "required": ["request_id", "label"],
+                "additionalProperties": False,
+                "properties": {
+                    "request_id": {"type": "string", "minLength": 1},
+                    "row": {"type": "integer", "minimum": 0, "default": 0},
+                    "label": {"description": "one of the model's classes, or the true value"},
+                },
+            },
+        }
+    },
+}
+
+
+def _feedback(settings: Settings) -> dict[str, Any]:
+    """The feedback body, its ``label`` one of the classes (classifiers) or a number."""
+    label: dict[str, Any] = (
+        {"type": "number", "description": "the true value"}
+        if settings.task == "regression"
+        else {"enum": list(settings.classes or []), "description": "the true class"}
+    )
+    body = json.loads(json.dumps(FEEDBACK_BODY))
+    body["properties"]["feedback"]["items"]["properties"]["label"] = label
+    return dict(body)
+
+
+def _monitoring(paths: dict[str, Any], settings: Settings) -> None:
+    """``POST /feedback`` and ``GET /monitor``."""
+    counts = {name: {"type": "integer"} for name in ("applied", "unchanged", "updated", "unknown")}
+    paths[FEEDBACK_PATH] = {
+        "post": {
+            "summary": "true labels for answered rows, by request id",
+            "description": "Repeats are idempotent; ids not in the window are reported unknown.",
+            "tags": ["Service APIs"],
+            "requestBody": {"required": True, "content": {JSON: {"schema": _feedback(settings)}}},
+            "responses": {
+                "200": {
+                    "description": "how many items were applied, unchanged, updated, unknown",
+                    "content": {
+                        JSON: {
+                            "schema": {
+                                "type": "object",
+                                "properties": {**counts, "unknown_ids": {"type": "array"}},
+                            }
+                        }
+                    },
+                },
+                "400": {
+                    "description": "bad feedback: nothing was applied (`detail` names each item)",
+                    "content": {JSON: {"schema": ERROR}},
+                },
+                "413": _error("the body is too large: send the labels in several requests"),
+                "415": _error("the body is not `application/json`"),
+                **_api_errors(settings),
+            },
+        }
+    }
+    paths[MONITOR_PATH] = {
+        "get": {
+            "summary": "the monitoring report of the recent window",
+            "description": "Window, per-column drift, dataset verdict, predictions, missing and "
+            f"unseen shares, live metrics; recomputed at most every "
+            f"{settings.monitor_refresh_s:g} s.",
+            "tags": ["Service APIs"],
+            "responses": {
+                "200": {
+                    "description": "the report",
+                    "content": {JSON: {"schema": {"type": "object"}}},
+                },
+                **_api_errors(settings),
+            },
+        }
+    }

@@ -79,7 +79,43 @@ class Predictor:
                         )
                     else:
                         warnings[i].append(f"{name}: unseen category {value!r}")
-        frame = pd.DataFrame.from_records(records, columns=settings.columns).astype(settings.dtypes)
+        frame = pd.DataFrame.from_records(records, columns=settings.columns)
+        return self._cast(frame), warnings
+
+    def frame_inputs(self, frame: pd.DataFrame) -> tuple[Any, list[list[str]] | None]:
+        """The model's input for a frame of rows the row model accepted, and per-row warnings:
+        what :meth:`inputs` gives for the same rows, built column by column (batch scoring).
+
+        ``frame`` has every input column, by training name, holding what the row model's fields
+        hold: floats with NaN for a missing number, ints, bools (object with None when
+        nullable), strings (object with None).
+        """
+        settings = self.settings
+        if settings.float_rows:
+            values = np.ascontiguousarray(frame[settings.columns].to_numpy(dtype=np.float64))
+            if settings.frame_input:
+                return pd.DataFrame(values, columns=settings.columns, copy=False), None
+            return values, None
+        frame = frame[settings.columns].copy()
+        warnings: list[list[str]] = [[] for _ in range(len(frame))]
+        for name, seen in self.seen.items():
+            column = frame[name]
+            unseen = (column.notna() & ~column.isin(seen)).to_numpy()
+            for i in np.flatnonzero(unseen).tolist():
+                value = column.iat[i]
+                if settings.unseen_policy == "replace":
+                    warnings[i].append(
+                        f"{name}: unseen category {value!r} replaced by {settings.fallback[name]!r}"
+                    )
+                else:
+                    warnings[i].append(f"{name}: unseen category {value!r}")
+            if settings.unseen_policy == "replace" and unseen.any():
+                frame[name] = column.where(~unseen, settings.fallback[name])
+        return self._cast(frame), warnings
+
+    def _cast(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` in the training dtypes, a missing text value NaN."""
+        frame = frame.astype(self.settings.dtypes)
         for name in self.object_columns:
             # A missing text value is NaN, as in the training frame read from CSV or Parquet: left
             # as None (what a batch of only nulls becomes), an imputer would not see it missing.
@@ -87,7 +123,7 @@ class Predictor:
             missing = column.isna()
             if missing.any():
                 frame[name] = column.where(~missing, np.nan)
-        return frame, warnings
+        return frame
 
     def answer(self, rows: Sequence[BaseModel]) -> list[str]:
         """Each row's answer as JSON text, in order; :class:`RowsRefused` names the rows the model
@@ -132,9 +168,10 @@ class Predictor:
                     pending += [(start, middle), (middle, end)]
         return found or {i: _why(first) for i in range(len(rows))}
 
-    def _answer(self, rows: Sequence[BaseModel]) -> list[str]:
-        X, warnings = self.inputs(rows)
-        none: list[str] = []
+    def predict(self, X: Any) -> tuple[Any, Any]:
+        """Labels (or values) and, for a classifier with ``predict_proba``, the class
+        probabilities (float64, :attr:`classes` order; else None) for the model input ``X``.
+        Raises ``ValueError`` for a non-finite answer."""
         if self.proba:
             if self.both is not None:  # an ONNX graph: labels and probabilities from one run
                 labels, proba = self.both(X)
@@ -146,6 +183,17 @@ class Predictor:
                     labels = np.asarray(self.model.predict(X))
             if not np.isfinite(proba).all():
                 raise ValueError("the model answered non-finite probabilities")
+            return labels, proba
+        labels = np.asarray(self.model.predict(X))
+        if labels.dtype.kind == "f" and not np.isfinite(labels).all():
+            raise ValueError("the model answered a non-finite value")
+        return labels, None
+
+    def _answer(self, rows: Sequence[BaseModel]) -> list[str]:
+        X, warnings = self.inputs(rows)
+        none: list[str] = []
+        labels, proba = self.predict(X)
+        if proba is not None:
             table: list[list[Any]] = proba.tolist()
             classes = self.classes or []
             return [
@@ -158,9 +206,6 @@ class Predictor:
                 )
                 for i, (label, probs) in enumerate(zip(labels.tolist(), table, strict=True))
             ]
-        labels = np.asarray(self.model.predict(X))
-        if labels.dtype.kind == "f" and not np.isfinite(labels).all():
-            raise ValueError("the model answered a non-finite value")
         values: list[Any] = labels.tolist()
         return [
             json.dumps(

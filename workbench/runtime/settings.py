@@ -25,6 +25,17 @@ ONNX_FILE = "model.onnx"
 """The compiled model beside ``service.py`` when the Bento serves with onnxruntime."""
 #: Routes that stay open when an API key is required: health, metrics and the API docs, matched
 #: exactly; the docs page's assets are under :data:`DOCS_ASSETS`.
+FEEDBACK_PATH = "/feedback"
+MONITOR_PATH = "/monitor"
+PREDICTION_REFERENCE_FILE = "prediction_reference.json"
+"""The model's predictions on the test rows at packaging, as a one-column drift reference (the
+column :data:`PREDICTION_COLUMN`): what ``GET /monitor`` compares live predictions with."""
+PREDICTION_COLUMN = "prediction"
+REQUEST_ID_HEADER = "x-request-id"
+"""The response header of every ``POST /predict`` answer: the id ``POST /feedback`` refers to."""
+CAPTURE_DIR_ENV = "WORKBENCH_CAPTURE_DIR"
+"""Where the Bento runs, a folder to capture requests and feedback into (JSON lines, rotated by
+size, total size capped); unset: nothing is written to disk."""
 OPEN_PATHS = frozenset({"/", "/livez", "/readyz", "/healthz", "/metrics", DOCS_PATH})
 DOCS_ASSETS = "/static_content/"
 
@@ -82,3 +93,21 @@ class Settings:
     """One synthetic row (from the schema, no training data) that warms the model up at start;
     ``/readyz`` answers 503 until it has been predicted."""
     cors_origins: list[str] = field(default_factory=list)
+    workers: int = 1
+    """``bentoml serve`` worker processes (each keeps its share of the monitoring window)."""
+    monitor_window_rows: int = 10_000
+    """The last rows kept in memory for ``GET /monitor`` (all workers together); 0: no
+    monitoring (no request ids, no ``/feedback`` or ``/monitor``)."""
+    monitor_refresh_s: float = 5.0
+    """Drift and live metrics are recomputed at most this often (on ``/monitor`` or ``/metrics``),
+    never per request."""
+    monitor_min_labelled_rows: int = 30
+    """Live metrics are reported once the window holds this many labelled rows."""
+    monitor_capture_file_bytes: int = 16 << 20
+    """Capture (``WORKBENCH_CAPTURE_DIR``): a file is rotated when it reaches this size."""
+    monitor_capture_total_bytes: int = 256 << 20
+    """Capture: the oldest files are deleted while all of them together exceed this size."""
+    monitor_gates: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Live-metric gates (``monitor.gates``): metric -> ``{"min": ..., "max": ...}``."""
+    monitor_drift: dict[str, float] = field(default_factory=dict)
+    """Drift options (``monitor.drift``) that differ from :class:`~.drift.DriftOptions`."""

@@ -2,5 +2,6 @@
 
 from workbench.serving.launch import check, launch, serve
 from workbench.serving.server import Server
+from workbench.serving.session import LaunchSession, StatusWatcher, server_status
 
-__all__ = ["Server", "check", "launch", "serve"]
+__all__ = ["LaunchSession", "Server", "StatusWatcher", "check", "launch", "serve", "server_status"]

@@ -7,6 +7,7 @@ Each check sends what a real client would (httpx, BentoML's own client) and, whe
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
 import bentoml
@@ -18,6 +19,7 @@ from workbench.compilation import TOLERANCE
 from workbench.errors import ServingError
 from workbench.results import CheckResult
 from workbench.runtime import API_KEY_ENV
+from workbench.runtime.settings import PREDICT_PATH
 from workbench.schema import InputSchema
 
 #: The served answers are compared with the in-memory scikit-learn model at the tolerance that
@@ -37,14 +39,19 @@ def client_for(url: str, key: str, *, timeout: float = 30) -> bentoml.SyncHTTPCl
 
 
 def snippets(url: str, row: dict[str, Any], *, auth: bool) -> dict[str, str]:
-    """Copy-ready calls of the service: curl and ``bentoml.SyncHTTPClient`` (the key, when the
-    service requires one, is read from ``$WORKBENCH_API_KEY``: never written out)."""
-    body = json.dumps({"rows": [row]})
+    """Copy-ready calls of the service: curl and ``bentoml.SyncHTTPClient``.
+
+    When the service requires a key both read it from ``$WORKBENCH_API_KEY`` (never written
+    out). The curl line is shell-safe for any row value (each argument quoted with
+    :func:`shlex.quote`; the key is expanded inside double quotes, so its value is never split
+    or expanded again); the Python one writes the row as a literal (:func:`repr`).
+    """
+    body = json.dumps({"rows": [row]}, allow_nan=False)
     header = f' -H "Authorization: Bearer ${API_KEY_ENV}"' if auth else ""
     token = f", token=os.environ[{API_KEY_ENV!r}]" if auth else ""
     return {
-        "curl": f"curl -s -X POST {url}/predict -H 'content-type: application/json'{header} \\\n"
-        f"     -d '{body}'",
+        "curl": f"curl -s -X POST {shlex.quote(url + PREDICT_PATH)} "
+        f"-H 'content-type: application/json'{header} \\\n     -d {shlex.quote(body)}",
         "python": ("import os\n\n" if auth else "") + "import bentoml\n\n"
         f"with bentoml.SyncHTTPClient({url!r}{token}) as client:\n"
         f"    answer = client.predict(rows=[{row!r}])\n"
@@ -53,7 +60,9 @@ def snippets(url: str, row: dict[str, Any], *, auth: bool) -> dict[str, str]:
 
 
 def _bad_value(kind: str) -> Any:
-    return {"boolean": "maybe", "category": 12345, "integer": 1.5}.get(kind, "not-a-number")
+    return {"boolean": "maybe", "category": 12345, "text": 12345, "integer": 1.5}.get(
+        kind, "not-a-number"
+    )
 
 
 def bad_requests(url: str, row: dict[str, Any], schema: InputSchema, key: str) -> str:

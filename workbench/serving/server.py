@@ -1,16 +1,18 @@
 """A ``bentoml serve`` process you can always stop: started in the background on 127.0.0.1.
 
 A :class:`Server` is a ``bentoml serve`` process group on 127.0.0.1. It never blocks the caller,
-is stopped with every worker (SIGTERM to the group, a grace period, then SIGKILL to whatever is
-left of the tree), and is stopped when the owning interpreter (a notebook kernel) exits.
-Each server is recorded in a state folder so one whose owner died can be found and stopped.
+is stopped with every worker (SIGTERM, a grace period, then SIGKILL to whatever is left), and is
+stopped when the owning interpreter (a notebook kernel) exits: by ``atexit`` when it exits
+normally, by a watchdog process when it is killed outright (:mod:`.processes`).
+Each server is recorded in a state folder with the identity of its processes, so one whose owner
+died can be found and stopped, and nothing else is ever signalled.
 """
 
 from __future__ import annotations
 
 import atexit
+import errno
 import functools
-import json
 import os
 import secrets
 import signal
@@ -20,7 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -31,8 +33,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from workbench.errors import ServingError
 from workbench.runtime import API_KEY_ENV
+from workbench.serving import processes
+from workbench.serving.processes import MARKER_ENV, ProcessId, ServerRecord
 
 HOST = "127.0.0.1"
+#: Tries at a free port: another process can take the one chosen before ``bentoml`` binds it.
+PORT_ATTEMPTS = 3
 HEALTH = {"/livez", "/readyz", "/healthz", "/metrics"}
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -88,16 +94,22 @@ def terminate_tree(pid: int, *, grace: float = 10.0) -> None:
         for proc in procs:
             with suppress(psutil.Error):
                 proc.terminate()
-    _, alive = psutil.wait_procs(procs, timeout=grace)
-    for proc in alive:
+    processes.kill_survivors(procs, grace=grace)
+
+
+def _stop_at_exit(record: ServerRecord, path: Path) -> None:
+    processes.stop(record, grace=5.0)
+    path.unlink(missing_ok=True)
+
+
+def listens_on(pids: set[int], port: int) -> bool:
+    """Whether one of ``pids`` holds the listening socket on ``HOST:port``."""
+    for pid in pids:
         with suppress(psutil.Error):
-            proc.kill()
-    psutil.wait_procs(alive, timeout=5)
-
-
-def _stop_at_exit(pid: int, record: Path) -> None:
-    terminate_tree(pid, grace=5.0)
-    record.unlink(missing_ok=True)
+            for conn in psutil.Process(pid).net_connections(kind="tcp"):
+                if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr[1] == port:
+                    return True
+    return False
 
 
 @dataclass
@@ -112,6 +124,10 @@ class Server:
     """The key the server requires (``service.auth: api_key``): ``$WORKBENCH_API_KEY`` when set
     here, else one made for this server alone (never written to a file)."""
     started_at: float = field(default_factory=time.time)
+    server_id: str = field(default_factory=lambda: secrets.token_hex(8))
+    """The marker every process of this server carries (:mod:`.processes`)."""
+    record: ServerRecord | None = field(default=None, repr=False)
+    watchdog: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _at_exit: Callable[[], None] | None = field(default=None, repr=False)
 
     @property
@@ -139,83 +155,148 @@ class Server:
         """Start serving ``bento_tag`` on 127.0.0.1 and wait until ``/readyz`` answers 200.
 
         The server gets the API key of ``$WORKBENCH_API_KEY``, or a fresh random one when that is
-        unset (a Bento with ``service.auth: api_key`` refuses to start without a key).
+        unset (a Bento with ``service.auth: api_key`` refuses to start without a key). With no
+        ``port``, a free one is chosen, and another when something took it before the server
+        bound it (up to :data:`PORT_ATTEMPTS` tries).
         """
         if port is not None and not port_is_free(port):
             raise ServingError(
                 f"port {port} on {HOST} is busy; choose another port or leave it empty "
                 "for a free one"
             )
-        port = port or free_port()
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            server = cls._spawn(bento_tag, port or free_port(), log_dir, extra_args)
+            try:
+                server.wait_ready(timeout)
+            except _PortTaken:
+                server.stop()
+                if port is not None or attempt == PORT_ATTEMPTS:
+                    raise ServingError(
+                        f"port {server.port} on {HOST} was taken by another process before "
+                        f"`bentoml serve` could bind it ({attempt} tries); start again, or "
+                        "choose another port"
+                    ) from None
+                continue
+            except BaseException:
+                server.stop()
+                raise
+            return server
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @classmethod
+    def _spawn(
+        cls, bento_tag: str, port: int, log_dir: Path | None, extra_args: tuple[str, ...]
+    ) -> Server:
+        """Start ``bentoml serve`` and its watchdog, record both, register the exit hook."""
         api_key = os.environ.get(API_KEY_ENV) or secrets.token_urlsafe(24)
+        server_id = secrets.token_hex(8)
         log_dir = log_dir or state_dir()
         log_path = log_dir / f"serve-{bento_tag.replace(':', '-')}-{port}.log"
-        log = open(log_path, "wb")  # noqa: SIM115 - the child keeps writing after we return
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bentoml",
-                "serve",
-                bento_tag,
-                "--host",
-                HOST,
-                "--port",
-                str(port),
-                *extra_args,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env={**os.environ, "BENTOML_DO_NOT_TRACK": "True", API_KEY_ENV: api_key},
-        )
-        log.close()
-        server = cls(
-            bento_tag=bento_tag, port=port, process=process, log_path=log_path, api_key=api_key
-        )
-        server.record_path.write_text(
-            json.dumps(
-                {
-                    "pid": process.pid,
-                    "owner": os.getpid(),
-                    "bento_tag": bento_tag,
-                    "url": server.url,
-                    "log": str(log_path),
-                    "started_at": server.started_at,
-                }
+        env = {
+            **os.environ,
+            "BENTOML_DO_NOT_TRACK": "True",
+            API_KEY_ENV: api_key,
+            MARKER_ENV: server_id,
+        }
+        with open(log_path, "wb") as log:  # the child keeps its own descriptor
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bentoml",
+                    "serve",
+                    bento_tag,
+                    "--host",
+                    HOST,
+                    "--port",
+                    str(port),
+                    *extra_args,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=env,
             )
+        server = cls(
+            bento_tag=bento_tag,
+            port=port,
+            process=process,
+            log_path=log_path,
+            api_key=api_key,
+            server_id=server_id,
         )
+        record = ServerRecord(
+            id=server_id,
+            server=ProcessId.of(process.pid),
+            owner=ProcessId.of(os.getpid()),
+            bento_tag=bento_tag,
+            url=server.url,
+            log=str(log_path),
+            started_at=server.started_at,
+        )
+        record.save(server.record_path)
         # Stopped when this interpreter exits (a kernel shutdown or restart), not when the handle
         # is dropped: `workbench.serve(config).url` must leave a running server behind.
-        server._at_exit = functools.partial(_stop_at_exit, process.pid, server.record_path)
+        server._at_exit = functools.partial(_stop_at_exit, record, server.record_path)
         atexit.register(server._at_exit)
-        try:
-            server.wait_ready(timeout)
-        except BaseException:
-            server.stop()
-            raise
+        # ... and by the watchdog when it is killed outright. A session of its own: a signal to
+        # the owner's process group does not take the watchdog with it.
+        with open(log_path, "ab") as log:
+            server.watchdog = subprocess.Popen(
+                [sys.executable, processes.__file__, "watch", str(server.record_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, MARKER_ENV: server_id},
+            )
+        with suppress(psutil.NoSuchProcess):  # the record stays valid without it
+            record = replace(record, watchdog=ProcessId.of(server.watchdog.pid))
+            record.save(server.record_path)
+        server.record = record
         return server
 
     def wait_ready(self, timeout: float) -> None:
+        """Wait until ``/readyz`` answers 200 from this server's own processes.
+
+        An answer from a socket another process holds does not count; when this server exits
+        because another process took its port (the port is busy, or the log says the bind
+        failed), :class:`_PortTaken` says so (``start`` retries).
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                if not port_is_free(self.port) or self._lost_the_port():
+                    raise _PortTaken(self.port)
                 raise ServingError(
                     f"`bentoml serve {self.bento_tag}` exited with code {self.process.returncode} "
                     f"before it was ready. Last lines of {self.log_path}:\n{self.log_tail()}"
                 )
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=2.0).status_code == 200:
-                    return
+                ready = httpx.get(f"{self.url}/readyz", timeout=2.0).status_code == 200
             except httpx.HTTPError:
-                pass
+                ready = False
+            if ready and listens_on(self._tree(), self.port):
+                return
             time.sleep(0.2)
         raise ServingError(
             f"`bentoml serve {self.bento_tag}` was not ready after {timeout:.0f} s; "
             "it was stopped. "
             f"Last lines of {self.log_path}:\n{self.log_tail()}"
         )
+
+    def _lost_the_port(self) -> bool:
+        """Whether the log says binding the port failed: the process that held it (often a
+        client connection's ephemeral port) may have let it go before the exit was seen."""
+        return f"[Errno {errno.EADDRINUSE}]" in self.log_tail(40)
+
+    def _tree(self) -> set[int]:
+        try:
+            parent = psutil.Process(self.pid)
+            return {self.pid, *(p.pid for p in parent.children(recursive=True))}
+        except psutil.NoSuchProcess:
+            return set()
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -241,9 +322,14 @@ class Server:
         }
 
     def stop(self, *, grace: float = 10.0) -> None:
-        """Stop the server and all its workers (idempotent)."""
-        terminate_tree(self.pid, grace=grace)
+        """Stop the server, all its workers and its watchdog (idempotent)."""
+        if self.record is not None:
+            processes.stop(self.record, grace=grace)
+        if self.process.poll() is None:  # not found by its marker: still our child, by PID
+            terminate_tree(self.pid, grace=grace)
         self.process.wait(timeout=5)
+        if self.watchdog is not None:
+            self.watchdog.wait(timeout=5)
         self.record_path.unlink(missing_ok=True)
         if self._at_exit is not None:
             atexit.unregister(self._at_exit)
@@ -256,10 +342,18 @@ class Server:
         self.stop()
 
 
-def requests_served(url: str) -> int | None:
+class _PortTaken(Exception):
+    """``bentoml serve`` exited before it was ready and another process holds its port."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(f"port {port} was taken")
+        self.port = port
+
+
+def requests_served(url: str, *, timeout: float = 5.0) -> int | None:
     """API requests answered so far, summed from BentoML's Prometheus counters (health excluded)."""
     try:
-        text = httpx.get(f"{url}/metrics", timeout=5).text
+        text = httpx.get(f"{url}/metrics", timeout=timeout).text
     except httpx.HTTPError:
         return None
     total = 0.0

@@ -1,4 +1,5 @@
-"""The champion: the model of the same name packaged last, re-scored on the candidate's test data.
+"""The champion: the promoted version's model (``bentos/<name>/release/promotions.yaml``), else
+the model of the same name packaged last, re-scored on the candidate's test data.
 
 Read-only: the BentoML store is listed and the champion loaded, nothing is written. Only models
 saved by workbench count (label ``generated-by: workbench``), and a stored model made from the very
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,8 +25,24 @@ TestRows = Callable[[list[str]], pd.DataFrame]
 """Returns the test-data columns asked for (the features a model needs)."""
 
 
-def find_champion(name: str, *, candidate_sha: str) -> tuple[Any | None, str]:
-    """The latest workbench-saved ``name`` model not made from ``candidate_sha``, and a note."""
+def _promoted_model(promoted: str | None) -> str | None:
+    """The model tag the promoted Bento serves (from its model card), if it is in the store."""
+    import bentoml
+
+    if promoted is None:
+        return None
+    try:
+        card = Path(str(bentoml.bentos.get(promoted).path)) / "src" / "model_card.json"
+        return str(json.loads(card.read_text())["model_tag"])
+    except (bentoml.exceptions.NotFound, OSError, KeyError, ValueError):
+        return None
+
+
+def find_champion(
+    name: str, *, candidate_sha: str, promoted: str | None = None
+) -> tuple[Any | None, str]:
+    """The promoted version's model when there is one (``promoted``: its Bento tag), else the
+    latest workbench-saved ``name`` model; never one made from ``candidate_sha``. And a note."""
     import bentoml
 
     try:
@@ -33,6 +51,10 @@ def find_champion(name: str, *, candidate_sha: str) -> tuple[Any | None, str]:
         stored = []
     ours = [m for m in stored if m.info.labels.get("generated-by") == "workbench"]
     others = [m for m in ours if _model_sha(m.info.metadata) != candidate_sha]
+    promoted_model = _promoted_model(promoted)
+    for model in others:
+        if str(model.tag) == promoted_model:
+            return model, f"the promoted version {promoted}"
     if not others:
         why = (
             f"the only stored {name!r} model is this very model file"
@@ -74,11 +96,12 @@ def evaluate_champion(
     candidate_sha: str,
     y: pd.Series,
     test_rows: TestRows,
+    promoted: str | None = None,
 ) -> ChampionResult:
     """Find the champion and compute its metrics on the same test rows as the candidate."""
     import bentoml
 
-    found, note = find_champion(name, candidate_sha=candidate_sha)
+    found, note = find_champion(name, candidate_sha=candidate_sha, promoted=promoted)
     if found is None:
         return ChampionResult(note=note)
     tag = str(found.tag)

@@ -1,8 +1,8 @@
 """The validate stage's inputs: the model, its task and the labelled rows, checked up front.
 
 Any problem (a model that is not a fitted estimator, a target that is missing or empty, columns
-that differ from what the model was fitted on, classes it never saw, gates that do not fit) is one
-error before anything is measured or written.
+that differ from what the model was fitted on, date or time columns, classes it never saw, gates
+that do not fit) is one error before anything is measured or written.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from workbench.artifacts import load_model, sha256_file
 from workbench.config import Config
 from workbench.data import load_frame, release_arrow_memory, split_features
 from workbench.errors import ConfigError, DataError, ModelError
-from workbench.schema import check_columns
+from workbench.schema import check_columns, check_supported
 from workbench.validation.gates import check_gate_names
 from workbench.validation.metrics import align_labels, capabilities, primary_metric
 
@@ -98,6 +98,7 @@ def read_inputs(config: Config) -> Inputs:
     del train  # one copy of the data at a time
     features = expected_features(model, list(X_train.columns))
     check_columns(X_train, features, what="training data")
+    check_supported(X_train, what="training data")
     test = load_frame(config.test_path, what="test data")
     X_test, y_test_raw = split_features(test, target, what="test data")
     del test

@@ -1,6 +1,7 @@
 """Build the reference profile of the training inputs (see :mod:`workbench.results.profile`).
 
-Linear in the rows: one quantile pass per number column, one value count per category column.
+Linear in the rows: one quantile pass per number column (and per text column, over the string
+lengths), one value count per category column.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.results.profile import ColumnProfile, ReferenceProfile
+from workbench.runtime.sketch import text_lengths
 from workbench.schema import InputSchema
 
 BINS = 10
@@ -66,6 +68,9 @@ def build_profile(
         missing = round(float(series.isna().mean()), 6) if rows else 0.0
         if col.kind in ("number", "integer"):
             columns.append(_numeric(col.name, col.kind, series, missing, bins))
+        elif col.kind == "text":  # string lengths only: no value of a text column is kept
+            lengths = pd.Series(text_lengths(series[series.notna()]))
+            columns.append(_numeric(col.name, col.kind, lengths, missing, bins))
         else:
             columns.append(_categorical(col.name, col.kind, series, missing, top))
     return ReferenceProfile(rows=rows, columns=columns)

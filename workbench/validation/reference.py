@@ -31,8 +31,9 @@ DRIFT_REFERENCE = DRIFT_REFERENCE_FILE.removesuffix(".json")
 
 
 def drift_kinds(schema: InputSchema) -> dict[str, str]:
-    """The drift kind of each input column: the schema's kind, or ``text`` for a category column
-    with more distinct values than the schema lists (free text, identifiers)."""
+    """The drift kind of each input column: the schema's kind (``text`` columns are tested by
+    their string lengths and missing share), or ``text`` for a pandas-category column with more
+    distinct values than the schema lists."""
     return {
         c.name: "text" if c.kind == "category" and c.categories is None else c.kind
         for c in schema.columns

@@ -30,8 +30,14 @@ from workbench.compilation import Mode, compile_model
 from workbench.config import Config
 from workbench.data import load_frame
 from workbench.errors import DataError
-from workbench.results import BaselineResult, RuntimeResult, ValidationResult
-from workbench.schema import infer_schema
+from workbench.promotions import promoted_tag
+from workbench.results import (
+    BaselineResult,
+    RuntimeResult,
+    ValidationResult,
+    ValidationSettings,
+)
+from workbench.schema import infer_schema, pipeline_encoders
 from workbench.validation import diagnostics
 from workbench.validation.champion import evaluate_champion
 from workbench.validation.crossval import cross_validate
@@ -122,6 +128,7 @@ def validate(
                 candidate_sha=inputs.model_sha,
                 y=inputs.y_test_raw,
                 test_rows=lambda names: _champion_rows(config, X_test, names),
+                promoted=promoted_tag(config.root, config.name),
             )
     cv = None
     if options.cv_folds:
@@ -158,7 +165,7 @@ def validate(
     with steps.step("roundtrip", "save/reload round trip", 0.85):
         roundtrip = diagnostics.round_trip(model, X_test, task, seed=options.seed)
     with steps.step("schema", "input schema and reference profile", 0.86):
-        schema = infer_schema(X_train)
+        schema = infer_schema(X_train, encoders=pipeline_encoders(model))
         profile = build_profile(X_train, schema)
         drift_reference = json.dumps(build_reference(X_train, drift_kinds(schema)))
     with steps.step("compile", "compiling to ONNX and checking parity on every test row", 0.9):
@@ -221,6 +228,7 @@ def validate(
         ),
         onnx_latency=onnx_latency,
         steps_s=steps.seconds,
+        settings=ValidationSettings.of(config),
         **plot_data,
     )
     folder = records_dir(config.root, run_dir)

@@ -5,9 +5,20 @@ Importing this also makes IPython show stage results as HTML (:func:`display.reg
 
 from workbench.widgets.display import register_html
 from workbench.widgets.launch import LaunchPanel
+from workbench.widgets.monitor import MonitorPanel
 from workbench.widgets.package import PackagePanel
+from workbench.widgets.score import ScorePanel
 from workbench.widgets.validate import ValidatePanel
+from workbench.widgets.versions import VersionsPanel
 
 register_html()
 
-__all__ = ["LaunchPanel", "PackagePanel", "ValidatePanel", "register_html"]
+__all__ = [
+    "LaunchPanel",
+    "MonitorPanel",
+    "PackagePanel",
+    "ScorePanel",
+    "ValidatePanel",
+    "VersionsPanel",
+    "register_html",
+]

@@ -1,4 +1,4 @@
-"""The launch panel: start and stop the served Bento, see its status, run the checks."""
+"""The launch panel: start and stop the served Bento, see its status live, run the checks."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import ipywidgets as w
 
 from workbench.config import Config
 from workbench.reports import to_html
-from workbench.results import LaunchResult
+from workbench.results import LaunchResult, ServerStatus
 from workbench.runtime import API_KEY_ENV
-from workbench.serving import Server, check, serve
+from workbench.serving import LaunchSession, Server
 from workbench.widgets.base import Panel, button
 
 
-def _key_source(server: Server) -> str:
+def _key_source() -> str:
     """Where the server's API key came from (the key itself is never shown)."""
     if os.environ.get(API_KEY_ENV):
         return f"API key from ${API_KEY_ENV}"
@@ -24,12 +24,24 @@ def _key_source(server: Server) -> str:
 
 
 class LaunchPanel(Panel):
+    """Start, Check, Stop. While the server runs its status (uptime, requests served, last
+    error) refreshes every ``status_interval`` seconds from a background thread, which ends when
+    the server stops or the panel is closed."""
+
     title = "3 · Launch"
 
-    def __init__(self, config: Config, *, run_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        run_dir: str | Path | None = None,
+        status_interval: float = 2.0,
+    ) -> None:
         self.config = config
         self.run_dir = run_dir
-        self.server: Server | None = None
+        self.session = LaunchSession(
+            config, run_dir=run_dir, on_status=self._on_status, interval=status_interval
+        )
         self.result: LaunchResult | None = None
         self.light = w.HTML()
         self.light.add_class("wb-light")
@@ -40,7 +52,7 @@ class LaunchPanel(Panel):
         self.start_button.on_click(self.guarded(self.start))
         self.check_button.on_click(self.guarded(self.check))
         self.stop_button.on_click(self.guarded(self.stop))
-        self.refresh_button.on_click(self.guarded(self._show_state))
+        self.refresh_button.on_click(self.guarded(self.refresh))
         self.log_view = w.Textarea(value="", layout=w.Layout(width="100%", height="120px"))
         self.log_view.add_class("wb-log")
         super().__init__(
@@ -57,49 +69,78 @@ class LaunchPanel(Panel):
                 self.log_view,
             ]
         )
-        self._show_state()
+        self.refresh()
 
-    def _show_state(self) -> None:
-        running = self.server is not None and self.server.running
+    @property
+    def server(self) -> Server | None:
+        return self.session.server
+
+    def _on_status(self, status: ServerStatus) -> None:
+        """From the status thread: show the snapshot; buttons follow once the server stopped."""
+        self._show(status)
+        if status.state != "running" and not self.busy:
+            self.refresh_controls()
+
+    def _show(self, status: ServerStatus | None) -> None:
+        running = status is not None and status.state == "running"
         colour, word = ("#1a7f37", "running") if running else ("#8c959f", "stopped")
-        link = ""
-        if running and self.server is not None:
-            status = self.server.status()
-            url = html.escape(self.server.url)
-            link = (
+        details = ""
+        if status is not None and running:
+            url = html.escape(status.url)
+            served = "?" if status.requests_served is None else status.requests_served
+            details = (
                 f" at <a class='wb-url' href='{url}' target='_blank'>{url}</a>"
                 f" (<a class='wb-docs' href='{url}/' target='_blank'>API docs</a>)"
-                f" · pid {status['pid']}"
-                f" · up {status['uptime_s']:.0f} s · {status['requests_served']} requests served"
-                f" · {_key_source(self.server)}"
+                f" · pid {status.pid}"
+                f" · up <span class='wb-uptime'>{status.uptime_s:.0f}</span> s"
+                f" · <span class='wb-requests'>{served}</span> requests served"
+                f" · {_key_source()}"
+            )
+        if status is not None and status.last_error:
+            details += (
+                " · last error: <span class='wb-last-error'>"
+                f"{html.escape(status.last_error[:300])}</span>"
             )
         self.light.value = (
             f"<span class='wb-state-{word}' style='color:{colour}'>●</span> "
-            f"<span class='wb-state'>{word}</span>{link}"
+            f"<span class='wb-state'>{word}</span>{details}"
         )
+
+    def refresh_controls(self) -> None:
+        running = self.session.running
         self.start_button.disabled = running
         self.check_button.disabled = not running
         self.stop_button.disabled = not running
         if self.server is not None:
             self.log_view.value = self.server.log_tail(30)
 
+    def refresh(self) -> None:
+        self._show(self.session.status())
+        self.refresh_controls()
+
     def start(self) -> None:
         self.say("starting bentoml serve ...")
-        self.server = serve(self.config, run_dir=self.run_dir)
-        self.say(f"serving {self.server.bento_tag}", kind="ok")
-        self._show_state()
+        started = self.session.start()
+        server = self.session.server
+        assert server is not None  # start() either starts one or keeps the running one
+        if started:
+            self.say(f"serving {server.bento_tag}", kind="ok")
+        else:
+            self.say(
+                f"a server is already running at {server.url} (pid {server.pid}); nothing was "
+                "started: press Stop first to start another"
+            )
+        self.refresh()
 
     def check(self) -> None:
-        if self.server is None:
-            return
         self.say("running smoke, bad-request, parity and load checks ...")
-        self.result = check(self.server, self.config, run_dir=self.run_dir)
+        self.result = self.session.check()
         self.results.value = to_html(self.result)
         self.say(
             "all checks pass" if self.result.passed else "checks failed",
             kind="ok" if self.result.passed else "error",
         )
-        self._show_state()
+        self.refresh()
 
     def launch(self) -> None:
         """Start, check and stop in one go (the headless path); always stops the server."""
@@ -110,7 +151,11 @@ class LaunchPanel(Panel):
             self.stop()
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
+        self.session.stop()
         self.say("server stopped", kind="info")
-        self._show_state()
+        self.refresh()
+
+    def close(self) -> None:
+        """Closing the panel ends its status thread (the server runs on until Stop or exit)."""
+        self.session.close()
+        super().close()

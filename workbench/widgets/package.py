@@ -28,7 +28,8 @@ class PackagePanel(Panel):
         intro = w.HTML(
             f"Saves <code>{html.escape(config.model)}</code> to the BentoML store and builds the "
             f"Bento <code>{html.escape(config.name)}</code> from "
-            f"<code>bentos/{html.escape(config.name)}/</code>. Needs a passing validation."
+            f"<code>bentos/{html.escape(config.name)}/</code>. Needs a passing validation of these "
+            "files under the gates and options saved in <code>workbench.yaml</code>."
         )
         super().__init__([intro, self.build_button], footer=[self.source])
 

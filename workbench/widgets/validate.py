@@ -8,7 +8,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from workbench.config import Config, Gate, save_config
+from workbench.config import Config, save_gates
 from workbench.reports import to_html
 from workbench.results import ValidationResult
 from workbench.validation import validate
@@ -70,14 +70,14 @@ class ValidatePanel(Panel):
         )
 
     def edited_config(self) -> Config:
-        """The config with the thresholds as currently typed in the panel."""
-        gates: dict[str, Gate] = {}
+        """The config with the thresholds as currently typed in the panel (an impossible gate,
+        such as min above max, is one :class:`~workbench.errors.ConfigError` naming it)."""
+        gates: dict[str, dict[str, Any]] = {}
         for metric, gate in self.config.gates.items():
-            values: dict[str, Any] = gate.model_dump()
+            gates[metric] = gate.model_dump()
             for side in ("min", "max"):
                 if (metric, side) in self.bounds:
-                    values[side] = float(self.bounds[(metric, side)].value)
-            gates[metric] = Gate(**values)
+                    gates[metric][side] = float(self.bounds[(metric, side)].value)
         return self.config.with_gates(gates)
 
     def _progress(self, step: str, fraction: float) -> None:
@@ -103,5 +103,5 @@ class ValidatePanel(Panel):
 
     def save(self) -> None:
         path = self.config_path or self.config.root / "workbench.yaml"
-        save_config(self.edited_config(), path)
+        save_gates(self.edited_config().gates, path)
         self.say(f"gates saved to {path}", kind="ok")

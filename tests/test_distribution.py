@@ -1,0 +1,102 @@
+"""The product as a user installs it: `python -m build`, the wheel in a fresh venv, init, run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from workbench.pipeline.provenance import DISTRIBUTION
+
+pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parents[1]
+#: What the package needs at run time besides its modules (the notebooks, templates, runtime...).
+DATA_FILES = (
+    "workbench/notebooks/01_validate.ipynb",
+    "workbench/notebooks/02_package.ipynb",
+    "workbench/notebooks/03_launch.ipynb",
+    "workbench/packaging/service.py.tmpl",
+    "workbench/runtime/service.py",
+    "workbench/serving/processes.py",
+    "workbench/templates/project/workbench.yaml",
+    "workbench/templates/nbconvert/workbench_report/index.html.j2",
+    "workbench/static/requirejs/require.js",
+    "workbench/static/html-manager/embed-amd.js",
+)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without anything that would put the checkout on the path."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    return {**env, "BENTOML_DO_NOT_TRACK": "True", "CI": "true", **extra}
+
+
+def sh(*args: str | Path, cwd: Path, env: dict[str, str], timeout: float = 900) -> str:
+    done = subprocess.run(
+        [str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, f"{args}: {done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def test_the_built_wheel_installs_into_a_fresh_venv_and_runs_a_scaffolded_project(
+    tmp_path: Path, example_files: Path
+):
+    """`python -m build` makes an sdist and, from it, a wheel, both carrying the notebooks,
+    templates, runtime and static files; the wheel alone, installed into a new venv (not
+    editable, not the checkout), scaffolds a project that passes `workbench run`."""
+    env = clean_env(BENTOML_HOME=str(tmp_path / "store"))
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    dist = tmp_path / "dist"
+    sh(sys.executable, "-m", "build", "--outdir", dist, REPO, cwd=tmp_path, env=env)
+    timings["build"] = time.perf_counter() - started
+    wheel = next(dist.glob("deployment_workbench-*.whl"))
+    sdist = next(dist.glob("deployment_workbench-*.tar.gz"))
+    with zipfile.ZipFile(wheel) as zf:
+        assert set(DATA_FILES) <= set(zf.namelist())
+    with tarfile.open(sdist) as tf:
+        root = tf.getnames()[0].split("/")[0]
+        assert {f"{root}/{f}" for f in DATA_FILES} <= set(tf.getnames())
+
+    started = time.perf_counter()
+    venv = tmp_path / "venv"
+    sh(sys.executable, "-m", "venv", "--without-pip", venv, cwd=tmp_path, env=env)
+    python, workbench = venv / "bin" / "python", venv / "bin" / "workbench"
+    # This pip installs into the new venv (no ensurepip); from the local pip cache, the pinned
+    # versions; no byte-compiling of ~190 packages up front (the ~half that is imported is
+    # compiled on first import).
+    sh(
+        sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-compile",
+        "-c", REPO / "requirements.lock", wheel,
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
+    timings["install"] = time.perf_counter() - started
+    where = sh(python, "-c", "import workbench; print(workbench.__file__)", cwd=tmp_path, env=env)
+    assert Path(where.strip()).is_relative_to(venv), where  # the wheel's copy, not the checkout
+    dist_name = sh(
+        python, "-c", f"import importlib.metadata as m; print(m.version({DISTRIBUTION!r}))",
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert dist_name.strip() == wheel.name.split("-")[1]
+
+    started = time.perf_counter()
+    project = tmp_path / "churn"
+    project.mkdir()
+    sh(workbench, "init", ".", cwd=project, env=env)
+    requirements = (project / "requirements.txt").read_text()
+    assert requirements.splitlines()[-1] == f"{DISTRIBUTION}=={wheel.name.split('-')[1]}"
+    assert "git+https://" in requirements and "--index-url" in requirements
+    for sub in ("models", "data"):
+        shutil.copytree(example_files / sub, project / sub, dirs_exist_ok=True)
+    out = sh(workbench, "run", "--out", tmp_path / "run", cwd=project, env=env)
+    timings["init and run"] = time.perf_counter() - started
+    assert "Bento: churn:" in out, out
+    print({k: round(v, 1) for k, v in timings.items()})

@@ -1,0 +1,403 @@
+"""A running service's monitoring: replay a file through it, read ``GET /monitor``, apply gates.
+
+:func:`replay` sends a CSV or Parquet file's rows to ``POST /predict`` at a bounded rate (rows per
+second) and, when the file has the model's target column, each row's true label to
+``POST /feedback`` under the answer's ``X-Request-Id``. :func:`check_service` reads the service's
+report and fails it when the dataset drifted (``monitor.fail_on_drift``) or a live-metric gate
+(``monitor.gates``) fails: what ``workbench monitor`` exits 1 on. :func:`check_packaged` does the
+same through a fresh local server of the project's packaged model, stopped after (the headless
+monitor notebook and ``workbench monitor --file``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from workbench.config import Config, Gate, MonitorOptions
+from workbench.data import load_frame
+from workbench.errors import DataError, ServingError
+from workbench.results import ColumnDriftResult, DriftTestResult, MonitorResult, ReplayResult
+from workbench.runtime.settings import (
+    FEEDBACK_PATH,
+    METADATA_PATH,
+    MONITOR_PATH,
+    PREDICT_PATH,
+)
+from workbench.schema import InputSchema
+from workbench.serving.launch import serve
+from workbench.serving.replay import REQUEST_TIMEOUT_S, Answers, Target
+from workbench.serving.replay import replay as replay_rows
+from workbench.serving.server import Server, require_loopback
+
+#: Labels per ``POST /feedback``.
+FEEDBACK_BATCH = 1000
+#: The monitoring replay stops after this long (``--max-seconds``).
+MAX_REPLAY_SECONDS = 600.0
+
+
+def _headers(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def _get(client: httpx.Client, url: str, what: str) -> Any:
+    try:
+        response = client.get(url)
+    except httpx.HTTPError as exc:
+        raise ServingError(f"{url}: cannot reach the service ({exc}); is it running?") from exc
+    if response.status_code == 401:
+        raise ServingError(
+            f"{url}: 401, the API key was refused; set WORKBENCH_API_KEY to the service's key"
+        )
+    if response.status_code == 404:
+        raise ServingError(
+            f"{url}: 404, this service has no {what} (packaged before monitoring existed, or "
+            "with monitor.window_rows: 0); package the model again"
+        )
+    if response.status_code != 200:
+        raise ServingError(f"{url}: HTTP {response.status_code}: {response.text[:200]}")
+    return response.json()
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def replay(
+    url: str,
+    file: Path,
+    *,
+    key: str = "",
+    rate: float = 500.0,
+    batch_rows: int = 20,
+    max_rows: int | None = None,
+    max_seconds: float = MAX_REPLAY_SECONDS,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ReplayResult:
+    """Send ``file``'s rows through the service at ``url`` (on this machine), at most ``rate``
+    rows per second in requests of ``batch_rows``; labels (when the file has the target
+    column) go to ``/feedback``. ``max_rows`` and ``max_seconds`` bound the replay."""
+    require_loopback(url, what="the monitoring replay")
+    with httpx.Client(headers=_headers(key), timeout=REQUEST_TIMEOUT_S) as client:
+        card = _get(client, f"{url}{METADATA_PATH}", "model card")
+        schema = InputSchema.model_validate(card["input_schema"])
+        frame = load_frame(file, what="replay file")
+        missing = [c for c in schema.names if c not in frame.columns]
+        if missing:
+            raise DataError(
+                f"{file}: lacks the model's input columns {missing[:10]}"
+                f"{' ...' if len(missing) > 10 else ''}; replay a file of the model's inputs"
+            )
+        target = card.get("target")
+        labels = frame[target].tolist() if target in frame.columns else None
+        service = Target("service", url, key, schema.to_records(frame[schema.names]))
+        pending: list[dict[str, Any]] = []
+        unknown = feedback = 0
+
+        def flush() -> None:
+            nonlocal unknown, feedback
+            if not pending:
+                return
+            answer = client.post(f"{url}{FEEDBACK_PATH}", json={"feedback": pending})
+            if answer.status_code != 200:
+                raise ServingError(
+                    f"{url}{FEEDBACK_PATH}: HTTP {answer.status_code}: {answer.text[:300]}"
+                )
+            unknown += int(answer.json().get("unknown", 0))
+            feedback += len(pending)
+            pending.clear()
+
+        def after(start: int, end: int, answers: dict[str, Answers]) -> None:
+            request_id = answers[service.label].request_ids[-1]
+            if labels is not None and request_id is not None:
+                pending.extend(
+                    {"request_id": request_id, "row": i, "label": _json_value(labels[start + i])}
+                    for i in range(end - start)
+                )
+                if len(pending) >= FEEDBACK_BATCH:
+                    flush()
+            if on_progress is not None:
+                on_progress(end, len(service.rows))
+
+        done = replay_rows(
+            [service],
+            batch_rows=batch_rows,
+            max_rows=len(service.rows) if max_rows is None else max_rows,
+            max_seconds=max_seconds,
+            rate=rate,
+            on_batch=after,
+            what="the monitoring replay",
+        )
+        flush()
+    answers = done.answers[service.label]
+    return ReplayResult(
+        file=str(file),
+        rows=done.sent - sum(1 for a in answers.answers if a is None),
+        requests=done.requests,
+        failed_requests=answers.errors,
+        feedback=feedback,
+        feedback_unknown=unknown,
+        rate=rate,
+        seconds=done.seconds,
+        stopped_by=done.stopped_by,
+    )
+
+
+def fetch_report(url: str, *, key: str = "", timeout: float = 30.0) -> dict[str, Any]:
+    """``GET /monitor`` of the service at ``url``."""
+    with httpx.Client(headers=_headers(key), timeout=timeout) as client:
+        report: dict[str, Any] = _get(client, f"{url}{MONITOR_PATH}", f"{MONITOR_PATH} route")
+    return report
+
+
+def _column(c: Mapping[str, Any]) -> ColumnDriftResult:
+    test = c.get("missing_share_test")
+    return ColumnDriftResult(
+        column=c["column"],
+        kind=c["kind"],
+        test=c["test"],
+        statistic=c["statistic"],
+        p_value=c["p_value"],
+        threshold=c["threshold"],
+        drifted=c["drifted"],
+        rows=c["window_rows"],
+        reference_rows=c["reference_rows"],
+        missing_share_reference=c["missing_share_reference"],
+        missing_share_live=c["missing_share_window"],
+        unseen_share=c.get("unseen_share"),
+        missing_share_test=None if test is None else DriftTestResult(**test),
+        reason=c.get("reason"),
+    )
+
+
+def _gate_passed(gate: Gate, value: float) -> bool:
+    return (gate.min is None or value >= gate.min) and (gate.max is None or value <= gate.max)
+
+
+def judge(
+    url: str,
+    report: Mapping[str, Any],
+    options: MonitorOptions,
+    *,
+    model_tag: str = "",
+    replayed: ReplayResult | None = None,
+    seconds: float = 0.0,
+) -> MonitorResult:
+    """The report with ``options``' drift and live-metric gates applied."""
+    failures: list[str] = []
+    notes: list[str] = []
+    drift = report.get("drift")
+    verdict = None if drift is None else drift["verdict"]
+    if drift is None:
+        notes.append("the service ships no drift reference: drift was not checked")
+    elif verdict == "drift" and options.fail_on_drift:
+        drifted = [c["column"] for c in drift["columns"] if c["drifted"]]
+        failures.append(
+            f"the dataset drifted: {drift['drifted_columns']} of {drift['tested_columns']} tested "
+            f"columns ({', '.join(drifted[:8])}{' ...' if len(drifted) > 8 else ''})"
+        )
+    elif verdict == "not enough data":
+        notes.append(f"drift: not enough data ({drift.get('reason')})")
+    metrics = report.get("metrics", {})
+    live = metrics.get("live", {})
+    for metric, gate in options.gates.items():
+        value = live.get(metric)
+        if value is None:
+            notes.append(
+                f"gate {metric}: no live value ({metrics.get('labelled_rows', 0)} labelled rows, "
+                f"{metrics.get('min_labelled_rows', '?')} needed)"
+            )
+        elif not _gate_passed(gate, float(value)):
+            bounds = " and ".join(
+                f"{word} {bound:g}"
+                for word, bound in (("min", gate.min), ("max", gate.max))
+                if bound is not None
+            )
+            validation = metrics.get("validation", {}).get(metric)
+            was = "" if validation is None else f"; {validation:.4g} at validation"
+            failures.append(f"live {metric} {value:.4g} fails its gate ({bounds}{was})")
+    return MonitorResult(
+        url=url,
+        model_tag=model_tag,
+        verdict=verdict,
+        columns=[_column(c) for c in (drift or {}).get("columns", [])],
+        report=dict(report),
+        replay=replayed,
+        failures=failures,
+        notes=notes,
+        passed=not failures,
+        checked_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        seconds=round(seconds, 3),
+    )
+
+
+def check_service(
+    url: str,
+    options: MonitorOptions,
+    *,
+    key: str = "",
+    file: Path | None = None,
+    rate: float = 500.0,
+    max_rows: int | None = None,
+    max_seconds: float = MAX_REPLAY_SECONDS,
+) -> MonitorResult:
+    """Optionally replay ``file`` through the service, then read and judge its report."""
+    started = time.perf_counter()
+    url = url.rstrip("/")
+    replayed = None
+    if file is not None:
+        replayed = replay(url, file, key=key, rate=rate, max_rows=max_rows, max_seconds=max_seconds)
+    with httpx.Client(headers=_headers(key), timeout=30) as client:
+        card = _get(client, f"{url}{METADATA_PATH}", "model card")
+    report = fetch_report(url, key=key)
+    if replayed is not None:
+        # The report is recomputed at most every refresh_seconds (and feedback another worker
+        # received reaches the owner at its next refresh): read it once more after that.
+        wait = float(report.get("options", {}).get("refresh_seconds", 0) or 0)
+        if wait:
+            time.sleep(min(wait, 10))
+            report = fetch_report(url, key=key)
+    return judge(
+        url,
+        report,
+        options,
+        model_tag=str(card.get("model_tag", "")),
+        replayed=replayed,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def check_packaged(
+    config: Config,
+    file: Path,
+    *,
+    run_dir: str | Path | None = None,
+    rate: float = 500.0,
+    max_rows: int | None = None,
+    max_seconds: float = MAX_REPLAY_SECONDS,
+    on_serve: Callable[[Server], None] | None = None,
+) -> MonitorResult:
+    """Serve the project's packaged Bento on 127.0.0.1, replay ``file`` through it, judge its
+    report by ``config.monitor``; the server is stopped after, whatever happens. ``on_serve`` is
+    told the server once it is ready."""
+    with serve(config, run_dir=run_dir) as server:
+        if on_serve is not None:
+            on_serve(server)
+        return check_service(
+            server.url,
+            config.monitor,
+            key=server.api_key,
+            file=file,
+            rate=rate,
+            max_rows=max_rows,
+            max_seconds=max_seconds,
+        )
+
+
+# ---------------------------------------------------------------- traffic from /metrics
+
+REQUESTS = "bentoml_service_request"
+DURATION = "bentoml_service_request_duration_seconds"
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """The request counters and latency histogram of ``POST /predict`` at one moment."""
+
+    at: float
+    requests: dict[str, float]
+    """HTTP status -> requests so far (all workers)."""
+    buckets: list[tuple[float, float]]
+    """(upper bound in seconds, requests at most that slow), ascending, ending at +inf."""
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Traffic between two scrapes: rate, error share and latency quantiles (None: no requests)."""
+
+    seconds: float
+    requests: float
+    requests_per_s: float
+    error_rate: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+
+
+def scrape(url: str, *, path: str = PREDICT_PATH, timeout: float = 10.0) -> Scrape:
+    """Read ``/metrics`` (open, no key) and keep the figures of ``path``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        text = httpx.get(f"{url.rstrip('/')}/metrics", timeout=timeout).text
+    except httpx.HTTPError as exc:
+        raise ServingError(f"{url}/metrics: cannot reach the service ({exc})") from exc
+    requests: dict[str, float] = {}
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("endpoint") != path:
+                continue
+            if sample.name == f"{REQUESTS}_total":
+                code = sample.labels.get("http_response_code", "?")
+                requests[code] = requests.get(code, 0.0) + sample.value
+            elif sample.name == f"{DURATION}_bucket":
+                bound = float(sample.labels["le"])
+                buckets[bound] = buckets.get(bound, 0.0) + sample.value
+    return Scrape(time.monotonic(), requests, sorted(buckets.items()))
+
+
+def _quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
+    """Prometheus' ``histogram_quantile``: linear within the bucket holding the quantile."""
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if math.isinf(bound):
+                return lower_bound
+            inside = count - lower_count
+            share = (rank - lower_count) / inside if inside > 0 else 1.0
+            return lower_bound + (bound - lower_bound) * share
+        lower_bound, lower_count = bound, count
+    return None
+
+
+def traffic(before: Scrape, after: Scrape) -> Traffic:
+    """What happened between two scrapes (counters that went down, a restart, count from 0)."""
+    seconds = max(after.at - before.at, 1e-9)
+    codes = set(before.requests) | set(after.requests)
+    delta = {c: after.requests.get(c, 0.0) - before.requests.get(c, 0.0) for c in codes}
+    if any(v < 0 for v in delta.values()):
+        delta = dict(after.requests)
+    total = sum(delta.values())
+    errors = sum(v for c, v in delta.items() if not c.startswith("2"))
+    old = dict(before.buckets)
+    window = [(b, max(0.0, c - old.get(b, 0.0))) for b, c in after.buckets]
+
+    def ms(q: float) -> float | None:
+        value = _quantile(q, window)
+        return None if value is None else round(value * 1000, 3)
+
+    return Traffic(
+        seconds=round(seconds, 3),
+        requests=total,
+        requests_per_s=total / seconds,
+        error_rate=errors / total if total else None,
+        p50_ms=ms(0.5),
+        p95_ms=ms(0.95),
+        p99_ms=ms(0.99),
+    )
