@@ -398,3 +398,42 @@ def test_a_promotion_checked_against_a_pointer_that_moved_meanwhile_is_refused(t
         record_change(tmp_path, "m", change("m:b", None), manifest=None)
     assert history_path(tmp_path, "m").read_bytes() == before
     assert read_history(tmp_path, "m").lineage == ["m:a"]
+
+
+def test_a_promotion_waits_for_one_that_holds_the_lock_and_says_so_when_it_cannot(
+    tmp_path, monkeypatch
+):
+    """Another process holds the model's promotion lock (a promotion in another terminal): this
+    one waits for it, then gives up with one message naming the lock and changes nothing; once
+    the lock is let go, the same promotion is recorded."""
+    import subprocess
+    import sys
+
+    from workbench import promotions
+    from workbench.promotions import LOCK_FILE, Promotion, record_change
+
+    change = Promotion(action="promote", version="m:a", at="t", by="me", reason="r")
+    lock = release_dir(tmp_path, "m") / LOCK_FILE
+    lock.parent.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from filelock import FileLock; lock = FileLock(sys.argv[1]); "
+            "lock.acquire(); print('held', flush=True); sys.stdin.read()",
+            str(lock),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        monkeypatch.setattr(promotions, "LOCK_WAIT_S", 0.5)
+        with pytest.raises(VersionError, match=r"another promotion or rollback of 'm' has held"):
+            record_change(tmp_path, "m", change, manifest=None)
+        assert not history_path(tmp_path, "m").exists()
+    finally:
+        holder.communicate("", timeout=30)  # end of stdin: it lets go and exits
+    record_change(tmp_path, "m", change, manifest=None)
+    assert read_history(tmp_path, "m").lineage == ["m:a"]

@@ -7,7 +7,10 @@ through). Beside it, ``release/kubernetes.yaml`` is the promoted Bento's own man
 
 The file is edited round-trip (ruamel.yaml): a comment someone wrote in it survives the next
 promotion. Both files are rendered in full before either is touched and replaced by rename, so a
-failure leaves them as they were.
+failure leaves them as they were. A promotion or rollback holds a lock file beside the history
+(``release/.promotions.lock``, ignored by git) from reading the pointer to renaming the files, so
+two at once (two terminals, a CI job and a notebook) are serialised: the second finds the pointer
+moved and is refused, rather than both passing the check and one history entry being lost.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
+from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -28,6 +32,9 @@ from workbench.errors import VersionError
 RELEASE_DIR = "release"
 HISTORY_FILE = "promotions.yaml"
 MANIFEST_FILE = "kubernetes.yaml"
+LOCK_FILE = ".promotions.lock"
+#: How long a promotion waits for another one of the same model to finish, in seconds.
+LOCK_WAIT_S = 30.0
 HEADER = (
     "Which version of this model serves, and every promotion and rollback: written by\n"
     "`workbench promote` / `workbench rollback` (or the versions panel). Review it like code.\n"
@@ -174,6 +181,29 @@ def record_change(
     Both texts are rendered before anything is written; the manifest is renamed into place first
     and put back as it was if the history cannot be, so the two never disagree.
     """
+    path = release_dir(root, name) / LOCK_FILE
+    lock = FileLock(path, timeout=LOCK_WAIT_S)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except Timeout:
+        raise VersionError(
+            f"another promotion or rollback of {name!r} has held {path} for {LOCK_WAIT_S:.0f} s; "
+            "let it finish and run this again (nothing was changed)"
+        ) from None
+    except OSError as exc:
+        raise VersionError(
+            f"could not lock {path} ({exc}); nothing was changed, fix the folder and retry"
+        ) from exc
+    try:
+        return _record_change(root, name, change, manifest=manifest)
+    finally:
+        lock.release()
+
+
+def _record_change(
+    root: Path, name: str, change: Promotion, *, manifest: str | None
+) -> PromotionHistory:
     path = history_path(root, name)
     document = _load_document(path)
     current = _parse(document, name, path)  # refuse to extend a file that is already damaged
