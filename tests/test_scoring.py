@@ -16,6 +16,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import psutil
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from test_service import mixed_frame, mixed_project
@@ -184,6 +185,33 @@ def test_parts_keep_their_names_ids_and_the_drift_equals_the_files(mixed, tmp_pa
             theirs.p_value,
             theirs.drifted,
         )
+
+
+def test_kept_columns_of_a_csv_are_typed_as_the_model_read_them(mixed, tmp_path: Path):
+    """From a CSV, a kept model input is written as the number, integer, boolean or category
+    the model read (the same types as from the Parquet copy of the rows), in every chunk alike
+    (one chunk's categories all empty included); a column that is not an input stays the
+    file's text, leading zeros and all."""
+    tag, _ = mixed
+    frame = mixed_frame(300, 9).drop(columns=["label"])
+    frame.loc[:99, "colour"] = None  # the whole first chunk
+    frame.insert(0, "id", [f"{i:04d}" for i in range(len(frame))])
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    frame.to_parquet(tmp_path / "in.parquet")
+    score(tag, tmp_path / "in.csv", out=tmp_path / "csv.parquet", keep="all", chunk_rows=100)
+    score(tag, tmp_path / "in.parquet", out=tmp_path / "pq.parquet", keep="all", chunk_rows=100)
+    from_csv = pq.read_table(tmp_path / "csv.parquet")
+    from_parquet = pq.read_table(tmp_path / "pq.parquet")
+
+    def logical(table: pa.Table, name: str) -> pa.DataType:  # pandas 3 writes large_string
+        kind = table.schema.field(name).type
+        return pa.string() if kind == pa.large_string() else kind
+
+    for name in ("size cm", "count", "flag", "colour"):
+        assert logical(from_csv, name) == logical(from_parquet, name), name
+        assert from_csv.column(name).to_pylist() == from_parquet.column(name).to_pylist(), name
+    assert from_csv.schema.field("id").type == pa.string()
+    assert from_csv.column("id").to_pylist()[:3] == ["0000", "0001", "0002"]
 
 
 def test_the_drift_sample_is_bounded_and_merges_in_any_order():

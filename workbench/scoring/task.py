@@ -124,6 +124,16 @@ def _predict(
         return labels, proba, warnings, refused
 
 
+#: The Arrow type of a kept input column read from a CSV, by its schema kind (a CSV's cells are
+#: all text; every chunk's copy gets the same type, as one Parquet file needs).
+KEPT_TYPES = {
+    "number": pa.float64(),
+    "integer": pa.int64(),
+    "boolean": pa.bool_(),
+    "category": pa.string(),
+}
+
+
 def _output_table(
     model: BentoModel,
     batch: pa.RecordBatch,
@@ -132,11 +142,21 @@ def _output_table(
     labels: Any,
     proba: Any,
     warnings: list[list[str]] | None,
+    typed: dict[str, tuple[pd.Series, pa.DataType]] | None = None,
 ) -> pa.Table:
-    """The scored rows: row number, the kept columns, prediction, probabilities, warnings."""
+    """The scored rows: row number, the kept columns, prediction, probabilities, warnings.
+
+    ``typed``: kept columns to copy from the checked values rather than from ``batch`` (a CSV's
+    input columns, as numbers and booleans rather than their text)."""
     columns: dict[str, Any] = {ROW_COLUMN: pa.array(rows, pa.int64())}
     for name in keep_columns:
-        columns[name] = batch.column(name)
+        if typed is not None and name in typed:
+            values, arrow_type = typed[name]
+            if arrow_type == pa.int64():  # a nullable integer column is held as floats
+                values = values.astype("Int64")
+            columns[name] = pa.array(values, type=arrow_type, from_pandas=True)
+        else:
+            columns[name] = batch.column(name)
     columns[PREDICTION_COLUMN] = pa.array(labels)
     classes = model.predictor.classes
     if proba is not None and classes is not None:
@@ -164,6 +184,7 @@ def run_task(
     outcome.load_seconds = time.perf_counter() - started
     sample = DriftSample(spec.drift_kinds, spec.sample_rows)
     input_names = [str(c["name"]) for c in spec.columns]
+    input_kinds = {str(c["name"]): str(c["kind"]) for c in spec.columns}
     wanted = None if spec.keep is None else list(dict.fromkeys([*input_names, *spec.keep]))
     writer: pq.ParquetWriter | None = None
     error_file = None
@@ -203,8 +224,10 @@ def run_task(
             if refusals:
                 if error_file is None:
                     error_file = open(errors, "w", newline="", encoding="utf-8")  # noqa: SIM115
-                    csv.writer(error_file).writerow(["row", "field", "message"])
-                writer_csv = csv.writer(error_file)
+                    csv.writer(error_file, lineterminator="\n").writerow(
+                        ["row", "field", "message"]
+                    )
+                writer_csv = csv.writer(error_file, lineterminator="\n")
                 for position, field_name, message in sorted(refusals):
                     writer_csv.writerow([int(row_numbers[position]), field_name, message])
                 if outcome.first_refusal is None:
@@ -218,8 +241,22 @@ def run_task(
             if len(accepted):
                 keep_columns = batch.schema.names if spec.keep is None else spec.keep
                 taken = batch if len(accepted) == n else batch.take(pa.array(accepted))
+                typed = None
+                if task.part.format == "csv":  # the model's columns as it read them, not text
+                    typed = {
+                        name: (scored_values[name], KEPT_TYPES[kind])
+                        for name, kind in input_kinds.items()
+                        if name in keep_columns and kind in KEPT_TYPES
+                    }
                 table = _output_table(
-                    model, taken, row_numbers[accepted], keep_columns, labels, proba, warnings
+                    model,
+                    taken,
+                    row_numbers[accepted],
+                    keep_columns,
+                    labels,
+                    proba,
+                    warnings,
+                    typed,
                 )
                 if writer is None:
                     writer = pq.ParquetWriter(out, table.schema)
