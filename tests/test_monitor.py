@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -338,6 +339,43 @@ def test_workbench_monitor_with_a_file_alone_serves_the_packaged_model_for_the_r
     assert result["passed"] and result["replay"]["rows"] == 426
     assert result["report"]["window"]["rows"] == 426  # a fresh server: this replay's rows only
     assert "<table" in (tmp_path / "out" / "monitor.html").read_text()
+    assert {p.pid for p in our_servers()} <= before
+
+
+@pytest.mark.serve
+def test_a_replay_the_service_refuses_fails_the_check_and_a_missing_file_starts_nothing(
+    served: tuple[Path, Server], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """A replay file with a cell the service refuses: its requests are answered 400, their rows
+    never reach the window, and `workbench monitor` says so (the first 400 quoted) and exits 1
+    instead of passing on what it never saw. A replay file that does not exist is one message,
+    exit 2, before any server starts."""
+    project, _ = served
+    frame = pd.read_csv(project / "data" / "train.csv")
+    first = frame.columns[0]
+    frame[first] = frame[first].astype(object)
+    frame.loc[5, first] = "abc"
+    frame.to_csv(tmp_path / "bad.csv", index=False)
+    config = str(project / "workbench.yaml")
+    before = {p.pid for p in our_servers()}
+    code = main(
+        ["monitor", "--file", str(tmp_path / "bad.csv"), "--config", config, "--rate", "4000"]
+        + ["--out", str(tmp_path / "out")]
+    )
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert re.search(r"\d+ of \d+ requests refused \(first: HTTP 400", out), out
+    assert "FAIL: the service refused" in out and "--on-error skip" in out
+    result = json.loads((tmp_path / "out" / "monitor.json").read_text())
+    assert not result["passed"] and result["replay"]["failed_requests"] >= 1
+    assert result["replay"]["first_errors"][0].startswith("HTTP 400")
+
+    code = main(["monitor", "--file", str(tmp_path / "nope.csv"), "--config", config])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "replay file" in captured.err and "nope.csv' not found; check the replay" in captured.err
+    assert "replay file file" not in captured.err
+    assert "for the replay" not in captured.out  # no server was started for it
     assert {p.pid for p in our_servers()} <= before
 
 

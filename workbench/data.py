@@ -33,10 +33,10 @@ def release_arrow_memory() -> None:
     pyarrow.default_memory_pool().release_unused()
 
 
-def load_frame(path: Path, *, what: str) -> pd.DataFrame:
-    """Read a CSV or Parquet file into a DataFrame."""
+def load_frame(path: Path, *, what: str, fix: str = "fix `data` in workbench.yaml") -> pd.DataFrame:
+    """Read a CSV or Parquet file into a DataFrame (``fix``: what to do when it is missing)."""
     if not path.is_file():
-        raise DataError(f"{what} file {str(path)!r} not found; fix `data` in workbench.yaml")
+        raise DataError(f"{what} file {str(path)!r} not found; {fix}")
     suffix = path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):

@@ -123,7 +123,11 @@ def _package_run(root: Path, given: str | None) -> Path | None:
 def _cmd_monitor(args: argparse.Namespace) -> int:
     from workbench.config import MonitorOptions, load_config
     from workbench.monitoring.live import check_packaged, check_service
-    from workbench.reports.monitoring import monitor_verdict_line, write_monitor_report
+    from workbench.reports.monitoring import (
+        monitor_verdict_line,
+        replay_line,
+        write_monitor_report,
+    )
 
     config_path = Path(args.config)
     if args.url is None and args.file is None:
@@ -152,7 +156,7 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
     window = result.report.get("window", {})
     if result.replay is not None:
         r = result.replay
-        print(f"replayed {r.rows:,} rows of {r.file} ({r.feedback:,} labels) in {r.seconds:.1f} s")
+        print(replay_line(r, r.file))
     print(
         f"{result.model_tag}: {window.get('rows', 0):,} rows in the window, "
         f"{window.get('labelled_rows', 0):,} labelled; drift: {result.verdict}"

@@ -156,7 +156,7 @@ def _read_file(file: Path) -> Any:
         raise DataError(f"{str(file)!r} is a folder; give one CSV or Parquet file")
     if not file.is_file():
         raise DataError(f"file {str(file)!r} not found")
-    return load_frame(file, what="live data")
+    return load_frame(file, what="live data", fix="check its path")
 
 
 def _test(outcome: TestOutcome | None) -> DriftTestResult | None:

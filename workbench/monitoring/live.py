@@ -21,10 +21,12 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pandas as pd
 
 from workbench.config import Config, Gate, MonitorOptions
 from workbench.data import load_frame
 from workbench.errors import DataError, ServingError
+from workbench.monitoring.drift import find_bento, read_model_card
 from workbench.results import ColumnDriftResult, DriftTestResult, MonitorResult, ReplayResult
 from workbench.runtime.settings import (
     FEEDBACK_PATH,
@@ -33,7 +35,7 @@ from workbench.runtime.settings import (
     PREDICT_PATH,
 )
 from workbench.schema import InputSchema
-from workbench.serving.launch import serve
+from workbench.serving.launch import serve, served_tag
 from workbench.serving.replay import REQUEST_TIMEOUT_S, Answers, Target
 from workbench.serving.replay import replay as replay_rows
 from workbench.serving.server import Server, require_loopback
@@ -75,6 +77,18 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+def replay_frame(file: Path, schema: InputSchema) -> pd.DataFrame:
+    """The rows of a replay file, or one message when it cannot be read or lacks an input."""
+    frame = load_frame(file, what="replay", fix="check the replay file's path")
+    missing = [c for c in schema.names if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{file}: lacks the model's input columns {missing[:10]}"
+            f"{' ...' if len(missing) > 10 else ''}; replay a file of the model's inputs"
+        )
+    return frame
+
+
 def replay(
     url: str,
     file: Path,
@@ -85,21 +99,18 @@ def replay(
     max_rows: int | None = None,
     max_seconds: float = MAX_REPLAY_SECONDS,
     on_progress: Callable[[int, int], None] | None = None,
+    frame: pd.DataFrame | None = None,
 ) -> ReplayResult:
     """Send ``file``'s rows through the service at ``url`` (on this machine), at most ``rate``
     rows per second in requests of ``batch_rows``; labels (when the file has the target
-    column) go to ``/feedback``. ``max_rows`` and ``max_seconds`` bound the replay."""
+    column) go to ``/feedback``. ``max_rows`` and ``max_seconds`` bound the replay. ``frame``:
+    the file's rows, when the caller has read and checked them (:func:`replay_frame`)."""
     require_loopback(url, what="the monitoring replay")
     with httpx.Client(headers=_headers(key), timeout=REQUEST_TIMEOUT_S) as client:
         card = _get(client, f"{url}{METADATA_PATH}", "model card")
         schema = InputSchema.model_validate(card["input_schema"])
-        frame = load_frame(file, what="replay file")
-        missing = [c for c in schema.names if c not in frame.columns]
-        if missing:
-            raise DataError(
-                f"{file}: lacks the model's input columns {missing[:10]}"
-                f"{' ...' if len(missing) > 10 else ''}; replay a file of the model's inputs"
-            )
+        if frame is None:
+            frame = replay_frame(file, schema)
         target = card.get("target")
         labels = frame[target].tolist() if target in frame.columns else None
         service = Target("service", url, key, schema.to_records(frame[schema.names]))
@@ -147,6 +158,7 @@ def replay(
         rows=done.sent - sum(1 for a in answers.answers if a is None),
         requests=done.requests,
         failed_requests=answers.errors,
+        first_errors=answers.first_errors,
         feedback=feedback,
         feedback_unknown=unknown,
         rate=rate,
@@ -210,6 +222,13 @@ def judge(
         )
     elif verdict == "not enough data":
         notes.append(f"drift: not enough data ({drift.get('reason')})")
+    if replayed is not None and replayed.failed_requests:
+        first = replayed.first_errors[0] if replayed.first_errors else "no answer"
+        failures.append(
+            f"the service refused {replayed.failed_requests:,} of {replayed.requests:,} replayed "
+            f"requests, so their rows are not in the window (first: {first}); `workbench score` "
+            f"of {replayed.file} with --on-error skip lists every refused row and why"
+        )
     metrics = report.get("metrics", {})
     live = metrics.get("live", {})
     for metric, gate in options.gates.items():
@@ -252,13 +271,23 @@ def check_service(
     rate: float = 500.0,
     max_rows: int | None = None,
     max_seconds: float = MAX_REPLAY_SECONDS,
+    frame: pd.DataFrame | None = None,
 ) -> MonitorResult:
-    """Optionally replay ``file`` through the service, then read and judge its report."""
+    """Optionally replay ``file`` (``frame``: its rows, already read) through the service, then
+    read and judge its report."""
     started = time.perf_counter()
     url = url.rstrip("/")
     replayed = None
     if file is not None:
-        replayed = replay(url, file, key=key, rate=rate, max_rows=max_rows, max_seconds=max_seconds)
+        replayed = replay(
+            url,
+            file,
+            key=key,
+            rate=rate,
+            max_rows=max_rows,
+            max_seconds=max_seconds,
+            frame=frame,
+        )
     with httpx.Client(headers=_headers(key), timeout=30) as client:
         card = _get(client, f"{url}{METADATA_PATH}", "model card")
     report = fetch_report(url, key=key)
@@ -291,8 +320,12 @@ def check_packaged(
 ) -> MonitorResult:
     """Serve the project's packaged Bento on 127.0.0.1, replay ``file`` through it, judge its
     report by ``config.monitor``; the server is stopped after, whatever happens. ``on_serve`` is
-    told the server once it is ready."""
-    with serve(config, run_dir=run_dir) as server:
+    told the server once it is ready. The file is read and checked against the Bento's inputs
+    before any server starts."""
+    tag = served_tag(config, run_dir=run_dir)
+    schema = InputSchema.model_validate(read_model_card(find_bento(tag))["input_schema"])
+    frame = replay_frame(file, schema)
+    with serve(config, run_dir=run_dir, bento_tag=tag) as server:
         if on_serve is not None:
             on_serve(server)
         return check_service(
@@ -303,6 +336,7 @@ def check_packaged(
             rate=rate,
             max_rows=max_rows,
             max_seconds=max_seconds,
+            frame=frame,
         )
 
 

@@ -10,7 +10,7 @@ from workbench.artifacts import write_atomic
 from workbench.errors import DataError
 from workbench.reports import plots
 from workbench.reports.html import STYLE, fmt, img, page, table_html, verdict_html
-from workbench.results import ColumnDriftResult, DriftResult, MonitorResult
+from workbench.results import ColumnDriftResult, DriftResult, MonitorResult, ReplayResult
 
 DRIFT_STYLE = (
     "<style>.wb-drift tr.wb-row-drift td{background:#ffebe9}"
@@ -158,6 +158,21 @@ def drift_html(result: DriftResult) -> str:
 def drift_page(result: DriftResult) -> str:
     """The report as a self-contained HTML document (styles inline, nothing fetched)."""
     return page(f"drift: {result.bento_tag}: {result.verdict}", drift_html(result))
+
+
+def replay_line(replayed: ReplayResult, name: str) -> str:
+    """One sentence on a replay (plain text): rows, labels, time and any refused requests."""
+    line = (
+        f"replayed {replayed.rows:,} rows of {name} ({replayed.feedback:,} labels) in "
+        f"{replayed.seconds:.1f} s"
+    )
+    if replayed.failed_requests:
+        first = replayed.first_errors[0] if replayed.first_errors else "no answer"
+        line += (
+            f"; {replayed.failed_requests:,} of {replayed.requests:,} requests refused "
+            f"(first: {first})"
+        )
+    return line
 
 
 def monitor_verdict_line(result: MonitorResult) -> str:

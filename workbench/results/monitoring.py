@@ -99,6 +99,8 @@ class ReplayResult(Result):
     requests: int
     failed_requests: int
     """Requests not answered 200 (their rows are not in the window)."""
+    first_errors: list[str] = []
+    """What the first few failed requests were answered (``HTTP 400: ...``)."""
     feedback: int
     """Labels sent to ``POST /feedback`` (0 when the file has no target column)."""
     feedback_unknown: int
@@ -112,9 +114,9 @@ class ReplayResult(Result):
 class MonitorResult(Result):
     """A service's monitoring report (``GET /monitor``) and the gates applied to it.
 
-    ``passed`` is false when the dataset drifted (``monitor.fail_on_drift``) or a live-metric gate
-    failed; ``failures`` says which. A verdict of "not enough data" or a gate without enough
-    labelled rows fails nothing (``notes`` says so).
+    ``passed`` is false when the dataset drifted (``monitor.fail_on_drift``), a live-metric gate
+    failed or the service refused requests of the replay; ``failures`` says which. A verdict of
+    "not enough data" or a gate without enough labelled rows fails nothing (``notes`` says so).
     """
 
     url: str

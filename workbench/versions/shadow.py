@@ -38,7 +38,7 @@ def replay_frame(
     path: Path, versions: list[StoredVersion], target: str
 ) -> tuple[pd.DataFrame, pd.Series | None]:
     """The replay file's rows, checked against both versions' input columns, and its labels."""
-    frame = load_frame(path, what="replay file")
+    frame = load_frame(path, what="replay", fix="check the replay file's path")
     needed = list(dict.fromkeys(n for v in versions for n in v.schema.names))
     missing = {
         v.tag: [c for c in v.schema.names if c not in frame.columns]

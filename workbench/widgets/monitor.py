@@ -32,7 +32,7 @@ from workbench.monitoring.live import (
     traffic,
 )
 from workbench.reports import to_html
-from workbench.reports.monitoring import write_monitor_report
+from workbench.reports.monitoring import replay_line, write_monitor_report
 from workbench.results import MonitorResult
 from workbench.runtime import API_KEY_ENV
 from workbench.serving import Server, serve
@@ -170,11 +170,7 @@ class MonitorPanel(Panel):
         """Send the replay file through the service (labels as feedback); blocks."""
         file = Path(self.file_box.value).expanduser()
         done = replay(self.url, file, key=self.key_box.value, rate=rate)
-        self.say(
-            f"replayed {done.rows:,} rows of {file.name} ({done.feedback:,} labels) in "
-            f"{done.seconds:.1f} s",
-            kind="ok",
-        )
+        self.say(replay_line(done, file.name), kind="error" if done.failed_requests else "ok")
 
     def replay_in_background(self) -> None:
         url = self.url  # checked here, so a missing URL is said at once
