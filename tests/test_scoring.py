@@ -115,11 +115,17 @@ def test_on_error_fail_writes_nothing_but_the_error_file(mixed, tmp_path: Path):
 
 
 def test_a_wrong_input_is_one_message_before_any_work(mixed, tmp_path: Path):
-    """Missing columns, an unknown format, a broken Parquet file, a glob matching a CSV and a
-    file output for a partitioned input are each refused up front, naming what to fix."""
+    """Missing columns, a Parquet column of a type the service would refuse in every row, an
+    unknown format, a broken Parquet file, a glob matching a CSV and a file output for a
+    partitioned input are each refused up front, naming what to fix."""
     tag, _ = mixed
     frame = mixed_frame(20, 1)
     frame.drop(columns=["colour"]).to_parquet(tmp_path / "lacks.parquet")
+    # Typed columns the service would refuse in every row: "3" for an integer, 1 for a
+    # category, true for a number.
+    frame.assign(count=frame["count"].astype(str)).to_parquet(tmp_path / "count_text.parquet")
+    frame.assign(colour=1).to_parquet(tmp_path / "colour_number.parquet")
+    frame.assign(**{"size cm": True}).to_parquet(tmp_path / "size_bool.parquet")
     (tmp_path / "rows.json").write_text("{}")
     (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
     (tmp_path / "parts").mkdir()
@@ -128,6 +134,10 @@ def test_a_wrong_input_is_one_message_before_any_work(mixed, tmp_path: Path):
     out = tmp_path / "out.parquet"
     cases = {
         "lacks.parquet": r"lacks 1 of the model's 4 input columns: 'colour'",
+        "count_text.parquet": r"column 'count' holds (large_)?string values, but Bento .* takes "
+        r"integers for it .*convert the column",
+        "colour_number.parquet": r"column 'colour' holds int64 values, .* takes text",
+        "size_bool.parquet": r"column 'size cm' holds bool values, .* takes numbers",
         "rows.json": r"unsupported format '\.json'; give a \.csv or \.parquet file",
         "broken.parquet": r"is not a readable Parquet file",
         "parts/*": r"which is not a \.parquet file",

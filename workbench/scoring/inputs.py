@@ -11,7 +11,7 @@ record batches of at most ``chunk_rows`` rows: memory follows the chunk, not the
 from __future__ import annotations
 
 import glob
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -131,7 +131,42 @@ def _csv_columns(path: Path) -> list[str]:
         ) from exc
 
 
-def _part(path: Path, name: str) -> tuple[InputPart, list[str]]:
+#: What a Parquet column's type must be for each schema kind (an all-null column fits any):
+#: the types JSON would carry for the service, which refuses ``"3"`` for an integer, ``1`` for
+#: a category and ``true`` for a number.
+KIND_TYPES: dict[str, tuple[str, Callable[[pa.DataType], bool]]] = {
+    "number": ("numbers", lambda t: pa.types.is_integer(t) or pa.types.is_floating(t)),
+    "integer": ("integers", lambda t: pa.types.is_integer(t) or pa.types.is_floating(t)),
+    "boolean": ("booleans", pa.types.is_boolean),
+    "category": ("text (a string column)", lambda t: _is_text(t)),
+    "text": ("text (a string column)", lambda t: _is_text(t)),
+}
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    if pa.types.is_dictionary(kind):  # a pandas category column
+        kind = kind.value_type
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
+
+
+def _check_types(path: Path, schema: pa.Schema, kinds: Mapping[str, str], bento: str) -> None:
+    """One message for the first model column whose Parquet type cannot hold its kind."""
+    for name, kind in kinds.items():
+        if name not in schema.names or kind not in KIND_TYPES:
+            continue
+        arrow_type = schema.field(name).type
+        wanted, fits = KIND_TYPES[kind]
+        if not (pa.types.is_null(arrow_type) or fits(arrow_type)):
+            raise DataError(
+                f"{str(path)!r}: column {name!r} holds {arrow_type} values, but Bento {bento} "
+                f"takes {wanted} for it (its schema kind is {kind}), and the service would refuse "
+                "every row; convert the column and write the file again"
+            )
+
+
+def _part(
+    path: Path, name: str, kinds: Mapping[str, str], bento: str
+) -> tuple[InputPart, list[str]]:
     fmt = _format(path)
     if fmt == "csv":
         return InputPart(str(path), fmt, name, None), _csv_columns(path)
@@ -143,17 +178,27 @@ def _part(path: Path, name: str) -> tuple[InputPart, list[str]]:
             "check that it was written completely"
         ) from exc
     groups = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
-    columns = [str(n) for n in meta.schema.to_arrow_schema().names]
+    arrow_schema = meta.schema.to_arrow_schema()
+    _check_types(path, arrow_schema, kinds, bento)
+    columns = [str(n) for n in arrow_schema.names]
     return InputPart(str(path), fmt, name, meta.num_rows, groups), columns
 
 
-def resolve_input(given: str | Path, required: Sequence[str], *, bento: str) -> ScoringInput:
-    """The parts of ``given``, each checked to hold every column in ``required``."""
+def resolve_input(
+    given: str | Path,
+    required: Sequence[str],
+    *,
+    bento: str,
+    kinds: Mapping[str, str] | None = None,
+) -> ScoringInput:
+    """The parts of ``given``, each checked to hold every column in ``required``, of a type
+    that can hold its schema kind in ``kinds`` (column -> kind; Parquet, whose columns are
+    typed: a CSV's cells are all text, checked row by row)."""
     paths, partitioned = _paths(str(given))
     parts: list[InputPart] = []
     first: list[str] = []
     for path, name in paths:
-        part, columns = _part(path, name)
+        part, columns = _part(path, name, kinds or {}, bento)
         missing = [c for c in required if c not in set(columns)]
         if missing:
             raise DataError(

@@ -225,7 +225,8 @@ def score(
         reference, drift_skipped = None, str(exc)
     columns = [dict(c) for c in card["input_schema"]["columns"]]
     names = [str(c["name"]) for c in columns]
-    scoring_input = resolve_input(input, names, bento=source.tag)
+    kinds = {str(c["name"]): str(c["kind"]) for c in columns}
+    scoring_input = resolve_input(input, names, bento=source.tag, kinds=kinds)
     kept = _keep(keep, scoring_input, source.tag)
     out = Path(out)
     _check_out(out, overwrite=overwrite)
