@@ -381,6 +381,17 @@ def test_a_window_below_min_window_rows_or_without_the_column_is_not_tested() ->
     assert flag.reason == "the column is not in the window" and partial.tested_columns == 5
 
 
+def test_a_category_window_too_small_to_test_still_reports_its_unseen_share() -> None:
+    """Too few rows for a drift test is no reason to hide what is known exactly: the share of
+    the window's values that training never saw (the report's unseen table agrees with its
+    unseen rows)."""
+    reference = ref_column(["red", "green"] * 500, "category")
+    small = column_drift("c", reference, ["red", "purple", "purple", None])
+    assert small.drifted is None and small.reason is not None and "fewer than" in small.reason
+    assert small.unseen_share == pytest.approx(2 / 3)
+    assert column_drift("c", reference, ["red"] * 3).unseen_share == 0.0
+
+
 def test_a_constant_reference_column_neither_raises_nor_drifts_on_the_same_constant() -> None:
     reference = ref_column([7.0] * 5000, "number")
     assert reference["sketch"]["std"] == 0.0

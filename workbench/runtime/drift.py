@@ -369,8 +369,14 @@ def column_drift(
 def _untested(
     name: str, reference: Mapping[str, Any], window: ColumnWindow | None, reason: str | None
 ) -> ColumnDrift:
-    """The column's sizes and missing shares, with no test (``window`` None: not in it)."""
+    """The column's sizes, missing shares and (for a category) the share of unseen values, with
+    no test (``window`` None: not in it)."""
     rows, missing = int(reference["rows"]), int(reference["missing"])
+    unseen = None
+    if window is not None and str(reference["kind"]) == "category" and window.counts:
+        known = reference.get("counts") or {}
+        present = sum(window.counts.values())
+        unseen = sum(c for k, c in window.counts.items() if k not in known) / present
     return ColumnDrift(
         column=name,
         kind=str(reference["kind"]),
@@ -383,6 +389,7 @@ def _untested(
         reference_rows=rows,
         missing_share_reference=missing / rows if rows else 0.0,
         missing_share_window=window.missing / window.rows if window and window.rows else None,
+        unseen_share=unseen,
         reason=reason,
     )
 
