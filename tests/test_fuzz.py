@@ -819,6 +819,22 @@ def test_any_body_is_answered_200_or_4xx_and_every_400_names_where(
     check_answer(answer, body, parsed, in_process)
 
 
+def test_a_category_value_is_bounded_like_text(in_process: InProcess):
+    """An unseen category is echoed in the row's warnings and listed by /monitor, so its value
+    is capped like a text column's: at the cap it is answered (with its warning), one over it is
+    a 400 naming the row and the field."""
+    good = {"size cm": 10.0, "weight": 0.07, "count": 2, "flag": True, "shape": "round"}
+    good["note"] = "fine"
+    at_cap = {**good, "colour": "x" * MAX_TEXT_CHARS}
+    answer = asyncio.run(post(in_process.app, json.dumps({"rows": [good, at_cap]}).encode()))
+    assert answer.status_code == 200, answer.text[:300]
+    assert answer.json()[1]["warnings"], answer.json()[1]  # unseen, and said so
+    over = {**good, "colour": "x" * (MAX_TEXT_CHARS + 1)}
+    answer = asyncio.run(post(in_process.app, json.dumps({"rows": [good, over]}).encode()))
+    assert answer.status_code == 400, answer.text[:300]
+    assert [d["loc"] for d in answer.json()["detail"]] == [["rows", 1, "colour"]]
+
+
 @settings(max_examples=100, deadline=5000, database=None)
 @given(data=st.data())
 def test_a_key_that_is_not_a_column_name_is_refused_naming_it(

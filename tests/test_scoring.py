@@ -24,6 +24,7 @@ from test_service import mixed_frame, mixed_project
 from workbench import load_config, package, validate
 from workbench.errors import DataError
 from workbench.monitoring import drift_report
+from workbench.runtime.fields import MAX_TEXT_CHARS
 from workbench.runtime.sketch import ColumnWindow
 from workbench.scoring import score
 from workbench.scoring.model import load_count
@@ -222,6 +223,22 @@ def test_kept_columns_of_a_csv_are_typed_as_the_model_read_them(mixed, tmp_path:
         assert from_csv.column(name).to_pylist() == from_parquet.column(name).to_pylist(), name
     assert from_csv.schema.field("id").type == pa.string()
     assert from_csv.column("id").to_pylist()[:3] == ["0000", "0001", "0002"]
+
+
+def test_a_category_value_over_the_cap_is_refused_as_the_service_refuses_it(mixed, tmp_path: Path):
+    """A category value longer than the service takes (MAX_TEXT_CHARS) is not waved through by
+    the column check: its row is refused with the row model's message, the others scored."""
+    tag, _ = mixed
+    frame = mixed_frame(20, 3).drop(columns=["label"])
+    frame["colour"] = frame["colour"].astype(object)
+    frame.loc[4, "colour"] = "x" * (MAX_TEXT_CHARS + 1)
+    frame.to_parquet(tmp_path / "long.parquet")
+    out = tmp_path / "out.parquet"
+    score(tag, tmp_path / "long.parquet", out=out, on_error="skip")
+    errors = pd.read_csv(tmp_path / "out.parquet.errors.csv")
+    assert errors["row"].tolist() == [4] and errors["field"].tolist() == ["colour"]
+    assert f"at most {MAX_TEXT_CHARS} characters" in errors["message"][0]
+    assert len(pd.read_parquet(out)) == 19
 
 
 def test_the_drift_sample_is_bounded_and_merges_in_any_order():

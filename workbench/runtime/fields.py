@@ -5,7 +5,9 @@
 - ``integer``: a JSON integer within int64, or a number with no fraction (``3.0``, as pandas writes
   an integer column with gaps); never ``3.5``, ``"3"`` or ``true``.
 - ``boolean``: JSON ``true`` or ``false`` only; ``"yes"``, ``"true"``, ``1`` are refused.
-- ``category``: a JSON string; a number is refused (send ``"1"`` for the category ``1``).
+- ``category``: a JSON string of at most :data:`MAX_TEXT_CHARS` characters (an unseen value is
+  echoed in the row's warnings and listed in the monitoring report, so it is bounded like
+  text); a number is refused (send ``"1"`` for the category ``1``).
 - ``text``: a JSON string of at most :data:`MAX_TEXT_CHARS` characters (free text, identifiers);
   a number is refused. Any string is passed to the model as it is: there is no list of values
   to check it against, and so no "unseen" warning or replacement.
@@ -22,7 +24,8 @@ from pydantic import BeforeValidator, Field
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_TEXT_CHARS = 100_000
-"""Longest value of a ``text`` field (characters); a longer one is a 400 naming the field."""
+"""Longest value of a ``text`` or ``category`` field (characters); a longer one is a 400 naming
+the field."""
 
 
 def _whole(value: Any) -> Any:
@@ -35,5 +38,5 @@ def _whole(value: Any) -> Any:
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Integer = Annotated[int, Field(strict=True, ge=INT64_MIN, le=INT64_MAX), BeforeValidator(_whole)]
 Boolean = Annotated[bool, Field(strict=True)]
-Category = Annotated[str, Field(strict=True)]
+Category = Annotated[str, Field(strict=True, max_length=MAX_TEXT_CHARS)]
 Text = Annotated[str, Field(strict=True, max_length=MAX_TEXT_CHARS)]

@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 
+from workbench.runtime.fields import MAX_TEXT_CHARS
+
 INT64_LIMIT = 2.0**63
 TRUE_TEXT = frozenset({"true", "True", "TRUE"})
 FALSE_TEXT = frozenset({"false", "False", "FALSE"})
@@ -106,7 +108,9 @@ def _column(kind: str, nullable: bool, values: pd.Series) -> tuple[pd.Series, np
         return (series if nullable else series.astype(object)), doubtful | not_allowed
     if kind == "category":
         text = values.astype(object).where(~missing, None)
-        is_text = text.map(lambda v: v is None or isinstance(v, str)).to_numpy(dtype=bool)
+        is_text = text.map(
+            lambda v: v is None or (isinstance(v, str) and len(v) <= MAX_TEXT_CHARS)
+        ).to_numpy(dtype=bool)
         return text, ~is_text | not_allowed
     # A kind this module does not know: every row goes through the row model.
     return values.astype(object).where(~missing, None), np.ones(len(values), dtype=bool)
