@@ -165,7 +165,16 @@ def _test(outcome: TestOutcome | None) -> DriftTestResult | None:
     return DriftTestResult(**dataclasses.asdict(outcome))
 
 
-def _column(drift: ColumnDrift) -> ColumnDriftResult:
+def column_result(drift: ColumnDrift | Mapping[str, Any]) -> ColumnDriftResult:
+    """One column's drift as a result: from :func:`drift_report`'s test, or from a ``GET
+    /monitor`` report's JSON (``ColumnDrift.to_dict``; fields a Bento's runtime does not send
+    take their defaults)."""
+    if not isinstance(drift, ColumnDrift):
+        names = {f.name for f in dataclasses.fields(ColumnDrift)}
+        values = {k: v for k, v in drift.items() if k in names}
+        test = values.get("missing_share_test")
+        values["missing_share_test"] = None if test is None else TestOutcome(**test)
+        drift = ColumnDrift(**values)
     return ColumnDriftResult(
         column=drift.column,
         kind=drift.kind,
@@ -270,7 +279,7 @@ def window_report(
         rows=rows,
         ignored_columns=ignored_columns,
         reference_rows=int(reference.get("rows", 0)),
-        columns=[_column(c) for c in drift.columns],
+        columns=[column_result(c) for c in drift.columns],
         tested_columns=drift.tested_columns,
         drifted_columns=drift.drifted_columns,
         drifted_share=drift.drifted_share,

@@ -26,8 +26,8 @@ import pandas as pd
 from workbench.config import Config, Gate, MonitorOptions
 from workbench.data import load_frame
 from workbench.errors import DataError, ServingError
-from workbench.monitoring.drift import find_bento, read_model_card
-from workbench.results import ColumnDriftResult, DriftTestResult, MonitorResult, ReplayResult
+from workbench.monitoring.drift import column_result, find_bento, read_model_card
+from workbench.results import MonitorResult, ReplayResult
 from workbench.runtime.settings import (
     FEEDBACK_PATH,
     METADATA_PATH,
@@ -174,26 +174,6 @@ def fetch_report(url: str, *, key: str = "", timeout: float = 30.0) -> dict[str,
     return report
 
 
-def _column(c: Mapping[str, Any]) -> ColumnDriftResult:
-    test = c.get("missing_share_test")
-    return ColumnDriftResult(
-        column=c["column"],
-        kind=c["kind"],
-        test=c["test"],
-        statistic=c["statistic"],
-        p_value=c["p_value"],
-        threshold=c["threshold"],
-        drifted=c["drifted"],
-        rows=c["window_rows"],
-        reference_rows=c["reference_rows"],
-        missing_share_reference=c["missing_share_reference"],
-        missing_share_live=c["missing_share_window"],
-        unseen_share=c.get("unseen_share"),
-        missing_share_test=None if test is None else DriftTestResult(**test),
-        reason=c.get("reason"),
-    )
-
-
 def _gate_passed(gate: Gate, value: float) -> bool:
     return (gate.min is None or value >= gate.min) and (gate.max is None or value <= gate.max)
 
@@ -251,7 +231,7 @@ def judge(
         url=url,
         model_tag=model_tag,
         verdict=verdict,
-        columns=[_column(c) for c in (drift or {}).get("columns", [])],
+        columns=[column_result(c) for c in (drift or {}).get("columns", [])],
         report=dict(report),
         replay=replayed,
         failures=failures,
@@ -434,4 +414,27 @@ def traffic(before: Scrape, after: Scrape) -> Traffic:
         p50_ms=ms(0.5),
         p95_ms=ms(0.95),
         p99_ms=ms(0.99),
+    )
+
+
+@dataclass(frozen=True)
+class LiveCheck:
+    """One refresh of a live view: the traffic since the last scrape and the judged report."""
+
+    scrape: Scrape
+    """This refresh's scrape of ``/metrics`` (the next refresh's ``since``)."""
+    traffic: Traffic | None
+    """Since ``since``; None on the first refresh."""
+    result: MonitorResult
+
+
+def check_live(
+    url: str, options: MonitorOptions, *, key: str = "", since: Scrape | None = None
+) -> LiveCheck:
+    """Scrape ``/metrics`` (traffic since ``since``), then read and judge ``GET /monitor``."""
+    now = scrape(url)
+    return LiveCheck(
+        scrape=now,
+        traffic=None if since is None else traffic(since, now),
+        result=check_service(url, options, key=key),
     )

@@ -131,22 +131,26 @@ def _csv_columns(path: Path) -> list[str]:
         ) from exc
 
 
-#: What a Parquet column's type must be for each schema kind (an all-null column fits any):
-#: the types JSON would carry for the service, which refuses ``"3"`` for an integer, ``1`` for
-#: a category and ``true`` for a number.
-KIND_TYPES: dict[str, tuple[str, Callable[[pa.DataType], bool]]] = {
-    "number": ("numbers", lambda t: pa.types.is_integer(t) or pa.types.is_floating(t)),
-    "integer": ("integers", lambda t: pa.types.is_integer(t) or pa.types.is_floating(t)),
-    "boolean": ("booleans", pa.types.is_boolean),
-    "category": ("text (a string column)", lambda t: _is_text(t)),
-    "text": ("text (a string column)", lambda t: _is_text(t)),
-}
+def _is_number(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind))
 
 
 def _is_text(kind: pa.DataType) -> bool:
     if pa.types.is_dictionary(kind):  # a pandas category column
         kind = kind.value_type
     return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
+
+
+#: What a Parquet column's type must be for each schema kind (an all-null column fits any):
+#: the types JSON would carry for the service, which refuses ``"3"`` for an integer, ``1`` for
+#: a category and ``true`` for a number.
+KIND_TYPES: dict[str, tuple[str, Callable[[pa.DataType], bool]]] = {
+    "number": ("numbers", _is_number),
+    "integer": ("integers", _is_number),
+    "boolean": ("booleans", pa.types.is_boolean),
+    "category": ("text (a string column)", _is_text),
+    "text": ("text (a string column)", _is_text),
+}
 
 
 def _check_types(path: Path, schema: pa.Schema, kinds: Mapping[str, str], bento: str) -> None:

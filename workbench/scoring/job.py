@@ -259,8 +259,17 @@ def score(
         targets = _targets(tasks, scoring_input, parts_dir, dist)
         started = time.perf_counter()
         if dist:
-            outcomes, engine, startup = _run_dask(
-                tasks, spec, targets, errors_dir, workers, scheduler, on_chunk, dask_progress
+            from workbench.scoring.cluster import run_on_dask  # dask.distributed only when used
+
+            outcomes, engine, startup = run_on_dask(
+                tasks,
+                spec,
+                targets,
+                errors_dir,
+                workers=workers,
+                scheduler=scheduler,
+                on_task=on_chunk,
+                progress=dask_progress,
             )
         else:
             outcomes = _run_here(tasks, spec, targets, errors_dir, on_chunk)
@@ -392,27 +401,3 @@ def _run_here(
         if outcome.stopped:
             break
     return outcomes
-
-
-def _run_dask(
-    tasks: Sequence[Task],
-    spec: TaskSpec,
-    targets: Sequence[Path],
-    errors_dir: Path,
-    workers: int | None,
-    scheduler: str | None,
-    on_chunk: Callable[[ChunkDone], None] | None,
-    dask_progress: bool,
-) -> tuple[list[TaskOutcome], str, float]:
-    from workbench.scoring.cluster import run_on_dask
-
-    return run_on_dask(
-        tasks,
-        spec,
-        targets,
-        errors_dir,
-        workers=workers,
-        scheduler=scheduler,
-        on_task=on_chunk,
-        progress=dask_progress,
-    )

@@ -25,11 +25,10 @@ from workbench.errors import ServingError, WorkbenchError
 from workbench.monitoring.live import (
     Scrape,
     Traffic,
+    check_live,
     check_packaged,
     check_service,
     replay,
-    scrape,
-    traffic,
 )
 from workbench.reports import to_html
 from workbench.reports.monitoring import replay_line, write_monitor_report
@@ -186,11 +185,9 @@ class MonitorPanel(Panel):
 
     def refresh(self) -> None:
         """One refresh: traffic since the last one, the report judged by ``monitor:``."""
-        url, key = self.url, self.key_box.value
-        now = scrape(url)
-        self.traffic.value = traffic_html(None if self.last is None else traffic(self.last, now))
-        self.last = now
-        self.result = check_service(url, self.config.monitor, key=key)
+        live = check_live(self.url, self.config.monitor, key=self.key_box.value, since=self.last)
+        self.traffic.value = traffic_html(live.traffic)
+        self.last, self.result = live.scrape, live.result
         self.results.value = to_html(self.result)
         self.say(
             "monitoring: all gates pass" if self.result.passed else "monitoring: gates fail",
