@@ -327,11 +327,16 @@ def colour(node: Locator) -> str:
     return str(node.evaluate("node => getComputedStyle(node).color"))
 
 
-def wait_status(panel: Locator, expected: str | re.Pattern[str], *, timeout: float) -> None:
-    """Wait until the status line says ``expected``, or fail at once with the panel's error."""
+def press(panel: Locator, name: str, expected: str | re.Pattern[str], *, timeout: float) -> None:
+    """Click ``button.<name>`` and wait until the status line says ``expected``, or fail at once
+    with the error this click brought. The status shown before the click (say, the red "gates
+    fail" of the last live refresh) is marked stale first, so it is not taken for this click's
+    answer while the kernel is still working."""
     status = panel.locator(".wb-status")
-    settled = status.get_by_text(expected, exact=True).or_(status.locator(".wb-error"))
-    settled.first.wait_for(timeout=timeout)
+    status.evaluate("node => node.querySelectorAll('span').forEach(s => s.dataset.wbStale = '1')")
+    panel.locator(f"button.{name}").click()
+    fresh_error = status.locator(".wb-error:not([data-wb-stale])")
+    status.get_by_text(expected, exact=True).or_(fresh_error).first.wait_for(timeout=timeout)
     expect(status).to_have_text(expected, timeout=1_000)
 
 
@@ -368,8 +373,7 @@ def set_threshold(panel: Locator, metric: str, side: str, value: float) -> None:
 
 
 def click_validate(panel: Locator, expected_status: str) -> dict[str, dict[str, str]]:
-    panel.locator("button.wb-validate").click()
-    wait_status(panel, expected_status, timeout=90_000)
+    press(panel, "wb-validate", expected_status, timeout=90_000)
     return gate_rows(panel)
 
 
@@ -457,8 +461,7 @@ def test_package_panel_builds_the_bento_and_shows_its_tag_and_service(
     ensure_record(lab_project, "validation")
     page = browser.open_notebook(lab, "notebooks/02_package.ipynb")
     panel = run_all(page)
-    panel.locator("button.wb-build-bento").click()
-    wait_status(panel, re.compile(r"^Bento \S+ ready$"), timeout=180_000)
+    press(panel, "wb-build-bento", re.compile(r"^Bento \S+ ready$"), timeout=180_000)
     tag = panel.locator(".wb-results .wb-bento-tag").inner_text().strip()
     name = yaml.safe_load((lab_project / "workbench.yaml").read_text())["name"]
     assert re.fullmatch(rf"{re.escape(name)}:[0-9a-f]+", tag), tag
@@ -493,8 +496,7 @@ def test_launch_panel_starts_serves_checks_and_stops_the_server(
     expect(panel.locator("button.wb-stop")).to_be_disabled()
     expect(panel.locator("button.wb-check")).to_be_disabled()
 
-    panel.locator("button.wb-start").click()
-    wait_status(panel, re.compile(r"^serving \S+$"), timeout=120_000)
+    press(panel, "wb-start", re.compile(r"^serving \S+$"), timeout=120_000)
     expect(state).to_have_text("running")
     url = panel.locator(".wb-light a.wb-url").inner_text().strip()
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url), url
@@ -503,8 +505,7 @@ def test_launch_panel_starts_serves_checks_and_stops_the_server(
     assert not truncated_buttons(panel)  # the long status line must not squeeze the buttons
     assert httpx.get(f"{url}/readyz", timeout=10).status_code == 200
     try:
-        panel.locator("button.wb-check").click()
-        wait_status(panel, "all checks pass", timeout=180_000)
+        press(panel, "wb-check", "all checks pass", timeout=180_000)
         checks = panel.locator(".wb-results table tbody tr")
         names = [row.locator("td").first.inner_text().strip() for row in checks.all()]
         for name in ("livez", "readyz", "predict", "parity"):
@@ -540,16 +541,20 @@ def test_monitor_panel_replays_drift_shows_it_live_and_stops_everything(
     panel = run_all(page)
     expect(panel.locator("button.wb-stop-live")).to_be_disabled()
     expect(panel.locator("button.wb-stop-server")).to_be_disabled()
-    panel.locator("button.wb-start-server").click()
     try:
-        wait_status(panel, re.compile(r"^serving \S+ at http://127\.0\.0\.1:\d+$"), timeout=120_000)
+        press(
+            panel,
+            "wb-start-server",
+            re.compile(r"^serving \S+ at http://127\.0\.0\.1:\d+$"),
+            timeout=120_000,
+        )
         url = panel.locator(".wb-url-box input").input_value()
         box = panel.locator(".wb-replay-file input")
         box.fill(str(lab_project / "data" / "drifted.csv"))
         box.press("Enter")
-        panel.locator("button.wb-replay").click()
-        wait_status(
+        press(
             panel,
+            "wb-replay",
             re.compile(r"^replayed 1,000 rows of drifted\.csv \(1,000 labels\)"),
             timeout=120_000,
         )
@@ -571,8 +576,7 @@ def test_monitor_panel_replays_drift_shows_it_live_and_stops_everything(
         shoot(panel, "monitor")
     finally:
         if panel.locator("button.wb-stop-server").is_enabled():
-            panel.locator("button.wb-stop-server").click()
-            wait_status(panel, "server stopped", timeout=60_000)
+            press(panel, "wb-stop-server", "server stopped", timeout=60_000)
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{url}/readyz", timeout=5)
     left = [p for p in our_servers() if p.create_time() >= started - 1]

@@ -160,6 +160,7 @@ class MonitorPanel(Panel):
     def stop_server(self) -> None:
         self.stop_live()
         if self.server is not None:
+            self.say(f"stopping the server at {self.server.url} ...")
             self.server.stop()
             self.server = None
         self.say("server stopped")
