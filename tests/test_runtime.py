@@ -147,6 +147,57 @@ def test_when_a_shared_call_fails_each_request_is_tried_alone_and_only_the_bad_o
     assert calls[1] == ["ok1", "bad", "ok2"] and calls[2:] == [["ok1"], ["bad"], ["ok2"]]
 
 
+def test_kept_jobs_of_a_call_are_handed_over_in_the_model_thread_and_get_their_tags():
+    """The monitoring window is filled where the rows are, off the event loop: the batcher hands
+    the jobs asked to be kept (not the others, not a refused one) to ``keep`` in the model
+    thread, with their own rows and answers, and each kept job gets its tag."""
+    gate = threading.Event()
+    handed: list[tuple[str, list[list[Any]], list[list[str]]]] = []
+
+    def fn(rows: list[Any]) -> list[str]:
+        if rows == ["warm"]:
+            gate.wait(2)
+        if "bad" in rows:
+            raise ValueError("the model refuses 'bad'")
+        return echo(rows)
+
+    def keep(parts: list[list[Any]], answers: list[list[str]]) -> list[str]:
+        handed.append((threading.current_thread().name, parts, answers))
+        return [f"id-{part[0]}" for part in parts]
+
+    async def main() -> list[Any]:
+        batcher = Batcher(fn, max_rows=64, max_wait_s=5.0, keep=keep)
+        first = asyncio.ensure_future(batcher.answer(["warm"], keep=False))
+        await asyncio.sleep(0.01)
+        jobs = [
+            asyncio.ensure_future(batcher.answer(rows, keep=k))
+            for rows, k in ((["a", "b"], True), (["c"], False), (["bad"], True), (["d"], True))
+        ]
+        await asyncio.sleep(0.01)
+        gate.set()
+        assert await first == (['"warm"'], "")
+        return await asyncio.gather(*jobs, return_exceptions=True)
+
+    a, c, bad, d = run(main())
+    assert a == (['"a"', '"b"'], "id-a") and d == (['"d"'], "id-d")
+    assert c == (['"c"'], "")  # not asked to be kept
+    assert isinstance(bad, ValueError)
+    assert [(parts, answers) for _, parts, answers in handed] == [
+        ([["a", "b"], ["d"]], [['"a"', '"b"'], ['"d"']])
+    ]
+    assert handed[0][0].startswith("model")
+
+
+def test_a_keep_that_fails_leaves_the_answers_standing_untagged():
+    def keep(parts: list[list[Any]], answers: list[list[str]]) -> list[str]:
+        raise RuntimeError("window broken")
+
+    async def main() -> Any:
+        return await Batcher(echo, max_rows=64, max_wait_s=1.0, keep=keep).answer([1], keep=True)
+
+    assert run(main()) == (["1"], "")
+
+
 def test_a_request_queued_longer_than_the_bound_is_answered_overloaded():
     def slow(rows: list[Any]) -> list[str]:
         time.sleep(0.3)
@@ -673,3 +724,32 @@ def test_rows_refused_in_a_shared_call_are_not_searched_for_twice(tmp_path):
     # the first call, the shared call of 6 rows, its halving search (4 calls), then the two
     # good requests once more: 8 calls (a second search per request made it 13)
     assert len(calls) == 8, calls
+
+
+def test_the_window_finds_each_request_row_while_it_holds_it_and_reuses_slots_clean():
+    """The monitoring window: a (request, row) pair finds its slot while the window holds that
+    row and not after; a request partly overwritten keeps its newer rows; a batch larger than
+    the window keeps its last rows; a reused slot has no label left from the row before."""
+    from workbench.runtime.window import MISSING, Window
+
+    window = Window(5, ["x", "c"], numeric={"x"})
+    first = window.add([(1.0, None, 3.0), ("a", "b", None)], ['"1"', '"2"', '"3"'], [0, 2], 1.0)
+    assert first == 0 and window.rows == 3
+    assert np.isnan(window.columns["x"][1])  # None is NaN in a number column
+    assert window.slot(0, 1) == 1 and window.slot(2, 0) == 2
+    assert window.slot(0, 2) is None  # row 2 belongs to request 2, not request 0
+    assert window.slot(2, 1) is None and window.slot(7, 0) is None and window.slot(0, -1) is None
+    window.labels[window.slot(0, 0)] = "yes"
+
+    second = window.add([(4.0, 5.0, 6.0, 7.0), tuple("pqrs")], list("4567"), [0, 1], 2.0)
+    assert second == 3 and window.end == 7 and window.rows == 5
+    assert window.slot(0, 0) is None and window.slot(0, 1) is None  # overwritten
+    assert window.slot(2, 0) == 2 and window.slot(4, 2) == 1  # wrapped around
+    assert window.labels[window.slot(4, 1)] is MISSING  # slot 0 held request 0's labelled row
+    assert [window.answers[s] for s in window.order()] == ['"3"', "4", "5", "6", "7"]
+    assert window.request_rows() == {2: 1, 3: 1, 4: 3}
+
+    big = window.add([tuple(range(12)), tuple("abcdefghijkl")], list("ABCDEFGHIJKL"), [0], 3.0)
+    assert big == 7 and window.request_rows() == {7: 5}
+    assert window.slot(7, 6) is None and window.slot(7, 7) is not None
+    assert [window.columns["c"][s] for s in window.order()] == list("hijkl")

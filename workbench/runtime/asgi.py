@@ -239,12 +239,19 @@ async def parse_rows(body: bytes, serving: Serving) -> list[Any]:
     return rows
 
 
-async def answer_rows(rows: list[Any], batcher: Batcher, batch_rows: int) -> list[str]:
-    """Each row's answer, the rows sent to the model at most ``batch_rows`` at a time."""
+async def answer_rows(
+    rows: list[Any], batcher: Batcher, batch_rows: int, *, keep: bool = False
+) -> tuple[list[str], str]:
+    """Each row's answer, the rows sent to the model at most ``batch_rows`` at a time; with
+    ``keep``, rows that fit one call are kept by the batcher and their tag comes back (else "")."""
     answers: list[str] = []
+    tag = ""
     for start in range(0, len(rows), batch_rows):
         try:
-            answers += await batcher.submit(rows[start : start + batch_rows])
+            part, tag = await batcher.answer(
+                rows[start : start + batch_rows], keep=keep and len(rows) <= batch_rows
+            )
+            answers += part
         except RowsRefused as exc:
             raise validation_error(
                 [
@@ -269,7 +276,7 @@ async def answer_rows(rows: list[Any], batcher: Batcher, batch_rows: int) -> lis
                 {"error": f"overloaded: queued too long, retry in {exc.retry_after_s} s"},
                 [(b"retry-after", str(exc.retry_after_s).encode())],
             ) from None
-    return answers
+    return answers, tag
 
 
 class PredictRoute:
@@ -294,10 +301,15 @@ class PredictRoute:
         try:
             body = await read_body(scope, receive, settings.max_body_bytes)
             rows = await parse_rows(body, serving)
-            answers = await answer_rows(rows, serving.batcher, settings.max_batch_rows)
             monitor = serving.monitor
-            if monitor is not None and monitor.enabled:
-                cors = [(REQUEST_ID_HEADER.encode(), monitor.record(rows, answers).encode()), *cors]
+            watched = monitor is not None and monitor.enabled
+            answers, request_id = await answer_rows(
+                rows, serving.batcher, settings.max_batch_rows, keep=watched
+            )
+            if monitor is not None and watched:
+                monitor.start()
+                request_id = request_id or monitor.record(rows, answers)
+                cors = [(REQUEST_ID_HEADER.encode(), request_id.encode()), *cors]
         except Refusal as refusal:
             await send_json(send, refusal.status, refusal.payload, [*refusal.headers, *cors])
             return

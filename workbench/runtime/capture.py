@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -23,17 +24,20 @@ class Capture:
         self.dropped = 0
         self.part = 0
         self.path: Path | None = None
+        self.lock = threading.Lock()  # lines come from the model thread and the event loop
         folder.mkdir(parents=True, exist_ok=True)
 
     def add(self, line: str) -> None:
-        if self.pending_bytes > min(self.total_bytes, 64 << 20):  # bounded between flushes
-            self.dropped += 1
-            return
-        self.pending.append(line)
-        self.pending_bytes += len(line) + 1
+        with self.lock:
+            if self.pending_bytes > min(self.total_bytes, 64 << 20):  # bounded between flushes
+                self.dropped += 1
+                return
+            self.pending.append(line)
+            self.pending_bytes += len(line) + 1
 
     def flush(self) -> None:
-        lines, self.pending, self.pending_bytes = self.pending, [], 0
+        with self.lock:
+            lines, self.pending, self.pending_bytes = self.pending, [], 0
         for line in lines:
             data = (line + "\n").encode()
             if self.path is None or self.path.stat().st_size + len(data) > self.file_bytes:

@@ -1,11 +1,12 @@
 """Monitoring inside the Bento: each worker's bounded window of recent traffic and its feedback,
 shared with the other workers; the report computed lazily from the windows.
 
-**Per request** (the only work on the hot path): the answer gets a request id
-(``X-Request-Id``), and the request's row values (a tuple per row, taken from the validated row
-models) and its answers (the JSON text already made for the response) are appended to an
-in-memory window. The window holds at most ``monitor_window_rows / workers`` rows per worker; the
-oldest requests are dropped first. Nothing is parsed, summarised or tested per request.
+**Per model call** (the only work on the hot path, in the model thread, where the batch's rows
+already are): the rows' values and their answers (the JSON text already made for the responses)
+are written into the worker's :class:`.window.Window`, arrays of ``monitor_window_rows /
+workers`` rows allocated once, the oldest rows overwritten first; each request gets its id
+(``X-Request-Id``). Nothing is parsed, summarised or tested per request, and nothing is kept per
+request but slots in those arrays.
 
 **Lazily** (``GET /monitor``, ``/metrics``; at most every ``monitor_refresh_s`` seconds, the
 result cached in between): the window is summarised per column (:class:`.sketch.ColumnWindow`),
@@ -39,14 +40,15 @@ import math
 import os
 import shutil
 import tempfile
+import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel
 
 from .capture import Capture
@@ -54,28 +56,14 @@ from .drift import DEFAULT_OPTIONS
 from .feedback import FEEDBACK_COUNTS, read_feedback
 from .report import ReportBuilder, utc
 from .settings import CAPTURE_DIR_ENV, DRIFT_REFERENCE_FILE, PREDICTION_REFERENCE_FILE, Settings
-from .sketch import ColumnWindow, reference_columns
+from .sketch import NUMERIC_KINDS, ColumnWindow, reference_columns
+from .window import MISSING, Window
 
 logger = logging.getLogger("bentoml.service")
 
 #: How long feedback for another worker's newest ids waits for that worker to publish them.
 FOREIGN_WAIT_S = 2.5
 IDS_EVERY_S = 1.0
-MISSING = object()
-
-
-@dataclass(slots=True)
-class Entry:
-    """One answered request in the window (slotted, and no empty label list until feedback:
-    every object the window keeps is one more for the garbage collector to walk)."""
-
-    time: float
-    values: list[tuple[Any, ...]]
-    answers: list[str]
-    labels: list[Any] | None = None
-    """One slot per row, :data:`MISSING` until feedback gives the true value."""
-    parsed: list[dict[str, Any]] | None = None
-    """The answers parsed, once, at the first refresh that sees them."""
 
 
 def _alive(pid: int) -> bool:
@@ -129,9 +117,11 @@ class Monitor:
             settings, card, self.reference, self.prediction_reference, self.options
         )
         self.seen = {name: set(values) for name, values in settings.categories.items()}
-        self.entries: OrderedDict[str, Entry] = OrderedDict()
-        self.rows = 0
-        self.seq = 0
+        specs = reference_columns(self.reference) if self.reference is not None else {}
+        numeric = {n for n, spec in specs.items() if spec["kind"] in NUMERIC_KINDS}
+        self.window = Window(self.capacity, names, numeric)
+        self.lock = threading.Lock()  # the model thread adds to the window, the loop reads it
+        self.empty = 0  # requests with no rows (their ids name no position)
         self.pid = os.getpid()
         self.prefix = f"{self.pid:x}-"
         self.changed = 0  # bumped on every change of the window
@@ -175,34 +165,53 @@ class Monitor:
 
     # ------------------------------------------------------------ the hot path
 
-    def record(self, rows: Sequence[BaseModel], answers: list[str]) -> str:
-        """Keep one answered request in the window; its request id."""
-        self.seq += 1
-        request_id = f"{self.prefix}{self.seq:x}"
+    def keep(self, parts: list[list[BaseModel]], answers: list[list[str]]) -> list[str]:
+        """Keep the answered requests of one model call in the window (in the model thread, the
+        batcher's ``Keep``); their request ids."""
         values = self.values
-        entry = Entry(time.time(), [values(row) for row in rows], answers)
-        self.entries[request_id] = entry
-        self.rows += len(answers)
-        while self.rows > self.capacity and len(self.entries) > 1:
-            _, old = self.entries.popitem(last=False)
-            self.rows -= len(old.answers)
-        self.changed += 1
+        rows = [values(row) for part in parts for row in part]
+        flat = [a for given in answers for a in given]
+        starts, n = [], 0
+        for given in answers:
+            starts.append(n)
+            n += len(given)
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(self.names)
+        now = time.time()
+        with self.lock:
+            first = self.window.add(columns, flat, starts, now)
+            self.changed += 1
+        ids = [f"{self.prefix}{first + start:x}" for start in starts]
         if self.capture is not None:
-            self.capture.add(
-                json.dumps(
-                    {
-                        "request_id": request_id,
-                        "time": utc(entry.time),
-                        "rows": [dict(zip(self.names, v, strict=True)) for v in entry.values],
-                    }
-                )[:-1]
-                + ', "answers": ['
-                + ",".join(answers)
-                + "]}"
-            )
+            stamp = utc(now)
+            for request_id, start, given in zip(ids, starts, answers, strict=True):
+                chunk = rows[start : start + len(given)]
+                self.capture.add(
+                    json.dumps(
+                        {
+                            "request_id": request_id,
+                            "time": stamp,
+                            "rows": [dict(zip(self.names, v, strict=True)) for v in chunk],
+                        }
+                    )[:-1]
+                    + ', "answers": ['
+                    + ",".join(given)
+                    + "]}"
+                )
+        return ids
+
+    def record(self, rows: Sequence[BaseModel], answers: list[str]) -> str:
+        """Keep one answered request in the window (one answered by several model calls, or
+        none); its request id."""
+        if not rows:
+            with self.lock:
+                self.empty += 1
+                return f"{self.prefix}n{self.empty:x}"  # no position: feedback finds no row
+        return self.keep([list(rows)], [answers])[0]
+
+    def start(self) -> None:
+        """Start the background work once (in the event loop; the first request calls it)."""
         if self.task_handle is None and (self.shared or self.capture is not None):
             self.task_handle = asyncio.get_running_loop().create_task(self._background())
-        return request_id
 
     # ------------------------------------------------------------ feedback
 
@@ -219,17 +228,18 @@ class Monitor:
             "updated": [],
             "unknown": [],
         }
+        window = self.window
         for request_id, row, label in items:
-            entry = self.entries.get(request_id)
             ref = {"request_id": request_id, "row": row}
-            if entry is None or row >= len(entry.answers):
-                status["unknown"].append(ref)
-                continue
-            if entry.labels is None:
-                entry.labels = [MISSING] * len(entry.answers)
-            old = entry.labels[row]
+            position = _position(request_id) if request_id.startswith(self.prefix) else None
+            with self.lock:
+                slot = None if position is None else window.slot(position, row)
+                if slot is None:
+                    status["unknown"].append(ref)
+                    continue
+                old = window.labels[slot]
+                window.labels[slot] = label
             key = "applied" if old is MISSING else ("unchanged" if old == label else "updated")
-            entry.labels[row] = label
             status[key].append(ref)
             if self.capture is not None and key != "unchanged":
                 self.capture.add(
@@ -243,7 +253,8 @@ class Monitor:
                     )
                 )
         if any(status[k] for k in ("applied", "updated")):
-            self.changed += 1
+            with self.lock:
+                self.changed += 1
         return status
 
     async def give_feedback(self, items: list[tuple[str, int, Any]]) -> dict[str, Any]:
@@ -273,7 +284,8 @@ class Monitor:
         self.feedback["received"] += len(items)
         for key, count in counts.items():
             self.feedback[key] += count
-        self.changed += 1  # the counts are in the summary: republish it even if none was mine
+        with self.lock:  # the counts are in the summary: republish it even if none was mine
+            self.changed += 1
         return {**counts, "unknown_ids": status["unknown"][:1000]}
 
     async def _wait_for_ids(self, owner: int, owned: list[tuple[str, int, Any]]) -> dict[str, int]:
@@ -320,41 +332,51 @@ class Monitor:
 
     def summary(self) -> dict[str, Any]:
         """This worker's window, summarised (JSON-ready and mergeable with other workers')."""
-        entries = list(self.entries.values())
-        rows = [v for e in entries for v in e.values]
+        window = self.window
+        with self.lock:  # a copy of the window as it is now (fancy indexing copies)
+            order = window.order()
+            by_name = {name: window.columns[name][order] for name in self.names}
+            answers = window.answers[order]
+            parsed = window.parsed[order]
+            labels = window.labels[order]
+            requests = window.requests[order]
+            times = window.times[order]
+        unparsed = [i for i, p in enumerate(parsed) if p is None]
+        for i in unparsed:
+            parsed[i] = json.loads(answers[i])
+        with self.lock:  # parsed once: kept for the rows not overwritten meanwhile
+            for i in unparsed:
+                slot = order[i]
+                if window.answers[slot] is answers[i]:
+                    window.parsed[slot] = parsed[i]
+        rows = len(order)
         columns: dict[str, Any] = {}
         if self.reference is not None and rows:
-            specs = reference_columns(self.reference)
-            transposed = list(zip(*rows, strict=True))
-            by_name = dict(zip(self.names, transposed, strict=True))
-            for name, spec in specs.items():
+            for name, spec in reference_columns(self.reference).items():
                 if name in by_name:
-                    columns[name] = ColumnWindow.of(spec["kind"], list(by_name[name])).to_dict()
+                    columns[name] = ColumnWindow.of(spec["kind"], by_name[name]).to_dict()
         unseen_rows = 0
         if self.seen and rows:
-            where = [(self.names.index(n), s) for n, s in self.seen.items() if n in self.names]
-            unseen_rows = sum(
-                1 for v in rows if any(v[i] is not None and v[i] not in seen for i, seen in where)
-            )
-        for e in entries:
-            if e.parsed is None:
-                e.parsed = [json.loads(a) for a in e.answers]
-        answers = [a for e in entries for a in (e.parsed or ())]
+            unseen = np.zeros(rows, dtype=bool)
+            for name, seen in self.seen.items():
+                if name in by_name:
+                    unseen |= np.fromiter(
+                        (v is not None and v not in seen for v in by_name[name]), bool, rows
+                    )
+            unseen_rows = int(unseen.sum())
         kind = "number" if self.task == "regression" else "category"
-        predictions = ColumnWindow.of(kind, [a["prediction"] for a in answers]).to_dict()
-        labelled = []
-        position = 0
-        for e in entries:
-            for i, label in enumerate(e.labels or ()):
-                if label is not MISSING:
-                    labelled.append([label, answers[position + i]])
-            position += len(e.answers)
+        predictions = ColumnWindow.of(kind, [a["prediction"] for a in parsed]).to_dict()
+        labelled = [
+            [label, answer]
+            for label, answer in zip(labels.tolist(), parsed.tolist(), strict=True)
+            if label is not MISSING
+        ]
         return {
             "pid": self.pid,
-            "rows": len(rows),
-            "requests": len(entries),
-            "first": entries[0].time if entries else None,
-            "last": entries[-1].time if entries else None,
+            "rows": rows,
+            "requests": len(np.unique(requests)),
+            "first": float(times[0]) if rows else None,
+            "last": float(times[-1]) if rows else None,
             "columns": columns,
             "predictions": predictions,
             "labelled": labelled,
@@ -387,10 +409,11 @@ class Monitor:
         self.published = changed
 
     def publish_ids(self) -> None:
-        ids = {k: len(e.answers) for k, e in self.entries.items()}
-        write_atomic(
-            self.shared_dir / f"ids-{self.pid}.json", json.dumps({"seq": self.seq, "ids": ids})
-        )
+        with self.lock:
+            held = self.window.request_rows()
+            seq = self.window.end - 1  # the newest position: every id up to it is published
+        ids = {f"{self.prefix}{start:x}": rows for start, rows in held.items()}
+        write_atomic(self.shared_dir / f"ids-{self.pid}.json", json.dumps({"seq": seq, "ids": ids}))
 
     async def _background(self) -> None:
         """Capture flushes, ids and summaries for the other workers; bounded work per tick."""
@@ -403,9 +426,9 @@ class Monitor:
                     await loop.run_in_executor(None, self.capture.flush)
                 if self.shared:
                     self.drain_inbox()
-                    if self.published_ids != self.seq:
+                    if self.published_ids != self.window.end:
                         self.publish_ids()
-                        self.published_ids = self.seq
+                        self.published_ids = self.window.end
                     now = time.monotonic()
                     if now - last_summary >= self.settings.monitor_refresh_s:
                         last_summary = now
@@ -448,11 +471,18 @@ def _owner(request_id: str) -> int | None:
         return None
 
 
-def _seq(request_id: str) -> int:
+def _position(request_id: str) -> int | None:
+    """The position of a request id's first row (see :mod:`.window`), or None if it names none."""
+    tail = request_id.partition("-")[2]
     try:
-        return int(request_id.partition("-")[2], 16)
+        return int(tail, 16) if tail.isalnum() else None
     except ValueError:
-        return 0
+        return None
 
 
-__all__ = ["Entry", "Monitor"]
+def _seq(request_id: str) -> int:
+    position = _position(request_id)
+    return 0 if position is None else position
+
+
+__all__ = ["Monitor"]

@@ -129,11 +129,14 @@ class Serving:
         collector."""
         settings = self.settings
         predictor = Predictor(model, self.row_model, settings)
+        if settings.monitor_window_rows > 0:
+            self.monitor = Monitor(settings, self.row_model, self.card)
         batcher = Batcher(
             predictor.answer,
             max_rows=settings.max_batch_rows,
             max_wait_s=settings.max_queue_ms / 1000,
             max_queued_rows=settings.max_queue_rows,
+            keep=None if self.monitor is None else self.monitor.keep,
         )
         try:
             batcher.warm_up([self.row_model.model_validate(settings.example)])
@@ -147,8 +150,6 @@ class Serving:
         else:
             self.ready = True
         self.batcher = batcher
-        if settings.monitor_window_rows > 0:
-            self.monitor = Monitor(settings, self.row_model, self.card)
         if freeze:
             # What exists now (libraries, the model) lives as long as the worker: keep it out of
             # the garbage collector's full passes, which would otherwise stall requests ~0.1 s.
