@@ -337,18 +337,18 @@ class Monitor:
             order = window.order()
             by_name = {name: window.columns[name][order] for name in self.names}
             answers = window.answers[order]
-            parsed = window.parsed[order]
+            predicted = window.predictions[order]
             labels = window.labels[order]
             requests = window.requests[order]
             times = window.times[order]
-        unparsed = [i for i, p in enumerate(parsed) if p is None]
-        for i in unparsed:
-            parsed[i] = json.loads(answers[i])
-        with self.lock:  # parsed once: kept for the rows not overwritten meanwhile
-            for i in unparsed:
+        unread = [i for i, p in enumerate(predicted) if p is MISSING]
+        for i in unread:
+            predicted[i] = json.loads(answers[i])["prediction"]
+        with self.lock:  # read once: kept for the rows not overwritten meanwhile
+            for i in unread:
                 slot = order[i]
                 if window.answers[slot] is answers[i]:
-                    window.parsed[slot] = parsed[i]
+                    window.predictions[slot] = predicted[i]
         rows = len(order)
         columns: dict[str, Any] = {}
         if self.reference is not None and rows:
@@ -365,10 +365,10 @@ class Monitor:
                     )
             unseen_rows = int(unseen.sum())
         kind = "number" if self.task == "regression" else "category"
-        predictions = ColumnWindow.of(kind, [a["prediction"] for a in parsed]).to_dict()
+        predictions = ColumnWindow.of(kind, predicted.tolist()).to_dict()
         labelled = [
-            [label, answer]
-            for label, answer in zip(labels.tolist(), parsed.tolist(), strict=True)
+            [label, json.loads(answer)]
+            for label, answer in zip(labels.tolist(), answers.tolist(), strict=True)
             if label is not MISSING
         ]
         return {

@@ -37,7 +37,9 @@ class Window:
             for name in names
         }
         self.answers = np.full(capacity, None)
-        self.parsed = np.full(capacity, None)  # the answers as JSON, parsed once, when read
+        # Each answer's prediction (a number or a label, not a container), read from the answer's
+        # JSON once, by the first report that sees it.
+        self.predictions = np.full(capacity, MISSING)
         self.labels = np.full(capacity, MISSING)
         self.requests = np.full(capacity, -1, dtype=np.int64)  # each row's request: its 1st row
         self.times = np.zeros(capacity)
@@ -71,7 +73,7 @@ class Window:
             for name, values in zip(self.names, columns, strict=True):
                 self.columns[name][lo:hi] = values[rows]
             self.answers[lo:hi] = answers[rows]
-            self.parsed[lo:hi] = None
+            self.predictions[lo:hi] = MISSING
             self.labels[lo:hi] = MISSING
             self.requests[lo:hi] = requests[rows]
             self.times[lo:hi] = now
