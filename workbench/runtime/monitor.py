@@ -117,8 +117,10 @@ class Monitor:
             settings, card, self.reference, self.prediction_reference, self.options
         )
         self.seen = {name: set(values) for name, values in settings.categories.items()}
-        specs = reference_columns(self.reference) if self.reference is not None else {}
-        numeric = {n for n, spec in specs.items() if spec["kind"] in NUMERIC_KINDS}
+        self.specs = reference_columns(self.reference) if self.reference is not None else {}
+        numeric = {n for n, spec in self.specs.items() if spec["kind"] in NUMERIC_KINDS}
+        # The columns a summary reads: those the reference tests, and those with known categories.
+        self.summarised = [n for n in names if n in self.specs or n in self.seen]
         self.window = Window(self.capacity, names, numeric)
         self.lock = threading.Lock()  # the model thread adds to the window, the loop reads it
         self.empty = 0  # requests with no rows (their ids name no position)
@@ -131,7 +133,7 @@ class Monitor:
         self.shared = settings.workers > 1
         self.shared_dir = Path(tempfile.gettempdir()) / f"workbench-monitor-{os.getppid()}"
         self.published = -1
-        self.published_ids = -1.0
+        self.published_ids = -1
         self.task_handle: asyncio.Task[None] | None = None
         capture = os.environ.get(CAPTURE_DIR_ENV, "").strip()
         self.capture = (
@@ -291,7 +293,7 @@ class Monitor:
     async def _wait_for_ids(self, owner: int, owned: list[tuple[str, int, Any]]) -> dict[str, int]:
         """The owner's published ids (id -> rows), waiting (bounded) for ids newer than its last
         publication."""
-        newest = max(_seq(i[0]) for i in owned)
+        newest = max(_position(i[0]) or 0 for i in owned)
         deadline = time.monotonic() + FOREIGN_WAIT_S
         while True:
             published = self._read_json(self.shared_dir / f"ids-{owner}.json") or {}
@@ -335,7 +337,7 @@ class Monitor:
         window = self.window
         with self.lock:  # a copy of the window as it is now (fancy indexing copies)
             order = window.order()
-            by_name = {name: window.columns[name][order] for name in self.names}
+            by_name = {name: window.columns[name][order] for name in self.summarised}
             answers = window.answers[order]
             predicted = window.predictions[order]
             labels = window.labels[order]
@@ -351,8 +353,8 @@ class Monitor:
                     window.predictions[slot] = predicted[i]
         rows = len(order)
         columns: dict[str, Any] = {}
-        if self.reference is not None and rows:
-            for name, spec in reference_columns(self.reference).items():
+        if rows:
+            for name, spec in self.specs.items():
                 if name in by_name:
                     columns[name] = ColumnWindow.of(spec["kind"], by_name[name]).to_dict()
         unseen_rows = 0
@@ -478,11 +480,6 @@ def _position(request_id: str) -> int | None:
         return int(tail, 16) if tail.isalnum() else None
     except ValueError:
         return None
-
-
-def _seq(request_id: str) -> int:
-    position = _position(request_id)
-    return 0 if position is None else position
 
 
 __all__ = ["Monitor"]

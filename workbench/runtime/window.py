@@ -1,13 +1,12 @@
 """A worker's window of recent traffic: the last ``capacity`` answered rows, column by column in
 arrays allocated once (a ring), with each row's answer and, once feedback gives it, its label.
 
-Nothing is kept per request but slots in these arrays. Measured on the reference forest at c=32
-(``benchmarks/monitoring.py``): building each request's row tuples and throwing them away costs
-nothing measurable, while keeping them (a list of tuples and an entry object per request in a
-dict, as the first window did) cost 13 % of the throughput. Kept objects defeat the allocator's
-reuse of just-freed memory and are walked by the garbage collector; a number column here is one
-float64 array (``None`` as NaN) and the other columns and the answers are object arrays holding
-the values the requests already made.
+Nothing is kept per request but slots in these arrays: a number column is one float64 array
+(``None`` as NaN); the other columns, the answers' JSON text and the labels are object arrays
+holding values the requests already made (strings and numbers, which the garbage collector does
+not track). The size is fixed when the worker starts. On the reference forest at c=32
+(``benchmarks/monitoring.py``, ``docs/benchmarks.md``) this measured a few points better than
+the window it replaced (an entry object per request in a dict), within the noise of one run.
 
 **Positions.** Every row gets the next position (0, 1, 2, ... for the worker's life); position
 ``p`` lives in slot ``p % capacity`` until ``capacity`` more rows arrive. A request is named by
