@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install example browser demo test lab lint dist clean
+.PHONY: install example browser demo test lab lint docs dist clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ lint: install
 	$(BIN)/ruff check workbench tests examples benchmarks
 	$(BIN)/lint-imports
 	$(BIN)/mypy
+
+# The generated pages of docs/: configuration.md from the config's schema, bento.md from the guide
+# every Bento carries (workbench/templates/bento/README.md). tests/test_manual.py checks them.
+docs: install
+	$(BIN)/python -m workbench.manual
 
 # The wheel and sdist of the distribution `deployment-workbench` (import name and command: workbench).
 dist: install

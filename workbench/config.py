@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.json_schema import SkipJsonSchema
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
@@ -64,10 +65,20 @@ class _Strict(BaseModel):
 
 
 class Gate(_Strict):
-    """A quality gate on one metric: the value must be ``>= min`` and/or ``<= max``."""
+    """A quality gate: the value must be ``>= min`` and/or ``<= max``.
 
-    min: float | None = None
-    max: float | None = None
+    A metric's name gates its value on the test data; ``cv_<metric>`` gates its mean over the
+    cross-validation folds (needs ``validation.cv_folds >= 2``). ``beat_baseline`` and
+    ``champion`` gate an *advantage* in the primary metric, positive when the model is better (for
+    error metrics such as ``rmse`` the sign is flipped, so positive still means better):
+    ``beat_baseline: {min: 0.05}`` asks for 0.05 more than a Dummy estimator fitted on the
+    training data; ``champion: {min: -0.01}`` lets the model be at most 0.01 worse than the
+    champion (a champion gate passes when there is no champion yet). The margin and the tolerance
+    are these gate bounds, so the validate panel edits them like any other.
+    """
+
+    min: float | None = Field(default=None, description="the lowest value that passes")
+    max: float | None = Field(default=None, description="the highest value that passes")
 
     @model_validator(mode="after")
     def _has_a_bound(self) -> Gate:
@@ -79,13 +90,23 @@ class Gate(_Strict):
 
 
 class DataSpec(_Strict):
+    """The data (``data:``, also written inline: ``{train: ..., test: ..., target: ...}``)."""
+
     train: str = Field(description="training data (CSV or Parquet); the input schema comes from it")
     test: str = Field(description="holdout data (CSV or Parquet) for metrics and serving checks")
     target: str = Field(min_length=1, description="name of the label column")
 
 
 class ServiceOptions(_Strict):
-    workers: int = Field(default=1, ge=1, le=64, description="`bentoml serve` worker processes")
+    """How the Bento serves (``service:``): written into the Bento at packaging; its
+    ``GET /metadata`` shows the values it was built with."""
+
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="`bentoml serve` worker processes (1 measured fastest on 2 cores)",
+    )
     timeout: int = Field(
         default=30,
         ge=1,
@@ -112,7 +133,11 @@ class ServiceOptions(_Strict):
         description="largest request body in MiB; larger is answered 413 before it is read",
     )
     max_request_rows: int = Field(
-        default=5_000, ge=1, le=1_000_000, description="most rows in one request; more is 413"
+        default=5_000,
+        ge=1,
+        le=1_000_000,
+        description="most rows in one request; more is 413 (score big files with `workbench "
+        "score`)",
     )
     max_queue_rows: int | None = Field(
         default=None,
@@ -136,12 +161,13 @@ class ServiceOptions(_Strict):
     )
     access_log: bool = Field(
         default=False,
-        description="BentoML's access log line per request (off: /metrics still counts them)",
+        description="BentoML's access log line per request (costs throughput; off: /metrics "
+        "still counts them)",
     )
     tracing: bool = Field(
         default=False,
-        description="OpenTelemetry spans for /predict (BentoML exports spans only when a tracing "
-        "exporter is configured)",
+        description="OpenTelemetry spans for /predict (costs throughput; BentoML exports spans "
+        "only when a tracing exporter is configured)",
     )
     cors_origins: list[str] = Field(
         default_factory=list, description="origins allowed by CORS; empty disables CORS"
@@ -159,12 +185,21 @@ class ServiceOptions(_Strict):
 
 
 class LaunchOptions(_Strict):
+    """The launch stage (``launch:``): which Bento it serves, how long it waits for it, and the
+    bounded load probe after the parity check."""
+
     ready_timeout: float = Field(
         default=90.0, gt=0, le=3600, description="seconds to wait for /readyz"
     )
-    probe_requests: int = Field(default=200, ge=0, le=100_000, description="0 skips the load probe")
-    probe_concurrency: int = Field(default=4, ge=1, le=256)
-    probe_seconds: float = Field(default=20.0, gt=0, le=300, description="time bound of the probe")
+    probe_requests: int = Field(
+        default=200, ge=0, le=100_000, description="requests of the load probe; 0 skips it"
+    )
+    probe_concurrency: int = Field(
+        default=4, ge=1, le=256, description="concurrent clients of the load probe"
+    )
+    probe_seconds: float = Field(
+        default=20.0, gt=0, le=300, description="the probe also stops at this time bound"
+    )
     version: Literal["packaged", "promoted"] = Field(
         default="packaged",
         description="what the launch stage serves and checks: packaged: the Bento the package "
@@ -175,18 +210,31 @@ class LaunchOptions(_Strict):
 class ShadowOptions(_Strict):
     """``workbench shadow``: its bounds and the gates a challenger must pass (``shadow:``).
 
-    Every gate is off until given a bound. ``min_agreement``: share of replayed rows where the
-    challenger answers as the champion (the same label; a regressor within ``tolerance``);
-    ``max_shift``: the prediction-distribution shift (Jensen-Shannon distance of the label shares,
-    or the Kolmogorov-Smirnov statistic of a regressor's predictions; both 0 to 1);
-    ``max_latency_ratio``: challenger p95 over champion p95; ``min_advantage``: challenger minus
-    champion in the primary metric (positive: better), when the replay file holds the labels.
+    Every gate is off until given a bound; ``workbench shadow`` exits 1 when one fails.
     """
 
-    min_agreement: float | None = Field(default=None, ge=0, le=1)
-    max_shift: float | None = Field(default=None, ge=0, le=1)
-    max_latency_ratio: float | None = Field(default=None, gt=0)
-    min_advantage: float | None = None
+    min_agreement: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="gate: the share of replayed rows where the challenger answers as the "
+        "champion (the same label; a regressor within `tolerance`)",
+    )
+    max_shift: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="gate: the prediction-distribution shift (Jensen-Shannon distance of the "
+        "label shares, or the Kolmogorov-Smirnov statistic of a regressor's predictions)",
+    )
+    max_latency_ratio: float | None = Field(
+        default=None, gt=0, description="gate: challenger p95 latency over champion p95"
+    )
+    min_advantage: float | None = Field(
+        default=None,
+        description="gate: challenger minus champion in the primary metric (positive: better), "
+        "when the replay file holds the labels",
+    )
     tolerance: float = Field(
         default=0.0, ge=0, description="regression: a difference up to this counts as agreement"
     )
@@ -194,12 +242,14 @@ class ShadowOptions(_Strict):
     max_seconds: float = Field(
         default=60.0, gt=0, le=3600, description="the replay stops after this many seconds"
     )
-    batch_rows: int = Field(default=1, ge=1, le=5_000, description="rows per request")
+    batch_rows: int = Field(
+        default=1, ge=1, le=5_000, description="rows per request sent to both versions"
+    )
 
 
 class MonitorOptions(_Strict):
     """Monitoring of the launched model (``monitor:`` in ``workbench.yaml``): the window the Bento
-    keeps, drift options, live-metric gates and capture files (see README, "Monitoring")."""
+    keeps, drift options, live-metric gates and capture files (docs/monitoring.md)."""
 
     window_rows: int = Field(
         default=10_000,
@@ -270,17 +320,8 @@ class MonitorOptions(_Strict):
 
 
 class ValidationOptions(_Strict):
-    """How the validate stage measures the model (``validation:`` in ``workbench.yaml``).
-
-    Gates stay under ``gates:``. Besides the metric names (holdout value) they accept
-    ``cv_<metric>`` (the cross-validation mean; needs ``cv_folds >= 2``), ``beat_baseline`` and
-    ``champion``. The last two gate an *advantage* in the primary metric, positive when the model
-    is better (for error metrics such as ``rmse`` the sign is flipped, so positive still means
-    better): ``beat_baseline: {min: 0.05}`` asks for 0.05 more than a Dummy estimator fitted on the
-    training data; ``champion: {min: -0.01}`` lets the model be at most 0.01 worse than the model of
-    the same name packaged last (a champion gate passes when there is no champion yet). The margin
-    and the tolerance are these gate bounds, so the validate panel edits them like any other.
-    """
+    """How the validate stage measures the model (``validation:`` in ``workbench.yaml``); the
+    gates stay under ``gates:``."""
 
     cv_folds: int = Field(
         default=5,
@@ -327,18 +368,42 @@ class ValidationOptions(_Strict):
 class Config(_Strict):
     """One model project, as written in ``workbench.yaml``."""
 
-    name: str = Field(pattern=NAME_PATTERN, max_length=63)
-    model: str
-    data: DataSpec
-    task: Task | None = None
-    gates: dict[str, Gate] = Field(default_factory=dict)
-    validation: ValidationOptions = Field(default_factory=ValidationOptions)
-    service: ServiceOptions = Field(default_factory=ServiceOptions)
-    launch: LaunchOptions = Field(default_factory=LaunchOptions)
-    monitor: MonitorOptions = Field(default_factory=MonitorOptions)
-    shadow: ShadowOptions = Field(default_factory=ShadowOptions)
-    root: Path = Field(default=Path("."), exclude=True)
-    """The folder the config file lives in; relative paths resolve against it."""
+    name: str = Field(
+        pattern=NAME_PATTERN,
+        max_length=63,
+        description="the model and service name (lowercase letters, digits, `_`, `-`, `.`): the "
+        "BentoML model, the Bento and `bentos/<name>/`",
+    )
+    model: str = Field(
+        description="a fitted scikit-learn estimator or Pipeline saved with `joblib.dump`"
+    )
+    data: DataSpec = Field(description="the training and test data and the target column")
+    task: Task | None = Field(
+        default=None,
+        description="classification or regression; inferred from the model when left out",
+    )
+    gates: dict[str, Gate] = Field(
+        default_factory=dict,
+        description="quality gates, name -> {min, max}: all must hold before anything is packaged",
+    )
+    validation: ValidationOptions = Field(
+        default_factory=ValidationOptions, description="how the validate stage measures the model"
+    )
+    service: ServiceOptions = Field(
+        default_factory=ServiceOptions, description="how the Bento serves: auth, runtime, limits"
+    )
+    launch: LaunchOptions = Field(
+        default_factory=LaunchOptions, description="what the launch stage serves and probes"
+    )
+    monitor: MonitorOptions = Field(
+        default_factory=MonitorOptions, description="the launched model's monitoring window"
+    )
+    shadow: ShadowOptions = Field(
+        default_factory=ShadowOptions, description="`workbench shadow`: bounds and gates"
+    )
+    root: SkipJsonSchema[Path] = Field(default=Path("."), exclude=True)
+    """The folder the config file lives in; relative paths resolve against it (not a key of the
+    file: set by :func:`load_config`)."""
 
     @model_validator(mode="after")
     def _known_metrics(self) -> Config:
@@ -400,7 +465,7 @@ def load_config(path: str | Path) -> Config:
     if not file.is_file():
         raise ConfigError(
             f"config file {str(path)!r} not found; pass --config PATH or create workbench.yaml "
-            "(see README.md for the keys)"
+            "(docs/configuration.md lists the keys)"
         )
     try:
         raw = yaml.safe_load(file.read_text())
@@ -414,7 +479,7 @@ def parse_config(raw: Any, *, root: Path, source: str = "workbench.yaml") -> Con
     if not isinstance(raw, dict):
         raise ConfigError(
             f"{source}: expected a mapping of keys (name, model, data, ...), got "
-            f"{type(raw).__name__}; see README.md for an example"
+            f"{type(raw).__name__}; docs/configuration.md lists the keys"
         )
     try:
         return Config.model_validate({**raw, "root": root})

@@ -22,6 +22,7 @@ from workbench import runtime
 from workbench.compilation import CompiledModel
 from workbench.config import METRICS, Config
 from workbench.errors import PackagingError
+from workbench.packaging.guide import README_FILE, render_readme
 from workbench.packaging.plan import ServingPlan, max_body_bytes
 from workbench.results import ValidationResult
 from workbench.runtime.drift import DriftOptions
@@ -253,6 +254,8 @@ def render_bentofile(name: str, packages: list[str], *, onnx: bool) -> str:
         {
             "service": f"service:{class_name(name)}",
             "name": name,
+            # The Bento's README, the text of `/` and the OpenAPI description (packaging/guide.py)
+            "description": f"file:./{README_FILE}",
             "include": [
                 "service.py",
                 f"{RUNTIME_PACKAGE}/*.py",
@@ -352,6 +355,12 @@ def service_files(spec: ServiceSpec, config: Config, packages: list[str]) -> dic
             spec.name, packages, onnx=spec.compiled.runtime == "onnx"
         ),
         "model_card.json": json.dumps(model_card(spec, config, packages), indent=2) + "\n",
+        README_FILE: render_readme(
+            config,
+            model_tag=spec.model_tag,
+            task=spec.validation.task,
+            runtime=spec.compiled.runtime,
+        ),
         # The training-input profile (quantile bins, category shares) for drift checks later.
         "reference_profile.json": (
             spec.validation.profile.model_dump_json(indent=2) + "\n"
