@@ -23,11 +23,12 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from workbench.config import Config, Gate, MonitorOptions
+from workbench.config import Config, Gate, MonitorSettings
 from workbench.data import load_frame
 from workbench.errors import DataError, ServingError
 from workbench.monitoring.drift import column_result, find_bento, read_model_card
 from workbench.results import MonitorResult, ReplayResult
+from workbench.runtime.card import ModelCard
 from workbench.runtime.settings import (
     FEEDBACK_PATH,
     METADATA_PATH,
@@ -107,11 +108,11 @@ def replay(
     the file's rows, when the caller has read and checked them (:func:`replay_frame`)."""
     require_loopback(url, what="the monitoring replay")
     with httpx.Client(headers=_headers(key), timeout=REQUEST_TIMEOUT_S) as client:
-        card = _get(client, f"{url}{METADATA_PATH}", "model card")
-        schema = InputSchema.model_validate(card["input_schema"])
+        card = ModelCard.model_validate(_get(client, f"{url}{METADATA_PATH}", "model card"))
+        schema = card.input_schema
         if frame is None:
             frame = replay_frame(file, schema)
-        target = card.get("target")
+        target = card.target
         labels = frame[target].tolist() if target in frame.columns else None
         service = Target("service", url, key, schema.to_records(frame[schema.names]))
         pending: list[dict[str, Any]] = []
@@ -181,7 +182,7 @@ def _gate_passed(gate: Gate, value: float) -> bool:
 def judge(
     url: str,
     report: Mapping[str, Any],
-    options: MonitorOptions,
+    options: MonitorSettings,
     *,
     model_tag: str = "",
     replayed: ReplayResult | None = None,
@@ -244,7 +245,7 @@ def judge(
 
 def check_service(
     url: str,
-    options: MonitorOptions,
+    options: MonitorSettings,
     *,
     key: str = "",
     file: Path | None = None,
@@ -269,7 +270,7 @@ def check_service(
             frame=frame,
         )
     with httpx.Client(headers=_headers(key), timeout=30) as client:
-        card = _get(client, f"{url}{METADATA_PATH}", "model card")
+        card = ModelCard.model_validate(_get(client, f"{url}{METADATA_PATH}", "model card"))
     report = fetch_report(url, key=key)
     if replayed is not None:
         # The report is recomputed at most every refresh_seconds (and feedback another worker
@@ -282,7 +283,7 @@ def check_service(
         url,
         report,
         options,
-        model_tag=str(card.get("model_tag", "")),
+        model_tag=card.model_tag,
         replayed=replayed,
         seconds=time.perf_counter() - started,
     )
@@ -303,7 +304,7 @@ def check_packaged(
     told the server once it is ready. The file is read and checked against the Bento's inputs
     before any server starts."""
     tag = served_tag(config, run_dir=run_dir)
-    schema = InputSchema.model_validate(read_model_card(find_bento(tag))["input_schema"])
+    schema = read_model_card(find_bento(tag)).input_schema
     frame = replay_frame(file, schema)
     with serve(config, run_dir=run_dir, bento_tag=tag) as server:
         if on_serve is not None:
@@ -429,7 +430,7 @@ class LiveCheck:
 
 
 def check_live(
-    url: str, options: MonitorOptions, *, key: str = "", since: Scrape | None = None
+    url: str, options: MonitorSettings, *, key: str = "", since: Scrape | None = None
 ) -> LiveCheck:
     """Scrape ``/metrics`` (traffic since ``since``), then read and judge ``GET /monitor``."""
     now = scrape(url)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -26,6 +26,18 @@ METRICS: dict[str, tuple[str, ...]] = {
 }
 #: Metrics where smaller is better; for all others larger is better.
 LOWER_IS_BETTER = frozenset({"log_loss", "brier", "mae", "rmse", "median_ae"})
+#: Every metric of any task, sorted (what gates may name).
+ALL_METRICS = sorted({m for names in METRICS.values() for m in names})
+
+
+class Bounds(Protocol):
+    """A gate's bounds (:class:`~.settings.Gate`)."""
+
+    @property
+    def min(self) -> float | None: ...
+
+    @property
+    def max(self) -> float | None: ...
 
 
 def live_metrics(
@@ -110,13 +122,13 @@ def live_metrics(
 
 
 def gate_verdicts(
-    gates: Mapping[str, Mapping[str, float]], live: Mapping[str, float | None]
+    gates: Mapping[str, Bounds], live: Mapping[str, float | None]
 ) -> list[dict[str, Any]]:
     """Each live-metric gate: the value, its bounds and whether it passed (None: no value yet)."""
     out = []
     for metric, bounds in gates.items():
         value = live.get(metric)
-        low, high = bounds.get("min"), bounds.get("max")
+        low, high = bounds.min, bounds.max
         passed = (
             None
             if value is None
@@ -126,4 +138,4 @@ def gate_verdicts(
     return out
 
 
-__all__ = ["LOWER_IS_BETTER", "METRICS", "gate_verdicts", "live_metrics"]
+__all__ = ["ALL_METRICS", "LOWER_IS_BETTER", "METRICS", "gate_verdicts", "live_metrics"]
