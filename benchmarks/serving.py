@@ -128,8 +128,8 @@ SERVERS_FULL = (
 ABLATIONS = {
     "gen_api_path": (
         "workbench_runtime/http/handlers.py",
-        '        PREDICT_PATH: Route(frozenset({"POST"}), predict, doc=openapi.predict),\n',
-        "        PREDICT_PATH: Route(None, doc=openapi.predict),  # ablation: typed API path\n",
+        '            PREDICT_PATH: Route(frozenset({"POST"}), h.predict, doc=openapi.predict),\n',
+        "            PREDICT_PATH: Route(None, doc=openapi.predict),  # ablation: typed API\n",
     ),
     "gen_greedy": (
         "workbench_runtime/batching.py",

@@ -62,8 +62,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from .columns import COLUMN_KINDS
 from .sketch import (
-    COUNTED_KINDS,
     DISCRETE_MAX_VALUES,
     ColumnWindow,
     Floats,
@@ -208,8 +208,6 @@ def column_drift(
     elif window.kind != kind:
         raise ValueError(f"column {name!r}: a {window.kind} window for a {kind} reference")
     n_ref = int(reference["rows"]) - int(reference["missing"])
-    present = window.rows - window.missing
-
     missing_test = None
     if kind == "text":
         # Two tests on one column: each at half the p-value threshold (Bonferroni), so the
@@ -217,16 +215,7 @@ def column_drift(
         options = options.model_copy(update={"p_value_threshold": options.p_value_threshold / 2})
         if window.rows >= options.min_window_rows and reference["rows"]:
             missing_test = _missing_test(reference, window, options)
-    reason = None
-    if not window.rows:
-        reason = "the window is empty"
-    elif not n_ref:
-        reason = "the reference has no values for this column"
-    elif present < options.min_window_rows:
-        reason = (
-            f"{present} non-missing value(s) in the window, fewer than "
-            f"min_window_rows={options.min_window_rows}"
-        )
+    reason = _untestable(window, n_ref, options)
     if reason is not None:
         if missing_test is None:
             return _untested(name, reference, window, reason)
@@ -238,10 +227,11 @@ def column_drift(
 
     small = n_ref <= options.small_reference_rows
     unseen: float | None
-    if kind in COUNTED_KINDS:
+    summary = COLUMN_KINDS[kind].sketch
+    if summary == "counts":
         outcome, unseen = _category_test(reference["counts"], window, small, options)
     else:
-        sketch = reference["lengths" if kind == "text" else "sketch"]
+        sketch = reference["lengths" if summary == "lengths" else "sketch"]
         outcome, unseen = _numeric_test(sketch, n_ref, window.values, options)
     return dataclasses.replace(
         _untested(name, reference, window, None),
@@ -253,6 +243,21 @@ def column_drift(
         unseen_share=None if kind == "text" else unseen,  # a length is never "unseen"
         missing_share_test=missing_test,
     )
+
+
+def _untestable(window: ColumnWindow, n_ref: int, options: DriftOptions) -> str | None:
+    """Why the column's values cannot be tested (None: they can)."""
+    present = window.rows - window.missing
+    if not window.rows:
+        return "the window is empty"
+    if not n_ref:
+        return "the reference has no values for this column"
+    if present < options.min_window_rows:
+        return (
+            f"{present} non-missing value(s) in the window, fewer than "
+            f"min_window_rows={options.min_window_rows}"
+        )
+    return None
 
 
 def _untested(

@@ -192,10 +192,16 @@ async def answer_rows(
     return answers
 
 
-def route_table(serving: Serving) -> dict[str, Route]:
-    """Every route of the service, ours and BentoML's (see :mod:`.routes`)."""
+class Handlers:
+    """The handlers of the service's own routes, over its :class:`Serving`."""
 
-    async def predict(request: Request) -> Response | Forward:
+    def __init__(self, serving: Serving, table: Routes) -> None:
+        self.serving = serving
+        self.table = table
+        """The whole table (``/docs.json`` documents it)."""
+
+    async def predict(self, request: Request) -> Response | Forward:
+        serving = self.serving
         batcher = serving.batcher
         if batcher is None:  # not started: BentoML's typed API (Serving.predict) answers
             return FORWARD
@@ -212,17 +218,17 @@ def route_table(serving: Serving) -> dict[str, Route]:
             headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
         return Response(200, ("[" + ",".join(answers) + "]").encode(), headers)
 
-    async def metadata(request: Request) -> Response:
-        return Response(200, serving.card_json)
+    async def metadata(self, request: Request) -> Response:
+        return Response(200, self.serving.card_json)
 
-    async def feedback(request: Request) -> Response | Forward:
+    async def feedback(self, request: Request) -> Response | Forward:
         """``{"feedback": [{"request_id": "<X-Request-Id>", "row": 0, "label": <value>}]}``
         (``row``: the row's index in its request, default 0). Answers how many were ``applied``
         (first label), ``unchanged`` (the same label again: repeats are idempotent), ``updated``
         (another label: the last one counts) and ``unknown`` (an id not in the window, or
         already dropped from it), listing the unknown ids. Any bad item is one 400 naming each
         bad item, and nothing is applied."""
-        monitor = serving.monitor
+        monitor = self.serving.monitor
         if monitor is None:
             return FORWARD
         body = await read_body(request, MAX_FEEDBACK_BYTES)
@@ -239,35 +245,45 @@ def route_table(serving: Serving) -> dict[str, Route]:
             raise Refusal(400, payload) from None
         return Response.json(200, await monitor.give_feedback(items))
 
-    async def monitor(request: Request) -> Response | Forward:
-        if serving.monitor is None:
+    async def monitor(self, request: Request) -> Response | Forward:
+        """The monitoring report (recomputed at most every ``monitor.refresh_seconds``)."""
+        monitor = self.serving.monitor
+        if monitor is None:
             return FORWARD
-        return Response.json(200, await serving.monitor.report())
+        return Response.json(200, await monitor.report())
 
-    async def docs(request: Request) -> Response | Forward:
+    async def docs(self, request: Request) -> Response | Forward:
         if request.method != "GET":
             return FORWARD
         start, body = await request.call_inward()
         if start.get("status") != 200:
             return Response.relay(start, body)
-        return Response.json(200, openapi.document(json.loads(body), table, serving.settings))
+        spec = openapi.document(json.loads(body), self.table, self.serving.settings)
+        return Response.json(200, spec)
 
-    table: dict[str, Route] = {
-        PREDICT_PATH: Route(frozenset({"POST"}), predict, doc=openapi.predict),
-        METADATA_PATH: Route(frozenset({"GET"}), metadata, doc=openapi.metadata),
-        DOCS_PATH: Route(None, docs, auth=False),
-        "/livez": Route(None, auth=False, doc=openapi.plain_text),
-        "/healthz": Route(None, auth=False, doc=openapi.plain_text),
-        "/readyz": Route(None, auth=False, doc=openapi.readyz),
-        "/metrics": Route(None, auth=False, doc=openapi.plain_text),
-        "/": Route(None, auth=False),  # BentoML's docs page and its assets
-        "/static_content/": Route(frozenset({"GET", "HEAD"}), auth=False, prefix=True),
-        "/schema.json": Route(None),  # BentoML's API schema: behind the key, as it always was
-    }
+
+def route_table(serving: Serving) -> dict[str, Route]:
+    """Every route of the service, ours and BentoML's (see :mod:`.routes`)."""
+    table: dict[str, Route] = {}
+    h = Handlers(serving, table)
+    table.update(
+        {
+            PREDICT_PATH: Route(frozenset({"POST"}), h.predict, doc=openapi.predict),
+            METADATA_PATH: Route(frozenset({"GET"}), h.metadata, doc=openapi.metadata),
+            DOCS_PATH: Route(None, h.docs, auth=False),
+            "/livez": Route(None, auth=False, doc=openapi.plain_text),
+            "/healthz": Route(None, auth=False, doc=openapi.plain_text),
+            "/readyz": Route(None, auth=False, doc=openapi.readyz),
+            "/metrics": Route(None, auth=False, doc=openapi.plain_text),
+            "/": Route(None, auth=False),  # BentoML's docs page and its assets
+            "/static_content/": Route(frozenset({"GET", "HEAD"}), auth=False, prefix=True),
+            "/schema.json": Route(None),  # BentoML's API schema: behind the key, as it was
+        }
+    )
     if serving.settings.monitor.enabled:
-        table[FEEDBACK_PATH] = Route(frozenset({"POST"}), feedback, doc=openapi.feedback)
-        table[MONITOR_PATH] = Route(frozenset({"GET"}), monitor, doc=openapi.monitor)
+        table[FEEDBACK_PATH] = Route(frozenset({"POST"}), h.feedback, doc=openapi.feedback)
+        table[MONITOR_PATH] = Route(frozenset({"GET"}), h.monitor, doc=openapi.monitor)
     return table
 
 
-__all__ = ["Routes", "Serving", "route_table"]
+__all__ = ["Handlers", "Serving", "route_table"]
