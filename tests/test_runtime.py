@@ -954,11 +954,13 @@ def test_an_unknown_drift_test_lists_the_known_ones():
 def test_the_registry_chooses_one_test_per_column_and_gives_each_its_threshold():
     from workbench.runtime.stattests import DEFAULT_OPTIONS, STATTESTS, default_stattest
 
-    assert default_stattest(distinct=None, small=True).name == "ks"
-    assert default_stattest(distinct=None, small=False).name == "wasserstein"
-    assert default_stattest(distinct=2, small=True).name == "z"
-    assert default_stattest(distinct=3, small=True).name == "chisquare"
-    assert default_stattest(distinct=3, small=False).name == "jensenshannon"
+    assert default_stattest("number", distinct=None, small=True).name == "ks"
+    assert default_stattest("text", distinct=None, small=False).name == "wasserstein"
+    assert default_stattest("boolean", distinct=2, small=True).name == "z"
+    assert default_stattest("category", distinct=3, small=True).name == "chisquare"
+    assert default_stattest("integer", distinct=3, small=False).name == "jensenshannon"
+    with pytest.raises(ValueError, match="does not test category columns"):
+        default_stattest("category", distinct=None, small=True)
     for test in STATTESTS.values():
         assert test.default_threshold == getattr(DEFAULT_OPTIONS, test.threshold_option)
         assert test.description.startswith(test.display_name)

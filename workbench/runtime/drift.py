@@ -140,16 +140,17 @@ class DatasetDrift:
 # ---------------------------------------------------------------- tests
 
 
-def _counted(ref: Ints, live: Ints, small: bool, options: DriftOptions) -> TestOutcome:
+def _counted(kind: str, ref: Ints, live: Ints, small: bool, options: DriftOptions) -> TestOutcome:
     """The default test (:func:`~.stattests.default_stattest`) on aligned counts, values absent
     from both dropped first (so every expected count is positive)."""
     keep = (ref + live) > 0
     counts = Counts(ref[keep], live[keep])
-    return default_stattest(distinct=len(counts.reference), small=small).run(counts, options)
+    test = default_stattest(kind, distinct=len(counts.reference), small=small)
+    return test.run(counts, options)
 
 
 def _numeric_test(
-    sketch: Mapping[str, Any], n_ref: int, live: Floats, options: DriftOptions
+    kind: str, sketch: Mapping[str, Any], n_ref: int, live: Floats, options: DriftOptions
 ) -> tuple[TestOutcome, float | None]:
     """KS / Wasserstein on the sketch, or the categorical test when there are few distinct
     values; also the unseen share when the reference has counts."""
@@ -164,8 +165,8 @@ def _numeric_test(
         if len(keys) <= DISCRETE_MAX_VALUES:
             ref = np.array([counts.get(k, 0) for k in keys], dtype=np.int64)
             win = np.array([live_map.get(k, 0) for k in keys], dtype=np.int64)
-            return _counted(ref, win, small, options), unseen
-    test = default_stattest(distinct=None, small=small)
+            return _counted(kind, ref, win, small, options), unseen
+    test = default_stattest(kind, distinct=None, small=small)
     return test.run(Values(sketch, n_ref, live), options), unseen
 
 
@@ -177,7 +178,7 @@ def _category_test(
     unseen = sum(c for k, c in window.counts.items() if k not in counts)
     ref = np.array([counts[k] for k in keys] + [0], dtype=np.int64)
     live = np.array([window.counts.get(k, 0) for k in keys] + [unseen], dtype=np.int64)
-    return _counted(ref, live, small, options), unseen / int(live.sum())
+    return _counted(window.kind, ref, live, small, options), unseen / int(live.sum())
 
 
 def _missing_test(
@@ -187,7 +188,8 @@ def _missing_test(
     ref_rows, ref_missing = int(reference["rows"]), int(reference["missing"])
     ref = np.array([ref_missing, ref_rows - ref_missing], dtype=np.int64)
     live = np.array([window.missing, window.rows - window.missing], dtype=np.int64)
-    return _counted(ref, live, ref_rows <= options.small_reference_rows, options)
+    small = ref_rows <= options.small_reference_rows
+    return _counted(window.kind, ref, live, small, options)
 
 
 def column_drift(
@@ -232,7 +234,7 @@ def column_drift(
         outcome, unseen = _category_test(reference["counts"], window, small, options)
     else:
         sketch = reference["lengths" if summary == "lengths" else "sketch"]
-        outcome, unseen = _numeric_test(sketch, n_ref, window.values, options)
+        outcome, unseen = _numeric_test(kind, sketch, n_ref, window.values, options)
     return dataclasses.replace(
         _untested(name, reference, window, None),
         test=outcome.test,

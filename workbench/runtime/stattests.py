@@ -259,17 +259,22 @@ def get_stattest(name: str) -> StatTest:
         ) from None
 
 
-def default_stattest(*, distinct: int | None, small: bool) -> StatTest:
-    """The test of a column (Evidently's default selection): ``distinct`` is how many values
-    the counts being compared hold (None: values against a sketch), ``small`` whether the
-    reference is small (:attr:`DriftOptions.small_reference_rows`). Counts: Z for at most two
-    values and chi-square for more on a small reference, else Jensen-Shannon; values: KS on a
-    small reference, else Wasserstein."""
+def default_stattest(kind: str, *, distinct: int | None, small: bool) -> StatTest:
+    """The test of a ``kind`` column (Evidently's default selection): ``distinct`` is how many
+    values the counts being compared hold (None: values against a sketch), ``small`` whether
+    the reference is small (:attr:`DriftOptions.small_reference_rows`). Counts: Z for at most
+    two values and chi-square for more on a small reference, else Jensen-Shannon; values: KS on
+    a small reference, else Wasserstein."""
     if distinct is None:
-        return STATTESTS["ks" if small else "wasserstein"]
-    if not small:
-        return STATTESTS["jensenshannon"]
-    return STATTESTS["z" if distinct <= 2 else "chisquare"]
+        name = "ks" if small else "wasserstein"
+    elif not small:
+        name = "jensenshannon"
+    else:
+        name = "z" if distinct <= 2 else "chisquare"
+    test = STATTESTS[name]
+    if kind not in test.kinds:
+        raise ValueError(f"the {test.display_name} does not test {kind} columns")
+    return test
 
 
 __all__ = [
