@@ -11,8 +11,9 @@
   monitoring report (:mod:`..monitoring`).
 - ``GET /docs.json``: BentoML's document, made to tell the truth (:mod:`.openapi`).
 
-:func:`route_table` is the table (:mod:`.routes`): adding a route is one handler here and one
-entry there, with its OpenAPI path item in :mod:`.openapi`.
+:func:`route_table` is the table the dispatcher serves (:mod:`.routes`): adding a route is one
+handler method of :class:`Handlers` and one entry of :func:`route_table`, with its OpenAPI path
+item in :mod:`.openapi`.
 """
 
 from __future__ import annotations
