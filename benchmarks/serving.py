@@ -127,9 +127,9 @@ SERVERS_FULL = (
 #: service folder, text, replacement).
 ABLATIONS = {
     "gen_api_path": (
-        "workbench_runtime/asgi.py",
-        "    routes = (OpenApiRoute, MetadataRoute, PredictRoute)\n",
-        "    routes = (OpenApiRoute, MetadataRoute)  # ablation: BentoML's typed API path\n",
+        "workbench_runtime/http/handlers.py",
+        '            PREDICT_PATH: Route(frozenset({"POST"}), h.predict, doc=openapi.predict),\n',
+        "            PREDICT_PATH: Route(None, doc=openapi.predict),  # ablation: typed API\n",
     ),
     "gen_greedy": (
         "workbench_runtime/batching.py",
@@ -142,9 +142,9 @@ ABLATIONS = {
         "            pass  # ablation: no gc.freeze()\n",
     ),
     "gen_log_trace": (
-        "service.py",
-        "logging={\"access\": {\"enabled\": False}},\n    tracing={'excluded_urls': ['/predict']},",
-        'logging={"access": {"enabled": True}},\n    tracing={},',
+        "settings.json",
+        '"access_log": false,\n    "tracing": false,',
+        '"access_log": true,\n    "tracing": true,',
     ),
 }
 CEILING = RAW

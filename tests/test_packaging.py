@@ -79,8 +79,8 @@ def test_package_builds_a_bento_with_a_typed_self_contained_service(validated):
         allowed = THIRD_PARTY_ALLOWED | {"workbench_runtime"}
         assert third_party <= allowed, (path.name, third_party - allowed)
     runtime = Path(workbench.runtime.__file__).parent
-    for module in runtime.glob("*.py"):
-        copied = bento_dir / "src" / "workbench_runtime" / module.name
+    for module in runtime.rglob("*.py"):
+        copied = bento_dir / "src" / "workbench_runtime" / module.relative_to(runtime)
         assert copied.read_text() == module.read_text(), module.name
     assert "mean_radius: Number = Field(alias='mean radius')" in source
     columns = len(

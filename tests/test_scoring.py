@@ -24,7 +24,7 @@ from test_service import mixed_frame, mixed_project
 from workbench import load_config, package, validate
 from workbench.errors import DataError
 from workbench.monitoring import drift_report
-from workbench.runtime.fields import MAX_TEXT_CHARS
+from workbench.runtime.columns import MAX_TEXT_CHARS
 from workbench.runtime.sketch import ColumnWindow
 from workbench.scoring import score
 from workbench.scoring.model import load_count

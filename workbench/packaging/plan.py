@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from workbench.config import ServiceOptions
+from workbench.runtime.settings import ServiceSettings
 from workbench.schema import InputSchema
 
 #: Adaptive batching: the largest batch worth having is where the model's fixed cost per call is at
@@ -58,12 +58,12 @@ class ServingPlan:
     runtime: str = "sklearn"
     reasons: dict[str, str] = field(default_factory=dict)
 
-    def card(self, options: ServiceOptions) -> dict[str, Any]:
+    def card(self, options: ServiceSettings) -> dict[str, Any]:
         return {
             "max_batch_size": self.max_batch_size,
             "max_latency_ms": self.max_latency_ms,
             "max_queue_rows": self.max_queue_rows,
-            "max_body_bytes": max_body_bytes(options),
+            "max_body_bytes": options.max_body_bytes,
             "max_request_rows": options.max_request_rows,
             "timeout_s": options.timeout,
             "auth": options.auth,
@@ -81,11 +81,6 @@ class ServingPlan:
             "tracing": options.tracing,
             "why": dict(sorted(self.reasons.items())),
         }
-
-
-def max_body_bytes(options: ServiceOptions) -> int:
-    """``service.max_body_mb`` in bytes."""
-    return int(options.max_body_mb * (1 << 20))
 
 
 #: Stand-ins when the model's cost cannot be measured at packaging time.
@@ -150,7 +145,7 @@ def frame_input_needed(model: Any) -> bool:
 def plan_serving(
     model: Any,
     schema: InputSchema,
-    options: ServiceOptions,
+    options: ServiceSettings,
     cost: CallCost | None,
     *,
     runtime: str = "sklearn",

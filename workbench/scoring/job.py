@@ -223,7 +223,7 @@ def score(
         drift_skipped = None
     except DataError as exc:
         reference, drift_skipped = None, str(exc)
-    columns = [dict(c) for c in card["input_schema"]["columns"]]
+    columns = [c.model_dump() for c in card.input_schema.columns]
     names = [str(c["name"]) for c in columns]
     kinds = {str(c["name"]): str(c["kind"]) for c in columns}
     scoring_input = resolve_input(input, names, bento=source.tag, kinds=kinds)
@@ -319,11 +319,10 @@ def score(
             ignored_columns=[c for c in scoring_input.columns if c not in set(names)],
             options=drift_options,
         )
-    runtime = card.get("runtime")
     result = ScoreResult(
         bento_tag=source.tag,
-        model_tag=str(card.get("model_tag", "")),
-        runtime=str(runtime.get("runtime", "sklearn")) if isinstance(runtime, dict) else "sklearn",
+        model_tag=card.model_tag,
+        runtime=card.runtime.runtime,
         input=scoring_input.given,
         inputs=files,
         output=str(out.resolve()),

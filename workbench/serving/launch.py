@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,8 @@ from workbench.data import load_frame, split_features
 from workbench.errors import ServingError, StageOrderError
 from workbench.promotions import history_path, promoted_tag
 from workbench.results import CheckResult, LaunchResult, PackageResult, ValidationResult
+from workbench.runtime.card import ModelCard
+from workbench.runtime.settings import CARD_FILE
 from workbench.schema import InputSchema
 from workbench.serving.checks import (
     auth_headers,
@@ -86,9 +87,9 @@ def serve(
 
 def _stored_bento(tag: str) -> tuple[Any, InputSchema, str, str]:
     """(model, input schema, model tag, task) of a Bento in the store, from its model card."""
-    card = json.loads((Path(str(bentoml.bentos.get(tag).path)) / "src/model_card.json").read_text())
-    model = bentoml.sklearn.load_model(card["model_tag"])
-    return model, InputSchema.model_validate(card["input_schema"]), card["model_tag"], card["task"]
+    card = ModelCard.read(Path(str(bentoml.bentos.get(tag).path)) / "src" / CARD_FILE)
+    model = bentoml.sklearn.load_model(card.model_tag)
+    return model, card.input_schema, card.model_tag, card.task
 
 
 def check(server: Server, config: Config, *, run_dir: str | Path | None = None) -> LaunchResult:

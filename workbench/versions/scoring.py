@@ -59,7 +59,7 @@ class Scored:
 
 def load_stored_model(version: StoredVersion) -> Any:
     """The scikit-learn model a version's Bento serves, from the store."""
-    model_tag = str(version.card.get("model_tag", ""))
+    model_tag = version.card.model_tag
     try:
         return bentoml.sklearn.load_model(model_tag)
     except Exception as exc:

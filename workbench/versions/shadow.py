@@ -24,6 +24,7 @@ from workbench.config import Config, ShadowOptions
 from workbench.data import load_frame
 from workbench.errors import DataError, VersionError
 from workbench.results import LatencySummary, ShadowGateVerdict, ShadowResult
+from workbench.runtime.stattests import STATTESTS
 from workbench.serving.replay import Answers, Replay, Target, replay
 from workbench.serving.server import Server
 from workbench.validation.metrics import Outputs, advantage, align_labels, metric_values
@@ -121,7 +122,7 @@ def _classification(
         confusion=table,
         shares=shares,
         shift=float(jensenshannon(p, q, base=2)) if len(labels) > 1 else 0.0,
-        shift_test="Jensen-Shannon distance of the label shares (base 2)",
+        shift_test=f"{STATTESTS['jensenshannon'].display_name} of the label shares (base 2)",
     )
 
 
@@ -152,7 +153,7 @@ def _regression(
             "counts": [float(c) for c in counts],
         },
         shift=float(ks_2samp(champ, chall).statistic),
-        shift_test="two-sample Kolmogorov-Smirnov statistic of the predictions",
+        shift_test=f"{STATTESTS['ks'].display_name} statistic of the predictions",
     )
 
 
@@ -165,7 +166,7 @@ def _metrics(
         outputs = Outputs(predicted=np.array([float(r["prediction"]) for r in rows]))
         values, _ = metric_values(task, y.to_numpy(dtype=float), outputs)
         return values
-    classes = np.asarray(version.card.get("classes") or [])
+    classes = np.asarray(version.card.classes or [])
     labels, unseen = align_labels(y.reset_index(drop=True), classes)
     if unseen:
         return {}
