@@ -27,12 +27,12 @@ from workbench.config import Config, Gate, MonitorOptions
 from workbench.data import load_frame
 from workbench.errors import DataError, ServingError
 from workbench.monitoring.drift import column_result, find_bento, read_model_card
+from workbench.monitoring.traffic import Scrape, Traffic, scrape, traffic
 from workbench.results import MonitorResult, ReplayResult
 from workbench.runtime.settings import (
     FEEDBACK_PATH,
     METADATA_PATH,
     MONITOR_PATH,
-    PREDICT_PATH,
 )
 from workbench.schema import InputSchema
 from workbench.serving.launch import serve, served_tag
@@ -89,7 +89,7 @@ def replay_frame(file: Path, schema: InputSchema) -> pd.DataFrame:
     return frame
 
 
-def replay(
+def replay(  # noqa: PLR0913 - the public entry point's options, keyword-only
     url: str,
     file: Path,
     *,
@@ -112,33 +112,11 @@ def replay(
         if frame is None:
             frame = replay_frame(file, schema)
         target = card.get("target")
-        labels = frame[target].tolist() if target in frame.columns else None
         service = Target("service", url, key, schema.to_records(frame[schema.names]))
-        pending: list[dict[str, Any]] = []
-        unknown = feedback = 0
-
-        def flush() -> None:
-            nonlocal unknown, feedback
-            if not pending:
-                return
-            answer = client.post(f"{url}{FEEDBACK_PATH}", json={"feedback": pending})
-            if answer.status_code != 200:
-                raise ServingError(
-                    f"{url}{FEEDBACK_PATH}: HTTP {answer.status_code}: {answer.text[:300]}"
-                )
-            unknown += int(answer.json().get("unknown", 0))
-            feedback += len(pending)
-            pending.clear()
+        feedback = _Feedback(client, url, frame[target].tolist() if target in frame else None)
 
         def after(start: int, end: int, answers: dict[str, Answers]) -> None:
-            request_id = answers[service.label].request_ids[-1]
-            if labels is not None and request_id is not None:
-                pending.extend(
-                    {"request_id": request_id, "row": i, "label": _json_value(labels[start + i])}
-                    for i in range(end - start)
-                )
-                if len(pending) >= FEEDBACK_BATCH:
-                    flush()
+            feedback.add(answers[service.label].request_ids[-1], start, end)
             if on_progress is not None:
                 on_progress(end, len(service.rows))
 
@@ -151,7 +129,7 @@ def replay(
             on_batch=after,
             what="the monitoring replay",
         )
-        flush()
+        feedback.flush()
     answers = done.answers[service.label]
     return ReplayResult(
         file=str(file),
@@ -159,12 +137,45 @@ def replay(
         requests=done.requests,
         failed_requests=answers.errors,
         first_errors=answers.first_errors,
-        feedback=feedback,
-        feedback_unknown=unknown,
+        feedback=feedback.sent,
+        feedback_unknown=feedback.unknown,
         rate=rate,
         seconds=done.seconds,
         stopped_by=done.stopped_by,
     )
+
+
+class _Feedback:
+    """The replayed rows' true labels, sent to ``/feedback`` :data:`FEEDBACK_BATCH` at a time
+    under the request id their rows were answered with (nothing without labels)."""
+
+    def __init__(self, client: httpx.Client, url: str, labels: list[Any] | None) -> None:
+        self.client, self.url, self.labels = client, url, labels
+        self.pending: list[dict[str, Any]] = []
+        self.sent = self.unknown = 0
+
+    def add(self, request_id: str | None, start: int, end: int) -> None:
+        """Rows ``start:end`` of the file were answered under ``request_id``."""
+        if self.labels is None or request_id is None:
+            return
+        self.pending.extend(
+            {"request_id": request_id, "row": i, "label": _json_value(self.labels[start + i])}
+            for i in range(end - start)
+        )
+        if len(self.pending) >= FEEDBACK_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        answer = self.client.post(f"{self.url}{FEEDBACK_PATH}", json={"feedback": self.pending})
+        if answer.status_code != 200:
+            raise ServingError(
+                f"{self.url}{FEEDBACK_PATH}: HTTP {answer.status_code}: {answer.text[:300]}"
+            )
+        self.unknown += int(answer.json().get("unknown", 0))
+        self.sent += len(self.pending)
+        self.pending.clear()
 
 
 def fetch_report(url: str, *, key: str = "", timeout: float = 30.0) -> dict[str, Any]:
@@ -191,17 +202,7 @@ def judge(
     failures: list[str] = []
     notes: list[str] = []
     drift = report.get("drift")
-    verdict = None if drift is None else drift["verdict"]
-    if drift is None:
-        notes.append("the service ships no drift reference: drift was not checked")
-    elif verdict == "drift" and options.fail_on_drift:
-        drifted = [c["column"] for c in drift["columns"] if c["drifted"]]
-        failures.append(
-            f"the dataset drifted: {drift['drifted_columns']} of {drift['tested_columns']} tested "
-            f"columns ({', '.join(drifted[:8])}{' ...' if len(drifted) > 8 else ''})"
-        )
-    elif verdict == "not enough data":
-        notes.append(f"drift: not enough data ({drift.get('reason')})")
+    _judge_drift(drift, options, failures, notes)
     if replayed is not None and replayed.failed_requests:
         first = replayed.first_errors[0] if replayed.first_errors else "no answer"
         failures.append(
@@ -209,7 +210,40 @@ def judge(
             f"requests, so their rows are not in the window (first: {first}); `workbench score` "
             f"of {replayed.file} with --on-error skip lists every refused row and why"
         )
-    metrics = report.get("metrics", {})
+    _judge_live_metrics(report.get("metrics", {}), options, failures, notes)
+    return MonitorResult(
+        url=url,
+        model_tag=model_tag,
+        verdict=None if drift is None else drift["verdict"],
+        columns=[column_result(c) for c in (drift or {}).get("columns", [])],
+        report=dict(report),
+        replay=replayed,
+        failures=failures,
+        notes=notes,
+        passed=not failures,
+        checked_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        seconds=round(seconds, 3),
+    )
+
+
+def _judge_drift(
+    drift: Mapping[str, Any] | None, options: MonitorOptions, failures: list[str], notes: list[str]
+) -> None:
+    if drift is None:
+        notes.append("the service ships no drift reference: drift was not checked")
+    elif drift["verdict"] == "drift" and options.fail_on_drift:
+        drifted = [c["column"] for c in drift["columns"] if c["drifted"]]
+        failures.append(
+            f"the dataset drifted: {drift['drifted_columns']} of {drift['tested_columns']} tested "
+            f"columns ({', '.join(drifted[:8])}{' ...' if len(drifted) > 8 else ''})"
+        )
+    elif drift["verdict"] == "not enough data":
+        notes.append(f"drift: not enough data ({drift.get('reason')})")
+
+
+def _judge_live_metrics(
+    metrics: Mapping[str, Any], options: MonitorOptions, failures: list[str], notes: list[str]
+) -> None:
     live = metrics.get("live", {})
     for metric, gate in options.gates.items():
         value = live.get(metric)
@@ -227,19 +261,6 @@ def judge(
             validation = metrics.get("validation", {}).get(metric)
             was = "" if validation is None else f"; {validation:.4g} at validation"
             failures.append(f"live {metric} {value:.4g} fails its gate ({bounds}{was})")
-    return MonitorResult(
-        url=url,
-        model_tag=model_tag,
-        verdict=verdict,
-        columns=[column_result(c) for c in (drift or {}).get("columns", [])],
-        report=dict(report),
-        replay=replayed,
-        failures=failures,
-        notes=notes,
-        passed=not failures,
-        checked_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        seconds=round(seconds, 3),
-    )
 
 
 def check_service(
@@ -318,103 +339,6 @@ def check_packaged(
             max_seconds=max_seconds,
             frame=frame,
         )
-
-
-# ---------------------------------------------------------------- traffic from /metrics
-
-REQUESTS = "bentoml_service_request"
-DURATION = "bentoml_service_request_duration_seconds"
-
-
-@dataclass(frozen=True)
-class Scrape:
-    """The request counters and latency histogram of ``POST /predict`` at one moment."""
-
-    at: float
-    requests: dict[str, float]
-    """HTTP status -> requests so far (all workers)."""
-    buckets: list[tuple[float, float]]
-    """(upper bound in seconds, requests at most that slow), ascending, ending at +inf."""
-
-
-@dataclass(frozen=True)
-class Traffic:
-    """Traffic between two scrapes: rate, error share and latency quantiles (None: no requests)."""
-
-    seconds: float
-    requests: float
-    requests_per_s: float
-    error_rate: float | None
-    p50_ms: float | None
-    p95_ms: float | None
-    p99_ms: float | None
-
-
-def scrape(url: str, *, path: str = PREDICT_PATH, timeout: float = 10.0) -> Scrape:
-    """Read ``/metrics`` (open, no key) and keep the figures of ``path``."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    try:
-        text = httpx.get(f"{url.rstrip('/')}/metrics", timeout=timeout).text
-    except httpx.HTTPError as exc:
-        raise ServingError(f"{url}/metrics: cannot reach the service ({exc})") from exc
-    requests: dict[str, float] = {}
-    buckets: dict[float, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.labels.get("endpoint") != path:
-                continue
-            if sample.name == f"{REQUESTS}_total":
-                code = sample.labels.get("http_response_code", "?")
-                requests[code] = requests.get(code, 0.0) + sample.value
-            elif sample.name == f"{DURATION}_bucket":
-                bound = float(sample.labels["le"])
-                buckets[bound] = buckets.get(bound, 0.0) + sample.value
-    return Scrape(time.monotonic(), requests, sorted(buckets.items()))
-
-
-def _quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
-    """Prometheus' ``histogram_quantile``: linear within the bucket holding the quantile."""
-    if not buckets or buckets[-1][1] <= 0:
-        return None
-    rank = q * buckets[-1][1]
-    lower_bound, lower_count = 0.0, 0.0
-    for bound, count in buckets:
-        if count >= rank:
-            if math.isinf(bound):
-                return lower_bound
-            inside = count - lower_count
-            share = (rank - lower_count) / inside if inside > 0 else 1.0
-            return lower_bound + (bound - lower_bound) * share
-        lower_bound, lower_count = bound, count
-    return None
-
-
-def traffic(before: Scrape, after: Scrape) -> Traffic:
-    """What happened between two scrapes (counters that went down, a restart, count from 0)."""
-    seconds = max(after.at - before.at, 1e-9)
-    codes = set(before.requests) | set(after.requests)
-    delta = {c: after.requests.get(c, 0.0) - before.requests.get(c, 0.0) for c in codes}
-    if any(v < 0 for v in delta.values()):
-        delta = dict(after.requests)
-    total = sum(delta.values())
-    errors = sum(v for c, v in delta.items() if not c.startswith("2"))
-    old = dict(before.buckets)
-    window = [(b, max(0.0, c - old.get(b, 0.0))) for b, c in after.buckets]
-
-    def ms(q: float) -> float | None:
-        value = _quantile(q, window)
-        return None if value is None else round(value * 1000, 3)
-
-    return Traffic(
-        seconds=round(seconds, 3),
-        requests=total,
-        requests_per_s=total / seconds,
-        error_rate=errors / total if total else None,
-        p50_ms=ms(0.5),
-        p95_ms=ms(0.95),
-        p99_ms=ms(0.99),
-    )
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ def _no_progress(_step: str, _fraction: float) -> None:
     return None
 
 
-class _Steps:
+class Steps:
     """Seconds per step, and progress reports as each step starts."""
 
     def __init__(self, on_progress: Progress) -> None:
@@ -104,7 +104,7 @@ def validate(
     run. Never touches the model store.
     """
     started = time.perf_counter()
-    steps = _Steps(on_progress)
+    steps = Steps(on_progress)
     with steps.step("load", "loading model and data", 0.02):
         inputs = read_inputs(config)
     quality = measure_quality(config, inputs, steps)
@@ -134,7 +134,7 @@ class Quality:
     roundtrip: RoundTripResult
 
 
-def measure_quality(config: Config, inputs: Inputs, steps: _Steps) -> Quality:
+def measure_quality(config: Config, inputs: Inputs, steps: Steps) -> Quality:
     options, task = config.validation, inputs.task
     with steps.step("holdout", "measuring the model on the test data", 0.1):
         out = model_outputs(inputs.model, inputs.X_test, task)
@@ -240,7 +240,7 @@ class Serving:
     onnx_latency: LatencyResult | None
 
 
-def measure_serving(config: Config, inputs: Inputs, steps: _Steps) -> Serving:
+def measure_serving(config: Config, inputs: Inputs, steps: Steps) -> Serving:
     model, seed = inputs.model, config.validation.seed
     with steps.step("schema", "input schema and reference profile", 0.86):
         schema = infer_schema(inputs.X_train, encoders=pipeline_encoders(model))
@@ -276,14 +276,14 @@ def check_all_gates(config: Config, inputs: Inputs, quality: Quality) -> list[Ga
     return verdicts
 
 
-def validation_result(  # noqa: PLR0913 - the stage's findings, each from its own step
+def validation_result(
     config: Config,
     inputs: Inputs,
     quality: Quality,
     serving: Serving,
     verdicts: list[GateVerdict],
     *,
-    steps: _Steps,
+    steps: Steps,
     started: float,
 ) -> ValidationResult:
     """The record of what was measured and decided (the graph's sha256 included, when one is
