@@ -71,13 +71,16 @@ def write_record(folder: Path, stage: str, payload: str) -> Path:
     return path
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to a unique temporary name beside ``path``, then rename it into
-    place: readers see the old file or the new one, never half of one, and a failure leaves
-    nothing behind."""
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write ``text`` (UTF-8, or bytes) to a unique temporary name beside ``path``, then rename
+    it into place: readers see the old file or the new one, never half of one, and a failure
+    leaves nothing behind."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        if isinstance(text, bytes):
+            tmp.write_bytes(text)
+        else:
+            tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)

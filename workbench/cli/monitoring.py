@@ -20,6 +20,11 @@ from workbench.runtime.drift import DEFAULT_OPTIONS, DriftOptions
 
 def add_commands(sub: Any) -> None:
     """``drift`` and ``monitor``."""
+    _add_drift(sub)
+    _add_monitor(sub)
+
+
+def _add_drift(sub: Any) -> None:
     drift_p = sub.add_parser(
         "drift",
         help="check a CSV/Parquet file of live inputs for drift against a Bento's training data",
@@ -49,6 +54,9 @@ def add_commands(sub: Any) -> None:
         "smaller files raise false alarms with large references)",
     )
     drift_p.set_defaults(func=_cmd_drift)
+
+
+def _add_monitor(sub: Any) -> None:
     monitor_p = sub.add_parser(
         "monitor",
         help="check a running service (or a file replayed through a fresh one) for drift and "

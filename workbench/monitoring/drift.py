@@ -243,7 +243,7 @@ def drift_report(
     )
 
 
-def window_report(
+def window_report(  # noqa: PLR0913 - the report's inputs, then where the window came from
     source: BentoSource,
     card: ModelCard,
     reference: Mapping[str, Any],

@@ -96,7 +96,7 @@ def input_hashes(inputs: dict[str, Path]) -> dict[str, str]:
     return {name: sha256_file(path) for name, path in inputs.items() if path.is_file()}
 
 
-def build_manifest(
+def build_manifest(  # noqa: PLR0913 - keyword-only, one per part of the manifest
     *,
     config: dict[str, Any],
     inputs: dict[str, Path],

@@ -73,6 +73,7 @@ def package_html(result: PackageResult) -> str:
         ["archive", html.escape(result.archive)],
         ["unseen categories", html.escape(result.unseen_categories)],
         ["runtime", f"<b>{html.escape(result.runtime)}</b>: {html.escape(result.runtime_reason)}"],
+        *([["decided by", html.escape(result.compiled_at)]] if result.compiled_at else []),
         ["service source", html.escape(result.service_dir)],
         ["store", html.escape(result.bentoml_home)],
     ]

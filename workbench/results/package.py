@@ -25,6 +25,9 @@ class PackageResult(Result):
     """What answers requests: ``onnx`` (the compiled graph in onnxruntime) or ``sklearn``."""
     runtime_reason: str = ""
     """Why: the parity evidence, or why no graph is the same model."""
+    compiled_at: str = ""
+    """Where that was decided: ``validation: ...`` (its graph, by sha256, and its parity
+    evidence, reused) or ``packaging: ...`` and why the validation had none to reuse."""
     created: bool
     """False when a Bento with the same content-derived tag already existed."""
     bentoml_home: str

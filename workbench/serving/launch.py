@@ -7,13 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import bentoml
+import pandas as pd
 
 from workbench.artifacts import load_model, read_record, records_dir, write_record
 from workbench.config import Config
 from workbench.data import load_frame, split_features
 from workbench.errors import ServingError, StageOrderError
 from workbench.promotions import history_path, promoted_tag
-from workbench.results import CheckResult, LaunchResult, PackageResult, ValidationResult
+from workbench.results import (
+    CheckResult,
+    LaunchResult,
+    PackageResult,
+    ProbeResult,
+    ValidationResult,
+)
 from workbench.runtime.card import ModelCard
 from workbench.runtime.settings import CARD_FILE
 from workbench.schema import InputSchema
@@ -116,28 +123,11 @@ def check(server: Server, config: Config, *, run_dir: str | Path | None = None) 
     checks.append(
         run_check("bad requests", lambda: bad_requests(server.url, sample[0], schema, key))
     )
-    mismatches: list[dict[str, Any]] = []
-    parity = run_check(
-        "parity", lambda: mismatches.extend(check_parity(server.url, model, X, schema, key))
-    )
-    if parity.passed:
-        parity = CheckResult(
-            name="parity",
-            passed=not mismatches,
-            detail=f"{len(X)} rows, {len(mismatches)} mismatches"
-            + (f": {mismatches[:5]}" if mismatches else ""),
-        )
+    parity, mismatches = _parity_check(server, model, X, schema)
     checks.append(parity)
     load = None
     if config.launch.probe_requests and parity.passed:
-        load = probe(
-            server.url,
-            sample,
-            requests=config.launch.probe_requests,
-            concurrency=config.launch.probe_concurrency,
-            time_limit=config.launch.probe_seconds,
-            headers=auth_headers(key),
-        )
+        load = _load_probe(server, sample, config)
         checks.append(
             CheckResult(
                 name="load probe",
@@ -159,6 +149,36 @@ def check(server: Server, config: Config, *, run_dir: str | Path | None = None) 
     )
     write_record(folder, "launch", result.to_json())
     return result
+
+
+def _parity_check(
+    server: Server, model: Any, X: pd.DataFrame, schema: InputSchema
+) -> tuple[CheckResult, list[dict[str, Any]]]:
+    """The service's answers on every test row against the model's, and the rows that differ."""
+    mismatches: list[dict[str, Any]] = []
+    parity = run_check(
+        "parity",
+        lambda: mismatches.extend(check_parity(server.url, model, X, schema, server.api_key)),
+    )
+    if parity.passed:
+        parity = CheckResult(
+            name="parity",
+            passed=not mismatches,
+            detail=f"{len(X)} rows, {len(mismatches)} mismatches"
+            + (f": {mismatches[:5]}" if mismatches else ""),
+        )
+    return parity, mismatches
+
+
+def _load_probe(server: Server, sample: list[dict[str, Any]], config: Config) -> ProbeResult:
+    return probe(
+        server.url,
+        sample,
+        requests=config.launch.probe_requests,
+        concurrency=config.launch.probe_concurrency,
+        time_limit=config.launch.probe_seconds,
+        headers=auth_headers(server.api_key),
+    )
 
 
 def launch(

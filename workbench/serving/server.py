@@ -198,20 +198,10 @@ class Server:
             API_KEY_ENV: api_key,
             MARKER_ENV: server_id,
         }
+        command = [sys.executable, "-m", "bentoml", "serve", bento_tag]
         with open(log_path, "wb") as log:  # the child keeps its own descriptor
             process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "bentoml",
-                    "serve",
-                    bento_tag,
-                    "--host",
-                    HOST,
-                    "--port",
-                    str(port),
-                    *extra_args,
-                ],
+                [*command, "--host", HOST, "--port", str(port), *extra_args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -226,36 +216,40 @@ class Server:
             api_key=api_key,
             server_id=server_id,
         )
+        server._record_and_watch()
+        return server
+
+    def _record_and_watch(self) -> None:
+        """Record the server, and have it stopped when this interpreter exits or is killed."""
         record = ServerRecord(
-            id=server_id,
-            server=ProcessId.of(process.pid),
+            id=self.server_id,
+            server=ProcessId.of(self.process.pid),
             owner=ProcessId.of(os.getpid()),
-            bento_tag=bento_tag,
-            url=server.url,
-            log=str(log_path),
-            started_at=server.started_at,
+            bento_tag=self.bento_tag,
+            url=self.url,
+            log=str(self.log_path),
+            started_at=self.started_at,
         )
-        record.save(server.record_path)
+        record.save(self.record_path)
         # Stopped when this interpreter exits (a kernel shutdown or restart), not when the handle
         # is dropped: `workbench.serve(config).url` must leave a running server behind.
-        server._at_exit = functools.partial(_stop_at_exit, record, server.record_path)
-        atexit.register(server._at_exit)
+        self._at_exit = functools.partial(_stop_at_exit, record, self.record_path)
+        atexit.register(self._at_exit)
         # ... and by the watchdog when it is killed outright. A session of its own: a signal to
         # the owner's process group does not take the watchdog with it.
-        with open(log_path, "ab") as log:
-            server.watchdog = subprocess.Popen(
-                [sys.executable, processes.__file__, "watch", str(server.record_path)],
+        with open(self.log_path, "ab") as log:
+            self.watchdog = subprocess.Popen(
+                [sys.executable, processes.__file__, "watch", str(self.record_path)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                env={**os.environ, MARKER_ENV: server_id},
+                env={**os.environ, MARKER_ENV: self.server_id},
             )
         with suppress(psutil.NoSuchProcess):  # the record stays valid without it
-            record = replace(record, watchdog=ProcessId.of(server.watchdog.pid))
-            record.save(server.record_path)
-        server.record = record
-        return server
+            record = replace(record, watchdog=ProcessId.of(self.watchdog.pid))
+            record.save(self.record_path)
+        self.record = record
 
     def wait_ready(self, timeout: float) -> None:
         """Wait until ``/readyz`` answers 200 from this server's own processes.
