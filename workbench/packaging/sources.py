@@ -9,7 +9,8 @@ import hashlib
 import json
 import math
 import sys
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -23,6 +24,7 @@ from workbench.compilation import CompiledModel
 from workbench.config import METRICS, Config
 from workbench.errors import PackagingError
 from workbench.packaging.plan import ServingPlan, max_body_bytes
+from workbench.packaging.requirements import ModelNeeds
 from workbench.results import ValidationResult
 from workbench.runtime.drift import DriftOptions
 from workbench.runtime.settings import (
@@ -161,6 +163,8 @@ class ServiceSpec:
     policy: str
     fallback: dict[str, str]
     plan: ServingPlan
+    needs: ModelNeeds = field(default_factory=ModelNeeds)
+    """Distributions and project modules the model needs beyond scikit-learn."""
 
 
 def render_service(spec: ServiceSpec, config: Config) -> str:
@@ -247,7 +251,9 @@ def monitor_settings(config: Config, validation: ValidationResult) -> dict[str, 
     }
 
 
-def render_bentofile(name: str, packages: list[str], *, onnx: bool) -> str:
+def render_bentofile(
+    name: str, packages: list[str], *, onnx: bool, code: Iterable[str] = ()
+) -> str:
     """The ``bentofile.yaml``: pinned packages, no lock against the live package index."""
     return yaml.safe_dump(
         {
@@ -262,6 +268,7 @@ def render_bentofile(name: str, packages: list[str], *, onnx: bool) -> str:
                 PREDICTION_REFERENCE_FILE,
                 "deploy/*",
                 *([ONNX_FILE] if onnx else []),
+                *sorted(code),
             ],
             "labels": {"generated-by": "workbench"},
             "python": {"packages": packages, "lock_packages": False},
@@ -292,6 +299,7 @@ def model_card(spec: ServiceSpec, config: Config, packages: list[str]) -> dict[s
         "auth": AUTH_DOC[config.service.auth].replace("\n", " "),
         "model_sha256": spec.model_sha256,
         "monitor": monitor_settings(config, v),
+        "model_needs": spec.needs.card(installed=spec.compiled.runtime != "onnx"),
     }
 
 
@@ -348,8 +356,9 @@ def service_files(spec: ServiceSpec, config: Config, packages: list[str]) -> dic
     return {
         "service.py": render_service(spec, config),
         **runtime_files(),
+        **{path: source.read_text(encoding="utf-8") for path, source in spec.needs.code.items()},
         "bentofile.yaml": render_bentofile(
-            spec.name, packages, onnx=spec.compiled.runtime == "onnx"
+            spec.name, packages, onnx=spec.compiled.runtime == "onnx", code=spec.needs.code
         ),
         "model_card.json": json.dumps(model_card(spec, config, packages), indent=2) + "\n",
         # The training-input profile (quantile bins, category shares) for drift checks later.

@@ -30,8 +30,10 @@ from workbench.compilation import compile_model
 from workbench.config import Config
 from workbench.data import load_frame, split_features
 from workbench.errors import PackagingError, StageOrderError
+from workbench.packaging.code import ProjectModules
 from workbench.packaging.kubernetes import render_kubernetes
 from workbench.packaging.plan import measure_call_cost, plan_serving
+from workbench.packaging.requirements import ModelNeeds, find_needs
 from workbench.packaging.sources import (
     RUNTIME_PACKAGE,
     ServiceSpec,
@@ -76,6 +78,13 @@ def pinned_packages(*, onnx: bool = False) -> list[str]:
     """``name==version`` for each runtime package, read from this environment."""
     names = (*RUNTIME_PACKAGES, *(ONNX_PACKAGES if onnx else ()))
     return [f"{name}=={importlib_metadata.version(name)}" for name in names]
+
+
+def model_needs(config: Config) -> ModelNeeds:
+    """The distributions beyond :data:`RUNTIME_PACKAGES` and the project modules the model
+    needs, found from its pickle (refused, naming the module, when one is nowhere)."""
+    project = ProjectModules(config.root.resolve(), tuple(config.code_paths))
+    return find_needs(config.model_path, project, base=RUNTIME_PACKAGES)
 
 
 def _store_has(kind: str, tag: str) -> bool:
@@ -186,6 +195,7 @@ def package(config: Config, *, run_dir: str | Path | None = None) -> PackageResu
     folder = records_dir(config.root, run_dir)
     validation = _load_passed_validation(config, folder)
     drift_reference = _drift_reference(folder, validation)
+    needs = model_needs(config)
     model = load_model(config.model_path)
     train = load_frame(config.train_path, what="training data")
     model_tag, saved = save_model(config, validation)
@@ -216,8 +226,12 @@ def package(config: Config, *, run_dir: str | Path | None = None) -> PackageResu
             policy=unseen_policy(model, train, schema),
             fallback=fallback,
             plan=plan_serving(model, schema, options, cost, runtime=compiled.runtime),
+            needs=needs,
         )
-        packages = pinned_packages(onnx=compiled.runtime == "onnx")
+        # An ONNX-served Bento never unpickles the model: onnxruntime is all it installs.
+        packages = pinned_packages(onnx=compiled.runtime == "onnx") + (
+            [] if compiled.runtime == "onnx" else needs.pins()
+        )
         files = service_files(spec, config, packages)
         files[DRIFT_REFERENCE_FILE] = drift_reference
         files[PREDICTION_REFERENCE_FILE] = predictions
@@ -261,6 +275,8 @@ def package(config: Config, *, run_dir: str | Path | None = None) -> PackageResu
         bentoml_home=str(bentoml_home()),
         seconds=round(time.perf_counter() - started, 3),
         inputs=validation.inputs,
+        code={path: str(source) for path, source in sorted(needs.code.items())},
+        model_packages=needs.pins(),
     )
     write_record(folder, "package", result.to_json())
     return result

@@ -73,6 +73,8 @@ def package_html(result: PackageResult) -> str:
         ["archive", html.escape(result.archive)],
         ["unseen categories", html.escape(result.unseen_categories)],
         ["runtime", f"<b>{html.escape(result.runtime)}</b>: {html.escape(result.runtime_reason)}"],
+        ["beyond scikit-learn", html.escape(", ".join(result.model_packages) or "nothing")],
+        ["project code", html.escape(", ".join(result.code) or "none")],
         ["service source", html.escape(result.service_dir)],
         ["store", html.escape(result.bentoml_home)],
     ]
