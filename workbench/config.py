@@ -167,6 +167,12 @@ class LaunchOptions(_Strict):
     probe_requests: int = Field(default=200, ge=0, le=100_000, description="0 skips the load probe")
     probe_concurrency: int = Field(default=4, ge=1, le=256)
     probe_seconds: float = Field(default=20.0, gt=0, le=300, description="time bound of the probe")
+    portable: bool = Field(
+        default=True,
+        description="serve the Bento from a clean environment built offline from its own "
+        "requirements (uv's cache), proving they suffice ('portable: proven' in launch.json); "
+        "false: serve from this environment ('not proven')",
+    )
     version: Literal["packaged", "promoted"] = Field(
         default="packaged",
         description="what the launch stage serves and checks: packaged: the Bento the package "

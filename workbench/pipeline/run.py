@@ -241,17 +241,21 @@ def run(
             on_event(f"[{stage}] {'failed' if error else 'done'} in {timings[stage]:.1f} s")
             if error:
                 break
+    records = _records(out_dir)
+    # The project's own modules the Bento carries, by their source: `verify` sees them change.
+    shipped = records.get("package", {}).get("code", {})
     inputs = {
         "config": config_file,
         "model": config.model_path,
         "train": config.train_path,
         "test": config.test_path,
         **{f"notebook {NOTEBOOKS[s]}": folder / NOTEBOOKS[s] for s in stages},
+        **{f"code {path}": Path(source) for path, source in sorted(shipped.items())},
     }
     manifest = build_manifest(
         config=config.model_dump(mode="json", exclude={"root"}),
         inputs=inputs,
-        records=_records(out_dir),
+        records=records,
         parameters=params,
         stages=list(stages),
         timings=timings,

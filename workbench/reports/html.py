@@ -117,6 +117,9 @@ def launch_html(result: LaunchResult) -> str:
     head = (
         f"{STYLE}<h4>Launch of <code>{html.escape(result.bento_tag)}</code> at "
         f"{html.escape(result.url)}: {verdict_html(result.passed)}</h4>"
+        f"<p class='wb-portable'>portable: "
+        f"{verdict_html(result.portable == 'proven', result.portable)} "
+        f"({html.escape(result.portable_reason)})</p>"
     )
     probe = probe_html(result.probe) if result.probe else ""
     snippets = "".join(
