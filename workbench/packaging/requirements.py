@@ -154,10 +154,10 @@ class ModelNeeds:
         return sorted(module for module, where in self.modules.items() if where == path)
 
 
-def requirement_closure(names: Iterable[str]) -> dict[str, str]:
-    """Canonical name -> installed name of each distribution in ``names`` and everything they
-    require (no extras; markers evaluated here), as far as installed."""
-    closure: dict[str, str] = {}
+def requirement_closure(names: Iterable[str]) -> set[str]:
+    """Canonical names of the distributions in ``names`` and of everything they require (no
+    extras; markers evaluated here), as far as installed."""
+    closure: set[str] = set()
     pending = list(names)
     while pending:
         name = canonicalize_name(pending.pop())
@@ -167,7 +167,7 @@ def requirement_closure(names: Iterable[str]) -> dict[str, str]:
             dist = importlib_metadata.distribution(name)
         except importlib_metadata.PackageNotFoundError:
             continue
-        closure[name] = dist.metadata["Name"]
+        closure.add(name)
         for line in dist.requires or []:
             requirement = Requirement(line)
             if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
@@ -242,6 +242,22 @@ def _distribution_needs(wanted: dict[str, set[str]], optional: set[str]) -> dict
     return needed
 
 
+def _beyond_base(needed: dict[str, set[str]], base: Sequence[str]) -> dict[str, set[str]]:
+    """Canonical name -> why, for the needed distributions and what they require, less what the
+    base list and bentoml bring (a base distribution the model names is pinned by the base)."""
+    brought = requirement_closure([*base, "bentoml"])
+    listed = {canonicalize_name(name) for name in base}
+    why: dict[str, set[str]] = {}
+    for owner, reasons in needed.items():
+        for name in requirement_closure([owner]):
+            if name == canonicalize_name(owner):
+                if name not in listed:
+                    why.setdefault(name, set()).update(reasons)
+            elif name not in brought:
+                why.setdefault(name, set()).add(f"required by {owner}")
+    return why
+
+
 def find_needs(model_file: Path, project: ProjectModules, *, base: Sequence[str]) -> ModelNeeds:
     """What the model in ``model_file`` needs beyond the distributions ``base`` (the Bento's
     base list) brings; refused (:class:`PackagingError`) when a module it needs is nowhere."""
@@ -260,20 +276,12 @@ def find_needs(model_file: Path, project: ProjectModules, *, base: Sequence[str]
     shipped: ShippedCode = ship_code(project_modules, project)
     optional = set()
     for top, files in shipped.imports.items():
-        if top not in _STANDARD and top not in wanted:
+        if top in _STANDARD:
+            continue
+        if top not in wanted:
             optional.add(top)
-        if top not in _STANDARD:
-            wanted.setdefault(top, set()).add(f"imported by {', '.join(sorted(files))}")
-    needed = _distribution_needs(wanted, optional)
-    brought = set(requirement_closure([*base, "bentoml"]))
-    why: dict[str, set[str]] = {}
-    for owner, reasons in needed.items():
-        for name in requirement_closure([owner]):
-            if name == canonicalize_name(owner):
-                if name not in {canonicalize_name(b) for b in base}:
-                    why.setdefault(name, set()).update(reasons)
-            elif name not in brought:
-                why.setdefault(name, set()).add(f"required by {owner}")
+        wanted.setdefault(top, set()).add(f"imported by {', '.join(sorted(files))}")
+    why = _beyond_base(_distribution_needs(wanted, optional), base)
     packages = tuple(
         FoundPackage(
             name=importlib_metadata.distribution(name).metadata["Name"],
