@@ -45,7 +45,6 @@ HEALTH = {"/livez", "/readyz", "/healthz", "/metrics"}
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 #: What a worker's log says when the service's start (importing it, loading the model) raised.
 STARTUP_FAILED = "Application startup failed"
-STARTUP_LOG_BYTES = 64 * 1024
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception): ")
 
 
@@ -161,10 +160,8 @@ class Server:
         extra_args: tuple[str, ...] = (),
         environment: CleanEnvironment | None = None,
     ) -> Server:
-        """Start serving ``bento_tag`` on 127.0.0.1 and wait until ``/readyz`` answers 200.
-
-        With an ``environment``, ``bentoml serve`` runs on its Python, from its folder and
-        without ``PYTHONPATH`` (the proof that the Bento's requirements suffice).
+        """Start serving ``bento_tag`` on 127.0.0.1 and wait until ``/readyz`` answers 200; with
+        an ``environment``, on its Python, in its folder, without PYTHONPATH (:mod:`.portable`).
 
         The server gets the API key of ``$WORKBENCH_API_KEY``, or a fresh random one when that is
         unset (a Bento with ``service.auth: api_key`` refuses to start without a key). With no
@@ -315,12 +312,7 @@ class Server:
     def _startup_failure(self) -> str | None:
         """The error that failed a worker's start, when the log says one did (BentoML then
         starts it again and again, and it fails the same way: there is no point waiting)."""
-        try:
-            with open(self.log_path, "rb") as fh:
-                fh.seek(max(0, fh.seek(0, 2) - STARTUP_LOG_BYTES))
-                tail = fh.read().decode(errors="replace")
-        except OSError:
-            return None
+        tail = self.log_tail(80)  # read while starting, when the log is short
         if STARTUP_FAILED not in tail:
             return None
         errors = [line for line in tail.splitlines() if EXCEPTION_LINE.match(line)]
