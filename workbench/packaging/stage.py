@@ -28,8 +28,10 @@ from workbench.compilation import CompiledModel
 from workbench.config import Config
 from workbench.data import load_frame, split_features
 from workbench.errors import PackagingError
+from workbench.packaging.code import ProjectModules
 from workbench.packaging.kubernetes import render_kubernetes
 from workbench.packaging.plan import measure_call_cost, plan_serving
+from workbench.packaging.requirements import ModelNeeds, find_needs
 from workbench.packaging.sources import (
     RUNTIME_PACKAGE,
     ServiceSpec,
@@ -75,6 +77,13 @@ def pinned_packages(*, onnx: bool = False) -> list[str]:
     """``name==version`` for each runtime package, read from this environment."""
     names = (*RUNTIME_PACKAGES, *(ONNX_PACKAGES if onnx else ()))
     return [f"{name}=={importlib_metadata.version(name)}" for name in names]
+
+
+def model_needs(config: Config) -> ModelNeeds:
+    """The distributions beyond :data:`RUNTIME_PACKAGES` and the project modules the model
+    needs, found from its pickle (refused, naming the module, when one is nowhere)."""
+    project = ProjectModules(config.root.resolve(), tuple(config.code_paths))
+    return find_needs(config.model_path, project, base=RUNTIME_PACKAGES)
 
 
 def _store_has(kind: str, tag: str) -> bool:
@@ -174,9 +183,10 @@ def package(config: Config, *, run_dir: str | Path | None = None) -> PackageResu
 @dataclass(frozen=True)
 class Materials:
     """What a Bento is made of besides its generated sources: the model (loaded once), the
-    training rows, what serves it (and where that was decided), the test rows' predictions and
-    the drift reference."""
+    training rows, what serves it (and where that was decided), the test rows' predictions, the
+    drift reference, and what the model's pickle needs (packages, project modules)."""
 
+    needs: ModelNeeds
     model: Any
     train: pd.DataFrame
     compiled: CompiledModel
@@ -187,6 +197,7 @@ class Materials:
 
 def read_materials(config: Config, folder: Path, validation: ValidationResult) -> Materials:
     reference = drift_reference(folder, validation)
+    needs = model_needs(config)  # read from the pickle without running it, before loading it
     model = load_model(config.model_path)
     train = load_frame(config.train_path, what="training data")
     X_test, _ = split_features(
@@ -196,7 +207,7 @@ def read_materials(config: Config, folder: Path, validation: ValidationResult) -
         folder, validation, model, X_test, mode=config.service.runtime
     )
     predictions = prediction_reference(model, X_test, validation.task)
-    return Materials(model, train, compiled, compiled_at, predictions, reference)
+    return Materials(needs, model, train, compiled, compiled_at, predictions, reference)
 
 
 def service_spec(
@@ -221,6 +232,7 @@ def service_spec(
         policy=unseen_policy(model, train, schema),
         fallback=fallback,
         plan=plan_serving(model, schema, options, cost, runtime=materials.compiled.runtime),
+        needs=materials.needs,
     )
 
 
@@ -237,7 +249,9 @@ class Built:
 def build_service(config: Config, spec: ServiceSpec, materials: Materials) -> Built:
     """Write the Bento's sources under ``bentos/<name>/`` and build them into the store unless a
     Bento of the same content-derived version is there."""
-    packages = pinned_packages(onnx=spec.compiled.runtime == "onnx")
+    onnx = spec.compiled.runtime == "onnx"
+    # An ONNX-served Bento never unpickles the model: onnxruntime is all it installs.
+    packages = pinned_packages(onnx=onnx) + ([] if onnx else materials.needs.pins())
     files = service_files(spec, config, packages)
     files[DRIFT_REFERENCE_FILE] = materials.drift_reference
     files[PREDICTION_REFERENCE_FILE] = materials.predictions
@@ -291,4 +305,6 @@ def package_result(
         bentoml_home=str(bentoml_home()),
         seconds=round(time.perf_counter() - started, 3),
         inputs=spec.validation.inputs,
+        code={path: str(source) for path, source in sorted(materials.needs.code.items())},
+        model_packages=materials.needs.pins(),
     )

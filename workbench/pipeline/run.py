@@ -217,10 +217,11 @@ def run(
             progress=progress,
             on_event=on_event,
         )
+    records = _records(out_dir)
     manifest = build_manifest(
         config=config.model_dump(mode="json", exclude={"root"}),
-        inputs=_inputs(config_file, config, folder, stages),
-        records=_records(out_dir),
+        inputs=_inputs(config_file, config, folder, stages, records),
+        records=records,
         parameters=params,
         stages=list(stages),
         timings=executed.timings,
@@ -239,15 +240,22 @@ def run(
 
 
 def _inputs(
-    config_file: Path, config: Config, folder: Path, stages: tuple[str, ...]
+    config_file: Path,
+    config: Config,
+    folder: Path,
+    stages: tuple[str, ...],
+    records: dict[str, Any],
 ) -> dict[str, Path]:
-    """The files a run depends on, by the name the manifest gives them."""
+    """The files a run depends on, by the name the manifest gives them (the project's own
+    modules the Bento carries by their source, so `verify` sees them change)."""
+    shipped = records.get("package", {}).get("code", {})
     return {
         "config": config_file,
         "model": config.model_path,
         "train": config.train_path,
         "test": config.test_path,
         **{f"notebook {NOTEBOOKS[s]}": folder / NOTEBOOKS[s] for s in stages},
+        **{f"code {path}": Path(source) for path, source in sorted(shipped.items())},
     }
 
 

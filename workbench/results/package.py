@@ -35,6 +35,12 @@ class PackageResult(Result):
     inputs: dict[str, str] = {}
     """sha256 of the model, train and test files of the validation it was packaged from (empty
     in records older than this field)."""
+    code: dict[str, str] = {}
+    """The project's files the Bento carries (its path -> the source file), which the model's
+    pickle references or those import."""
+    model_packages: list[str] = []
+    """Distributions the model needs beyond scikit-learn, pinned (installed in the Bento unless
+    it serves with onnxruntime)."""
 
     @property
     def serve_command(self) -> str:
