@@ -21,6 +21,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from workbench.errors import ConfigError
+from workbench.options import RetrainOptions
 from workbench.project_code import CODE_KEY, entry_problem, import_roots, make_importable
 from workbench.project_code import module_name as code_module_name
 from workbench.runtime.live_metrics import ALL_METRICS as ALL_METRICS
@@ -224,6 +225,10 @@ class Config(Strict):
     )
     shadow: ShadowOptions = Field(
         default_factory=ShadowOptions, description="`workbench shadow`: bounds and gates"
+    )
+    retrain: RetrainOptions = Field(
+        default_factory=RetrainOptions,
+        description="`workbench retrain`: how the challenger is fitted, the split of new rows",
     )
     code: list[str] = Field(
         default_factory=list,

@@ -11,6 +11,7 @@ from workbench.results.monitoring import (
 )
 from workbench.results.package import PackageResult
 from workbench.results.profile import ColumnProfile, ReferenceProfile
+from workbench.results.retraining import FittedModel, NewRows, RetrainResult, RetrainStep
 from workbench.results.scoring import ScoredFile, ScoreResult
 from workbench.results.validation import (
     BaselineResult,
@@ -49,9 +50,11 @@ __all__ = [
     "Curve",
     "DriftResult",
     "MonitorResult",
+    "NewRows",
     "ReplayResult",
     "DriftTestResult",
     "FeatureImportance",
+    "FittedModel",
     "GateVerdict",
     "ImportanceResult",
     "LatencyResult",
@@ -62,6 +65,8 @@ __all__ = [
     "PromotionResult",
     "ReferenceProfile",
     "Result",
+    "RetrainResult",
+    "RetrainStep",
     "RoundTripResult",
     "RuntimeResult",
     "ScoreResult",
