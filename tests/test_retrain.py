@@ -84,6 +84,12 @@ def project(promoted: Path, tmp_path: Path) -> Path:
     return release_copy(promoted, tmp_path / "project")
 
 
+def retrain_drifted(project: Path, run: Path) -> int:
+    """`workbench retrain --data data/drifted.csv --out RUN` on ``project``: its exit code."""
+    config, drifted = project / "workbench.yaml", project / "data" / "drifted.csv"
+    return main(["retrain", "--config", str(config), "--data", str(drifted), "--out", str(run)])
+
+
 @pytest.fixture(scope="module")
 def retrained(promoted: Path, tmp_path_factory: pytest.TempPathFactory):
     """`workbench retrain --data data/drifted.csv` on a copy of the promoted project: (the
@@ -95,17 +101,7 @@ def retrained(promoted: Path, tmp_path_factory: pytest.TempPathFactory):
     config_bytes = (folder / "workbench.yaml").read_bytes()
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(
-            [
-                "retrain",
-                "--config",
-                str(folder / "workbench.yaml"),
-                "--data",
-                str(folder / "data" / "drifted.csv"),
-                "--out",
-                str(folder / "run"),
-            ]
-        )
+        code = retrain_drifted(folder, folder / "run")
     return folder, code, out.getvalue() + err.getvalue(), config_bytes
 
 
@@ -202,17 +198,7 @@ def test_a_retrain_that_loses_a_gate_promotes_nothing(project):
     history = history_path(project, config.name).read_bytes()
     models = sorted(p.name for p in (project / "models").iterdir())
     run = project / "run"
-    code = main(
-        [
-            "retrain",
-            "--config",
-            str(project / "workbench.yaml"),
-            "--data",
-            str(project / "data" / "drifted.csv"),
-            "--out",
-            str(run),
-        ]
-    )
+    code = retrain_drifted(project, run)
     assert code == 1
     result = json.loads((run / "retrain.json").read_text())
     assert result["outcome"] == "refused"
@@ -237,17 +223,7 @@ def test_a_training_script_that_fails_is_one_line_and_its_traceback_is_in_the_lo
     edit_config(project, retrain={"script": "train.py"})
     history = history_path(project, load_config(project / "workbench.yaml").name).read_bytes()
     run = project / "run"
-    code = main(
-        [
-            "retrain",
-            "--config",
-            str(project / "workbench.yaml"),
-            "--data",
-            str(project / "data" / "drifted.csv"),
-            "--out",
-            str(run),
-        ]
-    )
+    code = retrain_drifted(project, run)
     err = capsys.readouterr().err
     assert code == 2
     lines = [line for line in err.splitlines() if line.startswith("error:")]
@@ -322,7 +298,8 @@ def test_a_retrain_without_rows_or_a_promoted_version_says_what_to_give(
     assert main(["retrain", "--config", config]) == 2
     assert "no new rows to retrain on: give --data FILE" in capsys.readouterr().err
     history_path(project, load_config(config).name).unlink()
-    assert main(["retrain", "--config", config, "--data", "data/drifted.csv"]) == 2
+    drifted = str(project / "data" / "drifted.csv")
+    assert main(["retrain", "--config", config, "--data", drifted]) == 2
     assert "is promoted" in capsys.readouterr().err
 
 
@@ -541,3 +518,17 @@ def test_the_scaffold_schedules_monitor_then_retrain_and_opens_the_promotion_for
     assert retrain_step["if"] == pull_request["if"] == "steps.monitor.outputs.exit == '1'"
     added = pull_request["with"]["add-paths"].split()
     assert added and all(path.startswith("bentos/*/release/") for path in added)
+
+
+def test_retrains_started_within_one_second_get_a_run_folder_each(tmp_path: Path):
+    """Without run_dir, each retrain makes its own runs/retrain-<UTC time> folder (a suffix
+    when the second is taken), never writing into another's."""
+    from workbench.retraining.stage import _run_folder
+
+    (tmp_path / "workbench.yaml").write_text(
+        "name: m\nmodel: model.joblib\ndata: {train: a.csv, test: b.csv, target: y}\n"
+    )
+    config = load_config(tmp_path / "workbench.yaml")
+    folders = [_run_folder(config, None) for _ in range(3)]
+    assert len(set(folders)) == 3 and all((f / "data").is_dir() for f in folders)
+    assert all(f.parent == tmp_path / "runs" and f.name.startswith("retrain-") for f in folders)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from workbench.cli.pipeline import print_run
 from workbench.config import load_config
 from workbench.errors import DataError
 from workbench.pipeline.retraining import run_retrain
@@ -89,10 +90,5 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
     record = outcome.out / "retrain.json"
     if record.is_file():
         print("\n" + retrain_text(RetrainResult.model_validate(json.loads(record.read_text()))))
-    print(f"\nrun folder: {outcome.out}")
-    for report in outcome.reports:
-        print(f"  report:   {report}")
-    print(f"  manifest: {outcome.out / 'manifest.json'}")
-    if outcome.error:
-        print(f"\nerror: {outcome.error}", file=sys.stderr)
+    print_run(outcome)
     return outcome.exit_code

@@ -156,7 +156,7 @@ def _records(out: Path) -> dict[str, dict[str, Any]]:
     }
 
 
-def execute_notebook(
+def _execute(
     notebook: Path, target: Path, *, parameters: dict[str, Any], kernel: str, progress: bool
 ) -> tuple[int, str | None]:
     """Run one notebook; returns (exit code, error line). The output notebook is always saved."""
@@ -297,7 +297,7 @@ def _execute_stages(
         notebook = folder / NOTEBOOKS[stage]
         on_event(f"[{stage}] executing {notebook.name}")
         started = time.perf_counter()
-        executed.exit_code, executed.error = execute_notebook(
+        executed.exit_code, executed.error = _execute(
             notebook, out_dir / notebook.name, parameters=params, kernel=kernel, progress=progress
         )
         executed.timings[stage] = round(time.perf_counter() - started, 3)

@@ -204,13 +204,23 @@ def _relative(config: Config, path: Path) -> str:
 
 
 def _run_folder(config: Config, run_dir: str | Path | None) -> Path:
+    """``run_dir`` (``workbench retrain`` made it), else a new ``runs/retrain-<UTC time>``
+    (``-2``, ``-3``, ... when two retrains start within a second)."""
     if run_dir is not None:
         folder = Path(run_dir).expanduser().resolve()
-    else:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        folder = config.root / "runs" / f"retrain-{stamp}"
-    (folder / "data").mkdir(parents=True, exist_ok=True)
-    return folder
+        (folder / "data").mkdir(parents=True, exist_ok=True)
+        return folder
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    (config.root / "runs").mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, 100):
+        folder = config.root / "runs" / f"retrain-{stamp}{'' if attempt == 1 else f'-{attempt}'}"
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        (folder / "data").mkdir()
+        return folder
+    raise DataError(f"{config.root / 'runs'}: no free run folder for {stamp}; pass run_dir")
 
 
 def _write_data(folder: Path, config: Config, rows: Rows) -> dict[str, Path]:
