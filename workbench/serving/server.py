@@ -58,7 +58,9 @@ def state_dir() -> Path:
     """Where running servers are recorded (``$WORKBENCH_STATE_DIR``, else ``~/.workbench``)."""
     root = Path(os.environ.get("WORKBENCH_STATE_DIR", Path.home() / ".workbench")).expanduser()
     folder = root / "servers"
-    folder.mkdir(parents=True, exist_ok=True)
+    if not folder.is_dir():
+        root.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, exist_ok=True)  # records hold keys (each file 0600 as well)
     return folder
 
 
@@ -122,7 +124,8 @@ class Server:
     log_path: Path
     api_key: str = field(default="", repr=False)
     """The key the server requires (``service.auth: api_key``): ``$WORKBENCH_API_KEY`` when set
-    here, else one made for this server alone (never written to a file)."""
+    here, else one made for this server alone. It is kept in the server's record, a file only
+    this user can read, so another notebook of the project can connect; never printed."""
     started_at: float = field(default_factory=time.time)
     server_id: str = field(default_factory=lambda: secrets.token_hex(8))
     """The marker every process of this server carries (:mod:`.processes`)."""
@@ -234,6 +237,7 @@ class Server:
             url=server.url,
             log=str(log_path),
             started_at=server.started_at,
+            api_key=api_key,
         )
         record.save(server.record_path)
         # Stopped when this interpreter exits (a kernel shutdown or restart), not when the handle
@@ -256,6 +260,12 @@ class Server:
             record.save(server.record_path)
         server.record = record
         return server
+
+    def set_origin(self, origin: str) -> None:
+        """Say in the server's record what started it (shown to whoever finds it running)."""
+        if self.record is not None:
+            self.record = replace(self.record, origin=origin)
+            self.record.save(self.record_path)
 
     def wait_ready(self, timeout: float) -> None:
         """Wait until ``/readyz`` answers 200 from this server's own processes.
