@@ -335,8 +335,8 @@ def column_drift(
         reason = "the reference has no values for this column"
     elif present < options.min_window_rows:
         reason = (
-            f"{present} non-missing value(s) in the window, fewer than "
-            f"min_window_rows={options.min_window_rows}"
+            f"{present} non-missing value(s), fewer than the "
+            f"min_window_rows={options.min_window_rows} a test needs"
         )
     if reason is not None:
         if missing_test is None:
