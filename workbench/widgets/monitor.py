@@ -17,9 +17,7 @@ is the core's, shown as it is (PASS green, FAIL red, anything else amber).
 
 from __future__ import annotations
 
-import html
 import threading
-import time
 from pathlib import Path
 
 import ipywidgets as w
@@ -27,10 +25,9 @@ import ipywidgets as w
 from workbench.artifacts import records_dir
 from workbench.config import Config
 from workbench.errors import ServingError, WorkbenchError
-from workbench.monitoring.live import Scrape, Traffic, check_live, check_packaged, check_service
+from workbench.monitoring.live import Scrape, check_live, check_packaged, check_service
 from workbench.monitoring.live import replay as replay_file
 from workbench.reports import to_html
-from workbench.reports.html import verdict_word
 from workbench.reports.monitoring import monitor_verdict_line, replay_line, write_monitor_report
 from workbench.results import MonitorResult
 from workbench.serving import Server
@@ -42,28 +39,8 @@ from workbench.serving.session import (
     running_records,
     service_alive,
 )
-from workbench.widgets.base import COLOURS, Panel, button, verdict_kind
-
-
-def traffic_html(t: Traffic | None, *, live: bool) -> str:
-    """The traffic line: empty unless live (or after a refresh that had an earlier scrape)."""
-    if t is None:
-        waiting = "<b>traffic</b>: measured from the second refresh on" if live else ""
-        return f"<p class='wb-traffic'>{waiting}</p>"
-
-    def ms(v: float | None) -> str:
-        return "—" if v is None else f"{v:.1f} ms"
-
-    errors = "—" if t.error_rate is None else f"{t.error_rate:.1%}"
-    return (
-        "<p class='wb-traffic'><b>traffic</b> (last "
-        f"{t.seconds:.0f} s): {t.requests_per_s:.1f} req/s · p50 {ms(t.p50_ms)} · p95 "
-        f"{ms(t.p95_ms)} · p99 {ms(t.p99_ms)} · errors {errors}</p>"
-    )
-
-
-def _clock() -> str:
-    return time.strftime("%H:%M:%S")
+from workbench.widgets.base import Panel, button, verdict_kind
+from workbench.widgets.live import LiveLoop, clock, live_html, traffic_html
 
 
 class MonitorPanel(Panel):
@@ -92,23 +69,22 @@ class MonitorPanel(Panel):
         """The key for a URL given without one (e.g. $WORKBENCH_API_KEY); never shown."""
         self.result: MonitorResult | None = None
         self.last: Scrape | None = None
-        self.stopping = threading.Event()
-        self.worker: threading.Thread | None = None
+        self.loop: LiveLoop | None = None
         self.replayer: threading.Thread | None = None
-        self.refreshes = 0
+        super().__init__(self._controls(url, str(replay_file or config.test_path)))
+        self._connect_at_start(server)
+
+    def _controls(self, url: str, replay: str) -> list[w.Widget]:
+        """The boxes, the buttons (wired to the actions below) and the live and traffic lines."""
         self.url_box = w.Text(
             value=url, placeholder="http://127.0.0.1:3000", layout=w.Layout(width="22em")
         )
         self.url_box.add_class("wb-url-box")
         self.key_box = w.Password(
-            value="",
-            placeholder="its key (kept in the kernel)",
-            layout=w.Layout(width="16em"),
+            value="", placeholder="its key (kept in the kernel)", layout=w.Layout(width="16em")
         )
         self.key_box.add_class("wb-key-box")
-        self.file_box = w.Text(
-            value=str(replay_file or config.test_path), layout=w.Layout(width="36em")
-        )
+        self.file_box = w.Text(value=replay, layout=w.Layout(width="36em"))
         self.file_box.add_class("wb-replay-file")
         self.connect_button = button("Connect", style="", icon="plug")
         self.start_button = button("Start server", style="success", icon="play")
@@ -117,43 +93,45 @@ class MonitorPanel(Panel):
         self.live_button = button("Start live", icon="heartbeat")
         self.stop_button = button("Stop live", style="warning", icon="pause")
         self.stop_server_button = button("Stop server", style="danger", icon="stop")
-        self.connect_button.on_click(self.guarded(self.connect))
-        self.start_button.on_click(self.guarded(self.start_server))
-        self.replay_button.on_click(self.guarded(self.replay_in_background))
-        self.refresh_button.on_click(self.guarded(self.refresh))
-        self.live_button.on_click(self.guarded(self.start_live))
-        self.stop_button.on_click(self.guarded(self.stop_live))
-        self.stop_server_button.on_click(self.guarded(self.stop_server))
+        for control, action in (
+            (self.connect_button, self.connect),
+            (self.start_button, self.start_server),
+            (self.replay_button, self.replay_in_background),
+            (self.refresh_button, self.refresh),
+            (self.live_button, self.start_live),
+            (self.stop_button, self.stop_live),
+            (self.stop_server_button, self.stop_server),
+        ):
+            control.on_click(self.guarded(action))
         self.traffic = w.HTML(traffic_html(None, live=False))
         self.live_line = w.HTML("")
         self.live_line.add_class("wb-live")
         row = w.Layout(align_items="center")
-        super().__init__(
-            [
-                w.HBox(
-                    [
-                        w.Label("service"),
-                        self.url_box,
-                        w.Label("key"),
-                        self.key_box,
-                        self.connect_button,
-                    ],
-                    layout=row,
-                ),
-                w.HBox([self.start_button, self.stop_server_button], layout=row),
-                w.HBox([w.Label("replay"), self.file_box, self.replay_button], layout=row),
-                w.HBox([self.refresh_button, self.live_button, self.stop_button], layout=row),
-                self.live_line,
-                self.traffic,
-            ]
-        )
-        self._connect_at_start(server)
+        service = [w.Label("service"), self.url_box, w.Label("key"), self.key_box]
+        return [
+            w.HBox([*service, self.connect_button], layout=row),
+            w.HBox([self.start_button, self.stop_server_button], layout=row),
+            w.HBox([w.Label("replay"), self.file_box, self.replay_button], layout=row),
+            w.HBox([self.refresh_button, self.live_button, self.stop_button], layout=row),
+            self.live_line,
+            self.traffic,
+        ]
 
     # ------------------------------------------------------------ state
 
     @property
     def live(self) -> bool:
-        return self.worker is not None and self.worker.is_alive()
+        return self.loop is not None and self.loop.alive
+
+    @property
+    def worker(self) -> threading.Thread | None:
+        """The live view's thread while it runs."""
+        return self.loop.thread if self.live and self.loop is not None else None
+
+    @property
+    def refreshes(self) -> int:
+        """Refreshes of the live view that runs, or ran last."""
+        return 0 if self.loop is None else self.loop.refreshes
 
     @property
     def replaying(self) -> bool:
@@ -321,55 +299,31 @@ class MonitorPanel(Panel):
         self.last, self.result = checked.scrape, checked.result
         self.traffic.value = traffic_html(checked.traffic, live=self.live)
         self.results.value = to_html(checked.result)
-        self.refreshes += 1
         return checked.result
 
     def refresh(self) -> None:
         """One refresh: traffic since the last one, the report judged by ``monitor:``."""
         self._refresh_once()
-        self.live_line.value = self._live_html(f"refreshed {_clock()} (not live)")
+        self.live_line.value = live_html(f"refreshed {clock()} (not live)", self.verdict)
         self.say(self.verdict, kind=verdict_kind(self.verdict))
-
-    def _live_html(self, text: str) -> str:
-        """The live line: ``text``, then the verdict the core gave (its first word, coloured;
-        the whole line, as the core wrote it, as its tooltip and in the report below)."""
-        verdict = self.verdict
-        kind = verdict_kind(verdict)
-        badge = (
-            f" · <span class='wb-verdict wb-verdict-{kind}' title='{html.escape(verdict)}' "
-            f"style='color:{COLOURS[kind]};font-weight:600'>"
-            f"{html.escape(verdict_word(verdict))}</span>"
-            if verdict
-            else ""
-        )
-        return f"<span class='wb-live-text'>{html.escape(text)}</span>{badge}"
 
     def start_live(self) -> None:
         """Refresh every ``interval`` seconds in a background thread (bounded, stoppable)."""
         url, action = self.url, self.action
         if self.live:
             return
-        self.stopping.clear()
-        self.refreshes = 0
 
-        def loop() -> None:
-            why = f"the bound of {self.max_refreshes:,} refreshes; press Start live to go on"
-            for _ in range(self.max_refreshes):
-                try:
-                    self._refresh_once()
-                except WorkbenchError as exc:
-                    why = f"the refresh failed: {exc}"
-                    self.say(f"live stopped: {exc}", kind="error", action=action)
-                    break
-                self.live_line.value = self._live_html(
-                    f"live · refreshed {_clock()} · every {self.interval:g} s · "
-                    f"{self.refreshes} refreshes"
-                )
-                if self.stopping.wait(self.interval):
-                    why = "Stop live"
-                    break
-            self.live_line.value = self._live_html(
-                f"live stopped at {_clock()} after {self.refreshes} refreshes ({why})"
+        def refreshed(count: int) -> None:
+            self.live_line.value = live_html(
+                f"live · refreshed {clock()} · every {self.interval:g} s · {count} refreshes",
+                self.verdict,
+            )
+
+        def ended(count: int, why: str, error: Exception | None) -> None:
+            if error is not None:
+                self.say(f"live stopped: {error}", kind="error", action=action)
+            self.live_line.value = live_html(
+                f"live stopped at {clock()} after {count} refreshes ({why})", self.verdict
             )
             self.traffic.value = traffic_html(None, live=False)
             if self.service is not None and not service_alive(self.service.url):
@@ -378,28 +332,32 @@ class MonitorPanel(Panel):
                 self.show_state("serving", self.service.bento_tag if self.service else "")
             self.refresh_controls()
 
-        self.worker = threading.Thread(target=loop, name="workbench-monitor-live", daemon=True)
-        self.worker.start()
+        self.loop = LiveLoop(
+            self._refresh_once,
+            interval=self.interval,
+            max_refreshes=self.max_refreshes,
+            on_refresh=refreshed,
+            on_end=ended,
+        ).start()
         self.traffic.value = traffic_html(None, live=True)
         self.say(f"live: refreshing {url} every {self.interval:g} s until Stop live")
         self.show_state("live", url)
 
     def stop_live(self) -> None:
         """End the live view and wait for its thread (no refresh follows)."""
-        self.stopping.set()
-        worker = self.worker
-        if worker is not None and worker is not threading.current_thread():
-            worker.join(timeout=self.interval + 35)
-        self.worker = None
-        if worker is not None and self.state == "live":
+        loop, was_live = self.loop, self.live
+        if loop is not None:
+            loop.stop(timeout=self.interval + 35)
+        if was_live and self.state == "live":
             self.show_state("serving", self.service.bento_tag if self.service else "")
-        if worker is not None:
+        if was_live:
             self.say(f"live stopped; the report below is from refresh {self.refreshes}")
         self.refresh_controls()
 
     def close(self) -> None:
         """Closing the panel ends its live view (its server runs on until Stop or exit)."""
-        self.stopping.set()
+        if self.loop is not None:
+            self.loop.stopping.set()
         super().close()
 
     # ------------------------------------------------------------ headless

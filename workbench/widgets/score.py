@@ -43,7 +43,15 @@ class ScorePanel(Panel):
     def __init__(self, config: Config, *, bento: str | None = None, workers: int = 0) -> None:
         self.config = config
         self.result: ScoreResult | None = None
-        files = data_files(config.root)
+        super().__init__(self._controls(workers))
+        self.input.observe(self._changed, names="value")
+        self.bento.observe(self._changed, names="value")
+        self.refresh(bento)
+
+    def _controls(self, workers: int) -> list[w.Widget]:
+        """The file, version, output, bad-rows and Dask choices, Score and the progress bar."""
+        files = data_files(self.config.root)
+        wide = w.Layout(width="36em")
         self.input = w.Combobox(
             value=files[-1] if files else "",
             options=files,
@@ -51,18 +59,15 @@ class ScorePanel(Panel):
             description="input",
             ensure_option=False,
             style=WIDE,
-            layout=w.Layout(width="36em"),
+            layout=wide,
         )
-        self.bento = w.Dropdown(
-            description="version", options=[], style=WIDE, layout=w.Layout(width="36em")
-        )
+        self.bento = w.Dropdown(description="version", options=[], style=WIDE, layout=wide)
         self.bento.add_class("wb-bento")
         self.out = w.Text(
-            value="",
-            placeholder="default: scored/<input name>.parquet",
+            placeholder="default: scored/<input name>.parquet (a folder for parts)",
             description="output",
             style=WIDE,
-            layout=w.Layout(width="36em"),
+            layout=wide,
         )
         self.on_error = w.ToggleButtons(
             options=["fail", "skip"], value="skip", description="bad rows", style=WIDE
@@ -76,44 +81,32 @@ class ScorePanel(Panel):
             layout=w.Layout(width="12em"),
         )
         self.workers.add_class("wb-workers")
-        self.progress = w.IntProgress(
-            value=0, min=0, max=1, description="rows", layout=w.Layout(width="36em")
-        )
+        self.progress = w.IntProgress(value=0, min=0, max=1, description="rows", layout=wide)
         self.score_button = button("Score", icon="play")
         self.score_button.on_click(self.guarded(self.run))
         self.serving = w.HTML("")
         self.serving.add_class("wb-serving")
+        name = html.escape(self.config.name)
         intro = w.HTML(
             "Scores every row of the file with the chosen version's model (its own row rules: a "
             "row the service would refuse is listed with the reason), writes Parquet predictions "
-            f"and checks the rows for drift against <code>{html.escape(config.name)}</code>'s "
-            "training data."
+            f"and checks the rows for drift against <code>{name}</code>'s training data."
         )
-        super().__init__(
-            [
-                intro,
-                self.serving,
-                self.input,
-                self.bento,
-                self.out,
-                self.on_error,
-                w.HBox(
-                    [
-                        self.workers,
-                        w.HTML(
-                            "&nbsp;0: in this process; N: a local Dask cluster of N worker "
-                            "processes (started for the job, stopped after)"
-                        ),
-                    ],
-                    layout=w.Layout(align_items="center"),
-                ),
-                self.score_button,
-                self.progress,
-            ]
+        dask = w.HTML(
+            "&nbsp;0: in this process; N: a local Dask cluster of N worker processes (started "
+            "for the job, stopped after)"
         )
-        self.input.observe(self._changed, names="value")
-        self.bento.observe(self._changed, names="value")
-        self.refresh(bento)
+        return [
+            intro,
+            self.serving,
+            self.input,
+            self.bento,
+            self.out,
+            self.on_error,
+            w.HBox([self.workers, dask], layout=w.Layout(align_items="center")),
+            self.score_button,
+            self.progress,
+        ]
 
     def _changed(self, _change: Any) -> None:
         self.refresh_controls()
