@@ -43,8 +43,11 @@ PYTEST_ARGS ?= -n 2 --dist loadfile
 test: example browser lint
 	BENTOML_DO_NOT_TRACK=True $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# JupyterLab refuses to run as root without --allow-root (containers, CI machines run as root).
+ROOT_ARGS := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+LAB_ARGS ?=
 lab: example
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(ROOT_ARGS) $(LAB_ARGS)
 
 lint: install
 	$(BIN)/ruff check workbench tests examples benchmarks

@@ -339,6 +339,32 @@ def load_config(path: str | Path) -> Config:
     return config
 
 
+def find_config(given: str | Path = "workbench.yaml", *, start: str | Path | None = None) -> Path:
+    """The config a stage notebook runs on: ``given`` when it names a file, else the nearest file
+    of its name in the working directory (``start``) or a folder above it.
+
+    So a notebook runs under papermill from the project root and from ``notebooks/``, and in
+    JupyterLab (whose kernels start in the notebook's folder), with the default parameter. An
+    absolute path is taken as it is. Nothing found is one :class:`ConfigError` saying how to give
+    the path (papermill's ``-p config PATH``).
+    """
+    folder = Path(start or Path.cwd()).expanduser().resolve()
+    path = Path(given).expanduser()
+    if (folder / path).is_file():
+        return (folder / path).resolve()
+    name = path.name or "workbench.yaml"
+    if not path.is_absolute():
+        for parent in (folder, *folder.parents):
+            if (parent / name).is_file():
+                return parent / name
+    where = "" if path.is_absolute() else f", nor a {name} in {folder} or a folder above it"
+    raise ConfigError(
+        f"config file {str(given)!r} not found{where}; give the project's config to the "
+        "notebook: `papermill NOTEBOOK OUTPUT -p config PATH`, or set `config` in its "
+        "parameters cell"
+    )
+
+
 def parse_config(raw: Any, *, root: Path, source: str = "workbench.yaml") -> Config:
     """Validate an already-parsed mapping as a :class:`Config`."""
     if not isinstance(raw, dict):

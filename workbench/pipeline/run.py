@@ -26,6 +26,7 @@ from papermill.exceptions import PapermillExecutionError
 
 from workbench.config import Config, load_config
 from workbench.errors import ConfigError, GateFailure, WorkbenchError, error_type
+from workbench.pipeline.kernel import QuietShutdownKernelManager
 from workbench.pipeline.provenance import MANIFEST, build_manifest
 from workbench.pipeline.report import render_html
 
@@ -169,6 +170,7 @@ def _execute(
             cwd=str(notebook.parent),
             progress_bar=progress,
             log_output=False,
+            kernel_manager_class=QuietShutdownKernelManager,
         )
     except PapermillExecutionError as exc:
         return _describe(exc, notebook.name)

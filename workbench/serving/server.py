@@ -63,7 +63,9 @@ def state_dir() -> Path:
     """Where running servers are recorded (``$WORKBENCH_STATE_DIR``, else ``~/.workbench``)."""
     root = Path(os.environ.get("WORKBENCH_STATE_DIR", Path.home() / ".workbench")).expanduser()
     folder = root / "servers"
-    folder.mkdir(parents=True, exist_ok=True)
+    if not folder.is_dir():
+        root.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, exist_ok=True)  # records hold keys (each file 0600 as well)
     return folder
 
 
@@ -127,7 +129,8 @@ class Server:
     log_path: Path
     api_key: str = field(default="", repr=False)
     """The key the server requires (``service.auth: api_key``): ``$WORKBENCH_API_KEY`` when set
-    here, else one made for this server alone (never written to a file)."""
+    here, else one made for this server alone. It is kept in the server's record, a file only
+    this user can read, so another notebook of the project can connect; never printed."""
     started_at: float = field(default_factory=time.time)
     server_id: str = field(default_factory=lambda: secrets.token_hex(8))
     """The marker every process of this server carries (:mod:`.processes`)."""
@@ -247,6 +250,7 @@ class Server:
             url=self.url,
             log=str(self.log_path),
             started_at=self.started_at,
+            api_key=self.api_key,
         )
         record.save(self.record_path)
         # Stopped when this interpreter exits (a kernel shutdown or restart), not when the handle
@@ -268,6 +272,12 @@ class Server:
             record = replace(record, watchdog=ProcessId.of(self.watchdog.pid))
             record.save(self.record_path)
         self.record = record
+
+    def set_origin(self, origin: str) -> None:
+        """Say in the server's record what started it (shown to whoever finds it running)."""
+        if self.record is not None:
+            self.record = replace(self.record, origin=origin)
+            self.record.save(self.record_path)
 
     def wait_ready(self, timeout: float) -> None:
         """Wait until ``/readyz`` answers 200 from this server's own processes.
