@@ -72,6 +72,12 @@ def add_commands(sub: Any) -> None:
     score_p.add_argument(
         "--overwrite", action="store_true", help="replace an existing OUT and its record"
     )
+    score_p.add_argument(
+        "--config",
+        metavar="PATH",
+        help="the workbench.yaml of the project whose records vouch for the Bento's bytes "
+        "(default: the nearest one at or above the current folder)",
+    )
     score_p.set_defaults(func=_cmd_score)
 
 
@@ -121,6 +127,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             on_chunk=on_chunk,
             dask_progress=dask_bar,
+            project=args.config,
         )
     finally:
         close()

@@ -14,6 +14,7 @@ from typing import Any
 from workbench.cli.arguments import report_folder, rows, seconds, write_report
 from workbench.config import Config, load_config
 from workbench.errors import VersionError
+from workbench.integrity import verify_bento
 from workbench.promotions import history_path, promoted_tag
 from workbench.reports.versions import (
     compare_page,
@@ -140,6 +141,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             f"(`workbench promote {name}:VERSION --reason ...`) or serve NAME:VERSION"
         )
     tag = resolve_version(tag, name=name).tag
+    verify_bento(root, tag)
     timeout = config.launch.ready_timeout if config else 90.0
     server = Server.start(tag, port=args.port, timeout=timeout)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

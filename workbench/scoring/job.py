@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from workbench.artifacts import sha256_file, write_atomic
 from workbench.errors import DataError
+from workbench.integrity import find_project, verify_bento
 from workbench.monitoring import find_bento, read_model_card, read_reference, window_report
 from workbench.reports.monitoring import drift_page
 from workbench.results import ScoredFile, ScoreResult
@@ -192,6 +193,7 @@ def score(
     sample_rows: int = DEFAULT_SAMPLE_ROWS,
     on_chunk: Callable[[ChunkDone], None] | None = None,
     dask_progress: bool = False,
+    project: str | Path | None = None,
 ) -> ScoreResult:
     """Score every row of ``input`` with the Bento's model into the Parquet ``out``.
 
@@ -203,7 +205,10 @@ def score(
     output, ``skip`` scores the others; both list the refused rows in ``<out>.errors.csv``.
     ``workers``: a local Dask cluster of that many worker processes; ``scheduler``: the address
     of a running one (``tcp://host:port``). ``on_chunk``: called after each chunk (in process;
-    on Dask after each task). ``dask_progress``: show Dask's progress bar.
+    on Dask after each task). ``dask_progress``: show Dask's progress bar. ``project``: the
+    project (its folder or ``workbench.yaml``) whose records vouch for the Bento's bytes
+    (:mod:`workbench.integrity`); default the nearest ``workbench.yaml`` at or above the current
+    folder.
 
     Raises :class:`~workbench.errors.DataError` (a wrong input or output, refused rows under
     ``fail``) and :class:`~workbench.errors.ConfigError` (an unknown Bento) before any work
@@ -217,6 +222,9 @@ def score(
     if workers is not None and workers < 1:
         raise DataError(f"workers must be at least 1, got {workers}")
     source = find_bento(bento)
+    given = Path(project) if project is not None else find_project()
+    root = given.parent if given.is_file() else given
+    vouched = verify_bento(root.resolve(), source.tag, path=source.src.parent)
     card = read_model_card(source)
     try:
         reference: dict[str, Any] | None = read_reference(source)
@@ -238,7 +246,7 @@ def score(
     files = _hash_inputs(scoring_input)
     kinds = sample_kinds(reference, names) if reference is not None else {}
     spec = TaskSpec(
-        str(source.src.resolve()), columns, kept, on_error, chunk_rows, kinds, sample_rows
+        str(source.src.resolve()), columns, kept, on_error, chunk_rows, kinds, sample_rows, vouched
     )
     tasks = plan_tasks(scoring_input, task_rows=task_rows if (workers or scheduler) else 1 << 62)
     dist = bool(workers or scheduler)

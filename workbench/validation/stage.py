@@ -124,6 +124,7 @@ def validate(
         with steps.step("champion", "scoring the champion on the same test data", 0.25):
             champion = evaluate_champion(
                 config.name,
+                root=config.root,
                 task=task,
                 candidate_sha=inputs.model_sha,
                 y=inputs.y_test_raw,

@@ -23,6 +23,7 @@ from scipy.stats import ks_2samp  # type: ignore[import-untyped]
 from workbench.config import Config, ShadowOptions
 from workbench.data import load_frame
 from workbench.errors import DataError, VersionError
+from workbench.integrity import verify_bento
 from workbench.results import LatencySummary, ShadowGateVerdict, ShadowResult
 from workbench.serving.replay import Answers, Replay, Target, replay
 from workbench.serving.server import Server
@@ -293,6 +294,8 @@ def shadow(
     path = Path(replay_file).expanduser().resolve()
     frame, labels = replay_frame(path, versions, config.data.target)
     task = versions[0].task
+    for version in versions:  # before either is served: both Bentos and models as recorded
+        verify_bento(config.root, version.tag)
     servers = _start_both(versions, config, log_dir)
     try:
         targets = [
