@@ -45,6 +45,7 @@ REMEDY = (
     "NAME:VERSION`) and package it again, or import it again from its archive (`bentoml import`)"
 )
 LOCK_WAIT_S = 30.0
+PYCACHE = "__pycache__"
 _TIME_KEYS = {"creation_time"}
 
 
@@ -96,9 +97,12 @@ def _without_times(value: Any) -> Any:
 def tree_hashes(folder: Path) -> dict[str, str]:
     """sha256 of every file under ``folder``; YAML manifests hashed without creation times (the
     only part of a Bento or stored model that is not content: a copy imported elsewhere has the
-    same hashes)."""
+    same hashes). Bytecode caches (``__pycache__``) are left out: ``bentoml serve`` may write
+    them into the Bento, and the processes workbench starts on a Bento never read them
+    (``PYTHONPYCACHEPREFIX``), so a planted one cannot run."""
     hashes = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    files = (p for p in folder.rglob("*") if p.is_file() and not _cached(p.relative_to(folder)))
+    for path in sorted(files):
         relative = path.relative_to(folder).as_posix()
         if path.name in ("bento.yaml", "model.yaml"):
             content = _without_times(yaml.safe_load(path.read_text()))
@@ -109,10 +113,15 @@ def tree_hashes(folder: Path) -> dict[str, str]:
     return hashes
 
 
+def _cached(relative: Path | str) -> bool:
+    return PYCACHE in Path(relative).parts
+
+
 def tree_digest(hashes: dict[str, str]) -> str:
-    """One sha256 for a folder's :func:`tree_hashes` (names and contents)."""
+    """One sha256 for a folder's :func:`tree_hashes` (names and contents; bytecode caches a
+    manifest may list left out)."""
     digest = hashlib.sha256()
-    for name in sorted(hashes):
+    for name in sorted(n for n in hashes if not _cached(n)):
         digest.update(f"{name}\0{hashes[name]}\n".encode())
     return digest.hexdigest()
 

@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import importlib.util
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -102,12 +103,18 @@ def _bento_modules(src: Path) -> Iterator[None]:
     for k in saved:
         del sys.modules[k]
     sys.path.insert(0, str(src))
-    bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # the Bento stays as hashed
-    try:
-        yield
-    finally:
-        sys.dont_write_bytecode = bytecode
-        sys.path.remove(str(src))
+    # The Bento stays as verified: no bytecode written into it, none read from it (a prefix of
+    # its own, empty, instead of the __pycache__ folders beside its sources).
+    bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    prefix = sys.pycache_prefix
+    with tempfile.TemporaryDirectory(prefix="workbench-pycache-") as empty:
+        sys.pycache_prefix = empty
+        try:
+            yield
+        finally:
+            sys.pycache_prefix = prefix
+            sys.dont_write_bytecode = bytecode
+            sys.path.remove(str(src))
         for k in [k for k in sys.modules if k.split(".")[0] == "workbench_runtime"]:
             del sys.modules[k]
         sys.modules.update(saved)
