@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -23,6 +22,7 @@ from workbench.compilation import CompiledModel
 from workbench.config import METRICS, Config
 from workbench.errors import PackagingError
 from workbench.packaging.guide import README_FILE, render_readme
+from workbench.packaging.image import docker_options, image_files
 from workbench.packaging.plan import ServingPlan, max_body_bytes
 from workbench.results import ValidationResult
 from workbench.runtime.drift import DriftOptions
@@ -268,7 +268,7 @@ def render_bentofile(name: str, packages: list[str], *, onnx: bool) -> str:
             ],
             "labels": {"generated-by": "workbench"},
             "python": {"packages": packages, "lock_packages": False},
-            "docker": {"python_version": f"{sys.version_info.major}.{sys.version_info.minor}"},
+            "docker": docker_options(),  # the two-stage, pinned image (packaging/image.py)
         },
         sort_keys=False,
     )
@@ -355,6 +355,7 @@ def service_files(spec: ServiceSpec, config: Config, packages: list[str]) -> dic
             spec.name, packages, onnx=spec.compiled.runtime == "onnx"
         ),
         "model_card.json": json.dumps(model_card(spec, config, packages), indent=2) + "\n",
+        **image_files(),
         README_FILE: render_readme(
             config,
             model_tag=spec.model_tag,
