@@ -8,9 +8,12 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: install checkov example browser demo test lab lint docs dist clean
 
+# uv installs the pinned set, and so fills its cache (~/.cache/uv, or $$UV_CACHE_DIR): the launch
+# stage builds each Bento's clean environment from that cache, offline (docs/models.md).
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c requirements.lock uv
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -c requirements.lock -e ".[dev]"
 	touch $@
 
 install: $(STAMP)

@@ -50,7 +50,7 @@ from test_service import mixed_frame, mixed_model
 from workbench import infer_schema, load_config, package, validate
 from workbench.packaging.sources import TEMPLATE
 from workbench.runtime import Boolean, Category, Integer, Number, Serving, Settings, Text
-from workbench.runtime.fields import MAX_TEXT_CHARS
+from workbench.runtime.columns import MAX_TEXT_CHARS
 from workbench.schema import pipeline_encoders
 from workbench.serving import Server
 
@@ -64,7 +64,8 @@ PREDICT_EXAMPLES = 1000
 OTHER_EXAMPLES = 25
 MIN_REQUESTS = 1000
 ST_TIMEOUT_S = 240
-#: Routes that stay open when an API key is required (workbench.runtime.settings.OPEN_PATHS).
+#: Routes that stay open when an API key is required (``auth=False`` in the route table,
+#: workbench.runtime.http.handlers.route_table).
 OPEN_ROUTES = {"/", "/livez", "/readyz", "/healthz", "/metrics", "/docs.json"}
 #: Validation is not what these tests are about: the quick version of it.
 QUICK_VALIDATION = {"cv_folds": 0, "importance_top": 0, "champion": False}
@@ -587,20 +588,31 @@ def in_process(tmp_path_factory: pytest.TempPathFactory) -> InProcess:
             else (kind, Field(alias=column.name))
         )
     row: type[BaseModel] = create_model("Row", __config__=row_config(), **definitions)
-    card = tmp_path_factory.mktemp("card") / "model_card.json"
-    card.write_text(json.dumps({"model_tag": "fuzz:1", "task": "classification"}))
+    folder = tmp_path_factory.mktemp("card")
+    (folder / "model_card.json").write_text(
+        json.dumps({"model_tag": "fuzz:1", "task": "classification"})
+    )
     max_rows = 20
-    spec = Settings(
-        model_tag="fuzz:1",
-        task="classification",
-        columns=schema.names,
-        dtypes=schema.request_dtypes(),
-        card_path=card,
-        auth="none",
-        categories={c.name: c.categories or [] for c in schema.columns if c.kind == "category"},
-        max_batch_rows=8,
-        max_request_rows=max_rows,
-        example=schema.to_records(train.head(1))[0],
+    spec = Settings.model_validate(
+        {
+            "model_tag": "fuzz:1",
+            "task": "classification",
+            "columns": schema.names,
+            "dtypes": schema.request_dtypes(),
+            "categories": {
+                c.name: c.categories or [] for c in schema.columns if c.kind == "category"
+            },
+            "example": schema.to_records(train.head(1))[0],
+            "service": {
+                "auth": "none",
+                "runtime": "sklearn",
+                "max_batch_size": 8,
+                "max_latency_ms": 1000,
+                "max_queue_rows": 8192,
+                "max_request_rows": max_rows,
+            },
+            "folder": folder,
+        }
     )
     serving = Serving(row, spec)
     serving.start(model, freeze=False)

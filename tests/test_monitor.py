@@ -27,8 +27,8 @@ from workbench.cli import main
 from workbench.config import parse_config
 from workbench.errors import ConfigError, ServingError
 from workbench.monitoring.live import check_service, replay
-from workbench.runtime.capture import Capture
 from workbench.runtime.live_metrics import live_metrics
+from workbench.runtime.monitoring.capture import Capture
 from workbench.runtime.settings import CAPTURE_DIR_ENV
 from workbench.serving import Server, serve
 from workbench.validation.metrics import Outputs, metric_values

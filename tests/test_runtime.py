@@ -31,6 +31,7 @@ from workbench.runtime import (
     Serving,
     Settings,
 )
+from workbench.runtime.batching import Job
 
 
 class Row(BaseModel):
@@ -147,12 +148,12 @@ def test_when_a_shared_call_fails_each_request_is_tried_alone_and_only_the_bad_o
     assert calls[1] == ["ok1", "bad", "ok2"] and calls[2:] == [["ok1"], ["bad"], ["ok2"]]
 
 
-def test_kept_jobs_of_a_call_are_handed_over_in_the_model_thread_and_get_their_tags():
-    """The monitoring window is filled where the rows are, off the event loop: the batcher hands
-    the jobs asked to be kept (not the others, not a refused one) to ``keep`` in the model
-    thread, with their own rows and answers, and each kept job gets its tag."""
+def test_the_after_call_hook_gets_each_calls_answered_jobs_in_the_model_thread():
+    """The monitoring window is filled where the rows are, off the event loop: after each model
+    call the batcher hands the hook the call's answered jobs (not a refused one), each with its
+    own rows, answers and the context its caller gave, in the model thread."""
     gate = threading.Event()
-    handed: list[tuple[str, list[list[Any]], list[list[str]]]] = []
+    handed: list[tuple[str, list[tuple[Any, list[Any], list[str] | None]]]] = []
 
     def fn(rows: list[Any]) -> list[str]:
         if rows == ["warm"]:
@@ -161,41 +162,45 @@ def test_kept_jobs_of_a_call_are_handed_over_in_the_model_thread_and_get_their_t
             raise ValueError("the model refuses 'bad'")
         return echo(rows)
 
-    def keep(parts: list[list[Any]], answers: list[list[str]]) -> list[str]:
-        handed.append((threading.current_thread().name, parts, answers))
-        return [f"id-{part[0]}" for part in parts]
+    def after_call(jobs: list[Job]) -> None:
+        handed.append(
+            (threading.current_thread().name, [(j.context, j.rows, j.answers) for j in jobs])
+        )
 
     async def main() -> list[Any]:
-        batcher = Batcher(fn, max_rows=64, max_wait_s=5.0, keep=keep)
-        first = asyncio.ensure_future(batcher.answer(["warm"], keep=False))
+        batcher = Batcher(fn, max_rows=64, max_wait_s=5.0, after_call=after_call)
+        first = asyncio.ensure_future(batcher.submit(["warm"]))
         await asyncio.sleep(0.01)
         jobs = [
-            asyncio.ensure_future(batcher.answer(rows, keep=k))
-            for rows, k in ((["a", "b"], True), (["c"], False), (["bad"], True), (["d"], True))
+            asyncio.ensure_future(batcher.submit(rows, context=context))
+            for rows, context in ((["a", "b"], "A"), (["c"], None), (["bad"], "B"), (["d"], "D"))
         ]
         await asyncio.sleep(0.01)
         gate.set()
-        assert await first == (['"warm"'], "")
+        assert await first == ['"warm"']
         return await asyncio.gather(*jobs, return_exceptions=True)
 
     a, c, bad, d = run(main())
-    assert a == (['"a"', '"b"'], "id-a") and d == (['"d"'], "id-d")
-    assert c == (['"c"'], "")  # not asked to be kept
+    assert (a, c, d) == (['"a"', '"b"'], ['"c"'], ['"d"'])
     assert isinstance(bad, ValueError)
-    assert [(parts, answers) for _, parts, answers in handed] == [
-        ([["a", "b"], ["d"]], [['"a"', '"b"'], ['"d"']])
+    assert [name.startswith("model") for name, _ in handed] == [True, True]
+    assert handed[0][1] == [(None, ["warm"], ['"warm"'])]
+    assert handed[1][1] == [
+        ("A", ["a", "b"], ['"a"', '"b"']),
+        (None, ["c"], ['"c"']),
+        ("D", ["d"], ['"d"']),
     ]
-    assert handed[0][0].startswith("model")
 
 
-def test_a_keep_that_fails_leaves_the_answers_standing_untagged():
-    def keep(parts: list[list[Any]], answers: list[list[str]]) -> list[str]:
+def test_an_after_call_hook_that_fails_leaves_the_answers_standing():
+    def after_call(jobs: list[Job]) -> None:
         raise RuntimeError("window broken")
 
     async def main() -> Any:
-        return await Batcher(echo, max_rows=64, max_wait_s=1.0, keep=keep).answer([1], keep=True)
+        batcher = Batcher(echo, max_rows=64, max_wait_s=1.0, after_call=after_call)
+        return await batcher.submit([1], context="kept")
 
-    assert run(main()) == (["1"], "")
+    assert run(main()) == ["1"]
 
 
 def test_a_request_queued_longer_than_the_bound_is_answered_overloaded():
@@ -213,21 +218,32 @@ def test_a_request_queued_longer_than_the_bound_is_answered_overloaded():
     assert all(isinstance(result, Overloaded) for result in queued), queued
 
 
-def settings(tmp_path: Path, **changes: Any) -> Settings:
-    card = tmp_path / "model_card.json"
-    card.write_text(json.dumps({"model_tag": "m:1", "task": "classification"}))
+SERVICE = {
+    "runtime": "sklearn",
+    "max_batch_size": 64,
+    "max_latency_ms": 1000,
+    "max_queue_rows": 8192,
+}
+
+
+def settings(tmp_path: Path, *, service: dict[str, Any] | None = None, **changes: Any) -> Settings:
+    """A service's settings (as ``settings.json`` holds them) in ``tmp_path`` beside a model
+    card; ``service``: the ``service:`` settings that differ, the API open by default."""
+    (tmp_path / "model_card.json").write_text(
+        json.dumps({"model_tag": "m:1", "task": "classification"})
+    )
     base: dict[str, Any] = {
         "model_tag": "m:1",
         "task": "classification",
         "columns": ["size cm", "colour"],
         "dtypes": {"size cm": "float64", "colour": "object"},
-        "card_path": card,
         "categories": {"colour": ["blue", "red"]},
         "fallback": {"colour": "red"},
         "example": {"size cm": 1.0, "colour": "red"},
-        "auth": "none",
+        "service": {**SERVICE, "auth": "none", **(service or {})},
+        "folder": tmp_path,
     }
-    return Settings(**{**base, **changes})
+    return Settings.model_validate({**base, **changes})
 
 
 def mixed_model(handle_unknown: str = "ignore") -> Any:
@@ -320,8 +336,9 @@ def asgi_app(serving: Serving) -> Any:
     return app
 
 
-def started(tmp_path: Path, **changes: Any) -> Serving:
-    serving = Serving(Row, settings(tmp_path, **changes))
+def started(tmp_path: Path, **service: Any) -> Serving:
+    """A started worker's serving, with the ``service:`` settings that differ."""
+    serving = Serving(Row, settings(tmp_path, service=service))
     serving.start(mixed_model(), freeze=False)
     return serving
 
@@ -429,7 +446,7 @@ def test_a_body_that_is_not_json_is_415(tmp_path):
 
 
 def test_a_body_over_the_limit_is_413_before_it_is_read_and_when_chunked(tmp_path):
-    app = asgi_app(started(tmp_path, max_body_bytes=1000))
+    app = asgi_app(started(tmp_path, max_body_mb=1000 / (1 << 20)))
     big = json.dumps({"rows": [{"size cm": 1.0, "colour": "red"}] * 100}).encode()
     declared = run(
         call(app, "POST", "/predict", content=big, headers={"content-type": "application/json"})
@@ -452,7 +469,7 @@ def test_more_rows_than_the_limit_is_413_naming_the_limit(tmp_path):
 
 
 def test_a_request_larger_than_a_batch_is_answered_in_several_model_calls(tmp_path):
-    serving = started(tmp_path, max_batch_rows=4)
+    serving = started(tmp_path, max_batch_size=4)
     assert serving.batcher is not None
     calls: list[int] = []
     answer = serving.batcher.fn
@@ -560,7 +577,8 @@ def test_a_full_queue_is_429_and_a_long_wait_503_both_with_retry_after(tmp_path)
 
 
 def test_the_openapi_document_lists_every_status_and_the_bearer_scheme(tmp_path):
-    from workbench.runtime.openapi import document
+    from workbench.runtime.http.handlers import route_table
+    from workbench.runtime.http.openapi import document
 
     spec = {
         "paths": {
@@ -568,7 +586,8 @@ def test_the_openapi_document_lists_every_status_and_the_bearer_scheme(tmp_path)
             "/readyz": {"get": {"responses": {"200": {"description": "ok"}}}},
         }
     }
-    patched = document(spec, settings(tmp_path, auth="api_key"))
+    secured = Serving(Row, settings(tmp_path, service={"auth": "api_key"}))
+    patched = document(spec, route_table(secured), secured.settings)
     responses = patched["paths"]["/predict"]["post"]["responses"]
     assert set(responses) == {"200", "400", "401", "413", "415", "429", "500", "503", "504"}
     assert (
@@ -580,7 +599,9 @@ def test_the_openapi_document_lists_every_status_and_the_bearer_scheme(tmp_path)
     assert "401" in patched["paths"]["/metadata"]["get"]["responses"]
     assert patched["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     assert "503" in patched["paths"]["/readyz"]["get"]["responses"]
-    open_spec = document({"paths": {}}, settings(tmp_path, auth="none"))
+    assert "security" not in patched["paths"]["/readyz"]["get"]  # auth=False in the table
+    open_serving = Serving(Row, settings(tmp_path))
+    open_spec = document({"paths": {}}, route_table(open_serving), open_serving.settings)
     assert "components" not in open_spec
     assert "401" not in open_spec["paths"]["/metadata"]["get"]["responses"]
 
@@ -593,7 +614,7 @@ def test_start_up_refuses_a_missing_key_and_a_changed_model(tmp_path, monkeypatc
     (model_dir / "saved_model.pkl").write_bytes(b"the packaged bytes")
     packaged = file_sha256(model_dir / "saved_model.pkl")
     monkeypatch.delenv(API_KEY_ENV, raising=False)
-    serving = Serving(Row, settings(tmp_path, auth="api_key", model_sha256=packaged))
+    serving = Serving(Row, settings(tmp_path, service={"auth": "api_key"}, model_sha256=packaged))
     with pytest.raises(DeploymentError, match=f"{API_KEY_ENV} is not set.*service.auth: none"):
         serving.check_deployment(model_dir)
     monkeypatch.setenv(API_KEY_ENV, "k3y")
@@ -730,7 +751,7 @@ def test_the_window_finds_each_request_row_while_it_holds_it_and_reuses_slots_cl
     """The monitoring window: a (request, row) pair finds its slot while the window holds that
     row and not after; a request partly overwritten keeps its newer rows; a batch larger than
     the window keeps its last rows; a reused slot has no label left from the row before."""
-    from workbench.runtime.window import MISSING, Window
+    from workbench.runtime.monitoring.window import MISSING, Window
 
     window = Window(5, ["x", "c"], numeric={"x"})
     first = window.add([(1.0, None, 3.0), ("a", "b", None)], ['"1"', '"2"', '"3"'], [0, 2], 1.0)
@@ -753,3 +774,193 @@ def test_the_window_finds_each_request_row_while_it_holds_it_and_reuses_slots_cl
     assert big == 7 and window.request_rows() == {7: 5}
     assert window.slot(7, 6) is None and window.slot(7, 7) is not None
     assert [window.columns["c"][s] for s in window.order()] == list("hijkl")
+
+
+# --- the route table and its dispatcher -------------------------------------------------------
+
+
+def test_a_wrong_method_is_one_405_with_allow_from_the_route_table(tmp_path):
+    """Every route of the service's own answers a method it does not serve with the same 405,
+    whose ``Allow`` is the route's methods in the table (and the CORS headers of any answer)."""
+    from workbench.runtime.http.handlers import route_table
+
+    serving = started(tmp_path, cors_origins=["http://a.example"])
+    table = route_table(serving)
+    app = asgi_app(serving)
+    ours = {path: route for path, route in table.items() if route.handler and route.methods}
+    assert set(ours) == {"/predict", "/metadata", "/feedback", "/monitor"}
+    for path, route in ours.items():
+        wrong = "DELETE"
+        answer = run(call(app, wrong, path, headers={"origin": "http://a.example"}))
+        assert answer.status_code == 405, path
+        assert answer.headers["allow"] == ", ".join(sorted(route.methods or ())), path
+        assert answer.json() == {
+            "error": f"DELETE is not allowed on {path}: use {answer.headers['allow']}"
+        }
+        assert answer.headers["access-control-allow-origin"] == "http://a.example"
+
+
+def test_a_preflight_goes_to_bentomls_cors_only_when_cors_is_on(tmp_path):
+    preflight = {"origin": "http://a.example", "access-control-request-method": "POST"}
+    with_cors = asgi_app(started(tmp_path, cors_origins=["http://a.example"]))
+    for path in ("/predict", "/metadata", "/monitor", "/nowhere"):
+        answer = run(call(with_cors, "OPTIONS", path, headers=preflight))
+        assert answer.json() == {"served_by": "bentoml"}, path
+    without = asgi_app(started(tmp_path))
+    answer = run(call(without, "OPTIONS", "/metadata", headers=preflight))
+    assert answer.status_code == 405 and answer.headers["allow"] == "GET"
+
+
+def test_a_path_not_in_the_table_goes_inward_after_the_key_check(tmp_path, monkeypatch):
+    monkeypatch.setenv(API_KEY_ENV, "k3y")
+    app = asgi_app(started(tmp_path, auth="api_key"))
+    key = {"authorization": "Bearer k3y"}
+    assert run(call(app, "GET", "/nowhere")).status_code == 401
+    assert run(call(app, "PUT", "/nowhere", headers=key)).json() == {"served_by": "bentoml"}
+    open_app = asgi_app(started(tmp_path))
+    assert run(call(open_app, "GET", "/nowhere")).json() == {"served_by": "bentoml"}
+
+
+def test_which_routes_need_the_key_is_route_auth_in_the_table(tmp_path, monkeypatch):
+    """Every table entry with ``auth`` answers 401 without the key (any method), every entry
+    without it is served (BentoML's own routes pass inward whatever the method)."""
+    from workbench.runtime.http.handlers import route_table
+
+    monkeypatch.setenv(API_KEY_ENV, "k3y")
+    serving = started(tmp_path, auth="api_key")
+    app = asgi_app(serving)
+    for path, route in route_table(serving).items():
+        where = path + "app.css" if route.prefix else path
+        method = sorted(route.methods)[0] if route.methods else "GET"
+        answer = run(call(app, method, where))
+        assert (answer.status_code == 401) == route.auth, (path, answer.status_code)
+        if route.auth:
+            assert answer.headers["www-authenticate"] == "Bearer"
+        elif route.handler is None:
+            assert answer.json() == {"served_by": "bentoml"}, path
+
+
+def test_the_openapi_document_has_exactly_the_documented_routes_of_the_table(tmp_path):
+    from workbench.runtime.http.handlers import route_table
+    from workbench.runtime.http.openapi import document
+
+    health = {"get": {"responses": {"200": {"description": "ok"}}}}
+    bentoml_spec = {
+        "paths": {
+            "/predict": {"post": {"responses": {"200": {"description": "ok"}}}},
+            **{path: json.loads(json.dumps(health)) for path in ("/livez", "/healthz", "/readyz")},
+            "/metrics": json.loads(json.dumps(health)),
+            "/somewhere-else": json.loads(json.dumps(health)),
+        }
+    }
+    for window_rows in (0, 1000):
+        serving = Serving(Row, settings(tmp_path, monitor={"window_rows": window_rows}))
+        table = route_table(serving)
+        spec = document(json.loads(json.dumps(bentoml_spec)), table, serving.settings)
+        documented = {path for path, route in table.items() if route.doc is not None}
+        assert set(spec["paths"]) == documented
+        assert ("/feedback" in documented) == (window_rows > 0)
+        for path, item in spec["paths"].items():
+            methods = table[path].methods
+            assert methods is None or {m.upper() for m in item} <= methods, path
+
+
+# --- one settings contract ---------------------------------------------------------------------
+
+
+def test_the_config_sections_are_the_runtime_settings_and_round_trip_into_the_bento(tmp_path):
+    """``workbench.yaml``'s ``service:`` and ``monitor:`` are the runtime's models; what
+    packaging writes (``settings.json``) reads back the same in the Bento, byte for byte."""
+    from workbench.config import parse_config
+    from workbench.runtime.settings import MonitorSettings, PackagedService, ServiceSettings
+
+    config = parse_config(
+        {
+            "name": "m",
+            "model": "m.joblib",
+            "data": {"train": "t.csv", "test": "t.csv", "target": "y"},
+            "service": {"max_batch_size": 16, "max_body_mb": 2, "cors_origins": ["http://a"]},
+            "monitor": {"window_rows": 2000, "gates": {"accuracy": {"min": 0.8}}},
+        },
+        root=tmp_path,
+    )
+    assert type(config.service) is ServiceSettings and type(config.monitor) is MonitorSettings
+    service = PackagedService.model_validate(
+        {**config.service.model_dump(), **SERVICE, "max_batch_size": 16}
+    )
+    written = settings(tmp_path, service=service.model_dump(), monitor=config.monitor).write()
+    (tmp_path / "settings.json").write_text(written)
+    read = Settings.read(tmp_path)
+    assert read.write() == written and read.folder == tmp_path
+    assert read.service.max_batch_size == 16 and read.service.max_body_bytes == 2 << 20
+    assert read.monitor == config.monitor and read.monitor.gates["accuracy"].min == 0.8
+    assert read.service.cors()["access_control_allow_origins"] == ["http://a"]
+
+
+def test_each_default_is_defined_once_in_the_runtime_and_shows_up_in_the_config(monkeypatch):
+    """A default changed in the runtime's model is the config's default, and the drift options'
+    defaults are the monitor section's."""
+    from workbench.config import Config
+    from workbench.runtime.settings import MonitorSettings, ServiceSettings
+    from workbench.runtime.stattests import DriftOptions
+
+    monkeypatch.setattr(ServiceSettings.model_fields["max_request_rows"], "default", 1234)
+    ServiceSettings.model_rebuild(force=True)
+    Config.model_rebuild(force=True)
+    try:
+        assert (
+            Config(
+                name="m", model="m", data={"train": "a", "test": "b", "target": "y"}
+            ).service.max_request_rows
+            == 1234
+        )
+    finally:
+        monkeypatch.undo()
+        ServiceSettings.model_rebuild(force=True)
+        Config.model_rebuild(force=True)
+    for name in ("min_window_rows", "drift_share"):
+        assert MonitorSettings.model_fields[name].default == DriftOptions.model_fields[name].default
+        assert (
+            MonitorSettings.model_fields[name].metadata == DriftOptions.model_fields[name].metadata
+        )
+    monitor = MonitorSettings(min_window_rows=600, drift_share=0.3)
+    assert monitor.drift == DriftOptions(min_window_rows=600, drift_share=0.3)
+
+
+def test_a_bento_settings_file_must_hold_every_packaging_decision(tmp_path):
+    from pydantic import ValidationError
+
+    from workbench.runtime.settings import PackagedService
+
+    for missing in ("runtime", "max_batch_size", "max_latency_ms", "max_queue_rows"):
+        service = {k: v for k, v in SERVICE.items() if k != missing}
+        with pytest.raises(ValidationError, match=missing):
+            PackagedService.model_validate(service)
+    with pytest.raises(ValidationError, match="runtime"):
+        settings(tmp_path, service={"runtime": "auto"})
+
+
+# --- the drift-test registry -------------------------------------------------------------------
+
+
+def test_an_unknown_drift_test_lists_the_known_ones():
+    from workbench.runtime.stattests import STATTESTS, get_stattest
+
+    assert get_stattest("ks") is STATTESTS["ks"]
+    with pytest.raises(ValueError, match="unknown drift test 'anderson'; the drift tests are ks, "):
+        get_stattest("anderson")
+
+
+def test_the_registry_chooses_one_test_per_column_and_gives_each_its_threshold():
+    from workbench.runtime.stattests import DEFAULT_OPTIONS, STATTESTS, default_stattest
+
+    assert default_stattest("number", distinct=None, small=True).name == "ks"
+    assert default_stattest("text", distinct=None, small=False).name == "wasserstein"
+    assert default_stattest("boolean", distinct=2, small=True).name == "z"
+    assert default_stattest("category", distinct=3, small=True).name == "chisquare"
+    assert default_stattest("integer", distinct=3, small=False).name == "jensenshannon"
+    with pytest.raises(ValueError, match="does not test category columns"):
+        default_stattest("category", distinct=None, small=True)
+    for test in STATTESTS.values():
+        assert test.default_threshold == getattr(DEFAULT_OPTIONS, test.threshold_option)
+        assert test.description.startswith(test.display_name)

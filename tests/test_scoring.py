@@ -24,7 +24,7 @@ from test_service import mixed_frame, mixed_project
 from workbench import load_config, package, validate
 from workbench.errors import DataError
 from workbench.monitoring import drift_report
-from workbench.runtime.fields import MAX_TEXT_CHARS
+from workbench.runtime.columns import MAX_TEXT_CHARS
 from workbench.runtime.sketch import ColumnWindow
 from workbench.scoring import score
 from workbench.scoring.model import load_count
@@ -258,6 +258,15 @@ def test_a_category_value_over_the_cap_is_refused_as_the_service_refuses_it(mixe
     assert errors["row"].tolist() == [4] and errors["field"].tolist() == ["colour"]
     assert f"at most {MAX_TEXT_CHARS} characters" in errors["message"][0]
     assert len(pd.read_parquet(out)) == 19
+
+
+def test_score_is_a_stage_of_the_public_api_like_validate_and_package():
+    """`workbench.score` (and its result type) sit beside validate, package and launch."""
+    import workbench
+    import workbench.scoring
+
+    assert workbench.score is workbench.scoring.score
+    assert {"score", "ScoreResult", "validate", "package", "launch"} <= set(workbench.__all__)
 
 
 def test_the_drift_sample_is_bounded_and_merges_in_any_order():

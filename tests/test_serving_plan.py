@@ -18,7 +18,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from workbench import load_config, package, validate
-from workbench.config import ServiceOptions
+from workbench.config import ServiceSettings
 from workbench.packaging.plan import (
     MAX_BATCH_ROWS,
     CallCost,
@@ -29,6 +29,7 @@ from workbench.packaging.plan import (
     plan_serving,
 )
 from workbench.packaging.sources import example_row
+from workbench.runtime.settings import Settings
 from workbench.schema import infer_schema
 from workbench.serving import check, serve
 
@@ -80,7 +81,7 @@ def test_batch_limits_follow_the_cost_and_stay_put_when_timings_vary_by_a_third(
     for fixed_noise in (0.75, 1.0, 1.33):
         for row_noise in (0.75, 1.0, 1.33):
             cost = CallCost(fixed_ms / 1000 * fixed_noise, per_row_us / 1e6 * row_noise)
-            plan = plan_serving(model, schema, ServiceOptions(), cost)
+            plan = plan_serving(model, schema, ServiceSettings(), cost)
             assert plan.max_batch_size == expected, (fixed_noise, row_noise, plan.reasons)
             assert plan.max_latency_ms == 1000
             assert "measured at packaging" in plan.reasons["max_batch_size"]
@@ -111,11 +112,11 @@ def test_limits_set_in_the_config_win_and_an_unmeasured_model_gets_safe_defaults
     X, y = frame()
     model = LogisticRegression().fit(X, y)
     schema = infer_schema(X)
-    options = ServiceOptions(max_batch_size=8, max_latency_ms=250)
+    options = ServiceSettings(max_batch_size=8, max_latency_ms=250)
     plan = plan_serving(model, schema, options, None)
     assert (plan.max_batch_size, plan.max_latency_ms) == (8, 250)
     assert "workbench.yaml" in plan.reasons["max_batch_size"]
-    fallback = plan_serving(model, schema, ServiceOptions(), None)
+    fallback = plan_serving(model, schema, ServiceSettings(), None)
     assert fallback.max_batch_size == 64 and fallback.max_latency_ms >= 1000
 
 
@@ -144,8 +145,8 @@ def test_a_forest_is_called_once_per_batch_and_answers_exactly_like_predict(proj
     assert card["serving"]["labels"] == "argmax of predict_proba"
     assert card["serving"]["rows"] == "one float array per batch"
     assert card["serving"]["max_batch_size"] == MAX_BATCH_ROWS
-    source = (Path(packaged.service_dir) / "service.py").read_text()
-    assert "labels_from_proba=True" in source and "float_rows=True" in source
+    settings = Settings.read(Path(packaged.service_dir))
+    assert settings.labels_from_proba and settings.float_rows
     with serve(config) as server:
         result = check(server, config)
     assert result.passed, [c for c in result.checks if not c.passed]

@@ -21,7 +21,8 @@ from sklearn.pipeline import make_pipeline
 
 from workbench import load_config, package, validate
 from workbench.monitoring import drift_report
-from workbench.runtime.fields import MAX_TEXT_CHARS
+from workbench.runtime.columns import MAX_TEXT_CHARS
+from workbench.runtime.settings import Settings
 from workbench.serving import check, serve
 from workbench.serving.checks import auth_headers
 
@@ -122,7 +123,7 @@ def test_no_training_text_is_in_any_file_of_the_bento_or_its_stored_model(review
     assert review["text_reason"] == "the model feeds it to a TfidfVectorizer"
     service = (Path(result.bento_path) / "src" / "service.py").read_text()
     assert "review: Text = Field(alias='review')" in service
-    assert "categories={}" in service
+    assert Settings.read(Path(result.bento_path) / "src").categories == {}
     # runtime auto: a graph that does not convert, load or match falls back with the reason
     # (here onnxruntime cannot load the converted TfidfVectorizer: see docs/benchmarks.md).
     if result.runtime == "sklearn":

@@ -20,6 +20,7 @@ from workbench.cli import main
 from workbench.config import load_config
 from workbench.errors import ConfigError, GateFailure, VersionError
 from workbench.promotions import history_path, read_history, release_dir
+from workbench.runtime.card import ModelCard
 from workbench.schema import Column, InputSchema
 from workbench.versions import compare_versions, list_versions, promote, rollback
 from workbench.versions.compare import package_changes, schema_changes
@@ -277,8 +278,8 @@ def test_schema_and_package_differences_are_named():
         ("city", "categories"): "gained ['Paris']; lost ['Rome']",
     }
     assert package_changes(
-        {"packages": ["numpy==2.1.0", "scipy==1.0"]},
-        {"packages": ["numpy==2.2.0", "onnxruntime==1.20"]},
+        ModelCard(packages=["numpy==2.1.0", "scipy==1.0"]),
+        ModelCard(packages=["numpy==2.2.0", "onnxruntime==1.20"]),
     ) == ["- scipy==1.0", "+ onnxruntime==1.20", "numpy 2.1.0 -> 2.2.0"]
 
 

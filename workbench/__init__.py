@@ -18,8 +18,9 @@ from workbench.errors import (
 )
 from workbench.monitoring import drift_report
 from workbench.packaging import package
-from workbench.results import LaunchResult, PackageResult, ValidationResult
+from workbench.results import LaunchResult, PackageResult, ScoreResult, ValidationResult
 from workbench.schema import InputSchema, infer_schema
+from workbench.scoring import score
 from workbench.serving import Server, check, launch, serve
 from workbench.validation import validate
 from workbench.versions import compare_versions, list_versions, promote, rollback, shadow
@@ -37,6 +38,7 @@ __all__ = [
     "ModelError",
     "PackageResult",
     "PackagingError",
+    "ScoreResult",
     "Server",
     "ServingError",
     "StageOrderError",
@@ -54,6 +56,7 @@ __all__ = [
     "promote",
     "rollback",
     "save_config",
+    "score",
     "serve",
     "shadow",
     "validate",

@@ -1,7 +1,10 @@
 """``workbench.yaml``: load, validate and save the one file that describes a model project.
 
 The loaded :class:`Config` is frozen and passed explicitly to every stage. Relative paths in the
-file resolve against the file's own folder, so a run works from any working directory.
+file resolve against the file's own folder, so a run works from any working directory. The
+``service:`` and ``monitor:`` sections are the runtime's own settings models
+(:class:`~workbench.runtime.settings.ServiceSettings`, :class:`~workbench.runtime.settings.
+MonitorSettings`): what a person writes here is what the Bento reads, under the same names.
 """
 
 from __future__ import annotations
@@ -12,14 +15,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic.json_schema import SkipJsonSchema
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from workbench.errors import ConfigError
+from workbench.project_code import CODE_KEY, entry_problem, import_roots, make_importable
+from workbench.project_code import module_name as code_module_name
+from workbench.runtime.live_metrics import ALL_METRICS as ALL_METRICS
 from workbench.runtime.live_metrics import LOWER_IS_BETTER as LOWER_IS_BETTER
 from workbench.runtime.live_metrics import METRICS as METRICS
+from workbench.runtime.settings import Gate as Gate
+from workbench.runtime.settings import MonitorSettings as MonitorSettings
+from workbench.runtime.settings import ServiceSettings as ServiceSettings
+from workbench.runtime.settings import Strict
 
 Task = Literal["classification", "regression"]
 
@@ -40,10 +50,6 @@ BASELINE_GATE = "beat_baseline"
 CHAMPION_GATE = "champion"
 
 
-#: Every metric of any task, sorted (what gates and ``primary_metric`` may name).
-ALL_METRICS = sorted({m for names in METRICS.values() for m in names})
-
-
 def known_gates() -> list[str]:
     """Every gate name a config may use."""
     return [*ALL_METRICS, *(CV_PREFIX + m for m in ALL_METRICS), BASELINE_GATE, CHAMPION_GATE]
@@ -60,36 +66,7 @@ def _require_known(names: Iterable[str], known: Iterable[str], *, what: str, hin
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9_.-]*[a-z0-9])?$"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Gate(_Strict):
-    """A quality gate: the value must be ``>= min`` and/or ``<= max``.
-
-    A metric's name gates its value on the test data; ``cv_<metric>`` gates its mean over the
-    cross-validation folds (needs ``validation.cv_folds >= 2``). ``beat_baseline`` and
-    ``champion`` gate an *advantage* in the primary metric, positive when the model is better (for
-    error metrics such as ``rmse`` the sign is flipped, so positive still means better):
-    ``beat_baseline: {min: 0.05}`` asks for 0.05 more than a Dummy estimator fitted on the
-    training data; ``champion: {min: -0.01}`` lets the model be at most 0.01 worse than the
-    champion (a champion gate passes when there is no champion yet). The margin and the tolerance
-    are these gate bounds, so the validate panel edits them like any other.
-    """
-
-    min: float | None = Field(default=None, description="the lowest value that passes")
-    max: float | None = Field(default=None, description="the highest value that passes")
-
-    @model_validator(mode="after")
-    def _has_a_bound(self) -> Gate:
-        if self.min is None and self.max is None:
-            raise ValueError("a gate needs `min`, `max` or both, e.g. {min: 0.9}")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min {self.min} is greater than max {self.max}")
-        return self
-
-
-class DataSpec(_Strict):
+class DataSpec(Strict):
     """The data (``data:``, also written inline: ``{train: ..., test: ..., target: ...}``)."""
 
     train: str = Field(description="training data (CSV or Parquet); the input schema comes from it")
@@ -97,94 +74,7 @@ class DataSpec(_Strict):
     target: str = Field(min_length=1, description="name of the label column")
 
 
-class ServiceOptions(_Strict):
-    """How the Bento serves (``service:``): written into the Bento at packaging; its
-    ``GET /metadata`` shows the values it was built with."""
-
-    workers: int = Field(
-        default=1,
-        ge=1,
-        le=64,
-        description="`bentoml serve` worker processes (1 measured fastest on 2 cores)",
-    )
-    timeout: int = Field(
-        default=30,
-        ge=1,
-        le=3600,
-        description="request timeout in seconds (504); never shorter than the queue bound",
-    )
-    auth: Literal["api_key", "none"] = Field(
-        default="api_key",
-        description="api_key: every API route requires 'Authorization: Bearer <key>' with the key "
-        "from WORKBENCH_API_KEY where the Bento runs, and it refuses to start without one; none: "
-        "an open API (the only way to serve without a key)",
-    )
-    runtime: Literal["auto", "sklearn", "onnx"] = Field(
-        default="auto",
-        description="what serves the model: auto: an ONNX graph (onnxruntime) when it answers "
-        "every test row as scikit-learn does (labels equal, probabilities or values within 1e-6), "
-        "else scikit-learn; onnx: the graph or a packaging error naming the rows; sklearn: never "
-        "converted",
-    )
-    max_body_mb: float = Field(
-        default=4.0,
-        gt=0,
-        le=1024,
-        description="largest request body in MiB; larger is answered 413 before it is read",
-    )
-    max_request_rows: int = Field(
-        default=5_000,
-        ge=1,
-        le=1_000_000,
-        description="most rows in one request; more is 413 (score big files with `workbench "
-        "score`)",
-    )
-    max_queue_rows: int | None = Field(
-        default=None,
-        ge=1,
-        description="rows that may wait for the model; a request that would exceed it is "
-        "answered 429 with Retry-After; empty: eight full batches, at least max_request_rows",
-    )
-    max_batch_size: int | None = Field(
-        default=None,
-        ge=1,
-        le=100_000,
-        description="adaptive batching: most rows in one model call; empty: chosen at packaging "
-        "from the model's measured cost per call and per row",
-    )
-    max_latency_ms: int | None = Field(
-        default=None,
-        ge=1,
-        le=60_000,
-        description="adaptive batching: a request queued longer is answered 503 (overloaded); "
-        "empty: chosen at packaging (at least 1000)",
-    )
-    access_log: bool = Field(
-        default=False,
-        description="BentoML's access log line per request (costs throughput; off: /metrics "
-        "still counts them)",
-    )
-    tracing: bool = Field(
-        default=False,
-        description="OpenTelemetry spans for /predict (costs throughput; BentoML exports spans "
-        "only when a tracing exporter is configured)",
-    )
-    cors_origins: list[str] = Field(
-        default_factory=list, description="origins allowed by CORS; empty disables CORS"
-    )
-
-    @model_validator(mode="after")
-    def _timeout_covers_the_queue(self) -> ServiceOptions:
-        if self.max_latency_ms is not None and self.max_latency_ms > self.timeout * 1000:
-            raise ValueError(
-                f"max_latency_ms {self.max_latency_ms} (the queue bound) is longer than the "
-                f"request timeout of {self.timeout} s: a queued request would time out (504) "
-                "before it could be refused (503); raise `timeout` or lower `max_latency_ms`"
-            )
-        return self
-
-
-class LaunchOptions(_Strict):
+class LaunchOptions(Strict):
     """The launch stage (``launch:``): which Bento it serves, how long it waits for it, and the
     bounded load probe after the parity check."""
 
@@ -200,6 +90,12 @@ class LaunchOptions(_Strict):
     probe_seconds: float = Field(
         default=20.0, gt=0, le=300, description="the probe also stops at this time bound"
     )
+    portable: bool = Field(
+        default=True,
+        description="serve the Bento from a clean environment built offline from its own "
+        "requirements (uv's cache), proving they suffice ('portable: proven' in launch.json); "
+        "false: serve from this environment ('not proven')",
+    )
     version: Literal["packaged", "promoted"] = Field(
         default="packaged",
         description="what the launch stage serves and checks: packaged: the Bento the package "
@@ -207,7 +103,7 @@ class LaunchOptions(_Strict):
     )
 
 
-class ShadowOptions(_Strict):
+class ShadowOptions(Strict):
     """``workbench shadow``: its bounds and the gates a challenger must pass (``shadow:``).
 
     Every gate is off until given a bound; ``workbench shadow`` exits 1 when one fails.
@@ -247,79 +143,7 @@ class ShadowOptions(_Strict):
     )
 
 
-class MonitorOptions(_Strict):
-    """Monitoring of the launched model (``monitor:`` in ``workbench.yaml``): the window the Bento
-    keeps, drift options, live-metric gates and capture files (docs/monitoring.md)."""
-
-    window_rows: int = Field(
-        default=10_000,
-        ge=0,
-        le=1_000_000,
-        description="the last rows kept in memory (all workers together) for GET /monitor; 0 "
-        "turns monitoring off (no request ids, /feedback or /monitor)",
-    )
-    refresh_seconds: float = Field(
-        default=5.0,
-        ge=0.1,
-        le=3600,
-        description="drift and live metrics are recomputed at most this often, never per request",
-    )
-    min_window_rows: int = Field(
-        default=500,
-        ge=1,
-        description="a column is tested for drift once the window holds this many of its values",
-    )
-    drift_share: float = Field(
-        default=0.5, gt=0, le=1, description="the dataset drifts when this share of columns does"
-    )
-    min_labelled_rows: int = Field(
-        default=30, ge=1, description="live metrics are reported from this many labelled rows"
-    )
-    fail_on_drift: bool = Field(
-        default=True, description="`workbench monitor` exits 1 when the dataset drifted"
-    )
-    gates: dict[str, Gate] = Field(
-        default_factory=dict,
-        description="gates on live metrics (over the labelled rows of the window), e.g. "
-        "{accuracy: {min: 0.9}}; `workbench monitor` exits 1 when one fails",
-    )
-    capture_file_mb: float = Field(
-        default=16.0,
-        gt=0,
-        le=10_240,
-        description="capture (when WORKBENCH_CAPTURE_DIR is set where the Bento runs): a file "
-        "is rotated at this size",
-    )
-    capture_total_mb: float = Field(
-        default=256.0,
-        gt=0,
-        le=1_048_576,
-        description="capture: the oldest files are deleted while all together exceed this",
-    )
-
-    @model_validator(mode="after")
-    def _consistent(self) -> MonitorOptions:
-        _require_known(
-            self.gates,
-            ALL_METRICS,
-            what="gate on unknown live metric",
-            hint=f"live metrics are the validation metrics: {', '.join(ALL_METRICS)}",
-        )
-        if 0 < self.window_rows < self.min_window_rows:
-            raise ValueError(
-                f"window_rows {self.window_rows} is smaller than min_window_rows "
-                f"{self.min_window_rows}: no column could ever be tested for drift; raise "
-                "window_rows or lower min_window_rows"
-            )
-        if self.capture_total_mb < self.capture_file_mb:
-            raise ValueError(
-                f"capture_total_mb {self.capture_total_mb} is smaller than capture_file_mb "
-                f"{self.capture_file_mb}: the cap must hold at least one file"
-            )
-        return self
-
-
-class ValidationOptions(_Strict):
+class ValidationOptions(Strict):
     """How the validate stage measures the model (``validation:`` in ``workbench.yaml``); the
     gates stay under ``gates:``."""
 
@@ -365,7 +189,7 @@ class ValidationOptions(_Strict):
         return self
 
 
-class Config(_Strict):
+class Config(Strict):
     """One model project, as written in ``workbench.yaml``."""
 
     name: str = Field(
@@ -389,17 +213,23 @@ class Config(_Strict):
     validation: ValidationOptions = Field(
         default_factory=ValidationOptions, description="how the validate stage measures the model"
     )
-    service: ServiceOptions = Field(
-        default_factory=ServiceOptions, description="how the Bento serves: auth, runtime, limits"
+    service: ServiceSettings = Field(
+        default_factory=ServiceSettings, description="how the Bento serves: auth, runtime, limits"
     )
     launch: LaunchOptions = Field(
         default_factory=LaunchOptions, description="what the launch stage serves and probes"
     )
-    monitor: MonitorOptions = Field(
-        default_factory=MonitorOptions, description="the launched model's monitoring window"
+    monitor: MonitorSettings = Field(
+        default_factory=MonitorSettings, description="the launched model's monitoring window"
     )
     shadow: ShadowOptions = Field(
         default_factory=ShadowOptions, description="`workbench shadow`: bounds and gates"
+    )
+    code: list[str] = Field(
+        default_factory=list,
+        description="the project's other module files and package folders (as MLflow's "
+        "code_paths): each imports under its own name wherever the model loads, and what the "
+        "model uses of them ships in the Bento; the config's own folder always does",
     )
     root: SkipJsonSchema[Path] = Field(default=Path("."), exclude=True)
     """The folder the config file lives in; relative paths resolve against it (not a key of the
@@ -416,6 +246,34 @@ class Config(_Strict):
             "a Dummy model and over the champion",
         )
         return self
+
+    @model_validator(mode="after")
+    def _code_exists(self) -> Config:
+        seen: dict[str, str] = {}
+        for value in self.code:
+            entry = self.path(value)
+            name = code_module_name(entry)
+            problem = entry_problem(entry) or (
+                f"it imports as {name!r}, as {seen[name]!r} does" if name in seen else None
+            )
+            if problem:
+                raise ValueError(
+                    f"`{CODE_KEY}` entry {value!r}: {problem}; list module files (.py) and "
+                    "package folders, relative to workbench.yaml"
+                )
+            seen[name] = value
+        return self
+
+    @property
+    def code_paths(self) -> list[Path]:
+        """The ``code:`` entries, resolved."""
+        return [self.path(value) for value in self.code]
+
+    @property
+    def import_roots(self) -> list[Path]:
+        """Where the project's own modules import from: its folder, then the folders holding
+        the ``code:`` entries."""
+        return import_roots(self.root, self.code_paths)
 
     def path(self, value: str) -> Path:
         """Resolve a path written in the config against the config file's folder."""
@@ -460,7 +318,12 @@ class Config(_Strict):
 
 
 def load_config(path: str | Path) -> Config:
-    """Read and validate ``workbench.yaml``; any problem is one :class:`ConfigError`."""
+    """Read and validate ``workbench.yaml``; any problem is one :class:`ConfigError`.
+
+    Opening a project makes its own code importable in this process (its folder and its
+    ``code:`` entries first on ``sys.path``): notebooks, the CLI and ``workbench run``'s kernels
+    all open it this way before a stage loads the model.
+    """
     file = Path(path).expanduser().resolve()
     if not file.is_file():
         raise ConfigError(
@@ -471,7 +334,9 @@ def load_config(path: str | Path) -> Config:
         raw = yaml.safe_load(file.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file}: not valid YAML ({exc}); fix the syntax and retry") from exc
-    return parse_config(raw, root=file.parent, source=str(file))
+    config = parse_config(raw, root=file.parent, source=str(file))
+    make_importable(config.import_roots)
+    return config
 
 
 def parse_config(raw: Any, *, root: Path, source: str = "workbench.yaml") -> Config:

@@ -1,8 +1,8 @@
 """What vouches for a version in the BentoML store, and the check before it is unpickled or run.
 
-A Bento names its model's sha256 in its own ``service.py``, and both live in the store: whoever can
-rewrite one can rewrite the other. The hashes that decide are kept in the project instead, outside
-the store. These records are the anchors:
+A Bento names its model's sha256 in its own ``settings.json``, and both live in the store:
+whoever can rewrite one can rewrite the other. The hashes that decide are kept in the project
+instead, outside the store. These records are the anchors:
 
 - the package ledger ``.workbench/ledger.json``: the package stage adds every Bento it builds, in a
   notebook session or a run (the digest of its files, its model's tag and pickle sha256);

@@ -21,19 +21,26 @@ way to type them in a request for every way a model may have been fed them.
 
 from __future__ import annotations
 
-import keyword
-import math
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
 
 from workbench.errors import DataError
+from workbench.runtime.columns import Column, InputSchema, Kind
 
-Kind = Literal["number", "integer", "boolean", "category", "text"]
+__all__ = [
+    "MAX_CATEGORIES",
+    "Column",
+    "InputSchema",
+    "Kind",
+    "check_columns",
+    "check_supported",
+    "infer_schema",
+    "pipeline_encoders",
+]
 MAX_CATEGORIES = 1000
 """A string column with more distinct training values than this is text, not a category (one
 the model encodes, or of pandas ``category`` dtype, stays a category without its values listed)."""
@@ -46,100 +53,6 @@ ISO_DATE = re.compile(
     r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?"
 )
 _DATE_VALUES = ("datetime", "datetime64", "date", "time", "timedelta", "timedelta64", "period")
-
-
-class Column(BaseModel):
-    """One input column as the model saw it in training."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    kind: Kind
-    dtype: str
-    nullable: bool
-    categories: list[str] | None = None
-    """The distinct values seen (``category`` only; None above :data:`MAX_CATEGORIES`)."""
-    min: float | None = None
-    max: float | None = None
-    text_reason: str | None = None
-    """Why a ``text`` column is text (the vectorizer, or its distinct values); never a value."""
-
-    @property
-    def field(self) -> str:
-        """A valid Python identifier for this column (the request model's attribute name)."""
-        ident = re.sub(r"\W", "_", self.name).strip("_") or "column"
-        if ident[0].isdigit() or keyword.iskeyword(ident):
-            ident = f"f_{ident}"
-        return ident
-
-
-class InputSchema(BaseModel):
-    """Columns in the order the model expects them."""
-
-    model_config = ConfigDict(frozen=True)
-
-    columns: list[Column]
-
-    @property
-    def names(self) -> list[str]:
-        return [c.name for c in self.columns]
-
-    def fields(self) -> dict[str, str]:
-        """Column name -> unique Python identifier."""
-        out: dict[str, str] = {}
-        taken: set[str] = set()
-        for col in self.columns:
-            ident, n = col.field, 2
-            while ident in taken:
-                ident, n = f"{col.field}_{n}", n + 1
-            taken.add(ident)
-            out[col.name] = ident
-        return out
-
-    def request_dtypes(self) -> dict[str, str]:
-        """The dtype each column of a request is cast to in the service, so the model sees what
-        it saw in training: categories and text as object (or category), booleans as bool
-        (object when nullable), nullable numbers as float64 (NaN has no integer form)."""
-        out = {}
-        for col in self.columns:
-            if col.kind == "text":
-                out[col.name] = "object"
-            elif col.kind == "category":
-                out[col.name] = "category" if col.dtype == "category" else "object"
-            elif col.kind == "boolean":
-                out[col.name] = "object" if col.nullable else "bool"
-            elif col.nullable:
-                out[col.name] = "float64"
-            else:
-                out[col.name] = col.dtype
-        return out
-
-    def as_served(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """``frame``'s columns in the model's order, cast as the service casts a request, so a
-        compiled model is converted and checked on the inputs it will be fed. A column that
-        cannot take its dtype (values the service would refuse) is left as it is."""
-        served = frame[self.names].copy()
-        for name, dtype in self.request_dtypes().items():
-            try:
-                served = served.astype({name: dtype})
-            except (TypeError, ValueError):
-                continue
-            if dtype == "object":
-                served[name] = served[name].where(served[name].notna(), np.nan)
-        return served
-
-    def to_records(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
-        """Rows of ``frame`` as JSON-ready dicts keyed by column name (NaN becomes null)."""
-        rows = frame[self.names].astype(object).to_dict(orient="records")
-        return [{str(k): _jsonable(v) for k, v in row.items()} for row in rows]
-
-
-def _jsonable(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return None
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def _kind(series: pd.Series) -> Kind:

@@ -20,6 +20,11 @@ from workbench.runtime.drift import DEFAULT_OPTIONS, DriftOptions
 
 def add_commands(sub: Any) -> None:
     """``drift`` and ``monitor``."""
+    _add_drift(sub)
+    _add_monitor(sub)
+
+
+def _add_drift(sub: Any) -> None:
     drift_p = sub.add_parser(
         "drift",
         help="check a CSV/Parquet file of live inputs for drift against a Bento's training data",
@@ -49,6 +54,9 @@ def add_commands(sub: Any) -> None:
         "smaller files raise false alarms with large references)",
     )
     drift_p.set_defaults(func=_cmd_drift)
+
+
+def _add_monitor(sub: Any) -> None:
     monitor_p = sub.add_parser(
         "monitor",
         help="check a running service (or a file replayed through a fresh one) for drift and "
@@ -121,7 +129,7 @@ def _package_run(root: Path, given: str | None) -> Path | None:
 
 
 def _cmd_monitor(args: argparse.Namespace) -> int:
-    from workbench.config import MonitorOptions, load_config
+    from workbench.config import MonitorSettings, load_config
     from workbench.monitoring.live import check_packaged, check_service
     from workbench.reports.monitoring import (
         monitor_verdict_line,
@@ -138,7 +146,7 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
     config = load_config(config_path) if args.url is None or config_path.is_file() else None
     bounds = {"rate": args.rate, "max_rows": args.max_rows, "max_seconds": args.max_seconds}
     if args.url is not None:
-        options = config.monitor if config is not None else MonitorOptions()
+        options = config.monitor if config is not None else MonitorSettings()
         file = None if args.file is None else Path(args.file)
         key = os.environ.get(API_KEY_ENV, "").strip()
         result = check_service(args.url, options, key=key, file=file, **bounds)

@@ -26,6 +26,7 @@ from workbench.artifacts import sha256_file
 from workbench.data import load_frame
 from workbench.errors import ConfigError, DataError
 from workbench.results import ColumnDriftResult, DriftResult, DriftTestResult
+from workbench.runtime.card import ModelCard
 from workbench.runtime.drift import (
     DEFAULT_OPTIONS,
     ColumnDrift,
@@ -33,12 +34,11 @@ from workbench.runtime.drift import (
     TestOutcome,
     dataset_drift,
 )
-from workbench.runtime.settings import DRIFT_REFERENCE_FILE
+from workbench.runtime.settings import CARD_FILE, DRIFT_REFERENCE_FILE
 from workbench.runtime.sketch import REFERENCE_FORMAT, WindowColumn
 
 REFERENCE_FILE = DRIFT_REFERENCE_FILE
 """The reference's name in a Bento's ``src`` folder (``drift_reference.json``)."""
-MODEL_CARD_FILE = "model_card.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,16 +73,16 @@ def _bento_folder(folder: Path) -> BentoSource:
         raise ConfigError(
             f"{str(folder)!r} is neither a Bento folder nor a Bento tag in the BentoML store"
         )
-    if (folder / "src" / MODEL_CARD_FILE).is_file():
+    if (folder / "src" / CARD_FILE).is_file():
         root: Path | None = folder
         src = folder / "src"
-    elif (folder / MODEL_CARD_FILE).is_file():
+    elif (folder / CARD_FILE).is_file():
         src = folder
         root = folder.parent if (folder.parent / "bento.yaml").is_file() else None
     else:
         raise ConfigError(
-            f"{str(folder)!r} is not a workbench Bento folder: it has no {MODEL_CARD_FILE} "
-            f"(nor src/{MODEL_CARD_FILE})"
+            f"{str(folder)!r} is not a workbench Bento folder: it has no {CARD_FILE} "
+            f"(nor src/{CARD_FILE})"
         )
     if root is not None:
         tag = _folder_tag(root)
@@ -128,16 +128,15 @@ def read_reference(source: BentoSource) -> dict[str, Any]:
     return reference
 
 
-def read_model_card(source: BentoSource) -> dict[str, Any]:
-    path = source.src / MODEL_CARD_FILE
+def read_model_card(source: BentoSource) -> ModelCard:
+    path = source.src / CARD_FILE
     if not path.is_file():
-        raise DataError(f"Bento {source.tag} has no {MODEL_CARD_FILE}; package the model again")
-    card = _read_json(path, "model card")
-    schema = card.get("input_schema") if isinstance(card, dict) else None
-    columns = schema.get("columns") if isinstance(schema, dict) else None
-    if not isinstance(card, dict) or not (
-        isinstance(columns, list) and all(isinstance(c, dict) and "name" in c for c in columns)
-    ):
+        raise DataError(f"Bento {source.tag} has no {CARD_FILE}; package the model again")
+    try:
+        card = ModelCard.read(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{exc}; package the model again") from exc
+    if "input_schema" not in card.model_fields_set:
         raise DataError(
             f"model card {str(path)!r} has no input_schema with named columns; package the "
             "model again"
@@ -145,9 +144,9 @@ def read_model_card(source: BentoSource) -> dict[str, Any]:
     return card
 
 
-def _input_columns(card: Mapping[str, Any], reference: Mapping[str, Any]) -> list[str]:
+def _input_columns(card: ModelCard, reference: Mapping[str, Any]) -> list[str]:
     """The model's input columns, then any reference column the schema lacks."""
-    names = [str(c["name"]) for c in card["input_schema"]["columns"]]
+    names = card.input_columns
     return names + [str(c) for c in reference["columns"] if c not in names]
 
 
@@ -244,9 +243,9 @@ def drift_report(
     )
 
 
-def window_report(
+def window_report(  # noqa: PLR0913 - the report's inputs, then where the window came from
     source: BentoSource,
-    card: Mapping[str, Any],
+    card: ModelCard,
     reference: Mapping[str, Any],
     window: pd.DataFrame | Mapping[str, WindowColumn],
     *,
@@ -272,7 +271,7 @@ def window_report(
     return DriftResult(
         bento_tag=source.tag,
         bento_path=str(source.src.resolve()),
-        model_tag=str(card.get("model_tag", "")),
+        model_tag=card.model_tag,
         file=file,
         file_sha256=file_sha256,
         file_bytes=file_bytes,
@@ -286,7 +285,7 @@ def window_report(
         threshold=drift.threshold,
         verdict=drift.verdict,
         reason=drift.reason,
-        options=dataclasses.asdict(options),
+        options=options.model_dump(),
         checked_at=checked_at,
         seconds=time.perf_counter() - started,
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,17 +23,14 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from workbench.config import Config, Gate, MonitorOptions
+from workbench.config import Config, Gate, MonitorSettings
 from workbench.data import load_frame
 from workbench.errors import DataError, ServingError
 from workbench.monitoring.drift import column_result, find_bento, read_model_card
+from workbench.monitoring.traffic import Scrape, Traffic, scrape, traffic
 from workbench.results import MonitorResult, ReplayResult
-from workbench.runtime.settings import (
-    FEEDBACK_PATH,
-    METADATA_PATH,
-    MONITOR_PATH,
-    PREDICT_PATH,
-)
+from workbench.runtime.card import ModelCard
+from workbench.runtime.settings import FEEDBACK_PATH, METADATA_PATH, MONITOR_PATH
 from workbench.schema import InputSchema
 from workbench.serving.launch import serve, served_tag
 from workbench.serving.replay import REQUEST_TIMEOUT_S, Answers, Target
@@ -89,7 +86,33 @@ def replay_frame(file: Path, schema: InputSchema) -> pd.DataFrame:
     return frame
 
 
-def replay(
+class _FeedbackSender:
+    """Labels for ``POST /feedback``, sent :data:`FEEDBACK_BATCH` at a time."""
+
+    def __init__(self, client: httpx.Client, url: str) -> None:
+        self.client, self.url = client, url
+        self.pending: list[dict[str, Any]] = []
+        self.sent = self.unknown = 0
+
+    def add(self, items: Iterable[dict[str, Any]]) -> None:
+        self.pending.extend(items)
+        if len(self.pending) >= FEEDBACK_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        answer = self.client.post(f"{self.url}{FEEDBACK_PATH}", json={"feedback": self.pending})
+        if answer.status_code != 200:
+            raise ServingError(
+                f"{self.url}{FEEDBACK_PATH}: HTTP {answer.status_code}: {answer.text[:300]}"
+            )
+        self.unknown += int(answer.json().get("unknown", 0))
+        self.sent += len(self.pending)
+        self.pending.clear()
+
+
+def replay(  # noqa: PLR0913 - the public entry point's options, keyword-only
     url: str,
     file: Path,
     *,
@@ -107,38 +130,22 @@ def replay(
     the file's rows, when the caller has read and checked them (:func:`replay_frame`)."""
     require_loopback(url, what="the monitoring replay")
     with httpx.Client(headers=_headers(key), timeout=REQUEST_TIMEOUT_S) as client:
-        card = _get(client, f"{url}{METADATA_PATH}", "model card")
-        schema = InputSchema.model_validate(card["input_schema"])
+        card = ModelCard.model_validate(_get(client, f"{url}{METADATA_PATH}", "model card"))
+        schema = card.input_schema
         if frame is None:
             frame = replay_frame(file, schema)
-        target = card.get("target")
+        target = card.target
         labels = frame[target].tolist() if target in frame.columns else None
         service = Target("service", url, key, schema.to_records(frame[schema.names]))
-        pending: list[dict[str, Any]] = []
-        unknown = feedback = 0
-
-        def flush() -> None:
-            nonlocal unknown, feedback
-            if not pending:
-                return
-            answer = client.post(f"{url}{FEEDBACK_PATH}", json={"feedback": pending})
-            if answer.status_code != 200:
-                raise ServingError(
-                    f"{url}{FEEDBACK_PATH}: HTTP {answer.status_code}: {answer.text[:300]}"
-                )
-            unknown += int(answer.json().get("unknown", 0))
-            feedback += len(pending)
-            pending.clear()
+        sender = _FeedbackSender(client, url)
 
         def after(start: int, end: int, answers: dict[str, Answers]) -> None:
             request_id = answers[service.label].request_ids[-1]
             if labels is not None and request_id is not None:
-                pending.extend(
+                sender.add(
                     {"request_id": request_id, "row": i, "label": _json_value(labels[start + i])}
                     for i in range(end - start)
                 )
-                if len(pending) >= FEEDBACK_BATCH:
-                    flush()
             if on_progress is not None:
                 on_progress(end, len(service.rows))
 
@@ -151,7 +158,7 @@ def replay(
             on_batch=after,
             what="the monitoring replay",
         )
-        flush()
+        sender.flush()
     answers = done.answers[service.label]
     return ReplayResult(
         file=str(file),
@@ -159,8 +166,8 @@ def replay(
         requests=done.requests,
         failed_requests=answers.errors,
         first_errors=answers.first_errors,
-        feedback=feedback,
-        feedback_unknown=unknown,
+        feedback=sender.sent,
+        feedback_unknown=sender.unknown,
         rate=rate,
         seconds=done.seconds,
         stopped_by=done.stopped_by,
@@ -178,10 +185,33 @@ def _gate_passed(gate: Gate, value: float) -> bool:
     return (gate.min is None or value >= gate.min) and (gate.max is None or value <= gate.max)
 
 
+def _judge_gates(
+    gates: Mapping[str, Gate], metrics: Mapping[str, Any], failures: list[str], notes: list[str]
+) -> None:
+    """Each live-metric gate on the report's ``metrics``: a failure, or a note without a value."""
+    live = metrics.get("live", {})
+    for metric, gate in gates.items():
+        value = live.get(metric)
+        if value is None:
+            notes.append(
+                f"gate {metric}: no live value ({metrics.get('labelled_rows', 0)} labelled rows, "
+                f"{metrics.get('min_labelled_rows', '?')} needed)"
+            )
+        elif not _gate_passed(gate, float(value)):
+            bounds = " and ".join(
+                f"{word} {bound:g}"
+                for word, bound in (("min", gate.min), ("max", gate.max))
+                if bound is not None
+            )
+            validation = metrics.get("validation", {}).get(metric)
+            was = "" if validation is None else f"; {validation:.4g} at validation"
+            failures.append(f"live {metric} {value:.4g} fails its gate ({bounds}{was})")
+
+
 def judge(
     url: str,
     report: Mapping[str, Any],
-    options: MonitorOptions,
+    options: MonitorSettings,
     *,
     model_tag: str = "",
     replayed: ReplayResult | None = None,
@@ -209,24 +239,7 @@ def judge(
             f"requests, so their rows are not in the window (first: {first}); `workbench score` "
             f"of {replayed.file} with --on-error skip lists every refused row and why"
         )
-    metrics = report.get("metrics", {})
-    live = metrics.get("live", {})
-    for metric, gate in options.gates.items():
-        value = live.get(metric)
-        if value is None:
-            notes.append(
-                f"gate {metric}: no live value ({metrics.get('labelled_rows', 0)} labelled rows, "
-                f"{metrics.get('min_labelled_rows', '?')} needed)"
-            )
-        elif not _gate_passed(gate, float(value)):
-            bounds = " and ".join(
-                f"{word} {bound:g}"
-                for word, bound in (("min", gate.min), ("max", gate.max))
-                if bound is not None
-            )
-            validation = metrics.get("validation", {}).get(metric)
-            was = "" if validation is None else f"; {validation:.4g} at validation"
-            failures.append(f"live {metric} {value:.4g} fails its gate ({bounds}{was})")
+    _judge_gates(options.gates, report.get("metrics", {}), failures, notes)
     return MonitorResult(
         url=url,
         model_tag=model_tag,
@@ -244,7 +257,7 @@ def judge(
 
 def check_service(
     url: str,
-    options: MonitorOptions,
+    options: MonitorSettings,
     *,
     key: str = "",
     file: Path | None = None,
@@ -269,7 +282,7 @@ def check_service(
             frame=frame,
         )
     with httpx.Client(headers=_headers(key), timeout=30) as client:
-        card = _get(client, f"{url}{METADATA_PATH}", "model card")
+        card = ModelCard.model_validate(_get(client, f"{url}{METADATA_PATH}", "model card"))
     report = fetch_report(url, key=key)
     if replayed is not None:
         # The report is recomputed at most every refresh_seconds (and feedback another worker
@@ -282,7 +295,7 @@ def check_service(
         url,
         report,
         options,
-        model_tag=str(card.get("model_tag", "")),
+        model_tag=card.model_tag,
         replayed=replayed,
         seconds=time.perf_counter() - started,
     )
@@ -303,7 +316,7 @@ def check_packaged(
     told the server once it is ready. The file is read and checked against the Bento's inputs
     before any server starts."""
     tag = served_tag(config, run_dir=run_dir)
-    schema = InputSchema.model_validate(read_model_card(find_bento(tag))["input_schema"])
+    schema = read_model_card(find_bento(tag)).input_schema
     frame = replay_frame(file, schema)
     with serve(config, run_dir=run_dir, bento_tag=tag) as server:
         if on_serve is not None:
@@ -322,100 +335,6 @@ def check_packaged(
 
 # ---------------------------------------------------------------- traffic from /metrics
 
-REQUESTS = "bentoml_service_request"
-DURATION = "bentoml_service_request_duration_seconds"
-
-
-@dataclass(frozen=True)
-class Scrape:
-    """The request counters and latency histogram of ``POST /predict`` at one moment."""
-
-    at: float
-    requests: dict[str, float]
-    """HTTP status -> requests so far (all workers)."""
-    buckets: list[tuple[float, float]]
-    """(upper bound in seconds, requests at most that slow), ascending, ending at +inf."""
-
-
-@dataclass(frozen=True)
-class Traffic:
-    """Traffic between two scrapes: rate, error share and latency quantiles (None: no requests)."""
-
-    seconds: float
-    requests: float
-    requests_per_s: float
-    error_rate: float | None
-    p50_ms: float | None
-    p95_ms: float | None
-    p99_ms: float | None
-
-
-def scrape(url: str, *, path: str = PREDICT_PATH, timeout: float = 10.0) -> Scrape:
-    """Read ``/metrics`` (open, no key) and keep the figures of ``path``."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    try:
-        text = httpx.get(f"{url.rstrip('/')}/metrics", timeout=timeout).text
-    except httpx.HTTPError as exc:
-        raise ServingError(f"{url}/metrics: cannot reach the service ({exc})") from exc
-    requests: dict[str, float] = {}
-    buckets: dict[float, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.labels.get("endpoint") != path:
-                continue
-            if sample.name == f"{REQUESTS}_total":
-                code = sample.labels.get("http_response_code", "?")
-                requests[code] = requests.get(code, 0.0) + sample.value
-            elif sample.name == f"{DURATION}_bucket":
-                bound = float(sample.labels["le"])
-                buckets[bound] = buckets.get(bound, 0.0) + sample.value
-    return Scrape(time.monotonic(), requests, sorted(buckets.items()))
-
-
-def _quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
-    """Prometheus' ``histogram_quantile``: linear within the bucket holding the quantile."""
-    if not buckets or buckets[-1][1] <= 0:
-        return None
-    rank = q * buckets[-1][1]
-    lower_bound, lower_count = 0.0, 0.0
-    for bound, count in buckets:
-        if count >= rank:
-            if math.isinf(bound):
-                return lower_bound
-            inside = count - lower_count
-            share = (rank - lower_count) / inside if inside > 0 else 1.0
-            return lower_bound + (bound - lower_bound) * share
-        lower_bound, lower_count = bound, count
-    return None
-
-
-def traffic(before: Scrape, after: Scrape) -> Traffic:
-    """What happened between two scrapes (counters that went down, a restart, count from 0)."""
-    seconds = max(after.at - before.at, 1e-9)
-    codes = set(before.requests) | set(after.requests)
-    delta = {c: after.requests.get(c, 0.0) - before.requests.get(c, 0.0) for c in codes}
-    if any(v < 0 for v in delta.values()):
-        delta = dict(after.requests)
-    total = sum(delta.values())
-    errors = sum(v for c, v in delta.items() if not c.startswith("2"))
-    old = dict(before.buckets)
-    window = [(b, max(0.0, c - old.get(b, 0.0))) for b, c in after.buckets]
-
-    def ms(q: float) -> float | None:
-        value = _quantile(q, window)
-        return None if value is None else round(value * 1000, 3)
-
-    return Traffic(
-        seconds=round(seconds, 3),
-        requests=total,
-        requests_per_s=total / seconds,
-        error_rate=errors / total if total else None,
-        p50_ms=ms(0.5),
-        p95_ms=ms(0.95),
-        p99_ms=ms(0.99),
-    )
-
 
 @dataclass(frozen=True)
 class LiveCheck:
@@ -429,7 +348,7 @@ class LiveCheck:
 
 
 def check_live(
-    url: str, options: MonitorOptions, *, key: str = "", since: Scrape | None = None
+    url: str, options: MonitorSettings, *, key: str = "", since: Scrape | None = None
 ) -> LiveCheck:
     """Scrape ``/metrics`` (traffic since ``since``), then read and judge ``GET /monitor``."""
     now = scrape(url)

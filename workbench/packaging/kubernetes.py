@@ -49,7 +49,8 @@ CONTAINER_SECURITY = {
 
 
 def render_kubernetes(name: str, bento_version: str, config: Config) -> str:
-    """Deployment (probes on the health endpoints), Service and HorizontalPodAutoscaler.
+    """Deployment (probes on the health endpoints), Service, HorizontalPodAutoscaler,
+    NetworkPolicy and PodDisruptionBudget.
 
     The image is the one ``bentoml containerize <name>:<version>`` tags. With ``service.auth:
     api_key`` the key comes from a Secret the cluster owner creates (never from this file), and the
@@ -59,33 +60,62 @@ def render_kubernetes(name: str, bento_version: str, config: Config) -> str:
     """
     k8s_name = name.replace("_", "-").replace(".", "-")
     labels = {"app.kubernetes.io/name": k8s_name, "app.kubernetes.io/version": bento_version}
-    cpu = str(config.service.workers)
+    documents = [
+        _deployment(
+            k8s_name, labels, _container(k8s_name, f"{name}:{bento_version}", config), config
+        ),
+        _service(k8s_name, labels),
+        _autoscaler(k8s_name, labels),
+        _network_policy(k8s_name, labels),
+        _disruption_budget(k8s_name, labels),
+    ]
+    return yaml.dump_all(documents, Dumper=_PlainDumper, sort_keys=False)
+
+
+def _container(k8s_name: str, image: str, config: Config) -> dict[str, Any]:
+    """The serving container: its port, the API key from the Secret, its security context and
+    writable ``/tmp``, probes and resources."""
     # A large request holds the worker's event loop for up to ~0.1 s: probes get 5 s to answer.
     probe = {
         "httpGet": {"path": "/livez", "port": "http"},
         "periodSeconds": 10,
         "timeoutSeconds": 5,
     }
-    env = (
-        [
-            {
-                "name": API_KEY_ENV,
-                "valueFrom": {
-                    "secretKeyRef": {"name": f"{k8s_name}-api-key", "key": "key", "optional": False}
-                },
-            }
-        ]
-        if config.service.auth == "api_key"
-        else []
-    )
-    selector = {"matchLabels": {"app.kubernetes.io/name": k8s_name}}
-    deployment = {
+    secret = {"name": f"{k8s_name}-api-key", "key": "key", "optional": False}
+    env = [{"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": secret}}]
+    return {
+        "name": k8s_name,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": "http", "containerPort": HTTP_PORT}],
+        "env": env if config.service.auth == "api_key" else [],
+        "securityContext": CONTAINER_SECURITY,
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_S)]}}},
+        "resources": {
+            "requests": {"cpu": str(config.service.workers), "memory": "512Mi"},
+            "limits": {"memory": "2Gi"},
+        },
+        "startupProbe": {**probe, "failureThreshold": 30},
+        "livenessProbe": probe,
+        "readinessProbe": {
+            "httpGet": {"path": "/readyz", "port": "http"},
+            "timeoutSeconds": 5,
+            "periodSeconds": 5,
+        },
+    }
+
+
+def _deployment(
+    k8s_name: str, labels: dict[str, str], container: dict[str, Any], config: Config
+) -> dict[str, Any]:
+    return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": k8s_name, "labels": labels},
         "spec": {
             "replicas": 1,
-            "selector": selector,
+            "selector": _selector(k8s_name),
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
@@ -93,36 +123,15 @@ def render_kubernetes(name: str, bento_version: str, config: Config) -> str:
                     "automountServiceAccountToken": False,
                     "securityContext": POD_SECURITY,
                     "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE}}],
-                    "containers": [
-                        {
-                            "name": k8s_name,
-                            "image": f"{name}:{bento_version}",
-                            "imagePullPolicy": "IfNotPresent",
-                            "ports": [{"name": "http", "containerPort": HTTP_PORT}],
-                            "env": env,
-                            "securityContext": CONTAINER_SECURITY,
-                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-                            "lifecycle": {
-                                "preStop": {"exec": {"command": ["sleep", str(PRE_STOP_S)]}}
-                            },
-                            "resources": {
-                                "requests": {"cpu": cpu, "memory": "512Mi"},
-                                "limits": {"memory": "2Gi"},
-                            },
-                            "startupProbe": {**probe, "failureThreshold": 30},
-                            "livenessProbe": probe,
-                            "readinessProbe": {
-                                "httpGet": {"path": "/readyz", "port": "http"},
-                                "timeoutSeconds": 5,
-                                "periodSeconds": 5,
-                            },
-                        }
-                    ],
+                    "containers": [container],
                 },
             },
         },
     }
-    service = {
+
+
+def _service(k8s_name: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": k8s_name, "labels": labels},
@@ -131,7 +140,11 @@ def render_kubernetes(name: str, bento_version: str, config: Config) -> str:
             "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
         },
     }
-    autoscaler = {
+
+
+def _autoscaler(k8s_name: str, labels: dict[str, str]) -> dict[str, Any]:
+    cpu = {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}
+    return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
         "metadata": {"name": k8s_name, "labels": labels},
@@ -139,41 +152,43 @@ def render_kubernetes(name: str, bento_version: str, config: Config) -> str:
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": k8s_name},
             "minReplicas": 1,
             "maxReplicas": 5,
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {"type": "Utilization", "averageUtilization": 70},
-                    },
-                }
-            ],
+            "metrics": [{"type": "Resource", "resource": cpu}],
         },
     }
-    network_policy = {
+
+
+def _network_policy(k8s_name: str, labels: dict[str, str]) -> dict[str, Any]:
+    """Traffic in to the HTTP port only; no connection out (the pod needs none)."""
+    return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": {"name": k8s_name, "labels": labels},
         "spec": {
-            "podSelector": selector,
+            "podSelector": _selector(k8s_name),
             "policyTypes": ["Ingress", "Egress"],
             # Narrow `from` to the callers (an ingress controller, a namespace) where it is known.
             "ingress": [{"ports": [{"protocol": "TCP", "port": HTTP_PORT}]}],
             "egress": [],
         },
     }
-    disruption_budget = {
+
+
+def _disruption_budget(k8s_name: str, labels: dict[str, str]) -> dict[str, Any]:
+    """A drain takes one pod at a time."""
+    return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
         "metadata": {"name": k8s_name, "labels": labels},
-        "spec": {"maxUnavailable": 1, "selector": selector},
+        "spec": {"maxUnavailable": 1, "selector": _selector(k8s_name)},
     }
-    documents = [deployment, service, autoscaler, network_policy, disruption_budget]
-    return yaml.dump_all(documents, Dumper=_PlainDumper, sort_keys=False)
+
+
+def _selector(k8s_name: str) -> dict[str, Any]:
+    return {"matchLabels": {"app.kubernetes.io/name": k8s_name}}
 
 
 class _PlainDumper(yaml.SafeDumper):
     """Writes repeated values out in full: manifests read better without YAML anchors."""
 
-    def ignore_aliases(self, data: Any) -> bool:
+    def ignore_aliases(self, _data: Any) -> bool:
         return True

@@ -1,6 +1,8 @@
-"""The files generated for a Bento: ``service.py``, ``bentofile.yaml``, the model card, the
-reference profile, and a copy of the runtime (``workbench_runtime/``). Pure functions of their
-inputs, so the same inputs give the same bytes (and so the same content-derived Bento version).
+"""The files generated for a Bento: ``service.py``, its ``settings.json`` (every setting of the
+service, the runtime's :class:`~workbench.runtime.settings.Settings`), ``bentofile.yaml``, the
+model card, the reference profile, and a copy of the runtime (``workbench_runtime/``). Pure
+functions of their inputs, so the same inputs give the same bytes (and so the same
+content-derived Bento version).
 """
 
 from __future__ import annotations
@@ -8,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -23,16 +26,21 @@ from workbench.config import METRICS, Config
 from workbench.errors import PackagingError
 from workbench.packaging.guide import README_FILE, render_readme
 from workbench.packaging.image import docker_options, image_files
-from workbench.packaging.plan import ServingPlan, max_body_bytes
+from workbench.packaging.plan import ServingPlan
+from workbench.packaging.requirements import ModelNeeds
 from workbench.results import ValidationResult
-from workbench.runtime.drift import DriftOptions
+from workbench.runtime.card import ModelCard, RuntimeCard
+from workbench.runtime.columns import COLUMN_KINDS
 from workbench.runtime.settings import (
     API_KEY_ENV,
+    CARD_FILE,
     DRIFT_REFERENCE_FILE,
     ONNX_FILE,
-    PREDICT_PATH,
     PREDICTION_COLUMN,
     PREDICTION_REFERENCE_FILE,
+    SETTINGS_FILE,
+    PackagedService,
+    Settings,
 )
 from workbench.runtime.sketch import REFERENCE_FORMAT, count_values, finite_numbers, numeric_summary
 from workbench.schema import Column, InputSchema
@@ -47,14 +55,6 @@ AUTH_DOC = {
 }
 RUNTIME_PACKAGE = "workbench_runtime"
 """The name the runtime has inside a Bento (beside ``service.py``)."""
-#: The runtime's row value types (``workbench_runtime.fields``), by column kind.
-_PY_TYPES = {
-    "number": "Number",
-    "integer": "Integer",
-    "boolean": "Boolean",
-    "category": "Category",
-    "text": "Text",
-}
 WARM_UP_TEXT = "workbench warm-up text"
 """The warm-up row's value for a text column: synthesised, never a training value."""
 
@@ -67,7 +67,7 @@ def class_name(name: str) -> str:
 
 
 def _field_line(column: Column, ident: str) -> str:
-    py = _PY_TYPES[column.kind]
+    py = COLUMN_KINDS[column.kind].type_name
     annotation = f"Optional[{py}]" if column.nullable else py
     default = "None, " if column.nullable else ""
     return f"    {ident}: {annotation} = Field({default}alias={column.name!r})"
@@ -162,93 +162,76 @@ class ServiceSpec:
     policy: str
     fallback: dict[str, str]
     plan: ServingPlan
+    needs: ModelNeeds = field(default_factory=ModelNeeds)
+    """Distributions and project modules the model needs beyond scikit-learn."""
 
 
 def render_service(spec: ServiceSpec, config: Config) -> str:
-    """The generated ``service.py`` source."""
+    """The generated ``service.py`` source: the model's row type; every setting is in
+    ``settings.json`` (:func:`service_settings`)."""
     schema = spec.validation.input_schema
     fields = schema.fields()
-    cors = (
-        {
-            "enabled": True,
-            "access_control_allow_origins": config.service.cors_origins,
-            "access_control_allow_methods": ["GET", "POST", "OPTIONS"],
-            "access_control_allow_headers": ["Authorization", "Content-Type"],
-            "access_control_expose_headers": ["Retry-After", "WWW-Authenticate"],
-        }
-        if config.service.cors_origins
-        else {"enabled": False}
-    )
     return Template(TEMPLATE.read_text()).substitute(
         name=spec.name,
         class_name=class_name(spec.name),
-        model_tag=spec.model_tag,
-        task=spec.validation.task,
-        columns=repr(schema.names),
-        dtypes=repr(schema.request_dtypes()),
-        categories=repr(
-            {c.name: c.categories for c in schema.columns if c.kind == "category" and c.categories}
-        ),
-        fallback=repr(spec.fallback),
-        unseen_policy=spec.policy,
         label_type=_label_type(spec.validation),
         fields="\n".join(_field_line(c, fields[c.name]) for c in schema.columns),
-        workers=config.service.workers,
-        timeout=config.service.timeout,
-        max_batch_size=spec.plan.max_batch_size,
-        max_latency_ms=spec.plan.max_latency_ms,
-        max_queue_rows=spec.plan.max_queue_rows,
-        max_body_bytes=max_body_bytes(config.service),
-        max_request_rows=config.service.max_request_rows,
-        model_sha256=spec.model_sha256,
-        runtime=spec.compiled.runtime,
-        onnx_sha256=onnx_sha256(spec.compiled),
-        classes=repr(spec.validation.classes),
-        probabilities=spec.probabilities,
-        auth=config.service.auth,
         auth_doc=AUTH_DOC[config.service.auth],
-        float_rows=spec.plan.float_rows,
-        frame_input=spec.plan.frame_input,
-        labels_from_proba=spec.plan.labels_from_proba,
-        example=repr(example_row(schema, spec.fallback)),
-        cors=repr(cors),
-        cors_origins=repr(list(config.service.cors_origins)),
-        access_log=config.service.access_log,
-        tracing=repr({} if config.service.tracing else {"excluded_urls": [PREDICT_PATH]}),
     )
 
 
-def monitor_settings(config: Config, validation: ValidationResult) -> dict[str, Any]:
-    """The monitoring settings of the service (``monitor:`` in workbench.yaml), as
-    :class:`~workbench.runtime.settings.Settings` fields; the model card's ``monitor`` section,
-    which the runtime reads at start."""
-    monitor = config.monitor
-    drift: dict[str, float] = {}
-    if monitor.min_window_rows != DriftOptions.min_window_rows:
-        drift["min_window_rows"] = monitor.min_window_rows
-    if monitor.drift_share != DriftOptions.drift_share:
-        drift["drift_share"] = monitor.drift_share
-    for metric in monitor.gates:
-        if metric not in METRICS[validation.task]:
+def service_settings(spec: ServiceSpec, config: Config) -> Settings:
+    """Everything the service reads at start (``settings.json``): ``service:`` and ``monitor:``
+    of ``workbench.yaml`` with what packaging decided (what serves the model, the batch
+    limits), and what the validated schema and the model say."""
+    v = spec.validation
+    schema = v.input_schema
+    for metric in config.monitor.gates:
+        if metric not in METRICS[v.task]:
             raise PackagingError(
-                f"monitor.gates: {metric!r} is not a {validation.task} metric; live metrics of "
-                f"a {validation.task} model are {', '.join(METRICS[validation.task])}. Change it "
+                f"monitor.gates: {metric!r} is not a {v.task} metric; live metrics of "
+                f"a {v.task} model are {', '.join(METRICS[v.task])}. Change it "
                 "in workbench.yaml"
             )
-    gates = {metric: gate.model_dump(exclude_none=True) for metric, gate in monitor.gates.items()}
-    return {
-        "workers": config.service.workers,
-        "monitor_window_rows": monitor.window_rows,
-        "monitor_refresh_s": float(monitor.refresh_seconds),
-        "monitor_min_labelled_rows": monitor.min_labelled_rows,
-        "monitor_capture_file_bytes": int(monitor.capture_file_mb * (1 << 20)),
-        "monitor_capture_total_bytes": int(monitor.capture_total_mb * (1 << 20)),
-        "monitor_gates": gates,
-        "monitor_drift": drift,
-    }
+    service = PackagedService.model_validate(
+        {
+            **config.service.model_dump(),
+            "runtime": spec.compiled.runtime,
+            "max_batch_size": spec.plan.max_batch_size,
+            "max_latency_ms": spec.plan.max_latency_ms,
+            "max_queue_rows": spec.plan.max_queue_rows,
+        }
+    )
+    return Settings.model_validate(
+        dict(
+            model_tag=spec.model_tag,
+            task=v.task,
+            columns=schema.names,
+            dtypes=schema.request_dtypes(),
+            model_sha256=spec.model_sha256,
+            onnx_sha256=onnx_sha256(spec.compiled),
+            classes=v.classes,
+            probabilities=spec.probabilities,
+            categories={
+                c.name: c.categories
+                for c in schema.columns
+                if c.kind == "category" and c.categories
+            },
+            fallback=spec.fallback,
+            unseen_policy=spec.policy,
+            float_rows=spec.plan.float_rows,
+            frame_input=spec.plan.frame_input,
+            labels_from_proba=spec.plan.labels_from_proba,
+            example=example_row(schema, spec.fallback),
+            service=service,
+            monitor=config.monitor,
+        )
+    )
 
 
-def render_bentofile(name: str, packages: list[str], *, onnx: bool) -> str:
+def render_bentofile(
+    name: str, packages: list[str], *, onnx: bool, code: Iterable[str] = ()
+) -> str:
     """The ``bentofile.yaml``: pinned packages, no lock against the live package index."""
     return yaml.safe_dump(
         {
@@ -258,13 +241,15 @@ def render_bentofile(name: str, packages: list[str], *, onnx: bool) -> str:
             "description": f"file:./{README_FILE}",
             "include": [
                 "service.py",
-                f"{RUNTIME_PACKAGE}/*.py",
-                "model_card.json",
+                SETTINGS_FILE,
+                f"{RUNTIME_PACKAGE}/**/*.py",
+                CARD_FILE,
                 "reference_profile.json",
                 DRIFT_REFERENCE_FILE,
                 PREDICTION_REFERENCE_FILE,
                 "deploy/*",
                 *([ONNX_FILE] if onnx else []),
+                *sorted(code),
             ],
             "labels": {"generated-by": "workbench"},
             "python": {"packages": packages, "lock_packages": False},
@@ -274,28 +259,29 @@ def render_bentofile(name: str, packages: list[str], *, onnx: bool) -> str:
     )
 
 
-def model_card(spec: ServiceSpec, config: Config, packages: list[str]) -> dict[str, Any]:
+def model_card(spec: ServiceSpec, config: Config, packages: list[str]) -> ModelCard:
     """What the Bento says about itself (``GET /metadata``); deterministic for its inputs."""
     v = spec.validation
-    return {
-        "name": spec.name,
-        "model_tag": spec.model_tag,
-        "task": v.task,
-        "target": v.target,
-        "classes": v.classes,
-        "input_schema": v.input_schema.model_dump(mode="json"),
-        "unseen_categories": spec.policy,
-        "serving": spec.plan.card(config.service),
-        "runtime": {**spec.compiled.card(), "onnx_sha256": onnx_sha256(spec.compiled) or None},
-        "metrics": v.metrics,
-        "gates": [g.model_dump(mode="json") for g in v.gates],
-        "passed": v.passed,
-        "inputs_sha256": v.inputs,
-        "packages": packages,
-        "auth": AUTH_DOC[config.service.auth].replace("\n", " "),
-        "model_sha256": spec.model_sha256,
-        "monitor": monitor_settings(config, v),
-    }
+    return ModelCard(
+        name=spec.name,
+        model_tag=spec.model_tag,
+        task=v.task,
+        target=v.target,
+        classes=v.classes,
+        input_schema=v.input_schema,
+        unseen_categories=spec.policy,
+        serving=spec.plan.card(config.service),
+        runtime=RuntimeCard(**spec.compiled.card(), onnx_sha256=onnx_sha256(spec.compiled) or None),
+        metrics=v.metrics,
+        gates=[g.model_dump(mode="json") for g in v.gates],
+        passed=v.passed,
+        inputs_sha256=v.inputs,
+        packages=packages,
+        auth=AUTH_DOC[config.service.auth].replace("\n", " "),
+        model_sha256=spec.model_sha256,
+        monitor=config.monitor.model_dump(mode="json"),
+        model_needs=spec.needs.card(installed=spec.compiled.runtime != "onnx"),
+    )
 
 
 def prediction_reference(model: Any, X_test: pd.DataFrame, task: str) -> str:
@@ -339,10 +325,12 @@ def onnx_sha256(compiled: CompiledModel) -> str:
 
 
 def runtime_files() -> dict[str, str]:
-    """The runtime's modules as they go into the Bento (``workbench_runtime/<module>.py``)."""
+    """The runtime's modules as they go into the Bento (``workbench_runtime/<module>.py``, its
+    subpackages' beside them)."""
     folder = Path(runtime.__file__).parent
     return {
-        f"{RUNTIME_PACKAGE}/{path.name}": path.read_text() for path in sorted(folder.glob("*.py"))
+        f"{RUNTIME_PACKAGE}/{path.relative_to(folder).as_posix()}": path.read_text()
+        for path in sorted(folder.rglob("*.py"))
     }
 
 
@@ -350,11 +338,13 @@ def service_files(spec: ServiceSpec, config: Config, packages: list[str]) -> dic
     """``bentos/<name>/`` as relative path -> text (without the Kubernetes manifests)."""
     return {
         "service.py": render_service(spec, config),
+        SETTINGS_FILE: service_settings(spec, config).write(),
         **runtime_files(),
+        **{path: source.read_text(encoding="utf-8") for path, source in spec.needs.code.items()},
         "bentofile.yaml": render_bentofile(
-            spec.name, packages, onnx=spec.compiled.runtime == "onnx"
+            spec.name, packages, onnx=spec.compiled.runtime == "onnx", code=spec.needs.code
         ),
-        "model_card.json": json.dumps(model_card(spec, config, packages), indent=2) + "\n",
+        CARD_FILE: model_card(spec, config, packages).write(),
         **image_files(),
         README_FILE: render_readme(
             config,

@@ -73,6 +73,9 @@ def package_html(result: PackageResult) -> str:
         ["archive", html.escape(result.archive)],
         ["unseen categories", html.escape(result.unseen_categories)],
         ["runtime", f"<b>{html.escape(result.runtime)}</b>: {html.escape(result.runtime_reason)}"],
+        *([["decided by", html.escape(result.compiled_at)]] if result.compiled_at else []),
+        ["beyond scikit-learn", html.escape(", ".join(result.model_packages) or "nothing")],
+        ["project code", html.escape(", ".join(result.code) or "none")],
         ["service source", html.escape(result.service_dir)],
         ["store", html.escape(result.bentoml_home)],
     ]
@@ -115,6 +118,9 @@ def launch_html(result: LaunchResult) -> str:
     head = (
         f"{STYLE}<h4>Launch of <code>{html.escape(result.bento_tag)}</code> at "
         f"{html.escape(result.url)}: {verdict_html(result.passed)}</h4>"
+        f"<p class='wb-portable'>portable: "
+        f"{verdict_html(result.portable == 'proven', result.portable)} "
+        f"({html.escape(result.portable_reason)})</p>"
     )
     probe = probe_html(result.probe) if result.probe else ""
     snippets = "".join(

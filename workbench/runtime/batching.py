@@ -18,21 +18,33 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from .predictor import RowsRefused
 
 logger = logging.getLogger("bentoml.service")
 
-Answered = tuple[list[str], str]
-"""A job's answers and the tag :data:`Keep` gave it ("" when it was not kept)."""
-Job = tuple[list[Any], "asyncio.Future[Answered]", float, bool]
-"""Rows, the future that gets their answers, when they were queued (loop time), and whether they
-are kept (see :data:`Keep`)."""
-Keep = Callable[[list[list[Any]], list[list[str]]], list[str]]
-"""Called in the model thread after a call with the rows and answers of the jobs to keep; one tag
-per job (the monitoring window's request ids). It runs where the rows already are, off the event
-loop."""
+
+@dataclass(eq=False)
+class Job:
+    """One request's rows in the queue, and what the model answered them."""
+
+    rows: list[Any]
+    future: asyncio.Future[list[str]]
+    queued_at: float
+    """When the rows were queued (loop time)."""
+    context: Any = None
+    """The caller's, handed back to :data:`AfterCall` with the answers (e.g. the request's
+    place in a monitoring window)."""
+    answers: list[str] | None = None
+    """Set in the model thread once answered."""
+
+
+AfterCall = Callable[[list[Job]], None]
+"""Called in the model thread after each model call with the call's answered jobs: it runs where
+the rows already are, off the event loop (the monitoring window keeps them this way). A failure
+is logged; the answers stand."""
 
 
 class Overloaded(Exception):
@@ -68,10 +80,10 @@ class Batcher:
         max_queued_rows: int | None = None,
         gap_s: float = 0.001,
         hold_factor: float = 2.0,
-        keep: Keep | None = None,
+        after_call: AfterCall | None = None,
     ) -> None:
         self.fn = fn
-        self.keep = keep
+        self.after_call = after_call
         self.max_rows = max_rows
         self.max_wait_s = max_wait_s
         self.max_queued_rows = max_queued_rows or 8 * max_rows
@@ -99,20 +111,15 @@ class Batcher:
         calls = math.ceil(self.queued_rows / self.max_rows) + 1
         return max(1, math.ceil(calls * self.call_s))
 
-    async def submit(self, rows: list[Any]) -> list[str]:
-        """The answers of ``rows`` (at most ``max_rows`` of them), from the next model call."""
-        answers, _ = await self.answer(rows, keep=False)
-        return answers
-
-    async def answer(self, rows: list[Any], *, keep: bool) -> Answered:
-        """The answers of ``rows`` (at most ``max_rows`` of them), from the next model call, and
-        with ``keep`` the tag the batcher's :data:`Keep` gave them."""
+    async def submit(self, rows: list[Any], *, context: Any = None) -> list[str]:
+        """The answers of ``rows`` (at most ``max_rows`` of them), from the next model call;
+        ``context`` goes with them to :data:`AfterCall`."""
         if self.queue and self.queued_rows + len(rows) > self.max_queued_rows:
             raise QueueFull(self.retry_after_s())
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Answered] = loop.create_future()
+        future: asyncio.Future[list[str]] = loop.create_future()
         now = loop.time()
-        self.queue.append((rows, future, now, keep and self.keep is not None))
+        self.queue.append(Job(rows, future, now, context))
         self.queued_rows += len(rows)
         self.last_arrival = now
         if not self.busy:
@@ -145,43 +152,39 @@ class Batcher:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        jobs: list[tuple[list[Any], asyncio.Future[Answered], bool]] = []
+        jobs: list[Job] = []
         n, now = 0, loop.time()
-        while self.queue and (n == 0 or n + len(self.queue[0][0]) <= self.max_rows):
-            rows, future, queued_at, keep = self.queue.popleft()
-            self.queued_rows -= len(rows)
-            if future.done():  # the request was cancelled (timeout, client gone)
+        while self.queue and (n == 0 or n + len(self.queue[0].rows) <= self.max_rows):
+            job = self.queue.popleft()
+            self.queued_rows -= len(job.rows)
+            if job.future.done():  # the request was cancelled (timeout, client gone)
                 continue
-            if now - queued_at > self.max_wait_s:
-                future.set_exception(Overloaded())
+            if now - job.queued_at > self.max_wait_s:
+                job.future.set_exception(Overloaded())
                 continue
-            jobs.append((rows, future, keep))
-            n += len(rows)
+            jobs.append(job)
+            n += len(job.rows)
         if not jobs:
             return
         self.busy = True
-        batch = loop.run_in_executor(
-            self.pool, self._call_and_keep, [j[0] for j in jobs], [j[2] for j in jobs]
-        )
+        batch = loop.run_in_executor(self.pool, self._run, jobs)
         batch.add_done_callback(lambda done: self._finish(loop, jobs, done))
 
-    def _call_and_keep(
-        self, parts: list[list[Any]], keeps: list[bool]
-    ) -> tuple[list[Any], list[str], float]:
-        """In the model thread: :meth:`_call`, then the answered jobs to keep handed to
-        :data:`Keep`; each job's result, its tag and the call's duration."""
-        results, seconds = self._call(parts)
-        tags = [""] * len(parts)
-        kept = [i for i, r in enumerate(results) if keeps[i] and not isinstance(r, BaseException)]
-        if kept and self.keep is not None:
+    def _run(self, jobs: list[Job]) -> tuple[list[Any], float]:
+        """In the model thread: :meth:`_call`, then the answered jobs handed to
+        :data:`AfterCall`; each job's result and the call's duration."""
+        results, seconds = self._call([job.rows for job in jobs])
+        answered = []
+        for job, result in zip(jobs, results, strict=True):
+            if not isinstance(result, BaseException):
+                job.answers = result
+                answered.append(job)
+        if answered and self.after_call is not None:
             try:
-                given = self.keep([parts[i] for i in kept], [results[i] for i in kept])
-            except Exception:  # noqa: BLE001 - the answers stand; the jobs go untagged
-                logger.exception("the batch's answers could not be kept")
-            else:
-                for i, tag in zip(kept, given, strict=True):
-                    tags[i] = tag
-        return results, tags, seconds
+                self.after_call(answered)
+            except Exception:  # noqa: BLE001 - the answers stand
+                logger.exception("the after-call hook failed on a batch's answers")
+        return results, seconds
 
     def _call(self, parts: list[list[Any]]) -> tuple[list[Any], float]:
         """In the model thread: one call for all jobs; if it fails, one call per job."""
@@ -217,8 +220,8 @@ class Batcher:
     def _finish(
         self,
         loop: asyncio.AbstractEventLoop,
-        jobs: list[tuple[list[Any], asyncio.Future[Answered], bool]],
-        done: asyncio.Future[tuple[list[Any], list[str], float]],
+        jobs: list[Job],
+        done: asyncio.Future[tuple[list[Any], float]],
     ) -> None:
         self.busy = False
         now = loop.time()
@@ -226,17 +229,16 @@ class Batcher:
         if done.cancelled() or done.exception() is not None:
             error = Overloaded() if done.cancelled() else done.exception()
             results: list[Any] = [error] * len(jobs)
-            tags = [""] * len(jobs)
         else:
-            results, tags, seconds = done.result()
+            results, seconds = done.result()
             self.call_s = seconds if not self.call_s else 0.8 * self.call_s + 0.2 * seconds
-        for (_, future, _), result, tag in zip(jobs, results, tags, strict=True):
-            if future.done():
+        for job, result in zip(jobs, results, strict=True):
+            if job.future.done():
                 continue
             if isinstance(result, BaseException):
-                future.set_exception(result)
+                job.future.set_exception(result)
             else:
-                future.set_result((result, tag))
+                job.future.set_result(result)
         if self.queue and self.timer is None:
             if self.queued_rows >= self.max_rows:
                 self._start(loop)

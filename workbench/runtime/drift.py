@@ -10,8 +10,8 @@ counts of categories and booleans).
 **Accuracy.** Counts are exact, so chi-square, Z and Jensen-Shannon are the statistics of the
 raw data. With the default cut-off KS only meets exact sketches (at most 1,001 values), so it is
 scipy's on the raw reference; on a quantile sketch its statistic is within ``1/Q + 1/n`` of the
-raw one (:func:`_ks`). The Wasserstein distance on a quantile sketch is within
-``W1(reference, sketch)`` of the raw one (bound in :func:`_wasserstein`): measured, under 0.003
+raw one (:mod:`.stattests`). The Wasserstein distance on a quantile sketch is within
+``W1(reference, sketch)`` of the raw one (the bound is in :mod:`.stattests`): measured, under 0.003
 of the reference std even on Pareto(1.5) data, against a threshold of 0.1.
 
 **Which test** (Evidently's default selection; ``n`` = the reference's non-missing values,
@@ -43,7 +43,7 @@ Departures from Evidently, each measured in ``benchmarks/drift.py``:
   count 0) rather than one bucket each: the Jensen-Shannon distance is the same either way, and
   the chi-square keeps its degrees of freedom bounded. :attr:`ColumnDrift.unseen_share` reports
   their share.
-* KS p-values are Smirnov's asymptotic ones (see :func:`_ks`), never scipy's exact ones.
+* KS p-values are Smirnov's asymptotic ones (see :mod:`.stattests`), never scipy's exact ones.
 * A text column runs two tests, so with p-values each runs at half the threshold (Bonferroni);
   else the column would raise twice the nominal false alarms.
 * Distances (Wasserstein, Jensen-Shannon) are not calibrated by sample size: a small window is
@@ -55,81 +55,36 @@ Departures from Evidently, each measured in ``benchmarks/drift.py``:
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
+from .columns import COLUMN_KINDS
 from .sketch import (
-    COUNTED_KINDS,
     DISCRETE_MAX_VALUES,
     ColumnWindow,
     Floats,
     WindowColumn,
     number_key,
     reference_columns,
-    weighted_sketch,
+)
+from .stattests import (
+    DEFAULT_OPTIONS,
+    Counts,
+    DriftOptions,
+    Ints,
+    TestOutcome,
+    Values,
+    default_stattest,
 )
 
-WASSERSTEIN_MIN_NORM = 0.001
-"""Evidently's floor for the reference standard deviation that norms the Wasserstein distance
-(a constant reference has std 0)."""
-
-Ints = npt.NDArray[np.int64]
 Verdict = Literal["drift", "no drift", "not enough data"]
 
 
-@dataclass(frozen=True)
-class DriftOptions:
-    """Thresholds and cut-offs; the defaults are Evidently's, plus ``min_window_rows``.
-
-    ``min_window_rows``: the fewest non-missing window values a column needs to be tested.
-    The distances have no sample-size calibration: on same-distribution windows against a
-    20,000-row reference, their per-column false-alarm rate is about 3 % on average (6 % at
-    worst, a skewed column) at 500 rows, but 11 % (18 %) at 300 and 49 % (76 %) at 100
-    (``benchmarks/drift.py``). KS, chi-square and Z keep their 5 % at any size.
-    """
-
-    small_reference_rows: int = 1000
-    p_value_threshold: float = 0.05
-    wasserstein_threshold: float = 0.1
-    jensenshannon_threshold: float = 0.1
-    drift_share: float = 0.5
-    min_window_rows: int = 500
-
-    def __post_init__(self) -> None:
-        if not 0 < self.p_value_threshold < 1:
-            raise ValueError(f"p_value_threshold must be in (0, 1), not {self.p_value_threshold}")
-        if self.wasserstein_threshold <= 0 or self.jensenshannon_threshold <= 0:
-            raise ValueError("distance thresholds must be positive")
-        if not 0 < self.drift_share <= 1:
-            raise ValueError(f"drift_share must be in (0, 1], not {self.drift_share}")
-        if self.min_window_rows < 1 or self.small_reference_rows < 0:
-            raise ValueError("min_window_rows must be >= 1 and small_reference_rows >= 0")
-
-
-DEFAULT_OPTIONS = DriftOptions()
-
-
 # ---------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class TestOutcome:
-    """One statistical test: ``drifted`` is ``p_value < threshold`` for tests with a p-value,
-    ``statistic >= threshold`` for distances (``p_value`` None)."""
-
-    __test__ = False  # not a pytest class, despite the name
-
-    test: str
-    statistic: float
-    p_value: float | None
-    threshold: float
-    drifted: bool
 
 
 @dataclass(frozen=True)
@@ -185,80 +140,17 @@ class DatasetDrift:
 # ---------------------------------------------------------------- tests
 
 
-# scipy is imported by the tests themselves, at the first report: a served model that nobody
-# monitors starts faster and smaller without it (60 MiB less peak memory per process).
-
-
-def _counts_test(ref: Ints, live: Ints, small: bool, options: DriftOptions) -> TestOutcome:
-    """Categorical test on aligned counts: Z / chi-square (small reference) or Jensen-Shannon.
-
-    Values absent from both are dropped first, so every expected count is positive.
-    """
-    from scipy import stats  # type: ignore[import-untyped]
-    from scipy.spatial import distance  # type: ignore[import-untyped]
-
+def _counted(kind: str, ref: Ints, live: Ints, small: bool, options: DriftOptions) -> TestOutcome:
+    """The default test (:func:`~.stattests.default_stattest`) on aligned counts, values absent
+    from both dropped first (so every expected count is positive)."""
     keep = (ref + live) > 0
-    ref, live = ref[keep], live[keep]
-    if not small:
-        js = float(distance.jensenshannon(ref / ref.sum(), live / live.sum(), base=2))
-        threshold = options.jensenshannon_threshold
-        return TestOutcome("jensenshannon", js, None, threshold, js >= threshold)
-    alpha = options.p_value_threshold
-    if len(ref) <= 1:  # one value on both sides: nothing can differ (Evidently's p = 1)
-        return TestOutcome("z", 0.0, 1.0, alpha, False)
-    if len(ref) == 2:
-        n1, n2 = float(ref.sum()), float(live.sum())
-        p1, p2 = ref[0] / n1, live[0] / n2
-        pooled = (ref[0] + live[0]) / (n1 + n2)
-        z = abs(p1 - p2) / math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-        p_value = float(2 * stats.norm.sf(z))
-        return TestOutcome("z", float(z), p_value, alpha, p_value < alpha)
-    result = stats.chi2_contingency(np.vstack([ref, live]), correction=False)
-    p_value = float(result.pvalue)
-    return TestOutcome("chisquare", float(result.statistic), p_value, alpha, p_value < alpha)
-
-
-def _ks(points: Floats, n_ref: int, live: Floats, alpha: float) -> TestOutcome:
-    """Two-sample KS between the reference (via its sketch) and the window.
-
-    The statistic is scipy's ``ks_2samp`` between the sketch's points and the window: exactly
-    the raw reference's when the sketch is exact; otherwise each point weighs ``1/(Q+1)`` and
-    their empirical CDF is within ``1/Q + 1/n_ref`` of the reference's everywhere, so the
-    statistic is within that of the raw one. The p-value is Smirnov's asymptotic one with the
-    true sample sizes, ``kstwo.sf(D, round(n_ref * n / (n_ref + n)))`` (scipy's
-    ``method="asymp"``), for exact sketches too: scipy's exact p-value (Evidently's default)
-    fails with a warning for some sizes, and is about 4 % (relative) higher at 1,000 a side.
-    """
-    from scipy import stats
-
-    result = stats.ks_2samp(points, live, method="asymp")
-    statistic = float(result.statistic)
-    effective = round(n_ref * len(live) / (n_ref + len(live)))
-    p_value = float(stats.kstwo.sf(statistic, effective))
-    return TestOutcome("ks", statistic, p_value, alpha, p_value < alpha)
-
-
-def _wasserstein(sketch: Mapping[str, Any], live: Floats, threshold: float) -> TestOutcome:
-    """Wasserstein-1 distance between reference and window, divided by max(ref std, 0.001).
-
-    scipy's ``wasserstein_distance`` between the window and :func:`weighted_sketch`: on the
-    raw data for an exact sketch. Otherwise, by the triangle inequality, within
-    ``W1(reference, sketch)`` of the raw distance (before norming), and that is at most
-    ``5/4 * sum(cell mass * cell width) + 2 * (max - min) / n_ref`` (piecewise-linear
-    interpolation of the linear quantile function, the trapezoid weights, and the linear
-    quantiles' offset of under one order statistic from the empirical ones). Measured on 20,000
-    values and 1,000-row windows: 0.0002 std at most for normal data, 0.003 for Pareto(1.5).
-    """
-    from scipy import stats
-
-    values, weights = weighted_sketch(sketch)
-    raw = float(stats.wasserstein_distance(values, live, u_weights=weights))
-    statistic = raw / max(float(sketch["std"]), WASSERSTEIN_MIN_NORM)
-    return TestOutcome("wasserstein", statistic, None, threshold, statistic >= threshold)
+    counts = Counts(ref[keep], live[keep])
+    test = default_stattest(kind, distinct=len(counts.reference), small=small)
+    return test.run(counts, options)
 
 
 def _numeric_test(
-    sketch: Mapping[str, Any], n_ref: int, live: Floats, options: DriftOptions
+    kind: str, sketch: Mapping[str, Any], n_ref: int, live: Floats, options: DriftOptions
 ) -> tuple[TestOutcome, float | None]:
     """KS / Wasserstein on the sketch, or the categorical test when there are few distinct
     values; also the unseen share when the reference has counts."""
@@ -273,11 +165,9 @@ def _numeric_test(
         if len(keys) <= DISCRETE_MAX_VALUES:
             ref = np.array([counts.get(k, 0) for k in keys], dtype=np.int64)
             win = np.array([live_map.get(k, 0) for k in keys], dtype=np.int64)
-            return _counts_test(ref, win, small, options), unseen
-    if small:
-        points = np.asarray(sketch["points"], dtype=np.float64)
-        return _ks(points, n_ref, live, options.p_value_threshold), unseen
-    return _wasserstein(sketch, live, options.wasserstein_threshold), unseen
+            return _counted(kind, ref, win, small, options), unseen
+    test = default_stattest(kind, distinct=None, small=small)
+    return test.run(Values(sketch, n_ref, live), options), unseen
 
 
 def _category_test(
@@ -288,7 +178,7 @@ def _category_test(
     unseen = sum(c for k, c in window.counts.items() if k not in counts)
     ref = np.array([counts[k] for k in keys] + [0], dtype=np.int64)
     live = np.array([window.counts.get(k, 0) for k in keys] + [unseen], dtype=np.int64)
-    return _counts_test(ref, live, small, options), unseen / int(live.sum())
+    return _counted(window.kind, ref, live, small, options), unseen / int(live.sum())
 
 
 def _missing_test(
@@ -298,7 +188,8 @@ def _missing_test(
     ref_rows, ref_missing = int(reference["rows"]), int(reference["missing"])
     ref = np.array([ref_missing, ref_rows - ref_missing], dtype=np.int64)
     live = np.array([window.missing, window.rows - window.missing], dtype=np.int64)
-    return _counts_test(ref, live, ref_rows <= options.small_reference_rows, options)
+    small = ref_rows <= options.small_reference_rows
+    return _counted(window.kind, ref, live, small, options)
 
 
 def column_drift(
@@ -319,25 +210,14 @@ def column_drift(
     elif window.kind != kind:
         raise ValueError(f"column {name!r}: a {window.kind} window for a {kind} reference")
     n_ref = int(reference["rows"]) - int(reference["missing"])
-    present = window.rows - window.missing
-
     missing_test = None
     if kind == "text":
         # Two tests on one column: each at half the p-value threshold (Bonferroni), so the
         # column's false-alarm rate stays at the threshold.
-        options = dataclasses.replace(options, p_value_threshold=options.p_value_threshold / 2)
+        options = options.model_copy(update={"p_value_threshold": options.p_value_threshold / 2})
         if window.rows >= options.min_window_rows and reference["rows"]:
             missing_test = _missing_test(reference, window, options)
-    reason = None
-    if not window.rows:
-        reason = "the window is empty"
-    elif not n_ref:
-        reason = "the reference has no values for this column"
-    elif present < options.min_window_rows:
-        reason = (
-            f"{present} non-missing value(s) in the window, fewer than "
-            f"min_window_rows={options.min_window_rows}"
-        )
+    reason = _untestable(window, n_ref, options)
     if reason is not None:
         if missing_test is None:
             return _untested(name, reference, window, reason)
@@ -349,11 +229,12 @@ def column_drift(
 
     small = n_ref <= options.small_reference_rows
     unseen: float | None
-    if kind in COUNTED_KINDS:
+    summary = COLUMN_KINDS[kind].sketch
+    if summary == "counts":
         outcome, unseen = _category_test(reference["counts"], window, small, options)
     else:
-        sketch = reference["lengths" if kind == "text" else "sketch"]
-        outcome, unseen = _numeric_test(sketch, n_ref, window.values, options)
+        sketch = reference["lengths" if summary == "lengths" else "sketch"]
+        outcome, unseen = _numeric_test(kind, sketch, n_ref, window.values, options)
     return dataclasses.replace(
         _untested(name, reference, window, None),
         test=outcome.test,
@@ -364,6 +245,21 @@ def column_drift(
         unseen_share=None if kind == "text" else unseen,  # a length is never "unseen"
         missing_share_test=missing_test,
     )
+
+
+def _untestable(window: ColumnWindow, n_ref: int, options: DriftOptions) -> str | None:
+    """Why the column's values cannot be tested (None: they can)."""
+    present = window.rows - window.missing
+    if not window.rows:
+        return "the window is empty"
+    if not n_ref:
+        return "the reference has no values for this column"
+    if present < options.min_window_rows:
+        return (
+            f"{present} non-missing value(s) in the window, fewer than "
+            f"min_window_rows={options.min_window_rows}"
+        )
+    return None
 
 
 def _untested(

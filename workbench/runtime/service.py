@@ -1,8 +1,9 @@
-"""What one generated service holds: its settings and row model, and in each worker the model,
-its batcher and whether it is ready.
+"""What one generated service holds: its settings, model card and row model, and in each worker
+the model, its batcher and whether it is ready.
 
-The generated ``service.py`` creates one :class:`Serving` at import, adds
-:meth:`Serving.middlewares` to the BentoML service class, calls :meth:`Serving.check_deployment`
+The generated ``service.py`` reads its :class:`~.settings.Settings` (``settings.json``), creates
+one :class:`Serving` at import, adds :meth:`Serving.middlewares` (the route table's dispatcher,
+:mod:`.http`) to the BentoML service class, calls :meth:`Serving.check_deployment`
 from an ``@bentoml.on_deployment`` hook (once, in the ``bentoml serve`` process, before any worker
 starts: a problem there is one line and exit code 1, not a worker restarting forever) and
 :meth:`Serving.start` from the service's ``__init__`` in each worker.
@@ -10,7 +11,6 @@ starts: a problem there is one line and exit code 1, not a worker restarting for
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import hashlib
 import json
@@ -23,10 +23,12 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, TypeAdapter
 
-from .asgi import middlewares
 from .batching import Batcher, Overloaded, QueueFull
-from .gauges import prometheus_text
-from .monitor import Monitor
+from .card import ModelCard
+from .http.handlers import route_table
+from .http.routes import Dispatcher
+from .monitoring.gauges import prometheus_text
+from .monitoring.monitor import Monitor
 from .predictor import Predictor, RowsRefused
 from .settings import API_KEY_ENV, MODEL_FILE, ONNX_FILE, Settings
 
@@ -59,10 +61,10 @@ class Serving:
 
     def __init__(self, row_model: type[BaseModel], settings: Settings) -> None:
         self.row_model = row_model
-        self.card: dict[str, Any] = json.loads(settings.card_path.read_text())
-        # The monitoring settings (`monitor:` in workbench.yaml) are in the model card.
-        monitor = self.card.get("monitor")
-        self.settings = dataclasses.replace(settings, **monitor) if monitor else settings
+        self.settings = settings
+        self.card = ModelCard.read(settings.card_path)
+        # /metadata answers the card as the file holds it, made once.
+        self.card_json = json.dumps(json.loads(settings.card_path.read_bytes())).encode()
         self.rows_adapter: TypeAdapter[list[Any]] = TypeAdapter(list[row_model])  # type: ignore[valid-type]
         self.batcher: Batcher | None = None
         self.monitor: Monitor | None = None
@@ -71,24 +73,25 @@ class Serving:
     def middlewares(
         self, service_class: type[Any] | None = None
     ) -> list[tuple[type[Any], dict[str, Any]]]:
-        """(ASGI middleware class, options) in the order to add them (the first is outermost).
-        With the service class, its ``/metrics`` also answers the monitoring gauges
-        (``__metrics__``, BentoML's hook)."""
-        if service_class is not None and self.settings.monitor_window_rows > 0:
+        """(ASGI middleware class, options) in the order to add them (the first is outermost):
+        the dispatcher of the route table. With the service class, its ``/metrics`` also answers
+        the monitoring gauges (``__metrics__``, BentoML's hook)."""
+        if service_class is not None and self.settings.monitor.enabled:
             serving = self
 
-            async def __metrics__(instance: Any, text: str) -> str:
+            async def __metrics__(instance: Any, text: str) -> str:  # noqa: ARG001 - BentoML's hook
                 return await serving.metrics(text)
 
             # BentoML's service object wraps the class (`inner`), whose instances answer /metrics.
             getattr(service_class, "inner", service_class).__metrics__ = __metrics__
-        return [(middleware, {"serving": self}) for middleware in middlewares(self.settings)]
+        return [(Dispatcher, {"routes": route_table(self), "settings": self.settings})]
 
     def check_deployment(self, model_dir: Path) -> None:
         """Refuse to serve without the API key auth requires, or with a model whose bytes are not
         the ones packaged; say at start which auth is in force."""
         settings = self.settings
-        if settings.auth == "api_key" and not os.environ.get(API_KEY_ENV, "").strip():
+        auth = settings.service.auth
+        if auth == "api_key" and not os.environ.get(API_KEY_ENV, "").strip():
             raise DeploymentError(
                 f"{API_KEY_ENV} is not set: this Bento requires an API key on every API route "
                 f"(service.auth: api_key). Set {API_KEY_ENV}=<key> where it runs (a Kubernetes "
@@ -96,8 +99,8 @@ class Serving:
                 "serve an open API"
             )
         served = [(model_dir / MODEL_FILE, settings.model_sha256)]
-        if settings.runtime == "onnx":
-            served.append((settings.card_path.parent / ONNX_FILE, settings.onnx_sha256))
+        if settings.service.runtime == "onnx":
+            served.append((settings.folder / ONNX_FILE, settings.onnx_sha256))
         for path, packaged in served:
             found = file_sha256(path) if path.is_file() else "(no such file)"
             if packaged and found != packaged:
@@ -106,7 +109,7 @@ class Serving:
                     f"packaged with sha256 {packaged}; the model was altered or corrupted. Import "
                     "the Bento again (bentoml import) or package the model again"
                 )
-        if settings.auth == "api_key":
+        if auth == "api_key":
             logger.info("auth: every API route requires 'Authorization: Bearer <%s>'", API_KEY_ENV)
         else:
             logger.warning("auth: none (service.auth: none): every API route is open")
@@ -115,12 +118,12 @@ class Serving:
         """What answers requests: the ONNX graph beside ``service.py`` (``runtime: onnx``), else
         ``sklearn_model()``, the scikit-learn model loaded from the store."""
         settings = self.settings
-        if settings.runtime != "onnx":
+        if settings.service.runtime != "onnx":
             return sklearn_model()
         from .onnx_model import OnnxModel  # onnxruntime is only needed for an ONNX Bento
 
         classes = None if settings.classes is None else np.asarray(settings.classes)
-        graph = (settings.card_path.parent / ONNX_FILE).read_bytes()
+        graph = (settings.folder / ONNX_FILE).read_bytes()
         return OnnxModel(graph, classes=classes, probabilities=settings.probabilities)
 
     def start(self, model: Any, *, freeze: bool = True) -> Batcher:
@@ -129,14 +132,14 @@ class Serving:
         collector."""
         settings = self.settings
         predictor = Predictor(model, self.row_model, settings)
-        if settings.monitor_window_rows > 0:
+        if settings.monitor.enabled:
             self.monitor = Monitor(settings, self.row_model, self.card)
         batcher = Batcher(
             predictor.answer,
-            max_rows=settings.max_batch_rows,
-            max_wait_s=settings.max_queue_ms / 1000,
-            max_queued_rows=settings.max_queue_rows,
-            keep=None if self.monitor is None else self.monitor.keep,
+            max_rows=settings.service.max_batch_size,
+            max_wait_s=settings.service.max_wait_s,
+            max_queued_rows=settings.service.max_queue_rows,
+            after_call=None if self.monitor is None else self.monitor.after_call,
         )
         try:
             batcher.warm_up([self.row_model.model_validate(settings.example)])
@@ -159,8 +162,8 @@ class Serving:
 
     async def metrics(self, text: str) -> str:
         """BentoML's ``/metrics`` text with the monitoring gauges added (``workbench_monitor_*``,
-        computed at most every ``monitor_refresh_s`` seconds)."""
-        if self.monitor is None or not self.monitor.enabled:
+        computed at most every ``monitor.refresh_seconds``)."""
+        if self.monitor is None:
             return text
         try:
             report = await self.monitor.report()

@@ -1,21 +1,43 @@
-"""What the generated ``service.py`` tells the runtime about its model: one frozen value.
+"""The settings of a served model: one typed contract from ``workbench.yaml`` into the Bento.
 
-Everything here was decided at packaging time from the validated schema, the model's measured
-cost and ``service:`` in ``workbench.yaml``; ``model_card.json`` in the Bento says what was chosen
-and why.
+``workbench.yaml``'s ``service:`` and ``monitor:`` sections *are* :class:`ServiceSettings` and
+:class:`MonitorSettings` (``workbench.config`` reuses them): each setting has one name, one
+default and one set of bounds, here. Packaging resolves what the config leaves to it (the batch
+limits from the model's measured cost, ``runtime: auto``) and writes the complete
+:class:`Settings` as ``settings.json`` beside the generated ``service.py``
+(:meth:`Settings.model_dump_json`); the service reads it back at start (:meth:`Settings.read`).
+Units are converted in one place each (the ``*_bytes`` and ``max_wait_s`` properties).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
 from pathlib import Path
 from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticUndefined
+
+from .live_metrics import ALL_METRICS
+from .stattests import DriftOptions
 
 API_KEY_ENV = "WORKBENCH_API_KEY"
 """Where the Bento runs, the bearer key every API route requires (``service.auth: api_key``)."""
 PREDICT_PATH = "/predict"
 METADATA_PATH = "/metadata"
+FEEDBACK_PATH = "/feedback"
+MONITOR_PATH = "/monitor"
 DOCS_PATH = "/docs.json"
+REQUEST_ID_HEADER = "x-request-id"
+"""The response header of every ``POST /predict`` answer: the id ``POST /feedback`` refers to."""
+CAPTURE_DIR_ENV = "WORKBENCH_CAPTURE_DIR"
+"""Where the Bento runs, a folder to capture requests and feedback into (JSON lines, rotated by
+size, total size capped); unset: nothing is written to disk."""
+
+SETTINGS_FILE = "settings.json"
+"""The complete :class:`Settings` beside ``service.py``."""
+CARD_FILE = "model_card.json"
+"""The model card beside ``service.py`` (:class:`~.card.ModelCard`, answered by ``/metadata``)."""
 MODEL_FILE = "saved_model.pkl"
 """The file of a BentoML scikit-learn model that holds the pickled estimator."""
 DRIFT_REFERENCE_FILE = "drift_reference.json"
@@ -23,55 +45,282 @@ DRIFT_REFERENCE_FILE = "drift_reference.json"
 stage; :mod:`.drift` compares traffic, files and scored batches with it)."""
 ONNX_FILE = "model.onnx"
 """The compiled model beside ``service.py`` when the Bento serves with onnxruntime."""
-#: Routes that stay open when an API key is required: health, metrics and the API docs, matched
-#: exactly; the docs page's assets are under :data:`DOCS_ASSETS`.
-FEEDBACK_PATH = "/feedback"
-MONITOR_PATH = "/monitor"
 PREDICTION_REFERENCE_FILE = "prediction_reference.json"
 """The model's predictions on the test rows at packaging, as a one-column drift reference (the
 column :data:`PREDICTION_COLUMN`): what ``GET /monitor`` compares live predictions with."""
 PREDICTION_COLUMN = "prediction"
-REQUEST_ID_HEADER = "x-request-id"
-"""The response header of every ``POST /predict`` answer: the id ``POST /feedback`` refers to."""
-CAPTURE_DIR_ENV = "WORKBENCH_CAPTURE_DIR"
-"""Where the Bento runs, a folder to capture requests and feedback into (JSON lines, rotated by
-size, total size capped); unset: nothing is written to disk."""
-OPEN_PATHS = frozenset({"/", "/livez", "/readyz", "/healthz", "/metrics", DOCS_PATH})
-DOCS_ASSETS = "/static_content/"
+MIB = 1 << 20
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The model-specific part of a generated service."""
+def field_of(model: type[BaseModel], name: str, **changes: Any) -> Any:
+    """The field ``name`` of ``model`` (default, bounds, description), to declare the same
+    setting in another model without writing it twice; ``changes`` override parts of it
+    (``default=REQUIRED``: no default)."""
+    info = copy.copy(model.model_fields[name])
+    for key, value in changes.items():
+        setattr(info, key, value)
+    return info
+
+
+REQUIRED: Any = PydanticUndefined
+
+
+class Strict(BaseModel):
+    """Frozen, and an unknown key is an error naming it (a typo never passes silently)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Gate(Strict):
+    """A quality gate: the value must be ``>= min`` and/or ``<= max``.
+
+    A metric's name gates its value on the test data; ``cv_<metric>`` gates its mean over the
+    cross-validation folds (needs ``validation.cv_folds >= 2``). ``beat_baseline`` and
+    ``champion`` gate an *advantage* in the primary metric, positive when the model is better (for
+    error metrics such as ``rmse`` the sign is flipped, so positive still means better):
+    ``beat_baseline: {min: 0.05}`` asks for 0.05 more than a Dummy estimator fitted on the
+    training data; ``champion: {min: -0.01}`` lets the model be at most 0.01 worse than the
+    champion (a champion gate passes when there is no champion yet). The margin and the tolerance
+    are these gate bounds, so the validate panel edits them like any other.
+    """
+
+    min: float | None = Field(default=None, description="the lowest value that passes")
+    max: float | None = Field(default=None, description="the highest value that passes")
+
+    @model_validator(mode="after")
+    def _has_a_bound(self) -> Gate:
+        if self.min is None and self.max is None:
+            raise ValueError("a gate needs `min`, `max` or both, e.g. {min: 0.9}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        return self
+
+
+class ServiceSettings(Strict):
+    """How the Bento serves (``service:`` in ``workbench.yaml``): written into the Bento at
+    packaging; its ``GET /metadata`` shows the values it was built with."""
+
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="`bentoml serve` worker processes (1 measured fastest on 2 cores)",
+    )
+    timeout: int = Field(
+        default=30,
+        ge=1,
+        le=3600,
+        description="request timeout in seconds (504); never shorter than the queue bound",
+    )
+    auth: Literal["api_key", "none"] = Field(
+        default="api_key",
+        description="api_key: every API route requires 'Authorization: Bearer <key>' with the key "
+        "from WORKBENCH_API_KEY where the Bento runs, and it refuses to start without one; none: "
+        "an open API (the only way to serve without a key)",
+    )
+    runtime: Literal["auto", "sklearn", "onnx"] = Field(
+        default="auto",
+        description="what serves the model: auto: an ONNX graph (onnxruntime) when it answers "
+        "every test row as scikit-learn does (labels equal, probabilities or values within 1e-6), "
+        "else scikit-learn; onnx: the graph or a packaging error naming the rows; sklearn: never "
+        "converted",
+    )
+    max_body_mb: float = Field(
+        default=4.0,
+        gt=0,
+        le=1024,
+        description="largest request body in MiB; larger is answered 413 before it is read",
+    )
+    max_request_rows: int = Field(
+        default=5_000,
+        ge=1,
+        le=1_000_000,
+        description="most rows in one request; more is 413 (score big files with `workbench "
+        "score`)",
+    )
+    max_queue_rows: int | None = Field(
+        default=None,
+        ge=1,
+        description="rows that may wait for the model; a request that would exceed it is "
+        "answered 429 with Retry-After; empty: eight full batches, at least max_request_rows",
+    )
+    max_batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="adaptive batching: most rows in one model call; empty: chosen at packaging "
+        "from the model's measured cost per call and per row",
+    )
+    max_latency_ms: int | None = Field(
+        default=None,
+        ge=1,
+        le=60_000,
+        description="adaptive batching: a request queued longer is answered 503 (overloaded); "
+        "empty: chosen at packaging (at least 1000)",
+    )
+    access_log: bool = Field(
+        default=False,
+        description="BentoML's access log line per request (costs throughput; off: /metrics "
+        "still counts them)",
+    )
+    tracing: bool = Field(
+        default=False,
+        description="OpenTelemetry spans for /predict (costs throughput; BentoML exports spans "
+        "only when a tracing exporter is configured)",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="origins allowed by CORS; empty disables CORS"
+    )
+
+    @model_validator(mode="after")
+    def _timeout_covers_the_queue(self) -> ServiceSettings:
+        if self.max_latency_ms is not None and self.max_latency_ms > self.timeout * 1000:
+            raise ValueError(
+                f"max_latency_ms {self.max_latency_ms} (the queue bound) is longer than the "
+                f"request timeout of {self.timeout} s: a queued request would time out (504) "
+                "before it could be refused (503); raise `timeout` or lower `max_latency_ms`"
+            )
+        return self
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * MIB)
+
+
+class PackagedService(ServiceSettings):
+    """``service:`` with every choice made at packaging: what serves the model and the batch
+    limits (what ``settings.json`` holds)."""
+
+    runtime: Literal["sklearn", "onnx"] = field_of(ServiceSettings, "runtime", default=REQUIRED)
+    max_queue_rows: int = field_of(ServiceSettings, "max_queue_rows", default=REQUIRED)
+    max_batch_size: int = field_of(ServiceSettings, "max_batch_size", default=REQUIRED)
+    max_latency_ms: int = field_of(ServiceSettings, "max_latency_ms", default=REQUIRED)
+
+    @property
+    def max_wait_s(self) -> float:
+        """:attr:`max_latency_ms` in seconds (the batcher's queue bound)."""
+        return self.max_latency_ms / 1000
+
+    def cors(self) -> dict[str, Any]:
+        """BentoML's ``http.cors`` configuration for :attr:`cors_origins`."""
+        if not self.cors_origins:
+            return {"enabled": False}
+        return {
+            "enabled": True,
+            "access_control_allow_origins": list(self.cors_origins),
+            "access_control_allow_methods": ["GET", "POST", "OPTIONS"],
+            "access_control_allow_headers": ["Authorization", "Content-Type"],
+            "access_control_expose_headers": ["Retry-After", "WWW-Authenticate"],
+        }
+
+
+class MonitorSettings(Strict):
+    """Monitoring of the launched model (``monitor:`` in ``workbench.yaml``): the window the Bento
+    keeps, drift options, live-metric gates and capture files (docs/monitoring.md)."""
+
+    window_rows: int = Field(
+        default=10_000,
+        ge=0,
+        le=1_000_000,
+        description="the last rows kept in memory (all workers together) for GET /monitor; 0 "
+        "turns monitoring off (no request ids, /feedback or /monitor)",
+    )
+    refresh_seconds: float = Field(
+        default=5.0,
+        ge=0.1,
+        le=3600,
+        description="drift and live metrics are recomputed at most this often, never per request",
+    )
+    min_window_rows: int = field_of(DriftOptions, "min_window_rows")
+    drift_share: float = field_of(DriftOptions, "drift_share")
+    min_labelled_rows: int = Field(
+        default=30, ge=1, description="live metrics are reported from this many labelled rows"
+    )
+    fail_on_drift: bool = Field(
+        default=True, description="`workbench monitor` exits 1 when the dataset drifted"
+    )
+    gates: dict[str, Gate] = Field(
+        default_factory=dict,
+        description="gates on live metrics (over the labelled rows of the window), e.g. "
+        "{accuracy: {min: 0.9}}; `workbench monitor` exits 1 when one fails",
+    )
+    capture_file_mb: float = Field(
+        default=16.0,
+        gt=0,
+        le=10_240,
+        description="capture (when WORKBENCH_CAPTURE_DIR is set where the Bento runs): a file "
+        "is rotated at this size",
+    )
+    capture_total_mb: float = Field(
+        default=256.0,
+        gt=0,
+        le=1_048_576,
+        description="capture: the oldest files are deleted while all together exceed this",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MonitorSettings:
+        unknown = [name for name in self.gates if name not in ALL_METRICS]
+        if unknown:
+            raise ValueError(
+                f"gate on unknown live metric {unknown[0]!r}; live metrics are the validation "
+                f"metrics: {', '.join(ALL_METRICS)}"
+            )
+        if 0 < self.window_rows < self.min_window_rows:
+            raise ValueError(
+                f"window_rows {self.window_rows} is smaller than min_window_rows "
+                f"{self.min_window_rows}: no column could ever be tested for drift; raise "
+                "window_rows or lower min_window_rows"
+            )
+        if self.capture_total_mb < self.capture_file_mb:
+            raise ValueError(
+                f"capture_total_mb {self.capture_total_mb} is smaller than capture_file_mb "
+                f"{self.capture_file_mb}: the cap must hold at least one file"
+            )
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.window_rows > 0
+
+    @property
+    def drift(self) -> DriftOptions:
+        """The drift options these settings choose (the others at their defaults)."""
+        return DriftOptions(min_window_rows=self.min_window_rows, drift_share=self.drift_share)
+
+    @property
+    def capture_file_bytes(self) -> int:
+        return int(self.capture_file_mb * MIB)
+
+    @property
+    def capture_total_bytes(self) -> int:
+        return int(self.capture_total_mb * MIB)
+
+
+class Settings(Strict):
+    """Everything a generated service knows about its model, decided at packaging from the
+    validated schema, the model's measured cost and ``workbench.yaml`` (``settings.json``)."""
 
     model_tag: str
-    task: str
+    task: Literal["classification", "regression"]
     columns: list[str]
     """Input columns in the order the model expects them."""
     dtypes: dict[str, str]
     """The dtype each column is cast to, so the model sees what it saw in training."""
-    card_path: Path
-    """``model_card.json`` beside ``service.py`` (answered by ``GET /metadata``)."""
     model_sha256: str = ""
     """sha256 of the stored model's :data:`MODEL_FILE` at packaging; the service refuses to start
     when the bytes differ."""
-    runtime: Literal["sklearn", "onnx"] = "sklearn"
-    """What answers: the scikit-learn model from the store, or :data:`ONNX_FILE` run by
-    onnxruntime (chosen at packaging only where it answers every test row as scikit-learn)."""
     onnx_sha256: str = ""
-    """sha256 of :data:`ONNX_FILE` at packaging (``runtime: onnx``)."""
+    """sha256 of :data:`ONNX_FILE` at packaging (``service.runtime: onnx``)."""
     classes: list[Any] | None = None
     """The classifier's ``classes_`` (the ONNX graph answers indexes into them)."""
     probabilities: bool = False
     """The model has ``predict_proba``."""
-    auth: Literal["api_key", "none"] = "api_key"
-    """``api_key``: every API route requires the key from :data:`API_KEY_ENV`, and the service
-    refuses to start without one; ``none``: the API is open (said in the log at start)."""
-    categories: dict[str, list[str]] = field(default_factory=dict)
+    categories: dict[str, list[str]] = Field(default_factory=dict)
     """Category columns: the values seen in training."""
-    fallback: dict[str, str] = field(default_factory=dict)
+    fallback: dict[str, str] = Field(default_factory=dict)
     """What replaces an unseen category when ``unseen_policy`` is ``replace``."""
-    unseen_policy: str = "accept"
+    unseen_policy: Literal["accept", "replace"] = "accept"
     """``accept``: the model handles unseen categories itself; ``replace``: use ``fallback``."""
     float_rows: bool = False
     """Every column is float64: the rows of a batch become one float array."""
@@ -79,35 +328,38 @@ class Settings:
     """The model was fitted on a DataFrame: it gets one, with the training column names."""
     labels_from_proba: bool = False
     """``predict`` is ``classes_[argmax(predict_proba)]``: one call answers both."""
-    max_batch_rows: int = 64
-    """Most rows in one model call; a request with more is answered in several calls."""
-    max_queue_ms: int = 1000
-    """A request queued longer than this is answered 503 (overloaded), with ``Retry-After``."""
-    max_queue_rows: int = 8192
-    """Rows that may wait for the model; a request that would exceed it is answered 429."""
-    max_body_bytes: int = 4 << 20
-    """Largest request body; a larger one is answered 413 before it is read."""
-    max_request_rows: int = 5000
-    """Most rows in one request; more is answered 413."""
-    example: dict[str, Any] = field(default_factory=dict)
+    example: dict[str, Any] = Field(default_factory=dict)
     """One synthetic row (from the schema, no training data) that warms the model up at start;
     ``/readyz`` answers 503 until it has been predicted."""
-    cors_origins: list[str] = field(default_factory=list)
-    workers: int = 1
-    """``bentoml serve`` worker processes (each keeps its share of the monitoring window)."""
-    monitor_window_rows: int = 10_000
-    """The last rows kept in memory for ``GET /monitor`` (all workers together); 0: no
-    monitoring (no request ids, no ``/feedback`` or ``/monitor``)."""
-    monitor_refresh_s: float = 5.0
-    """Drift and live metrics are recomputed at most this often (on ``/monitor`` or ``/metrics``),
-    never per request."""
-    monitor_min_labelled_rows: int = 30
-    """Live metrics are reported once the window holds this many labelled rows."""
-    monitor_capture_file_bytes: int = 16 << 20
-    """Capture (``WORKBENCH_CAPTURE_DIR``): a file is rotated when it reaches this size."""
-    monitor_capture_total_bytes: int = 256 << 20
-    """Capture: the oldest files are deleted while all of them together exceed this size."""
-    monitor_gates: dict[str, dict[str, float]] = field(default_factory=dict)
-    """Live-metric gates (``monitor.gates``): metric -> ``{"min": ..., "max": ...}``."""
-    monitor_drift: dict[str, float] = field(default_factory=dict)
-    """Drift options (``monitor.drift``) that differ from :class:`~.drift.DriftOptions`."""
+    service: PackagedService
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    folder: Path = Field(default=Path(), exclude=True)
+    """Where ``settings.json`` is: the model card, the references and the ONNX graph are beside
+    it (set by :meth:`read`; not written)."""
+
+    @classmethod
+    def read(cls, folder: Path) -> Settings:
+        """The settings in ``folder``'s :data:`SETTINGS_FILE` (a Bento's ``src``)."""
+        settings = cls.model_validate_json((folder / SETTINGS_FILE).read_bytes())
+        return settings.model_copy(update={"folder": folder})
+
+    def write(self) -> str:
+        """The text of :data:`SETTINGS_FILE` (the same settings give the same bytes)."""
+        return self.model_dump_json(indent=2) + "\n"
+
+    @property
+    def card_path(self) -> Path:
+        return self.folder / CARD_FILE
+
+
+__all__ = [
+    "API_KEY_ENV",
+    "MODEL_FILE",
+    "SETTINGS_FILE",
+    "Gate",
+    "MonitorSettings",
+    "PackagedService",
+    "ServiceSettings",
+    "Settings",
+    "field_of",
+]

@@ -42,12 +42,16 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from .columns import COLUMN_KINDS
+
 REFERENCE_FORMAT = "workbench-drift-reference/1"
 """The ``format`` field of a reference; anything else is refused."""
 
-KINDS = ("number", "integer", "boolean", "category", "text")
-NUMERIC_KINDS = ("number", "integer")
-COUNTED_KINDS = ("boolean", "category")
+KINDS = tuple(COLUMN_KINDS)
+NUMERIC_KINDS = tuple(k.name for k in COLUMN_KINDS.values() if k.sketch == "numbers")
+"""Kinds summarised as numbers (quantile sketches)."""
+COUNTED_KINDS = tuple(k.name for k in COLUMN_KINDS.values() if k.sketch == "counts")
+"""Kinds summarised as counts of their values."""
 
 DISCRETE_MAX_VALUES = 5
 """A numeric column with at most this many distinct values (reference and window together) is

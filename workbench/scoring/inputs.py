@@ -11,7 +11,7 @@ record batches of at most ``chunk_rows`` rows: memory follows the chunk, not the
 from __future__ import annotations
 
 import glob
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,6 +21,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from workbench.errors import DataError
+from workbench.runtime.columns import COLUMN_KINDS, ColumnKind
 
 Format = Literal["csv", "parquet"]
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -131,39 +132,30 @@ def _csv_columns(path: Path) -> list[str]:
         ) from exc
 
 
-def _is_number(kind: pa.DataType) -> bool:
-    return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind))
-
-
-def _is_text(kind: pa.DataType) -> bool:
-    if pa.types.is_dictionary(kind):  # a pandas category column
-        kind = kind.value_type
-    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
-
-
-#: What a Parquet column's type must be for each schema kind (an all-null column fits any):
-#: the types JSON would carry for the service, which refuses ``"3"`` for an integer, ``1`` for
-#: a category and ``true`` for a number.
-KIND_TYPES: dict[str, tuple[str, Callable[[pa.DataType], bool]]] = {
-    "number": ("numbers", _is_number),
-    "integer": ("integers", _is_number),
-    "boolean": ("booleans", pa.types.is_boolean),
-    "category": ("text (a string column)", _is_text),
-    "text": ("text (a string column)", _is_text),
-}
+def _holds(kind: ColumnKind, arrow_type: pa.DataType) -> bool:
+    """Whether a Parquet column of ``arrow_type`` can hold values of ``kind``: the types JSON
+    would carry for the service, which refuses ``"3"`` for an integer, ``1`` for a category and
+    ``true`` for a number (an all-null column fits any kind; a pandas category column is
+    judged by its values)."""
+    if pa.types.is_null(arrow_type):
+        return True
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    return any(getattr(pa.types, predicate)(arrow_type) for predicate in kind.parquet)
 
 
 def _check_types(path: Path, schema: pa.Schema, kinds: Mapping[str, str], bento: str) -> None:
     """One message for the first model column whose Parquet type cannot hold its kind."""
     for name, kind in kinds.items():
-        if name not in schema.names or kind not in KIND_TYPES:
+        if name not in schema.names or kind not in COLUMN_KINDS:
             continue
         arrow_type = schema.field(name).type
-        wanted, fits = KIND_TYPES[kind]
-        if not (pa.types.is_null(arrow_type) or fits(arrow_type)):
+        column_kind = COLUMN_KINDS[kind]
+        if not _holds(column_kind, arrow_type):
             raise DataError(
                 f"{str(path)!r}: column {name!r} holds {arrow_type} values, but Bento {bento} "
-                f"takes {wanted} for it (its schema kind is {kind}), and the service would refuse "
+                f"takes {column_kind.parquet_values} for it (its schema kind is {kind}), and the "
+                "service would refuse "
                 "every row; convert the column and write the file again"
             )
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 
-from workbench.runtime.fields import MAX_TEXT_CHARS
+from workbench.runtime.columns import MAX_TEXT_CHARS
 
 INT64_LIMIT = 2.0**63
 TRUE_TEXT = frozenset({"true", "True", "TRUE"})

@@ -19,6 +19,7 @@ from workbench.compilation import TOLERANCE
 from workbench.errors import ServingError
 from workbench.results import CheckResult
 from workbench.runtime import API_KEY_ENV
+from workbench.runtime.card import ModelCard
 from workbench.runtime.settings import PREDICT_PATH
 from workbench.schema import InputSchema
 
@@ -132,12 +133,10 @@ def smoke_test(
     def metadata() -> str:
         response = httpx.get(f"{url}/metadata", headers=auth_headers(key), timeout=10)
         response.raise_for_status()
-        card = response.json()
-        if card.get("model_tag") != model_tag:
-            raise ServingError(
-                f"metadata names model {card.get('model_tag')}, expected {model_tag}"
-            )
-        return f"model {card['model_tag']}"
+        card = ModelCard.model_validate(response.json())
+        if card.model_tag != model_tag:
+            raise ServingError(f"metadata names model {card.model_tag}, expected {model_tag}")
+        return f"model {card.model_tag}"
 
     def predict() -> str:
         with client_for(url, key) as client:

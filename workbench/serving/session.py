@@ -163,11 +163,12 @@ class LaunchSession:
     def running(self) -> bool:
         return self.server is not None and self.server.running
 
-    def start(self) -> bool:
-        """Start the packaged Bento; ``False`` (and nothing started) when it already runs."""
+    def start(self, *, portable: bool | None = None) -> bool:
+        """Start the packaged Bento (from a clean environment unless ``portable`` is False;
+        default ``launch.portable``); ``False`` (and nothing started) when it already runs."""
         if self.running:
             return False
-        self.server = serve(self.config, run_dir=self.run_dir)
+        self.server = serve(self.config, run_dir=self.run_dir, portable=portable)
         if self.on_status is not None:
             self.watcher = StatusWatcher(
                 self.server, self.on_status, interval=self.interval

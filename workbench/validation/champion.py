@@ -24,6 +24,8 @@ import pandas as pd
 from workbench.errors import IntegrityError
 from workbench.integrity import anchors, load_stored_model
 from workbench.results import ChampionResult
+from workbench.runtime.card import ModelCard
+from workbench.runtime.settings import CARD_FILE
 from workbench.validation.metrics import align_labels, metric_values, model_outputs
 
 TestRows = Callable[[list[str]], pd.DataFrame]
@@ -37,9 +39,9 @@ def _promoted_model(promoted: str | None) -> str | None:
     if promoted is None:
         return None
     try:
-        card = Path(str(bentoml.bentos.get(promoted).path)) / "src" / "model_card.json"
-        return str(json.loads(card.read_text())["model_tag"])
-    except (bentoml.exceptions.NotFound, OSError, KeyError, ValueError):
+        card = Path(str(bentoml.bentos.get(promoted).path)) / "src" / CARD_FILE
+        return ModelCard.read(card).model_tag or None
+    except (bentoml.exceptions.NotFound, OSError, ValueError):
         return None
 
 

@@ -22,9 +22,11 @@ from workbench.config import NAME_PATTERN
 from workbench.errors import VersionError
 from workbench.promotions import history_path, read_history
 from workbench.results import GateVerdict, VersionInfo, VersionsResult
+from workbench.runtime.card import ModelCard
+from workbench.runtime.settings import CARD_FILE
 from workbench.schema import InputSchema
 
-CARD = Path("src") / "model_card.json"
+CARD = Path("src") / CARD_FILE
 MANIFEST = Path("src") / "deploy" / "kubernetes.yaml"
 
 
@@ -35,7 +37,7 @@ class StoredVersion:
     tag: str
     path: Path
     created: str
-    card: dict[str, Any]
+    card: ModelCard
 
     @property
     def name(self) -> str:
@@ -43,20 +45,19 @@ class StoredVersion:
 
     @property
     def schema(self) -> InputSchema:
-        return InputSchema.model_validate(self.card["input_schema"])
+        return self.card.input_schema
 
     @property
     def task(self) -> str:
-        return str(self.card.get("task", ""))
+        return self.card.task
 
     @property
     def gates(self) -> list[GateVerdict]:
-        return [GateVerdict.model_validate(g) for g in self.card.get("gates", [])]
+        return [GateVerdict.model_validate(g) for g in self.card.gates]
 
     @property
     def runtime(self) -> str:
-        runtime = self.card.get("runtime") or {}
-        return str(runtime.get("runtime", "sklearn")) if isinstance(runtime, dict) else "sklearn"
+        return self.card.runtime.runtime
 
     @property
     def manifest(self) -> str | None:
@@ -74,7 +75,7 @@ def _stored(bento: Any) -> StoredVersion | None:
         tag=str(bento.tag),
         path=path,
         created=created.isoformat(timespec="seconds"),
-        card=json.loads(card_path.read_text()),
+        card=ModelCard.read(card_path),
     )
 
 
@@ -185,11 +186,11 @@ def list_versions(root: Path, name: str) -> VersionsResult:
             VersionInfo(
                 tag=stored.tag,
                 created=stored.created,
-                model_tag=str(card.get("model_tag", "")),
+                model_tag=card.model_tag,
                 task=stored.task,
-                metrics=card.get("metrics") or {},
+                metrics=card.metrics,
                 gates=stored.gates,
-                passed=bool(card.get("passed", False)),
+                passed=card.passed,
                 size_bytes=_size(stored.path),
                 runtime=stored.runtime,
                 run=run,

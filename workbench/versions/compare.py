@@ -16,6 +16,7 @@ from workbench.config import Config
 from workbench.data import sample_index
 from workbench.errors import VersionError
 from workbench.results import ColumnChange, CompareResult
+from workbench.runtime.card import ModelCard
 from workbench.schema import InputSchema
 from workbench.versions.catalog import StoredVersion, resolve_version
 from workbench.versions.scoring import Scored, TestData, score_version
@@ -56,15 +57,15 @@ def schema_changes(a: InputSchema, b: InputSchema) -> list[ColumnChange]:
     return changes
 
 
-def _packages(card: dict[str, Any]) -> dict[str, str]:
+def _packages(card: ModelCard) -> dict[str, str]:
     out = {}
-    for pin in card.get("packages") or []:
+    for pin in card.packages:
         name, _, version = str(pin).partition("==")
         out[name] = version
     return out
 
 
-def package_changes(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+def package_changes(a: ModelCard, b: ModelCard) -> list[str]:
     """Pinned packages added, removed or at another version in ``b``'s card."""
     old, new = _packages(a), _packages(b)
     lines = [f"- {n}=={old[n]}" for n in sorted(old) if n not in new]
@@ -82,15 +83,14 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def option_changes(a: dict[str, Any], b: dict[str, Any]) -> dict[str, list[Any]]:
+def option_changes(a: ModelCard, b: ModelCard) -> dict[str, list[Any]]:
     """Serving options, runtime and row policy that differ between two cards."""
 
-    def options(card: dict[str, Any]) -> dict[str, Any]:
-        runtime = card.get("runtime") or {}
+    def options(card: ModelCard) -> dict[str, Any]:
         return {
-            **_flat(card.get("serving") or {}, "serving"),
-            "runtime": runtime.get("runtime") if isinstance(runtime, dict) else runtime,
-            "unseen_categories": card.get("unseen_categories"),
+            **_flat(card.serving, "serving"),
+            "runtime": card.runtime.runtime,
+            "unseen_categories": card.unseen_categories,
         }
 
     old, new = options(a), options(b)
@@ -132,7 +132,7 @@ def compare_versions(config: Config, a: str, b: str) -> CompareResult:
     sa, sb = score_version(first, data, config), score_version(second, data, config)
     result: dict[str, Any] = {}
     if first.task == "classification":
-        labels = [str(c) for c in (first.card.get("classes") or [])]
+        labels = [str(c) for c in (first.card.classes or [])]
         result["classes"] = labels
         result["confusion_a"] = _confusion(sa)
         result["confusion_b"] = _confusion(sb)

@@ -196,7 +196,7 @@ def rollback(config: Config, *, reason: str = "", by: str | None = None) -> Prom
     )
 
 
-def _record(
+def _record(  # noqa: PLR0913 - keyword-only, the fields of one history entry
     config: Config,
     version: StoredVersion,
     vouched: VouchedBento,

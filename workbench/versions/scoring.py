@@ -62,7 +62,7 @@ class Scored:
 def load_version_model(version: StoredVersion, root: Path) -> Any:
     """The scikit-learn model a version's Bento serves, from the store, if the project at
     ``root`` vouches for its bytes (:class:`~workbench.errors.IntegrityError` otherwise)."""
-    model_tag = str(version.card.get("model_tag", ""))
+    model_tag = version.card.model_tag
     try:
         return load_stored_model(root, model_tag)
     except WorkbenchError:

@@ -23,6 +23,13 @@ def _key_source() -> str:
     return "API key made for this server (<code>panel.server.api_key</code>)"
 
 
+def _environment(server: Server | None) -> str:
+    """Where the server runs: the clean environment (the proof) or this one."""
+    if server is not None and server.environment is not None:
+        return "<span class='wb-environment'>clean environment (proving it portable)</span>"
+    return "<span class='wb-environment'>this environment: portable not proven</span>"
+
+
 class LaunchPanel(Panel):
     """Start, Check, Stop. While the server runs its status (uptime, requests served, last
     error) refreshes every ``status_interval`` seconds from a background thread, which ends when
@@ -49,6 +56,15 @@ class LaunchPanel(Panel):
         self.check_button = button("Check", icon="stethoscope")
         self.stop_button = button("Stop", style="danger", icon="stop")
         self.refresh_button = button("Refresh", style="", icon="refresh")
+        # The shortcut: off, Start serves from this environment (quicker to iterate on, but the
+        # launch record then says the Bento is not proven portable).
+        self.clean_box = w.Checkbox(
+            value=config.launch.portable,
+            description="clean environment",
+            tooltip="serve from an environment holding only the Bento's requirements",
+            indent=False,
+            layout=w.Layout(width="auto"),
+        )
         self.start_button.on_click(self.guarded(self.start))
         self.check_button.on_click(self.guarded(self.check))
         self.stop_button.on_click(self.guarded(self.stop))
@@ -63,6 +79,7 @@ class LaunchPanel(Panel):
                         self.check_button,
                         self.stop_button,
                         self.refresh_button,
+                        self.clean_box,
                         self.light,
                     ]
                 ),
@@ -95,6 +112,7 @@ class LaunchPanel(Panel):
                 f" · up <span class='wb-uptime'>{status.uptime_s:.0f}</span> s"
                 f" · <span class='wb-requests'>{served}</span> requests served"
                 f" · {_key_source()}"
+                f" · {_environment(self.server)}"
             )
         if status is not None and status.last_error:
             details += (
@@ -109,6 +127,7 @@ class LaunchPanel(Panel):
     def refresh_controls(self) -> None:
         running = self.session.running
         self.start_button.disabled = running
+        self.clean_box.disabled = running
         self.check_button.disabled = not running
         self.stop_button.disabled = not running
         if self.server is not None:
@@ -120,7 +139,7 @@ class LaunchPanel(Panel):
 
     def start(self) -> None:
         self.say("starting bentoml serve ...")
-        started = self.session.start()
+        started = self.session.start(portable=self.clean_box.value)
         server = self.session.server
         assert server is not None  # start() either starts one or keeps the running one
         if started:
@@ -137,7 +156,8 @@ class LaunchPanel(Panel):
         self.result = self.session.check()
         self.results.value = to_html(self.result)
         self.say(
-            "all checks pass" if self.result.passed else "checks failed",
+            ("all checks pass" if self.result.passed else "checks failed")
+            + f"; portable: {self.result.portable}",
             kind="ok" if self.result.passed else "error",
         )
         self.refresh()

@@ -3,9 +3,10 @@
 It connects to the server the launch stage (or this panel) started, or to a URL with a key. The
 live view refreshes in a background thread every ``interval`` seconds, at most ``max_refreshes``
 times, until **Stop live**: the kernel stays free. Each refresh is one core call per figure:
-:func:`workbench.monitoring.live.scrape` and :func:`~workbench.monitoring.live.traffic` (request
-rate, latency, errors from ``/metrics``) and :func:`~workbench.monitoring.live.check_service`
-(``GET /monitor`` judged by ``monitor:``), rendered by :func:`workbench.reports.to_html`.
+:func:`workbench.monitoring.traffic.scrape` and :func:`~workbench.monitoring.traffic.traffic`
+(request rate, latency, errors from ``/metrics``) and
+:func:`~workbench.monitoring.live.check_service` (``GET /monitor`` judged by ``monitor:``),
+rendered by :func:`workbench.reports.to_html`.
 """
 
 from __future__ import annotations
@@ -22,14 +23,8 @@ import psutil
 from workbench.artifacts import records_dir
 from workbench.config import Config
 from workbench.errors import ServingError, WorkbenchError
-from workbench.monitoring.live import (
-    Scrape,
-    Traffic,
-    check_live,
-    check_packaged,
-    check_service,
-    replay,
-)
+from workbench.monitoring.live import check_live, check_packaged, check_service, replay
+from workbench.monitoring.traffic import Scrape, Traffic
 from workbench.reports import to_html
 from workbench.reports.monitoring import replay_line, write_monitor_report
 from workbench.results import MonitorResult

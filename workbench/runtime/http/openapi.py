@@ -1,19 +1,23 @@
-"""The OpenAPI document the service serves at ``/docs.json``, made to tell the truth.
+"""The OpenAPI document the service serves at ``/docs.json``, made from the route table.
 
-BentoML generates the document from the typed API; it documents a 400 whose ``detail`` is a string
+BentoML generates a document from the typed API; it documents a 400 whose ``detail`` is a string
 (the service sends a list), a 404 and a 500 that ``/predict`` does not send, and nothing of the
-routes the runtime adds. :func:`document` patches BentoML's document: every route (``/predict``,
-``/metadata``, health, metrics) with every status it can send and the body it really sends, and
-the bearer scheme when an API key is required. There is no official hook for this in bentoml 1.4,
-so :class:`~.asgi.OpenApiRoute` rewrites the answer of ``GET /docs.json``.
+routes the runtime adds. :func:`document` writes the paths of the route table instead
+(:func:`~.handlers.route_table`), each documented route's path item made by its ``doc`` function
+here from BentoML's (the request body of ``/predict`` comes from the generated ``Row`` model):
+every status it can send and the body it really sends, and, from ``route.auth``, the bearer
+scheme when an API key is required. There is no official hook for this in bentoml 1.4, so the
+``/docs.json`` handler rewrites BentoML's answer.
 """
 
 from __future__ import annotations
 
-import json
+import copy
+from collections.abc import Mapping
 from typing import Any
 
-from .settings import FEEDBACK_PATH, METADATA_PATH, MONITOR_PATH, PREDICT_PATH, Settings
+from ..settings import Settings
+from .routes import Route
 
 JSON = "application/json"
 ERROR: dict[str, Any] = {
@@ -61,29 +65,38 @@ def _error(description: str, *, headers: dict[str, Any] | None = None) -> dict[s
     return answer
 
 
-def _api_errors(settings: Settings) -> dict[str, Any]:
-    errors: dict[str, Any] = {}
-    if settings.auth == "api_key":
-        errors["401"] = _error(
-            "missing or wrong API key: send `Authorization: Bearer <key>`",
-            headers={"WWW-Authenticate": {"schema": {"type": "string"}}},
-        )
-    errors["500"] = _error("an unexpected server fault (the model itself fails; see the log)")
-    errors["504"] = _error("not answered within the request timeout (`service.timeout`)")
-    return errors
+SERVER_ERRORS: dict[str, Any] = {
+    "500": _error("an unexpected server fault (the model itself fails; see the log)"),
+    "504": _error("not answered within the request timeout (`service.timeout`)"),
+}
+UNAUTHORIZED = _error(
+    "missing or wrong API key: send `Authorization: Bearer <key>`",
+    headers={"WWW-Authenticate": {"schema": {"type": "string"}}},
+)
+BEARER = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "the key set in WORKBENCH_API_KEY where the service runs",
+}
 
 
-def document(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """BentoML's OpenAPI document with every route and status the service really has."""
-    paths: dict[str, Any] = spec.setdefault("paths", {})
-    predict = paths.get(PREDICT_PATH, {}).get("post", {})
-    body = predict.get("requestBody")
-    if body is not None:  # the body is required and holds `rows` only, as the service checks
+def predict(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """``POST /predict``: BentoML's operation (its request body is the ``Row`` model), with the
+    body required and holding ``rows`` only, as the service checks, and every status."""
+    operation = item.get("post", {})
+    body = operation.get("requestBody")
+    if body is not None:
         body["required"] = True
         for content in body.get("content", {}).values():
             content.get("schema", {})["additionalProperties"] = False
-    ok = predict.get("responses", {}).get("200", {"description": "one answer per row"})
-    predict["responses"] = {
+    ok = operation.get("responses", {}).get("200", {"description": "one answer per row"})
+    if settings.monitor.enabled:
+        ok.setdefault("headers", {})["X-Request-Id"] = {
+            "description": "this answer's id: what POST /feedback refers to",
+            "schema": {"type": "string"},
+        }
+    service = settings.service
+    operation["responses"] = {
         "200": ok,
         "400": {
             "description": "a malformed body or row (`loc` names the row and the field), or rows "
@@ -91,21 +104,24 @@ def document(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
             "content": {JSON: {"schema": VALIDATION_ERROR}},
         },
         "413": _error(
-            f"the body is over {settings.max_body_bytes:,} bytes or holds over "
-            f"{settings.max_request_rows:,} rows: send fewer rows per request"
+            f"the body is over {service.max_body_bytes:,} bytes or holds over "
+            f"{service.max_request_rows:,} rows: send fewer rows per request"
         ),
         "415": _error("the body is not `application/json`"),
         "429": _error("the queue is full: retry after `Retry-After` seconds", headers=RETRY_AFTER),
         "503": _error(
-            f"queued longer than {settings.max_queue_ms} ms (overloaded): retry after "
+            f"queued longer than {service.max_latency_ms} ms (overloaded): retry after "
             "`Retry-After` seconds",
             headers=RETRY_AFTER,
         ),
-        **_api_errors(settings),
+        **SERVER_ERRORS,
     }
-    paths.setdefault(PREDICT_PATH, {})["post"] = predict
-    paths[METADATA_PATH] = {
-        # Other methods are answered 405 with `Allow: GET`.
+    return {"post": operation}
+
+
+def metadata(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """``GET /metadata`` (other methods are answered 405 with ``Allow: GET``)."""
+    return {
         "get": {
             "summary": "the model card",
             "description": "Model tag, task, input schema, metrics, gate verdicts, provenance and "
@@ -116,37 +132,56 @@ def document(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
                     "description": "the model card",
                     "content": {JSON: {"schema": {"type": "object"}}},
                 },
-                **_api_errors(settings),
+                **SERVER_ERRORS,
             },
         }
     }
-    for path in ("/livez", "/healthz", "/readyz", "/metrics"):
-        operation = paths.get(path, {}).get("get")
-        if operation is not None:
-            operation["responses"]["200"]["content"] = TEXT
-    readyz = paths.get("/readyz", {}).get("get")
-    if readyz is not None:
-        readyz["responses"]["503"] = {
+
+
+def plain_text(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """BentoML's health and metrics routes as it documents them, answering plain text (absent
+    when BentoML does not document the route, e.g. ``/metrics`` turned off)."""
+    operation = item.get("get")
+    if operation is None:
+        return {}
+    operation["responses"]["200"]["content"] = TEXT
+    return {"get": operation}
+
+
+def readyz(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """``/readyz``: 503 until the warm-up prediction has succeeded."""
+    documented = plain_text(item, settings)
+    if documented:
+        documented["get"]["responses"]["503"] = {
             "description": "not ready: the warm-up prediction has not succeeded (see the log)",
             "content": TEXT,
         }
-    secured = [(PREDICT_PATH, "post"), (METADATA_PATH, "get")]
-    if settings.monitor_window_rows > 0:
-        ok.setdefault("headers", {})["X-Request-Id"] = {
-            "description": "this answer's id: what POST /feedback refers to",
-            "schema": {"type": "string"},
-        }
-        _monitoring(paths, settings)
-        secured += [(FEEDBACK_PATH, "post"), (MONITOR_PATH, "get")]
-    if settings.auth == "api_key":
+    return documented
+
+
+def document(
+    spec: dict[str, Any], routes: Mapping[str, Route], settings: Settings
+) -> dict[str, Any]:
+    """BentoML's OpenAPI document with exactly the documented routes of the table, every status
+    they can send, and the bearer scheme on the routes that need the key."""
+    given: dict[str, Any] = spec.get("paths", {})
+    paths: dict[str, Any] = {}
+    secured = settings.service.auth == "api_key"
+    for path, route in routes.items():
+        if route.doc is None:
+            continue
+        item = route.doc(given.get(path, {}), settings)
+        if not item:
+            continue
+        if route.auth and secured:
+            for operation in item.values():
+                operation["responses"]["401"] = copy.deepcopy(UNAUTHORIZED)
+                operation["security"] = [{"bearerAuth": []}]
+        paths[path] = item
+    spec["paths"] = paths
+    if secured:
         components = spec.setdefault("components", {})
-        components.setdefault("securitySchemes", {})["bearerAuth"] = {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "the key set in WORKBENCH_API_KEY where the service runs",
-        }
-        for path, method in secured:
-            paths[path][method]["security"] = [{"bearerAuth": []}]
+        components.setdefault("securitySchemes", {})["bearerAuth"] = BEARER
     return spec
 
 
@@ -174,38 +209,35 @@ FEEDBACK_BODY: dict[str, Any] = {
 }
 
 
-def _feedback(settings: Settings) -> dict[str, Any]:
+def _feedback_body(settings: Settings) -> dict[str, Any]:
     """The feedback body, its ``label`` one of the classes (classifiers) or a number."""
     label: dict[str, Any] = (
         {"type": "number", "description": "the true value"}
         if settings.task == "regression"
         else {"enum": list(settings.classes or []), "description": "the true class"}
     )
-    body = json.loads(json.dumps(FEEDBACK_BODY))
+    body = copy.deepcopy(FEEDBACK_BODY)
     body["properties"]["feedback"]["items"]["properties"]["label"] = label
-    return dict(body)
+    return body
 
 
-def _monitoring(paths: dict[str, Any], settings: Settings) -> None:
-    """``POST /feedback`` and ``GET /monitor``."""
+def feedback(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """``POST /feedback``."""
     counts = {name: {"type": "integer"} for name in ("applied", "unchanged", "updated", "unknown")}
-    paths[FEEDBACK_PATH] = {
+    answer = {"type": "object", "properties": {**counts, "unknown_ids": {"type": "array"}}}
+    return {
         "post": {
             "summary": "true labels for answered rows, by request id",
             "description": "Repeats are idempotent; ids not in the window are reported unknown.",
             "tags": ["Service APIs"],
-            "requestBody": {"required": True, "content": {JSON: {"schema": _feedback(settings)}}},
+            "requestBody": {
+                "required": True,
+                "content": {JSON: {"schema": _feedback_body(settings)}},
+            },
             "responses": {
                 "200": {
                     "description": "how many items were applied, unchanged, updated, unknown",
-                    "content": {
-                        JSON: {
-                            "schema": {
-                                "type": "object",
-                                "properties": {**counts, "unknown_ids": {"type": "array"}},
-                            }
-                        }
-                    },
+                    "content": {JSON: {"schema": answer}},
                 },
                 "400": {
                     "description": "bad feedback: nothing was applied (`detail` names each item)",
@@ -213,23 +245,30 @@ def _monitoring(paths: dict[str, Any], settings: Settings) -> None:
                 },
                 "413": _error("the body is too large: send the labels in several requests"),
                 "415": _error("the body is not `application/json`"),
-                **_api_errors(settings),
+                **SERVER_ERRORS,
             },
         }
     }
-    paths[MONITOR_PATH] = {
+
+
+def monitor(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """``GET /monitor``."""
+    return {
         "get": {
             "summary": "the monitoring report of the recent window",
             "description": "Window, per-column drift, dataset verdict, predictions, missing and "
             f"unseen shares, live metrics; recomputed at most every "
-            f"{settings.monitor_refresh_s:g} s.",
+            f"{settings.monitor.refresh_seconds:g} s.",
             "tags": ["Service APIs"],
             "responses": {
                 "200": {
                     "description": "the report",
                     "content": {JSON: {"schema": {"type": "object"}}},
                 },
-                **_api_errors(settings),
+                **SERVER_ERRORS,
             },
         }
     }
+
+
+__all__ = ["document", "feedback", "metadata", "monitor", "plain_text", "predict", "readyz"]

@@ -1,7 +1,7 @@
 """Capture (only when ``WORKBENCH_CAPTURE_DIR`` is set where the Bento runs): each request and
 each feedback is a JSON line in ``capture-<time>-<pid>-<n>.jsonl``; a file is closed at
-``monitor_capture_file_bytes`` and the oldest files of the folder are deleted while the folder's
-capture files exceed ``monitor_capture_total_bytes``."""
+``monitor.capture_file_mb`` and the oldest files of the folder are deleted while the folder's
+capture files exceed ``monitor.capture_total_mb``."""
 
 from __future__ import annotations
 

@@ -12,11 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from .drift import DriftOptions, column_drift, dataset_drift
+from ..card import ModelCard
+from ..drift import column_drift, dataset_drift
+from ..live_metrics import LOWER_IS_BETTER, METRICS, gate_verdicts, live_metrics
+from ..settings import PREDICTION_COLUMN, Settings
+from ..sketch import COUNTED_KINDS, ColumnWindow, merge_windows, reference_columns
 from .feedback import FEEDBACK_COUNTS
-from .live_metrics import LOWER_IS_BETTER, METRICS, gate_verdicts, live_metrics
-from .settings import PREDICTION_COLUMN, Settings
-from .sketch import ColumnWindow, merge_windows, reference_columns
 
 #: Quantiles per numeric column and values per category column in the report's profiles.
 PROFILE_POINTS = 21
@@ -31,14 +32,13 @@ def utc(ts: float | None) -> str:
 
 @dataclass(frozen=True)
 class ReportBuilder:
-    """What the report needs besides the summaries: settings, model card, the drift and
-    prediction references shipped in the Bento, the drift options."""
+    """What the report needs besides the summaries: settings, model card, and the drift and
+    prediction references shipped in the Bento."""
 
     settings: Settings
-    card: dict[str, Any]
+    card: ModelCard
     reference: dict[str, Any] | None
     prediction_reference: dict[str, Any] | None
-    options: DriftOptions
 
     @property
     def task(self) -> str:
@@ -51,47 +51,24 @@ class ReportBuilder:
     def build(self, summaries: list[dict[str, Any]]) -> dict[str, Any]:
         """The report from the workers' summaries."""
         rows = sum(s["rows"] for s in summaries)
-        firsts = [s["first"] for s in summaries if s["first"] is not None]
-        lasts = [s["last"] for s in summaries if s["last"] is not None]
-        first, last = (min(firsts), max(lasts)) if firsts else (None, None)
         windows = merge_windows(
             *[{n: ColumnWindow.from_dict(c) for n, c in s["columns"].items()} for s in summaries]
         )
+        options = self.settings.monitor.drift
         drift: dict[str, Any] | None = None
         if self.reference is not None:
-            drift = dataset_drift(self.reference, windows, self.options).to_dict()
+            drift = dataset_drift(self.reference, windows, options).to_dict()
         predictions = self._predictions(
             merge_windows(*[{"p": ColumnWindow.from_dict(s["predictions"])} for s in summaries])
         )
-        labelled = [pair for s in summaries for pair in s["labelled"]]
-        validation = {
-            k: v for k, v in dict(self.card.get("metrics") or {}).items() if k in METRICS[self.task]
-        }
-        live: dict[str, float | None] = {}
-        why: dict[str, str] = {}
-        if len(labelled) >= self.settings.monitor_min_labelled_rows:
-            live, why = live_metrics(
-                self.task, [p[0] for p in labelled], [p[1] for p in labelled], self.classes
-            )
-        gates = gate_verdicts(self.settings.monitor_gates, live)
-        decided = [g["passed"] for g in gates if g["passed"] is not None]
+        drifts = (drift or {}).get("columns", [])
         unseen_rows = sum(s.get("unseen_rows", 0) for s in summaries)
-        profiles = self._profiles(windows)
         return {
-            "window": {
-                "rows": rows,
-                "requests": sum(s["requests"] for s in summaries),
-                "capacity": self.settings.monitor_window_rows,
-                "workers": len(summaries),
-                "start": None if first is None else utc(first),
-                "end": None if last is None else utc(last),
-                "seconds": None if first is None or last is None else round(last - first, 3),
-                "labelled_rows": len(labelled),
-            },
+            "window": self._window(summaries),
             "drift": drift,
             "verdict": None if drift is None else drift["verdict"],
             "predictions": predictions,
-            "profiles": profiles,
+            "profiles": self._profiles(windows),
             "missing": [
                 {
                     "column": c["column"],
@@ -101,37 +78,65 @@ class ReportBuilder:
                     if c["missing_share_window"] is None
                     else c["missing_share_window"] - c["missing_share_reference"],
                 }
-                for c in (drift or {}).get("columns", [])
+                for c in drifts
             ],
             "unseen": {
                 "rows_share": unseen_rows / rows if rows else None,
                 "columns": {
-                    c["column"]: c["unseen_share"]
-                    for c in (drift or {}).get("columns", [])
-                    if c["kind"] == "category"
+                    c["column"]: c["unseen_share"] for c in drifts if c["kind"] == "category"
                 },
             },
-            "metrics": {
-                "labelled_rows": len(labelled),
-                "min_labelled_rows": self.settings.monitor_min_labelled_rows,
-                "live": live,
-                "unavailable": why,
-                "validation": validation,
-                "lower_is_better": sorted(LOWER_IS_BETTER & set(validation)),
-                "gates": gates,
-                "passed": None if not decided else all(decided),
-            },
+            "metrics": self._metrics([pair for s in summaries for pair in s["labelled"]]),
             "feedback": {
                 key: sum(int(s.get("feedback", {}).get(key, 0)) for s in summaries)
                 for key in FEEDBACK_COUNTS
             },
             "options": {
-                "drift_share": self.options.drift_share,
-                "min_window_rows": self.options.min_window_rows,
-                "small_reference_rows": self.options.small_reference_rows,
-                "refresh_seconds": self.settings.monitor_refresh_s,
+                "drift_share": options.drift_share,
+                "min_window_rows": options.min_window_rows,
+                "small_reference_rows": options.small_reference_rows,
+                "refresh_seconds": self.settings.monitor.refresh_seconds,
             },
             "computed_at": utc(time.time()),
+        }
+
+    def _window(self, summaries: list[dict[str, Any]]) -> dict[str, Any]:
+        """The window's size and time span, all workers together."""
+        firsts = [s["first"] for s in summaries if s["first"] is not None]
+        lasts = [s["last"] for s in summaries if s["last"] is not None]
+        first, last = (min(firsts), max(lasts)) if firsts else (None, None)
+        return {
+            "rows": sum(s["rows"] for s in summaries),
+            "requests": sum(s["requests"] for s in summaries),
+            "capacity": self.settings.monitor.window_rows,
+            "workers": len(summaries),
+            "start": None if first is None else utc(first),
+            "end": None if last is None else utc(last),
+            "seconds": None if first is None or last is None else round(last - first, 3),
+            "labelled_rows": sum(len(s["labelled"]) for s in summaries),
+        }
+
+    def _metrics(self, labelled: list[list[Any]]) -> dict[str, Any]:
+        """Live metrics on the labelled rows, the validation ones and the gates' verdicts."""
+        monitor = self.settings.monitor
+        validation = {k: v for k, v in self.card.metrics.items() if k in METRICS[self.task]}
+        live: dict[str, float | None] = {}
+        why: dict[str, str] = {}
+        if len(labelled) >= monitor.min_labelled_rows:
+            live, why = live_metrics(
+                self.task, [p[0] for p in labelled], [p[1] for p in labelled], self.classes
+            )
+        gates = gate_verdicts(monitor.gates, live)
+        decided = [g["passed"] for g in gates if g["passed"] is not None]
+        return {
+            "labelled_rows": len(labelled),
+            "min_labelled_rows": monitor.min_labelled_rows,
+            "live": live,
+            "unavailable": why,
+            "validation": validation,
+            "lower_is_better": sorted(LOWER_IS_BETTER & set(validation)),
+            "gates": gates,
+            "passed": None if not decided else all(decided),
         }
 
     def _profiles(self, windows: Mapping[str, ColumnWindow]) -> dict[str, Any]:
@@ -143,7 +148,7 @@ class ReportBuilder:
         out: dict[str, Any] = {}
         for name, spec in reference_columns(self.reference).items():
             window = windows.get(name)
-            if spec["kind"] in ("boolean", "category"):
+            if spec["kind"] in COUNTED_KINDS:
                 ref_counts = dict(spec.get("counts") or {})
                 live = dict(window.counts) if window is not None else {}
                 keys = sorted(ref_counts, key=lambda k: -ref_counts[k])[:PROFILE_VALUES]
@@ -193,7 +198,8 @@ class ReportBuilder:
             elif spec.get("sketch"):
                 out["reference"] = _spread(np.asarray(spec["sketch"]["points"]))
             if window is not None:
-                out["drift"] = column_drift(PREDICTION_COLUMN, spec, window, self.options).__dict__
+                options = self.settings.monitor.drift
+                out["drift"] = column_drift(PREDICTION_COLUMN, spec, window, options).__dict__
         return out
 
 

@@ -1,0 +1,290 @@
+"""The routes of a generated service: their handlers, and the table that lists them.
+
+- ``POST /predict``: a body that is not JSON is 415; one over the size limit is 413 before it is
+  read (from ``Content-Length``) or as soon as it passes the limit (chunked); more rows than the
+  row limit is 413. Rows are validated by the generated ``Row`` model in slices, yielding to the
+  event loop between them, so health checks keep answering while a large request is parsed; a
+  request with more rows than one model batch goes to the model in several batches. A full queue
+  is 429 and a request queued too long 503, both with ``Retry-After``.
+- ``GET /metadata``: the model card this Bento was built with.
+- ``POST /feedback`` and ``GET /monitor`` (monitoring on): true labels for answered rows, and the
+  monitoring report (:mod:`..monitoring`).
+- ``GET /docs.json``: BentoML's document, made to tell the truth (:mod:`.openapi`).
+
+:func:`route_table` is the table the dispatcher serves (:mod:`.routes`): adding a route is one
+handler method of :class:`Handlers` and one entry of :func:`route_table`, with its OpenAPI path
+item in :mod:`.openapi`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic_core import from_json
+
+from ..batching import Batcher, Overloaded, QueueFull
+from ..monitoring.feedback import FeedbackError
+from ..monitoring.monitor import Monitor, Watched
+from ..predictor import RowsRefused
+from ..settings import (
+    DOCS_PATH,
+    FEEDBACK_PATH,
+    METADATA_PATH,
+    MONITOR_PATH,
+    PREDICT_PATH,
+    REQUEST_ID_HEADER,
+    Settings,
+)
+from . import openapi
+from .routes import FORWARD, ClientGone, Forward, Refusal, Request, Response, Route, Routes
+
+#: Rows validated between two yields to the event loop (about 5 ms of pydantic work each).
+VALIDATION_SLICE = 500
+#: A 400 lists at most this many errors (its `error` line counts them all).
+MAX_DETAIL = 100
+LARGE_JOBS = "score large files offline in batches instead of over HTTP"
+#: The largest ``POST /feedback`` body.
+MAX_FEEDBACK_BYTES = 4 << 20
+
+
+class Serving(Protocol):
+    """What the handlers need of the service (:class:`~..service.Serving` in a real worker)."""
+
+    settings: Settings
+    card_json: bytes
+    batcher: Batcher | None
+    rows_adapter: TypeAdapter[list[Any]]
+    monitor: Monitor | None
+
+
+class Envelope(BaseModel):
+    """``{"rows": [...]}``, the rows themselves checked apart (in slices)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rows: list[Any]
+
+
+def validation_error(errors: list[dict[str, Any]]) -> Refusal:
+    count = len(errors)
+    return Refusal(
+        400,
+        {
+            "error": f"{count} validation error{'s' if count != 1 else ''} in the request",
+            "detail": errors[:MAX_DETAIL],
+        },
+    )
+
+
+def pydantic_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """pydantic's errors as the 400 lists them: type, loc, msg."""
+    return [
+        {"type": e["type"], "loc": list(e["loc"]), "msg": e["msg"]}
+        for e in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 415 when it is not JSON and 413 past ``limit`` bytes."""
+    kind = request.header(b"content-type")
+    close = [(b"connection", b"close")]
+    if kind is not None and kind.split(b";")[0].strip().lower() != b"application/json":
+        shown = kind.decode("latin-1")[:80]
+        message = (
+            f"Content-Type {shown!r} is not accepted: send the rows as JSON with "
+            "'Content-Type: application/json'"
+        )
+        raise Refusal(415, {"error": message}, close)
+    too_big = {
+        "error": f"the request body is over this service's limit of {limit:,} bytes "
+        f"(service.max_body_mb): send fewer rows per request, or {LARGE_JOBS}"
+    }
+    length = request.header(b"content-length")
+    if length is not None:
+        if not length.strip().isdigit():
+            error = {"type": "content_length", "loc": [], "msg": "Content-Length is not a number"}
+            raise validation_error([error])
+        if int(length) > limit:
+            raise Refusal(413, too_big, close)
+    chunks, size, more = [], 0, True
+    while more:
+        received = await request.receive()
+        if received["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = received.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise Refusal(413, too_big, close)
+        chunks.append(chunk)
+        more = received.get("more_body", False)
+    return b"".join(chunks)
+
+
+async def parse_rows(body: bytes, serving: Serving) -> list[Any]:
+    """The validated rows of a ``{"rows": [...]}`` body, or a 400/413 :class:`Refusal`."""
+    try:
+        data = from_json(body) if body.strip() else {}
+    except ValueError as exc:
+        error = {"type": "json_invalid", "loc": [], "msg": f"Invalid JSON: {exc}"}
+        raise validation_error([error]) from None
+    try:
+        raw = Envelope.model_validate(data).rows
+    except ValidationError as exc:
+        raise validation_error(pydantic_errors(exc)) from None
+    limit = serving.settings.service.max_request_rows
+    if len(raw) > limit:
+        raise Refusal(
+            413,
+            {
+                "error": f"{len(raw):,} rows are over this service's limit of {limit:,} rows per "
+                f"request (service.max_request_rows): send fewer rows per request, or {LARGE_JOBS}"
+            },
+        )
+    rows: list[Any] = []
+    errors: list[dict[str, Any]] = []
+    for start in range(0, len(raw), VALIDATION_SLICE):
+        if start:
+            await asyncio.sleep(0)  # let health checks and other requests in
+        try:
+            rows += serving.rows_adapter.validate_python(raw[start : start + VALIDATION_SLICE])
+        except ValidationError as exc:
+            for error in pydantic_errors(exc):
+                index, *field = error["loc"]
+                errors.append({**error, "loc": ["rows", start + int(index), *field]})
+    if errors:
+        raise validation_error(errors)
+    return rows
+
+
+def _retry(status: int, message: str, seconds: int) -> Refusal:
+    return Refusal(status, {"error": message}, [(b"retry-after", str(seconds).encode())])
+
+
+async def answer_rows(
+    rows: list[Any], batcher: Batcher, batch_rows: int, *, context: Any = None
+) -> list[str]:
+    """Each row's answer, the rows sent to the model at most ``batch_rows`` at a time (each
+    part with ``context``, for the batcher's after-call hook)."""
+    answers: list[str] = []
+    for start in range(0, len(rows), batch_rows):
+        try:
+            answers += await batcher.submit(rows[start : start + batch_rows], context=context)
+        except RowsRefused as exc:
+            raise validation_error(
+                [
+                    {
+                        "type": "model_refused",
+                        "loc": ["rows", start + i],
+                        "msg": f"the model could not answer this row ({why}); check that its "
+                        "values are within the ranges seen in training",
+                    }
+                    for i, why in sorted(exc.rows.items())
+                ]
+            ) from None
+        except QueueFull as exc:
+            message = f"the queue is full: retry in {exc.retry_after_s} s"
+            raise _retry(429, message, exc.retry_after_s) from None
+        except Overloaded as exc:
+            message = f"overloaded: queued too long, retry in {exc.retry_after_s} s"
+            raise _retry(503, message, exc.retry_after_s) from None
+    return answers
+
+
+class Handlers:
+    """The handlers of the service's own routes, over its :class:`Serving`."""
+
+    def __init__(self, serving: Serving, table: Routes) -> None:
+        self.serving = serving
+        self.table = table
+        """The whole table (``/docs.json`` documents it)."""
+
+    async def predict(self, request: Request) -> Response | Forward:
+        serving = self.serving
+        batcher = serving.batcher
+        if batcher is None:  # not started: BentoML's typed API (Serving.predict) answers
+            return FORWARD
+        service = serving.settings.service
+        body = await read_body(request, service.max_body_bytes)
+        rows = await parse_rows(body, serving)
+        monitor = serving.monitor
+        batch = service.max_batch_size
+        watched: Watched | None = None if monitor is None else monitor.watch(rows, batch)
+        answers = await answer_rows(rows, batcher, batch, context=watched)
+        headers = []
+        if monitor is not None:
+            request_id = monitor.request_id(watched, rows, answers)
+            headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+        return Response(200, ("[" + ",".join(answers) + "]").encode(), headers)
+
+    async def metadata(self, request: Request) -> Response:
+        return Response(200, self.serving.card_json)
+
+    async def feedback(self, request: Request) -> Response | Forward:
+        """``{"feedback": [{"request_id": "<X-Request-Id>", "row": 0, "label": <value>}]}``
+        (``row``: the row's index in its request, default 0). Answers how many were ``applied``
+        (first label), ``unchanged`` (the same label again: repeats are idempotent), ``updated``
+        (another label: the last one counts) and ``unknown`` (an id not in the window, or
+        already dropped from it), listing the unknown ids. Any bad item is one 400 naming each
+        bad item, and nothing is applied."""
+        monitor = self.serving.monitor
+        if monitor is None:
+            return FORWARD
+        body = await read_body(request, MAX_FEEDBACK_BYTES)
+        try:
+            try:
+                data = from_json(body) if body.strip() else None
+            except ValueError as exc:
+                raise FeedbackError(f"the body is not valid JSON ({exc})") from None
+            items = monitor.check_feedback(data)
+        except FeedbackError as exc:
+            payload: dict[str, Any] = {"error": str(exc)}
+            if exc.detail:
+                payload["detail"] = exc.detail
+            raise Refusal(400, payload) from None
+        return Response.json(200, await monitor.give_feedback(items))
+
+    async def monitor(self, request: Request) -> Response | Forward:
+        """The monitoring report (recomputed at most every ``monitor.refresh_seconds``)."""
+        monitor = self.serving.monitor
+        if monitor is None:
+            return FORWARD
+        return Response.json(200, await monitor.report())
+
+    async def docs(self, request: Request) -> Response | Forward:
+        if request.method != "GET":
+            return FORWARD
+        start, body = await request.call_inward()
+        if start.get("status") != 200:
+            return Response.relay(start, body)
+        spec = openapi.document(json.loads(body), self.table, self.serving.settings)
+        return Response.json(200, spec)
+
+
+def route_table(serving: Serving) -> dict[str, Route]:
+    """Every route of the service, ours and BentoML's (see :mod:`.routes`)."""
+    table: dict[str, Route] = {}
+    h = Handlers(serving, table)
+    table.update(
+        {
+            PREDICT_PATH: Route(frozenset({"POST"}), h.predict, doc=openapi.predict),
+            METADATA_PATH: Route(frozenset({"GET"}), h.metadata, doc=openapi.metadata),
+            DOCS_PATH: Route(None, h.docs, auth=False),
+            "/livez": Route(None, auth=False, doc=openapi.plain_text),
+            "/healthz": Route(None, auth=False, doc=openapi.plain_text),
+            "/readyz": Route(None, auth=False, doc=openapi.readyz),
+            "/metrics": Route(None, auth=False, doc=openapi.plain_text),
+            "/": Route(None, auth=False),  # BentoML's docs page and its assets
+            "/static_content/": Route(frozenset({"GET", "HEAD"}), auth=False, prefix=True),
+            "/schema.json": Route(None),  # BentoML's API schema: behind the key, as it was
+        }
+    )
+    if serving.settings.monitor.enabled:
+        table[FEEDBACK_PATH] = Route(frozenset({"POST"}), h.feedback, doc=openapi.feedback)
+        table[MONITOR_PATH] = Route(frozenset({"GET"}), h.monitor, doc=openapi.monitor)
+    return table
+
+
+__all__ = ["Handlers", "Serving", "route_table"]

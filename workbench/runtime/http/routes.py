@@ -1,0 +1,271 @@
+"""The route table and the one dispatcher that serves it, in front of BentoML's router.
+
+A table maps each path to a :class:`Route`: the methods it answers, its handler and whether it
+needs the API key. BentoML's own routes (health, metrics, the docs page) are entries too, with no
+handler: they are passed inward, to BentoML. :class:`Dispatcher`, a plain ASGI app taking the table
+and the settings, decides every request in one place, in this order:
+
+1. the route: the path's entry, exactly (``/static_content/`` by prefix); a path not in the table
+   is handed inward to BentoML, after the API key check (an unknown path is not told apart from a
+   protected one);
+2. a CORS preflight (``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``) goes
+   inward to BentoML's CORS middleware, only when CORS is on;
+3. ``route.auth`` with ``service.auth: api_key``: ``Authorization: Bearer <key>``, compared in
+   constant time, else 401 with ``WWW-Authenticate`` (before the method check: nothing about a
+   protected route is told without the key);
+4. a method the route does not answer: 405 with ``Allow`` from ``route.methods``;
+5. the handler: a plain async function of the :class:`Request` that returns a :class:`Response`
+   (or :data:`FORWARD`, to hand the request to BentoML) or raises a :class:`Refusal` (a 4xx); any
+   other exception is logged and answered 500.
+
+CORS: the headers of a simple response are decided once per request and added to every answer the
+dispatcher makes (BentoML's CORS middleware sits inside and never sees them). Every error body is
+``{"error": ..., "detail"?: [...]}`` (:mod:`.openapi`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..settings import API_KEY_ENV, Settings
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+
+logger = logging.getLogger("bentoml.service")
+UNEXPECTED = "An unexpected error has occurred, please check the server log."
+#: Response headers a browser script may read cross-origin (CORS hides all others).
+EXPOSED = (b"access-control-expose-headers", b"Retry-After, WWW-Authenticate, X-Request-Id")
+
+
+class Refusal(Exception):
+    """A request answered with a 4xx: the status, the JSON body and any extra headers."""
+
+    def __init__(self, status: int, payload: dict[str, Any], headers: Headers | None = None):
+        super().__init__(payload.get("error", ""))
+        self.status = status
+        self.payload = payload
+        self.headers = headers or []
+
+
+class ClientGone(Exception):
+    """The client disconnected before its body was read."""
+
+
+@dataclass(frozen=True)
+class Response:
+    """A complete JSON answer. ``relayed``: an answer of BentoML's passed on as it is, its own
+    headers (content type, length and CORS) included."""
+
+    status: int
+    body: bytes
+    headers: Headers = field(default_factory=list)
+    relayed: bool = False
+
+    @classmethod
+    def json(cls, status: int, payload: Any, headers: Headers | None = None) -> Response:
+        return cls(status, json.dumps(payload).encode(), headers or [])
+
+    @classmethod
+    def relay(cls, start: Message, body: bytes) -> Response:
+        return cls(int(start["status"]), body, list(start.get("headers", [])), relayed=True)
+
+
+class Forward:
+    """What a handler returns to hand the request on to BentoML (:data:`FORWARD`)."""
+
+
+FORWARD = Forward()
+
+
+def header(scope: Scope, name: bytes) -> bytes | None:
+    """The value of one request header (lower-case name), or None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a handler gets: the ASGI scope and body, and BentoML behind it."""
+
+    scope: Scope
+    receive: Receive
+    inward: ASGIApp
+
+    @property
+    def method(self) -> str:
+        return str(self.scope["method"])
+
+    def header(self, name: bytes) -> bytes | None:
+        return header(self.scope, name)
+
+    async def call_inward(self) -> tuple[Message, bytes]:
+        """BentoML's answer to this request, kept (its start message and its body)."""
+        start: Message = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            else:
+                chunks.append(message.get("body", b""))
+
+        await self.inward(self.scope, self.receive, capture)
+        return start, b"".join(chunks)
+
+
+Handler = Callable[[Request], Awaitable["Response | Forward"]]
+Operation = Callable[[dict[str, Any], Settings], dict[str, Any]]
+"""A route's OpenAPI path item (method -> operation), given BentoML's for that path (or {})."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """One path: the methods it answers (None: any, BentoML's route decides), its handler (None:
+    BentoML's own route, passed inward), whether it needs the API key, and its OpenAPI path item
+    (None: not documented)."""
+
+    methods: frozenset[str] | None
+    handler: Handler | None = None
+    auth: bool = True
+    doc: Operation | None = None
+    prefix: bool = False
+    """The entry matches every path under it (its key ends in ``/``)."""
+
+
+Routes = Mapping[str, Route]
+#: Where a path not in the table goes: inward to BentoML (its 404), after the API key check.
+UNKNOWN = Route(methods=None, auth=True)
+
+
+def cors_headers(scope: Scope, origins: list[str]) -> Headers:
+    """What BentoML's CORS middleware adds to a simple (non-preflight) response."""
+    origin = header(scope, b"origin")
+    if not origins or origin is None:
+        return []
+    if "*" in origins:
+        return [(b"access-control-allow-origin", b"*"), EXPOSED]
+    if origin.decode("latin-1") in origins:
+        return [(b"access-control-allow-origin", origin), (b"vary", b"Origin"), EXPOSED]
+    return []
+
+
+async def send_response(send: Send, response: Response) -> None:
+    headers = response.headers
+    if not response.relayed:
+        length = str(len(response.body)).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", length), *headers]
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+def _with_headers(send: Send, extra: Headers) -> Send:
+    """``send`` adding ``extra`` to the response's headers."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return wrapped
+
+
+class Dispatcher:
+    """The route table served in one place (see the module docstring for the order)."""
+
+    def __init__(self, app: ASGIApp, *, routes: Routes, settings: Settings) -> None:
+        self.app = app
+        self.routes = routes
+        self.prefixes = [(path, route) for path, route in routes.items() if route.prefix]
+        self.origins = list(settings.service.cors_origins)
+        self.auth = settings.service.auth == "api_key"
+        # A Secret made with `kubectl create secret --from-file` usually ends in a newline. With
+        # no key at all (the start-up check refuses that, but another entry point might skip it)
+        # every protected request is 401: it fails closed.
+        key = os.environ.get(API_KEY_ENV, "").strip()
+        self.expected = key.encode() if key else None
+
+    def match(self, path: str) -> Route:
+        route = self.routes.get(path)
+        if route is not None and not route.prefix:
+            return route
+        for prefix, candidate in self.prefixes:
+            if path.startswith(prefix):
+                return candidate
+        return UNKNOWN
+
+    def authorized(self, scope: Scope) -> bool:
+        scheme, _, given = (header(scope, b"authorization") or b"").partition(b" ")
+        return (
+            self.expected is not None
+            and scheme.lower() == b"bearer"
+            and hmac.compare_digest(given.strip(), self.expected)
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path, method = scope["path"], scope["method"]
+        route = self.match(path)
+        if (
+            self.origins
+            and method == "OPTIONS"
+            and header(scope, b"origin") is not None
+            and header(scope, b"access-control-request-method") is not None
+        ):
+            await self.app(scope, receive, send)  # a preflight: BentoML's CORS middleware
+            return
+        cors = cors_headers(scope, self.origins)
+        ours = _with_headers(send, cors) if cors else send
+        if route.auth and self.auth and not self.authorized(scope):
+            error = {"error": "missing or wrong API key: send 'Authorization: Bearer <key>'"}
+            await send_response(ours, Response.json(401, error, [(b"www-authenticate", b"Bearer")]))
+            return
+        if route.methods is not None and method not in route.methods:
+            allowed = ", ".join(sorted(route.methods))
+            error = {"error": f"{method} is not allowed on {path}: use {allowed}"}
+            await send_response(ours, Response.json(405, error, [(b"allow", allowed.encode())]))
+            return
+        if route.handler is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            answer = await route.handler(Request(scope, receive, self.app))
+        except Refusal as refusal:
+            answer = Response.json(refusal.status, refusal.payload, refusal.headers)
+        except ClientGone:
+            return
+        except Exception:  # noqa: BLE001 - logged; the client gets a generic 500
+            logger.exception("Exception on %s [%s]", path, method)
+            answer = Response.json(500, {"error": UNEXPECTED})
+        if isinstance(answer, Forward):
+            await self.app(scope, receive, send)
+        else:
+            await send_response(send if answer.relayed else ours, answer)
+
+
+__all__ = [
+    "FORWARD",
+    "ClientGone",
+    "Dispatcher",
+    "Forward",
+    "Refusal",
+    "Request",
+    "Response",
+    "Route",
+    "Routes",
+    "cors_headers",
+]
