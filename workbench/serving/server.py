@@ -212,6 +212,10 @@ class Server:
         env = {
             **(environment.process_env(os.environ) if environment else os.environ),
             "BENTOML_DO_NOT_TRACK": "True",
+            # The Bento stays as verified (workbench.integrity): no bytecode written into it, and
+            # none read from it (a planted __pycache__ is ignored).
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONPYCACHEPREFIX": str(state_dir() / "pycache"),
             API_KEY_ENV: api_key,
             MARKER_ENV: server_id,
         }
