@@ -70,14 +70,17 @@ def _whole(path: Path) -> bool:
 @pytest.mark.parametrize(
     ("limit", "fails"),
     [
-        (1 << 20, "01_validate.html"),  # the report (~4.5 MB) is the first file over 1 MiB
-        (120 << 10, "01_validate.ipynb"),  # the executed notebook (~140 KB, plots) over 120 KiB
-        (64 << 10, "drift_reference.json"),  # a record the kernel writes (~110 KB) over 64 KiB
+        (1 << 20, ("01_validate.html",)),  # the report (~4.5 MB) is the first file over 1 MiB
+        (120 << 10, ("01_validate.ipynb",)),  # the executed notebook (plots) over 120 KiB
+        # At 64 KiB a record the kernel writes (drift_reference.json, ~110 KB) or one of
+        # papermill's saves of the notebook while it runs is the first over the limit, as the
+        # panels' output grows or shrinks: either way the file named is the one that failed.
+        (64 << 10, ("drift_reference.json", "01_validate.ipynb")),
     ],
     ids=["report", "notebook", "record"],
 )
 def test_a_run_on_a_full_disk_leaves_whole_files_and_names_the_file(
-    project: Path, tmp_path: Path, limit: int, fails: str
+    project: Path, tmp_path: Path, limit: int, fails: tuple[str, ...]
 ):
     """`workbench run` with files limited so that the HTML report, the executed notebook or a
     stage record is the first that cannot be written: exit 2, the error names that file, and
@@ -96,11 +99,12 @@ def test_a_run_on_a_full_disk_leaves_whole_files_and_names_the_file(
     )
     assert done.returncode == 2, done.stdout + done.stderr
     error = done.stderr.strip().splitlines()[-1]
-    assert str(out / fails) in error and "File too large" in error, error
+    failed = next((name for name in fails if str(out / name) in error), None)
+    assert failed is not None and "File too large" in error, error
     files = sorted(out.iterdir())
     assert files and not [p.name for p in files if p.name.startswith(".")]
-    assert not (out / fails).exists()
+    assert not (out / failed).exists()
     for path in files:
         assert _whole(path), path
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["status"] == "error" and str(out / fails) in manifest["error"]
+    assert manifest["status"] == "error" and str(out / failed) in manifest["error"]

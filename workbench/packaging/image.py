@@ -52,10 +52,13 @@ RUN pip install --no-cache-dir uv==$uv_version
 WORKDIR /build
 COPY ./env/python ./env/python/
 RUN uv venv --python $python_version /app/.venv \\
-    && VIRTUAL_ENV=/app/.venv uv pip install --no-cache -r env/python/requirements.txt
+    && VIRTUAL_ENV=/app/.venv uv pip install --no-cache --compile-bytecode \\
+        -r env/python/requirements.txt
 
 # Runtime stage: the same base, the environment copied in, nothing to build with. HOME=/tmp:
-# onnxruntime keeps a device id under ~/.cache, and /tmp is the one writable folder.
+# onnxruntime keeps a device id under ~/.cache, and /tmp is the one writable folder. The packages
+# were compiled to bytecode at build (the root filesystem is read-only at run time: without it,
+# every start would compile them again).
 FROM $base_image AS base-container
 ENV LANG=C.UTF-8 \\
     LC_ALL=C.UTF-8 \\
