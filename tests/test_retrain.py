@@ -170,6 +170,36 @@ def test_a_retrain_on_drifted_labelled_rows_promotes_a_model_that_wins(retrained
 
 
 @pytest.mark.serve
+def test_the_retrained_version_is_vouched_for_by_the_records_the_retrain_wrote(
+    retrained, tmp_path: Path, capsys
+):
+    """The retrain records its challenger as `workbench run` does: the package ledger names its
+    Bento, so does the promotion's history entry, and the run's manifest vouches for it on its
+    own (a project holding only that manifest under runs/). So the commands that check a
+    version against the project's records first (`workbench compare`, `workbench score
+    --config`) accept the retrained version."""
+    from workbench.integrity import anchors, verify_bento
+
+    folder, code, printed, _ = retrained
+    assert code == 0, printed
+    result = json.loads((folder / "run" / "retrain.json").read_text())
+    tag, name = result["bento_tag"], result["name"]
+    sources = {a.source for a in anchors(folder, name) if a.bento_tag == tag}
+    assert sources == {".workbench/ledger.json", f"bentos/{name}/release/promotions.yaml"}
+    alone = tmp_path / "alone" / "runs" / "retrain-1"
+    alone.mkdir(parents=True)
+    shutil.copy(folder / "run" / "manifest.json", alone / "manifest.json")
+    assert verify_bento(alone.parent.parent, tag).model_tag == result["model_tag"]
+    config = str(folder / "workbench.yaml")
+    compare = ["compare", result["champion"], tag, "--out", str(tmp_path / "compare")]
+    assert main([*compare, "--config", config]) == 0, capsys.readouterr().err
+    test_csv = str(folder / "data" / "test.csv")
+    scored = ["score", tag, test_csv, "--out", str(tmp_path / "scored.parquet")]
+    assert main([*scored, "--config", config]) == 0, capsys.readouterr().err
+    assert len(pd.read_parquet(tmp_path / "scored.parquet")) == 143
+
+
+@pytest.mark.serve
 def test_two_retrains_with_the_same_inputs_give_the_same_model_and_bento(retrained, project):
     """A second retrain of the same promoted version with the same rows and seed, in another
     folder and process state, fits the same model bytes and builds the same Bento version; a
@@ -314,6 +344,28 @@ class Unclonable:
 
     def set_params(self, **params: object) -> Unclonable:
         return self
+
+
+def test_a_promoted_version_no_record_vouches_for_is_refused_before_it_is_loaded(project, capsys):
+    """The retrain checks the promoted version against the project's records before it loads
+    it: with a history entry that records no hashes (as one written before they were) and no
+    package ledger, `workbench retrain` exits 2 with one line saying how to vouch for it, and
+    makes no run folder."""
+    import yaml
+
+    config = load_config(project / "workbench.yaml")
+    path = history_path(project, config.name)
+    history = yaml.safe_load(path.read_text())
+    for entry in history["history"]:
+        for key in ("model_tag", "model_sha256", "bento_sha256"):
+            entry.pop(key, None)
+    path.write_text(yaml.safe_dump(history, sort_keys=False))
+    assert not (project / ".workbench").exists()
+    code = retrain_drifted(project, project / "run")
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert f"Bento {history['promoted']}: no record of the project {project}" in err
+    assert not (project / "run").exists()
 
 
 def test_a_model_that_cannot_be_cloned_is_refused_with_the_way_out():
@@ -462,16 +514,24 @@ def test_a_retrain_from_captured_traffic_and_feedback(project, tmp_path, monkeyp
 
 def test_the_retrain_panel_checks_rows_and_shows_a_refusal_in_the_panel(project):
     """Check rows is one call into the core: the split is shown; bad rows are one line in the
-    panel, not a traceback."""
+    panel, not a traceback. A state machine: Retrain acts only once the rows now chosen are
+    checked; another choice (or a failed check) turns it off again."""
     from workbench.widgets import RetrainPanel
 
     panel = RetrainPanel(load_config(project / "workbench.yaml"), data="data/drifted.csv")
+    assert panel.state == "idle" and panel.retrain_button.disabled
+    assert not panel.check_button.disabled
     panel.check_button.click()
     assert panel.rows is not None and panel.rows.rows == 1000
     assert "to train" in panel.results.value and "wb-ok" in panel.status.value
+    assert panel.state == "done" and not panel.retrain_button.disabled
+    panel.seed.value = 7
+    assert panel.state == "idle" and panel.rows is None and panel.retrain_button.disabled
     panel.data.value = "data/missing.csv"
     panel.check_button.click()
     assert "wb-error" in panel.status.value and "not found" in panel.status.value
+    assert panel.state == "error" and panel.retrain_button.disabled
+    assert not panel.check_button.disabled
 
 
 def test_the_scaffold_schedules_monitor_then_retrain_and_opens_the_promotion_for_review(
@@ -480,8 +540,9 @@ def test_the_scaffold_schedules_monitor_then_retrain_and_opens_the_promotion_for
     """`workbench init` writes .github/workflows/retrain.yml, a job of its own: valid against the
     GitHub-workflow schema check-jsonschema vendors (offline); nothing granted at the top and
     only contents and pull-requests write to the job; every action pinned by a commit SHA; the
-    retrain runs only when the monitor exits 1, and the pull request adds only the release
-    files."""
+    retrain runs only when the monitor exits 1 (an INCONCLUSIVE monitor, exit 3, neither
+    retrains nor fails the job; one that could not check, exit 2, fails it), and the pull
+    request adds only the release files."""
     import re
     import subprocess
     import sys
@@ -518,6 +579,30 @@ def test_the_scaffold_schedules_monitor_then_retrain_and_opens_the_promotion_for
     assert retrain_step["if"] == pull_request["if"] == "steps.monitor.outputs.exit == '1'"
     added = pull_request["with"]["add-paths"].split()
     assert added and all(path.startswith("bentos/*/release/") for path in added)
+    monitor = next(s for s in steps if s.get("id") == "monitor")
+    for code, job_fails in [(0, False), (1, False), (2, True), (3, False), (4, True)]:
+        assert _monitor_step(monitor["run"], code, tmp_path) == (code, job_fails)
+
+
+def _monitor_step(script: str, code: int, tmp_path: Path) -> tuple[int, bool]:
+    """The workflow's monitor step run by bash with a `workbench` that exits ``code``: the exit
+    it hands the retrain's `if:` and whether the step (so the job) fails."""
+    import subprocess
+
+    stub = tmp_path / "bin" / "workbench"
+    stub.parent.mkdir(exist_ok=True)
+    stub.write_text(f"#!/bin/sh\nexit {code}\n")
+    stub.chmod(0o755)
+    output = tmp_path / f"github-output-{code}"
+    done = subprocess.run(
+        ["bash", "-e", "-c", script],
+        env={"PATH": f"{stub.parent}:/usr/bin:/bin", "GITHUB_OUTPUT": str(output)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    handed = int(output.read_text().strip().removeprefix("exit="))
+    return handed, done.returncode != 0
 
 
 def test_retrains_started_within_one_second_get_a_run_folder_each(tmp_path: Path):

@@ -91,7 +91,12 @@ def _add_monitor(sub: Any) -> None:
         help="without --url: the run folder whose packaged Bento to serve (default: .workbench/ "
         "beside the config, else the newest runs/<time>/)",
     )
-    monitor_p.add_argument("--out", metavar="DIR", help="report folder (default ./monitor-<UTC>)")
+    monitor_p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="report folder (default: runs/monitor-<UTC time> beside the config, which the "
+        "scaffold's .gitignore ignores)",
+    )
     monitor_p.set_defaults(func=_cmd_monitor)
 
 
@@ -159,7 +164,8 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
             on_serve=lambda s: print(f"serving {s.bento_tag} at {s.url} for the replay"),
             **bounds,
         )
-    out = report_folder(args.out, "monitor")
+    root = config.root if config is not None else Path.cwd()
+    out = report_folder(args.out, "monitor", under=root / "runs")
     write_monitor_report(out, result)
     window = result.report.get("window", {})
     if result.replay is not None:

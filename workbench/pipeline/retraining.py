@@ -21,8 +21,7 @@ from workbench.artifacts import write_atomic
 from workbench.config import Config, load_config
 from workbench.pipeline.provenance import MANIFEST, build_manifest
 from workbench.pipeline.report import render_html
-from workbench.pipeline.run import Event, RunOutcome, own_kernel, prepare_out
-from workbench.pipeline.run import _execute as execute_notebook  # one notebook, one error line
+from workbench.pipeline.run import Event, RunOutcome, execute_notebook, own_kernel, prepare_out
 
 NOTEBOOK = "07_retrain.ipynb"
 #: The records a retrain writes, by the name the manifest reads them under.

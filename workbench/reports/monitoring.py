@@ -9,7 +9,16 @@ from typing import Any
 from workbench.artifacts import write_atomic
 from workbench.errors import DataError
 from workbench.reports import plots
-from workbench.reports.html import STYLE, fmt, img, page, table_html, verdict_html
+from workbench.reports.html import (
+    STYLE,
+    fmt,
+    img,
+    page,
+    table_html,
+    verdict_html,
+    verdict_line_html,
+    verdict_word,
+)
 from workbench.results import ColumnDriftResult, DriftResult, MonitorResult, ReplayResult
 
 DRIFT_STYLE = (
@@ -19,6 +28,19 @@ DRIFT_STYLE = (
     ".wb-drift td.wb-num{text-align:right;font-variant-numeric:tabular-nums}"
     ".wb-untested{color:#57606a;font-weight:600}</style>"
 )
+
+#: Short names of the tests' statistics, for one line of text.
+STATISTICS = {
+    "ks": "Kolmogorov-Smirnov statistic",
+    "chisquare": "chi-square statistic",
+    "z": "two-proportion z statistic",
+    "wasserstein": "Wasserstein distance / reference std",
+    "jensenshannon": "Jensen-Shannon distance",
+}
+#: A long drift table scrolls inside the panel or page instead of stretching it.
+SCROLL = "<div class='wb-scroll' style='max-height:420px;overflow:auto'>{}</div>"
+#: A table wider than the panel scrolls sideways instead of being cut off.
+WIDE_TABLE = "<div style='overflow-x:auto'>{}</div>"
 
 TESTS = {
     "ks": "two-sample Kolmogorov-Smirnov (drift when p < threshold)",
@@ -65,6 +87,8 @@ def _note(column: ColumnDriftResult) -> str:
 
 
 def _columns_html(result: DriftResult | MonitorResult) -> str:
+    """One row per column; a note several rows share is said once, under the table, and the
+    rows point at it (``[1]``); the table scrolls inside its box when long."""
     headers = [
         "column",
         "kind",
@@ -78,11 +102,15 @@ def _columns_html(result: DriftResult | MonitorResult) -> str:
         "note",
     ]
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    notes = [_note(c) for c in result.columns]
+    shared = [n for n in dict.fromkeys(notes) if n and notes.count(n) > 1]
     rows = []
-    for c in result.columns:
+    for c, note in zip(result.columns, notes, strict=True):
         row = {"drift": "wb-row-drift", "no drift": "wb-row-ok"}.get(
             column_verdict(c), "wb-row-untested"
         )
+        if note in shared:
+            note = f"[{shared.index(note) + 1}]"
         cells = [
             f"<td>{html.escape(c.column)}</td>",
             f"<td>{html.escape(c.kind)}</td>",
@@ -94,13 +122,16 @@ def _columns_html(result: DriftResult | MonitorResult) -> str:
             f"<td class='wb-num'>{share(c.missing_share_reference)} → "
             f"{share(c.missing_share_live)}</td>",
             f"<td class='wb-num'>{share(c.unseen_share)}</td>",
-            f"<td>{_note(c)}</td>",
+            f"<td class='wb-note'>{note}</td>",
         ]
         rows.append(f"<tr class='{row}'>{''.join(cells)}</tr>")
-    return (
+    footnotes = "".join(
+        f"<li>[{i}] {note} ({notes.count(note)} columns)</li>" for i, note in enumerate(shared, 1)
+    )
+    return SCROLL.format(
         f"<table class='wb-table wb-drift'><thead><tr>{head}</tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
-    )
+    ) + (f"<ul class='wb-notes wb-shared-notes'>{footnotes}</ul>" if footnotes else "")
 
 
 def verdict_line(result: DriftResult) -> str:
@@ -191,8 +222,13 @@ def _predictions_html(predictions: dict[str, Any]) -> str:
     drift = predictions.get("drift") or {}
     verdict = ""
     if drift.get("drifted") is not None:
+        test = str(drift.get("test"))
+        p = drift.get("p_value")
+        cut = "below" if p is not None else "at or above"
+        measured = f", p {p_value(p)}" if p is not None else ""
         verdict = (
-            f" — {html.escape(str(drift.get('test')))} {fmt(drift.get('statistic'))}: "
+            f" — {html.escape(STATISTICS.get(test, test))} {fmt(drift.get('statistic'))}"
+            f"{measured} (drift {cut} {fmt(drift.get('threshold'))}): "
             + verdict_html(not drift["drifted"], "drift" if drift["drifted"] else "no drift")
         )
     return f"<h4>Predictions: test rows at packaging against the window{verdict}</h4>" + table_html(
@@ -217,8 +253,9 @@ def _metrics_html(metrics: dict[str, Any]) -> str:
             )
         rows.append([html.escape(name), fmt(validation.get(name)), fmt(live.get(name)), cell])
     head = (
-        f"<h4>Live metrics over {metrics.get('labelled_rows', 0):,} labelled rows "
-        f"(from {metrics.get('min_labelled_rows', '?')}) against validation</h4>"
+        f"<h4>Live metrics over the {metrics.get('labelled_rows', 0):,} labelled rows of the "
+        "window, against validation (computed once "
+        f"{metrics.get('min_labelled_rows', '?')} rows are labelled)</h4>"
     )
     return head + table_html(["metric", "validation", "live", "gate"], rows)
 
@@ -228,10 +265,15 @@ def monitor_html(result: MonitorResult) -> str:
     report = result.report
     window = report.get("window", {})
     drift = report.get("drift") or {}
+    line = monitor_verdict_line(result)
     facts = [
-        ["result", verdict_html(result.passed, monitor_verdict_line(result))],
+        ["result", verdict_line_html(line)],
         ["service", f"<span class='wb-code'>{html.escape(result.url)}</span>"],
-        ["model", f"<span class='wb-code'>{html.escape(result.model_tag)}</span>"],
+        [
+            "model",
+            f"<span class='wb-code'>{html.escape(result.model_tag)}</span> (the model inside "
+            "the served Bento; the Bento has a tag of its own)",
+        ],
         [
             "window",
             f"{window.get('rows', 0):,} rows in {window.get('requests', 0):,} requests "
@@ -265,9 +307,9 @@ def monitor_html(result: MonitorResult) -> str:
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
     return (
         f"{STYLE}{DRIFT_STYLE}"
-        f"<h4>Monitoring of <code>{html.escape(result.model_tag or result.url)}</code>: "
-        f"{verdict_html(result.passed)}</h4>"
-        + table_html(["", ""], facts)
+        f"<h4>Monitoring of the service at <code>{html.escape(result.url)}</code>: "
+        f"{verdict_line_html(line, word_only=True)}</h4>"
+        + WIDE_TABLE.format(table_html(["", ""], facts))
         + (f"<ul class='wb-notes'>{notes}</ul>" if notes else "")
         + "<h4>Input drift against the training reference</h4>"
         + _columns_html(result)
@@ -290,7 +332,7 @@ def _plots_html(report: dict[str, Any]) -> str:
 
 def monitor_page(result: MonitorResult) -> str:
     """The monitoring report as a self-contained HTML document."""
-    verdict = "PASS" if result.passed else "FAIL"
+    verdict = verdict_word(monitor_verdict_line(result))
     return page(f"monitor: {result.model_tag}: {verdict}", monitor_html(result))
 
 

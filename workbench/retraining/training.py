@@ -32,10 +32,11 @@ from sklearn.utils.validation import check_is_fitted
 from workbench.artifacts import sha256_file, write_atomic
 from workbench.config import Config
 from workbench.errors import ConfigError, ModelError, VersionError
+from workbench.integrity import verify_bento
 from workbench.project_code import module_name
 from workbench.promotions import history_path, promoted_tag
 from workbench.versions.catalog import StoredVersion, resolve_version
-from workbench.versions.scoring import load_stored_model
+from workbench.versions.scoring import load_version_model
 
 Log = Callable[[str], None]
 
@@ -55,7 +56,10 @@ class Champion:
 
 def load_champion(config: Config) -> Champion:
     """The promoted version of ``config.name`` and its stored model (the only place a retrain
-    loads a stored model)."""
+    loads a stored model), once the project's records vouch for its Bento and its model's bytes
+    (:func:`~workbench.integrity.verify_bento`, then the checked unpickling of
+    :func:`~workbench.versions.scoring.load_version_model`): an altered or unknown promoted version
+    is refused before anything of it is loaded."""
     tag = promoted_tag(config.root, config.name)
     if tag is None:
         raise VersionError(
@@ -64,7 +68,8 @@ def load_champion(config: Config) -> Champion:
             f"{config.name}:VERSION --reason ...`)"
         )
     version = resolve_version(tag, name=config.name)
-    return Champion(version, load_stored_model(version))
+    verify_bento(config.root, version.tag)
+    return Champion(version, load_version_model(version, config.root))
 
 
 @dataclass(frozen=True)

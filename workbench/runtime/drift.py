@@ -256,8 +256,8 @@ def _untestable(window: ColumnWindow, n_ref: int, options: DriftOptions) -> str 
         return "the reference has no values for this column"
     if present < options.min_window_rows:
         return (
-            f"{present} non-missing value(s) in the window, fewer than "
-            f"min_window_rows={options.min_window_rows}"
+            f"{present} non-missing value(s), fewer than the "
+            f"min_window_rows={options.min_window_rows} a test needs"
         )
     return None
 

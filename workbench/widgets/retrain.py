@@ -1,11 +1,19 @@
 """The retrain panel: choose the new labelled rows (a file, or a capture folder), check them and
-their split, retrain: fit, validate, package, shadow and promote only if every gate holds."""
+their split, retrain: fit, validate, package, shadow and promote only if every gate holds.
+
+A small state machine (:class:`~workbench.widgets.base.Panel`): **Check rows** acts in every
+state; **Retrain** only once the rows now chosen (file, capture folder, seed) are checked against
+the promoted version. Changing a choice, or a retrain (which may promote another version), asks
+for a check again. Each button is one call to :func:`~workbench.retraining.check_retrain` or
+:func:`~workbench.retraining.retrain`.
+"""
 
 from __future__ import annotations
 
 import html
 import os
 from pathlib import Path
+from typing import Any
 
 import ipywidgets as w
 
@@ -77,6 +85,19 @@ class RetrainPanel(Panel):
             w.HBox([self.check_button, self.retrain_button]),
         ]
         super().__init__(controls)
+        for box in (self.data, self.capture, self.seed):
+            box.observe(self._choice_changed, names="value")
+        self.show_state("idle", "check the new rows")
+
+    def _choice_changed(self, _change: Any) -> None:
+        """Another file, capture folder or seed: what was checked no longer holds."""
+        self.rows = None
+        if not self.busy:
+            self.show_state("idle", "check the new rows")
+
+    def enabled(self) -> set[w.Button]:
+        checked = self.rows is not None
+        return {self.check_button, self.retrain_button} if checked else {self.check_button}
 
     def _inputs(self) -> dict[str, str | None]:
         return {
@@ -85,16 +106,21 @@ class RetrainPanel(Panel):
         }
 
     def check(self) -> None:
-        self.rows = check_retrain(self.config, **self._inputs(), seed=int(self.seed.value))
-        self.results.value = to_html(self.rows)
+        self.rows = None
+        self.show_state("working", "checking the rows")
+        rows = check_retrain(self.config, **self._inputs(), seed=int(self.seed.value))
+        self.results.value = to_html(rows)
         self.say(
-            f"{self.rows.rows:,} new rows: {self.rows.train_rows:,} to train, "
-            f"{self.rows.test_rows:,} to test",
+            f"{rows.rows:,} new rows: {rows.train_rows:,} to train, {rows.test_rows:,} to test",
             kind="ok",
         )
+        self.rows = rows
+        self.show_state("done", "rows checked: retrain when ready")
 
     def retrain(self) -> None:
         self.say("retraining ...")
+        self.show_state("working", "retraining")
+        self.rows = None  # the promoted version may change: check again before another retrain
         self.result = retrain(
             self.config,
             **self._inputs(),
@@ -107,6 +133,7 @@ class RetrainPanel(Panel):
         result = self.result
         folder = Path(result.run_dir).name
         if result.outcome == "refused":
-            self.say(f"refused ({'; '.join(result.refused_by)}): {folder}", kind="error")
+            self.say(f"refused ({'; '.join(result.refused_by)}): {folder}", kind="fail")
         else:
-            self.say(f"{result.bento_tag} {result.outcome}: {folder}", kind="ok")
+            self.say(f"{result.bento_tag} {result.outcome}: {folder}", kind="pass")
+        self.show_state("done", result.outcome)
