@@ -1,6 +1,7 @@
 """The monitoring report (``GET /monitor``) from the workers' window summaries: drift against the
-training reference, predictions against the test rows' at packaging, missing and unseen values,
-profiles for plots and the live metrics with their gates."""
+training reference, the data-quality checks, predictions against the test rows' at packaging,
+missing and unseen values, profiles for plots, the live metrics with their gates, and the
+verdict over them all (``status``, PASS / FAIL / INCONCLUSIVE, :mod:`.judgement`)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ import numpy as np
 from ..card import ModelCard
 from ..drift import column_drift, dataset_drift
 from ..live_metrics import LOWER_IS_BETTER, METRICS, gate_verdicts, live_metrics
+from ..quality import dataset_quality
 from ..settings import PREDICTION_COLUMN, Settings
 from ..sketch import COUNTED_KINDS, ColumnWindow, merge_windows, reference_columns
 from .feedback import FEEDBACK_COUNTS
+from .judgement import judge_report
 
 #: Quantiles per numeric column and values per category column in the report's profiles.
 PROFILE_POINTS = 21
@@ -54,19 +57,26 @@ class ReportBuilder:
         windows = merge_windows(
             *[{n: ColumnWindow.from_dict(c) for n, c in s["columns"].items()} for s in summaries]
         )
-        options = self.settings.monitor.drift
+        monitor = self.settings.monitor
+        options = monitor.drift
         drift: dict[str, Any] | None = None
+        quality: dict[str, Any] | None = None
         if self.reference is not None:
+            # Every column of a request is in the window (a left-out one as missing values).
+            for name, spec in reference_columns(self.reference).items():
+                windows.setdefault(name, ColumnWindow(str(spec["kind"]), 0, 0))
             drift = dataset_drift(self.reference, windows, options).to_dict()
+            quality = dataset_quality(self.reference, windows, monitor.quality).to_dict()
         predictions = self._predictions(
             merge_windows(*[{"p": ColumnWindow.from_dict(s["predictions"])} for s in summaries])
         )
         drifts = (drift or {}).get("columns", [])
         unseen_rows = sum(s.get("unseen_rows", 0) for s in summaries)
-        return {
+        report = {
             "window": self._window(summaries),
             "drift": drift,
             "verdict": None if drift is None else drift["verdict"],
+            "quality": quality,
             "predictions": predictions,
             "profiles": self._profiles(windows),
             "missing": [
@@ -95,10 +105,17 @@ class ReportBuilder:
                 "drift_share": options.drift_share,
                 "min_window_rows": options.min_window_rows,
                 "small_reference_rows": options.small_reference_rows,
-                "refresh_seconds": self.settings.monitor.refresh_seconds,
+                "refresh_seconds": monitor.refresh_seconds,
             },
             "computed_at": utc(time.time()),
         }
+        judgement = judge_report(
+            report,
+            fail_on_drift=monitor.fail_on_drift,
+            fail_on_quality=monitor.fail_on_quality,
+            gates=monitor.gates,
+        )
+        return {**report, "status": judgement.status, "judgement": judgement.to_dict()}
 
     def _window(self, summaries: list[dict[str, Any]]) -> dict[str, Any]:
         """The window's size and time span, all workers together."""
