@@ -17,7 +17,8 @@ STYLE = (
     "<style>.wb-table{border-collapse:collapse;margin:4px 0;font-size:13px}"
     ".wb-table th,.wb-table td{border:1px solid #d0d7de;padding:3px 10px;text-align:left}"
     ".wb-table th{background:#f6f8fa}.wb-pass{color:#1a7f37;font-weight:600}"
-    ".wb-fail{color:#cf222e;font-weight:600}.wb-code{font-family:monospace;"
+    ".wb-fail{color:#cf222e;font-weight:600}.wb-inconclusive{color:#9a6700;font-weight:600}"
+    ".wb-code{font-family:monospace;"
     "background:#f6f8fa;padding:2px 6px}</style>"
 )
 
@@ -43,6 +44,12 @@ def table_html(headers: list[str], rows: list[list[str]], *, css_class: str = ""
 def verdict_html(passed: bool, text: str | None = None) -> str:
     label = text or ("PASS" if passed else "FAIL")
     return f"<span class='{'wb-pass' if passed else 'wb-fail'}'>{html.escape(label)}</span>"
+
+
+def status_html(status: str, text: str | None = None) -> str:
+    """A verdict of the PASS / FAIL / INCONCLUSIVE scheme: green, red, amber for anything else."""
+    css = {"PASS": "wb-pass", "FAIL": "wb-fail"}.get(status, "wb-inconclusive")
+    return f"<span class='{css}'>{html.escape(text or status)}</span>"
 
 
 def img(png: bytes, alt: str) -> str:

@@ -30,7 +30,7 @@ from workbench.errors import DataError
 from workbench.monitoring import find_bento, read_model_card, read_reference, window_report
 from workbench.reports.monitoring import drift_page
 from workbench.results import ScoredFile, ScoreResult
-from workbench.runtime.drift import DEFAULT_OPTIONS, DriftOptions
+from workbench.runtime.drift import DriftOptions
 from workbench.scoring.inputs import ScoringInput, Task, plan_tasks, resolve_input
 from workbench.scoring.sample import DEFAULT_SAMPLE_ROWS, DriftSample, sample_kinds
 from workbench.scoring.task import (
@@ -188,7 +188,7 @@ def score(
     workers: int | None = None,
     scheduler: str | None = None,
     overwrite: bool = False,
-    drift_options: DriftOptions = DEFAULT_OPTIONS,
+    drift_options: DriftOptions | None = None,
     sample_rows: int = DEFAULT_SAMPLE_ROWS,
     on_chunk: Callable[[ChunkDone], None] | None = None,
     dask_progress: bool = False,
@@ -203,7 +203,9 @@ def score(
     output, ``skip`` scores the others; both list the refused rows in ``<out>.errors.csv``.
     ``workers``: a local Dask cluster of that many worker processes; ``scheduler``: the address
     of a running one (``tcp://host:port``). ``on_chunk``: called after each chunk (in process;
-    on Dask after each task). ``dask_progress``: show Dask's progress bar.
+    on Dask after each task). ``dask_progress``: show Dask's progress bar. The scored rows are
+    checked for drift and data quality with the Bento's ``monitor:`` settings
+    (``drift_options`` overrides its drift thresholds).
 
     Raises :class:`~workbench.errors.DataError` (a wrong input or output, refused rows under
     ``fail``) and :class:`~workbench.errors.ConfigError` (an unknown Bento) before any work

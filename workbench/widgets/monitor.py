@@ -26,7 +26,7 @@ from workbench.errors import ServingError, WorkbenchError
 from workbench.monitoring.live import check_live, check_packaged, check_service, replay
 from workbench.monitoring.traffic import Scrape, Traffic
 from workbench.reports import to_html
-from workbench.reports.monitoring import replay_line, write_monitor_report
+from workbench.reports.monitoring import monitor_verdict_line, replay_line, write_monitor_report
 from workbench.results import MonitorResult
 from workbench.runtime import API_KEY_ENV
 from workbench.serving import Server, serve
@@ -185,9 +185,10 @@ class MonitorPanel(Panel):
         self.traffic.value = traffic_html(live.traffic)
         self.last, self.result = live.scrape, live.result
         self.results.value = to_html(self.result)
+        status = self.result.status  # INCONCLUSIVE (not enough data) is never a pass
         self.say(
-            "monitoring: all gates pass" if self.result.passed else "monitoring: gates fail",
-            kind="ok" if self.result.passed else "error",
+            f"monitoring: {monitor_verdict_line(self.result)}",
+            kind={"PASS": "ok", "FAIL": "error"}.get(status, "info"),
         )
 
     def start_live(self) -> None:
