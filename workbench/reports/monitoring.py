@@ -11,7 +11,7 @@ from workbench.artifacts import write_atomic
 from workbench.errors import DataError
 from workbench.reports import plots
 from workbench.reports.html import STYLE, fmt, img, page, status_html, table_html, verdict_html
-from workbench.reports.quality import quality_html, status_line
+from workbench.reports.quality import quality_html, status_block, status_line
 from workbench.results import ColumnDriftResult, DriftResult, MonitorResult, ReplayResult
 from workbench.runtime.stattests import STATTESTS
 
@@ -119,7 +119,7 @@ def verdict_line(result: DriftResult) -> str:
 def drift_html(result: DriftResult) -> str:
     """The report as an HTML fragment (for a notebook; :func:`drift_page` for a file)."""
     facts = [
-        ["status", status_html(result.status, status_line(result))],
+        ["status", status_block(result)],
         ["drift", html.escape(verdict_line(result))],
         ["Bento", f"<span class='wb-code'>{html.escape(result.bento_tag)}</span>"],
         ["model", f"<span class='wb-code'>{html.escape(result.model_tag)}</span>"],
@@ -227,7 +227,7 @@ def monitor_html(result: MonitorResult) -> str:
     window = report.get("window", {})
     drift = report.get("drift") or {}
     facts = [
-        ["status", status_html(result.status, monitor_verdict_line(result))],
+        ["status", status_block(result)],
         ["service", f"<span class='wb-code'>{html.escape(result.url)}</span>"],
         ["model", f"<span class='wb-code'>{html.escape(result.model_tag)}</span>"],
         [
@@ -260,13 +260,11 @@ def monitor_html(result: MonitorResult) -> str:
                 ),
             ]
         )
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
     return (
         f"{STYLE}{DRIFT_STYLE}"
         f"<h4>Monitoring of <code>{html.escape(result.model_tag or result.url)}</code>: "
         f"{status_html(result.status)}</h4>"
         + table_html(["", ""], facts)
-        + (f"<ul class='wb-notes'>{notes}</ul>" if notes else "")
         + "<h4>Input drift against the training reference</h4>"
         + _columns_html(result)
         + (quality_html(result.quality) if result.quality is not None else "")

@@ -66,12 +66,19 @@ def _used(quality: QualityResult) -> list[str]:
     return [name for name in QUALITY_CHECKS if name in present]
 
 
+def _header(name: str) -> str:
+    """``missing (missing share: live / training)``; a check without a figure: its name."""
+    check = QUALITY_CHECKS[name]
+    if check.threshold_option is None:
+        return f"{name} ({check.display_name})"
+    return f"{name} ({check.figure}: live / training)"
+
+
 def quality_html(quality: QualityResult) -> str:
     """The checks as an HTML table (styles included), headed by their verdict."""
     names = _used(quality)
     head = "".join(
-        f"<th title='{html.escape(QUALITY_CHECKS[n].display_name)}'>"
-        f"{html.escape(n)} ({html.escape(QUALITY_CHECKS[n].figure)}: live / training)</th>"
+        f"<th title='{html.escape(QUALITY_CHECKS[n].display_name)}'>{html.escape(_header(n))}</th>"
         for n in names
     )
     rows = []
@@ -104,7 +111,9 @@ def quality_html(quality: QualityResult) -> str:
 def quality_table(quality: QualityResult) -> str:
     """The checks as a plain-text table: a row per column, ``STATUS live / training`` per check."""
     names = _used(quality)
-    headers = ["column", *(f"{n} (live / training)" for n in names)]
+    headers = ["column"] + [
+        f"{n} (live / training)" if QUALITY_CHECKS[n].threshold_option else n for n in names
+    ]
     rows = [
         [column]
         + [
@@ -120,6 +129,25 @@ def quality_table(quality: QualityResult) -> str:
     )
 
 
+def status_block(result: DriftResult | MonitorResult) -> str:
+    """The status coloured, then its reasons as a list: failures, what lacked data, notes."""
+    items = [
+        (status, reason)
+        for status, reasons in (
+            ("FAIL", result.failures),
+            ("INCONCLUSIVE", result.inconclusive),
+            ("note", result.notes),
+        )
+        for reason in reasons
+    ]
+    listed = "".join(
+        f"<li>{status_html(status, status.lower() if status == 'note' else status)} "
+        f"{html.escape(reason)}</li>"
+        for status, reason in items
+    )
+    return status_html(result.status) + (f"<ul class='wb-reasons'>{listed}</ul>" if listed else "")
+
+
 def status_line(result: DriftResult | MonitorResult) -> str:
     """One sentence: the status and why (plain text)."""
     status: Status = result.status
@@ -129,4 +157,4 @@ def status_line(result: DriftResult | MonitorResult) -> str:
     return status + (f" ({'; '.join(result.notes)})" if result.notes else "")
 
 
-__all__ = ["figure", "quality_html", "quality_table", "status_line"]
+__all__ = ["figure", "quality_html", "quality_table", "status_block", "status_line"]
