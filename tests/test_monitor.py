@@ -267,8 +267,9 @@ def test_the_drifted_copy_is_caught_and_training_traffic_is_not(
         del os.environ["WORKBENCH_API_KEY"]
     assert code == 1
     result = json.loads((tmp_path / "out" / "monitor.json").read_text())
-    assert result["verdict"] == "drift" and not result["passed"]
+    assert result["verdict"] == "drift" and not result["passed"] and result["status"] == "FAIL"
     assert any("live accuracy" in f for f in result["failures"])
+    assert result["quality"]["status"] == "PASS"  # 15 % higher is drift, not a broken feed
     drift = result["report"]["drift"]
     assert drift["drifted_columns"] >= 20
     assert "<table" in (tmp_path / "out" / "monitor.html").read_text()
@@ -282,8 +283,12 @@ def test_the_drifted_copy_is_caught_and_training_traffic_is_not(
     assert 'workbench_monitor_metric{metric="accuracy",source="validation"}' in metrics
     assert 'workbench_monitor_gate_passed{metric="accuracy"} 0.0' in metrics
     assert "bentoml_service_request_total" in metrics  # BentoML's own figures are kept
+    assert 'workbench_monitor_status{status="FAIL"} 1.0' in metrics
+    assert (
+        'workbench_monitor_column_quality_failed{column="mean radius",check="range"} 0' in metrics
+    )
     series = [line for line in metrics.splitlines() if line.startswith("workbench_monitor")]
-    assert len(series) < 30 * 6 + 40  # bounded: a few per column, class and metric
+    assert len(series) < 30 * 12 + 40  # bounded: a few per column and check, class and metric
 
 
 @pytest.mark.serve

@@ -24,16 +24,14 @@ range       numbers are +-inf or beyond  the exact law of the count beyond the e
             training's minimum/maximum   a sample of N: Beta-binomial(n, 2, N - 1)
 =========== ============================ ==================================================
 
-**Thresholds.** A check's threshold is the false-alarm rate it allows over a whole window: each
-column is tested at the threshold divided by the number of columns the check applies to
-(Bonferroni), so adding columns does not add false alarms. The default, 0.001, measured in
-``benchmarks/drift.py``.
+**Thresholds.** A check's threshold is the false-alarm rate it allows over a whole window, each
+column tested at the threshold over the number of columns the check applies to (Bonferroni).
+The default, 0.001, is measured in ``benchmarks/drift.py``.
 
 **Verdicts** (:data:`Status`): ``FAIL`` when the test rejects; ``INCONCLUSIVE`` when it could
-not have, whatever the data, at this size (even a window entirely missing, unseen or out of
-range would pass: too few rows), with ``needed``, the rows (for checks of values: values) it
-lacks; ``PASS`` otherwise. A check that cannot apply to a column (training had no values,
-``constant`` on a column constant in training) is left out.
+not have at this size whatever the data (``needed``: the rows, or values, it lacks; a column of
+one value so far that training's shares do not yet make unlikely is INCONCLUSIVE too); ``PASS``
+otherwise. A check is left out where training had no values to compare with.
 """
 
 from __future__ import annotations
@@ -173,33 +171,38 @@ def _missing(name: str, spec: Spec, window: ColumnWindow, alpha: float) -> Check
     return CheckResult("missing", name, status, share, ref_missing / ref_rows, p, alpha, n, needed)
 
 
-def value_shares(spec: Spec) -> np.ndarray:
-    """Upper bounds of the share of each distinct training value (for :func:`_constant`): exact
-    from counts or an exact sketch; from a quantile sketch, ``(c + 1) / Q`` for a value held by
-    ``c`` of its ``Q + 1`` points, plus one ``1 / Q`` for the values between the points."""
+def value_shares(spec: Spec) -> tuple[np.ndarray, float]:
+    """The share of each distinct training value, and how far off it may be: exact (0.0) from
+    counts or an exact sketch; from a quantile sketch of ``Q + 1`` points, ``c / Q`` for a value
+    held by ``c`` points, within ``1 / Q``, and any value between the points under ``1 / Q``."""
     counts = spec.get("counts")
     sketch = spec.get("sketch") or {}
     if counts is None:
         counts = sketch.get("counts")
     if counts:
         shares = np.asarray(list(counts.values()), dtype=np.float64)
-        return np.asarray(shares / shares.sum())
+        return np.asarray(shares / shares.sum()), 0.0
     points = np.asarray(sketch.get("points") or [], dtype=np.float64)
     _, held = np.unique(points, return_counts=True)
     if sketch.get("tails") is None:
-        return np.asarray(held / max(1, len(points)))
+        return np.asarray(held / max(1, len(points))), 0.0
     quantiles = len(points) - 1
-    return np.asarray(np.append((held + 1) / quantiles, 1 / quantiles))
+    return np.asarray(held / quantiles), 1 / quantiles
 
 
 def _constant(name: str, spec: Spec, window: ColumnWindow, alpha: float) -> CheckResult:
     """Every row missing where training had values, or one value where it had several (numbers:
     one finite value; +-inf is the range check's)."""
-    shares = value_shares(spec)
-    several = len(shares) > 1 and float(shares.max()) < 1.0
+    shares, off = value_shares(spec)
+    several = len(shares) > 1 and float(shares.max()) + off < 1.0
 
     def same_p(k: int) -> float:
-        return float(np.sum(np.minimum(shares, 1.0) ** k)) if several else 1.0
+        """P(k values all the same one): sum of share^k, each share at its upper bound, plus
+        at most (1/Q)^(k-1) for the values between a quantile sketch's points."""
+        if not several:
+            return 1.0
+        between = off ** (k - 1) if off else 0.0
+        return min(1.0, float(np.sum(np.minimum(shares + off, 1.0) ** k)) + between)
 
     empty_p = all_of_p(int(spec["missing"]), int(spec["rows"]))
     if window.counts or str(spec["kind"]) in COUNTED_KINDS:
