@@ -348,6 +348,25 @@ def test_workbench_monitor_with_a_file_alone_serves_the_packaged_model_for_the_r
 
 
 @pytest.mark.serve
+def test_a_replay_too_small_to_judge_is_inconclusive_and_exits_3_never_0(
+    served: tuple[Path, Server], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """50 test rows through a fresh server, under min_window_rows (100 here): no column can be
+    tested, so `workbench monitor --file` says INCONCLUSIVE with the values still needed and
+    exits 3 (never PASS, never 0: monitor.fail_on_inconclusive is on by default)."""
+    project, _ = served
+    args = ["monitor", "--file", str(project / "data" / "test.csv"), "--max-rows", "50"]
+    args += ["--config", str(project / "workbench.yaml"), "--rate", "4000"]
+    code = main([*args, "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert code == 3, out
+    assert "INCONCLUSIVE: drift: not enough data" in out and "50 more non-missing values" in out
+    result = json.loads((tmp_path / "out" / "monitor.json").read_text())
+    assert result["status"] == "INCONCLUSIVE" and not result["passed"]
+    assert result["report"]["status"] == "INCONCLUSIVE"  # /monitor says so itself
+
+
+@pytest.mark.serve
 def test_a_replay_the_service_refuses_fails_the_check_and_a_missing_file_starts_nothing(
     served: tuple[Path, Server], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
