@@ -203,9 +203,8 @@ def score(
     output, ``skip`` scores the others; both list the refused rows in ``<out>.errors.csv``.
     ``workers``: a local Dask cluster of that many worker processes; ``scheduler``: the address
     of a running one (``tcp://host:port``). ``on_chunk``: called after each chunk (in process;
-    on Dask after each task). ``dask_progress``: show Dask's progress bar. The scored rows are
-    checked for drift and data quality with the Bento's ``monitor:`` settings
-    (``drift_options`` overrides its drift thresholds).
+    on Dask after each task). ``dask_progress``: show Dask's progress bar. Drift and data
+    quality: with the Bento's ``monitor:`` (``drift_options`` overrides its drift options).
 
     Raises :class:`~workbench.errors.DataError` (a wrong input or output, refused rows under
     ``fail``) and :class:`~workbench.errors.ConfigError` (an unknown Bento) before any work
