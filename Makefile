@@ -8,9 +8,12 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: install example browser demo test lab lint docs dist clean
 
+# uv installs the pinned set, and so fills its cache (~/.cache/uv, or $$UV_CACHE_DIR): the launch
+# stage builds each Bento's clean environment from that cache, offline (docs/models.md).
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c requirements.lock uv
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -c requirements.lock -e ".[dev]"
 	touch $@
 
 install: $(STAMP)
@@ -40,8 +43,11 @@ PYTEST_ARGS ?= -n 2 --dist loadfile
 test: example browser lint
 	BENTOML_DO_NOT_TRACK=True $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# JupyterLab refuses to run as root without --allow-root (containers, CI machines run as root).
+ROOT_ARGS := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+LAB_ARGS ?=
 lab: example
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(ROOT_ARGS) $(LAB_ARGS)
 
 lint: install
 	$(BIN)/ruff check workbench tests examples benchmarks

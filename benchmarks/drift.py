@@ -135,7 +135,7 @@ COLUMNS = [
     Column(
         "level",
         "integer",
-        lambda r, n, on: r.choice(4, n, p=[0.4, 0.3, 0.2, 0.1]),
+        lambda r, n, _on: r.choice(4, n, p=[0.4, 0.3, 0.2, 0.1]),
         "none (4 values: tested as categories)",
     ),
     Column(

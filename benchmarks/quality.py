@@ -56,11 +56,16 @@ def _set(column: str, values: Callable[[pd.DataFrame, np.random.Generator], Any]
     return lambda f, rng: f.assign(**{column: values(f, rng)})
 
 
+def _fill(column: str, value: Any) -> Break:
+    """Every row of ``column`` set to ``value``."""
+    return lambda f, _rng: f.assign(**{column: value})
+
+
 def _some(share: float, value: Any, column: str) -> Break:
     return _set(column, lambda f, rng: np.where(rng.random(len(f)) < share, value, f[column]))
 
 
-EMPTY = _set("patchy", lambda f, r: np.nan)
+EMPTY = _fill("patchy", np.nan)
 FAILURES: dict[str, tuple[str, str, Break]] = {
     "patchy 20 % -> 100 % missing": ("missing", "patchy", EMPTY),
     "patchy entirely missing (constant)": ("constant", "patchy", EMPTY),
@@ -74,9 +79,9 @@ FAILURES: dict[str, tuple[str, str, Break]] = {
         "uniform",
         _some(0.02, 150.0, "uniform"),
     ),
-    "flag: one value (all true)": ("constant", "flag", _set("flag", lambda f, r: True)),
-    "age: one value": ("constant", "age", _set("age", lambda f, r: 40)),
-    "colour: absent from the file": ("absent", "colour", lambda f, r: f.drop(columns="colour")),
+    "flag: one value (all true)": ("constant", "flag", _fill("flag", True)),
+    "age: one value": ("constant", "age", _fill("age", 40)),
+    "colour: absent from the file": ("absent", "colour", lambda f, _rng: f.drop(columns="colour")),
 }  # fmt: skip
 
 

@@ -241,6 +241,15 @@ def test_a_category_value_over_the_cap_is_refused_as_the_service_refuses_it(mixe
     assert len(pd.read_parquet(out)) == 19
 
 
+def test_score_is_a_stage_of_the_public_api_like_validate_and_package():
+    """`workbench.score` (and its result type) sit beside validate, package and launch."""
+    import workbench
+    import workbench.scoring
+
+    assert workbench.score is workbench.scoring.score
+    assert {"score", "ScoreResult", "validate", "package", "launch"} <= set(workbench.__all__)
+
+
 def test_the_drift_sample_is_bounded_and_merges_in_any_order():
     """Chunks merged in any order give the same bounded sample, with exact row and missing
     counts and exact category counts."""

@@ -14,6 +14,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from workbench.errors import ModelError, StageOrderError
+from workbench.project_code import missing_module_advice
 from workbench.runtime import file_sha256
 
 RECORDS_DIR = ".workbench"
@@ -37,6 +38,22 @@ def load_model(path: Path) -> Any:
         raise ModelError(f"model file {str(path)!r} not found; fix `model` in workbench.yaml")
     try:
         model = joblib.load(path)
+    except ModuleNotFoundError as exc:
+        raise ModelError(
+            f"model file {str(path)!r} could not be loaded: it needs the module {exc.name!r}, "
+            f"which does not import here; {missing_module_advice(exc.name or '')}"
+        ) from exc
+    except AttributeError as exc:  # a class pickled from __main__: "Can't get attribute ..."
+        if "__main__" not in str(exc):
+            raise ModelError(
+                f"model file {str(path)!r} could not be loaded (AttributeError: {exc}); the "
+                "module it names no longer defines that class: save the model again with the "
+                "code it was fitted with"
+            ) from exc
+        raise ModelError(
+            f"model file {str(path)!r} could not be loaded ({exc}): "
+            f"{missing_module_advice('__main__')}"
+        ) from exc
     except Exception as exc:  # joblib raises anything the pickle contains
         raise ModelError(
             f"model file {str(path)!r} could not be loaded ({type(exc).__name__}: {exc}); "
@@ -71,13 +88,16 @@ def write_record(folder: Path, stage: str, payload: str) -> Path:
     return path
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to a unique temporary name beside ``path``, then rename it into
-    place: readers see the old file or the new one, never half of one, and a failure leaves
-    nothing behind."""
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write ``text`` (UTF-8, or bytes) to a unique temporary name beside ``path``, then rename
+    it into place: readers see the old file or the new one, never half of one, and a failure
+    leaves nothing behind."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        if isinstance(text, bytes):
+            tmp.write_bytes(text)
+        else:
+            tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -21,6 +21,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from workbench.errors import ConfigError
+from workbench.project_code import CODE_KEY, entry_problem, import_roots, make_importable
+from workbench.project_code import module_name as code_module_name
 from workbench.runtime.live_metrics import ALL_METRICS as ALL_METRICS
 from workbench.runtime.live_metrics import LOWER_IS_BETTER as LOWER_IS_BETTER
 from workbench.runtime.live_metrics import METRICS as METRICS
@@ -87,6 +89,12 @@ class LaunchOptions(Strict):
     )
     probe_seconds: float = Field(
         default=20.0, gt=0, le=300, description="the probe also stops at this time bound"
+    )
+    portable: bool = Field(
+        default=True,
+        description="serve the Bento from a clean environment built offline from its own "
+        "requirements (uv's cache), proving they suffice ('portable: proven' in launch.json); "
+        "false: serve from this environment ('not proven')",
     )
     version: Literal["packaged", "promoted"] = Field(
         default="packaged",
@@ -217,6 +225,12 @@ class Config(Strict):
     shadow: ShadowOptions = Field(
         default_factory=ShadowOptions, description="`workbench shadow`: bounds and gates"
     )
+    code: list[str] = Field(
+        default_factory=list,
+        description="the project's other module files and package folders (as MLflow's "
+        "code_paths): each imports under its own name wherever the model loads, and what the "
+        "model uses of them ships in the Bento; the config's own folder always does",
+    )
     root: SkipJsonSchema[Path] = Field(default=Path("."), exclude=True)
     """The folder the config file lives in; relative paths resolve against it (not a key of the
     file: set by :func:`load_config`)."""
@@ -232,6 +246,34 @@ class Config(Strict):
             "a Dummy model and over the champion",
         )
         return self
+
+    @model_validator(mode="after")
+    def _code_exists(self) -> Config:
+        seen: dict[str, str] = {}
+        for value in self.code:
+            entry = self.path(value)
+            name = code_module_name(entry)
+            problem = entry_problem(entry) or (
+                f"it imports as {name!r}, as {seen[name]!r} does" if name in seen else None
+            )
+            if problem:
+                raise ValueError(
+                    f"`{CODE_KEY}` entry {value!r}: {problem}; list module files (.py) and "
+                    "package folders, relative to workbench.yaml"
+                )
+            seen[name] = value
+        return self
+
+    @property
+    def code_paths(self) -> list[Path]:
+        """The ``code:`` entries, resolved."""
+        return [self.path(value) for value in self.code]
+
+    @property
+    def import_roots(self) -> list[Path]:
+        """Where the project's own modules import from: its folder, then the folders holding
+        the ``code:`` entries."""
+        return import_roots(self.root, self.code_paths)
 
     def path(self, value: str) -> Path:
         """Resolve a path written in the config against the config file's folder."""
@@ -276,7 +318,12 @@ class Config(Strict):
 
 
 def load_config(path: str | Path) -> Config:
-    """Read and validate ``workbench.yaml``; any problem is one :class:`ConfigError`."""
+    """Read and validate ``workbench.yaml``; any problem is one :class:`ConfigError`.
+
+    Opening a project makes its own code importable in this process (its folder and its
+    ``code:`` entries first on ``sys.path``): notebooks, the CLI and ``workbench run``'s kernels
+    all open it this way before a stage loads the model.
+    """
     file = Path(path).expanduser().resolve()
     if not file.is_file():
         raise ConfigError(
@@ -287,7 +334,35 @@ def load_config(path: str | Path) -> Config:
         raw = yaml.safe_load(file.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file}: not valid YAML ({exc}); fix the syntax and retry") from exc
-    return parse_config(raw, root=file.parent, source=str(file))
+    config = parse_config(raw, root=file.parent, source=str(file))
+    make_importable(config.import_roots)
+    return config
+
+
+def find_config(given: str | Path = "workbench.yaml", *, start: str | Path | None = None) -> Path:
+    """The config a stage notebook runs on: ``given`` when it names a file, else the nearest file
+    of its name in the working directory (``start``) or a folder above it.
+
+    So a notebook runs under papermill from the project root and from ``notebooks/``, and in
+    JupyterLab (whose kernels start in the notebook's folder), with the default parameter. An
+    absolute path is taken as it is. Nothing found is one :class:`ConfigError` saying how to give
+    the path (papermill's ``-p config PATH``).
+    """
+    folder = Path(start or Path.cwd()).expanduser().resolve()
+    path = Path(given).expanduser()
+    if (folder / path).is_file():
+        return (folder / path).resolve()
+    name = path.name or "workbench.yaml"
+    if not path.is_absolute():
+        for parent in (folder, *folder.parents):
+            if (parent / name).is_file():
+                return parent / name
+    where = "" if path.is_absolute() else f", nor a {name} in {folder} or a folder above it"
+    raise ConfigError(
+        f"config file {str(given)!r} not found{where}; give the project's config to the "
+        "notebook: `papermill NOTEBOOK OUTPUT -p config PATH`, or set `config` in its "
+        "parameters cell"
+    )
 
 
 def parse_config(raw: Any, *, root: Path, source: str = "workbench.yaml") -> Config:

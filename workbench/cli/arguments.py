@@ -44,13 +44,14 @@ seconds = number_in(3600, what="seconds", example="60")
 rate = number_in(100_000, what="rows per second", example="500")
 
 
-def report_folder(out: str | None, kind: str) -> Path:
-    """``--out`` when given, else ``./<kind>-<UTC time>``; it must not be a file."""
+def report_folder(out: str | None, kind: str, *, under: Path | None = None) -> Path:
+    """``--out`` when given, else ``<under>/<kind>-<UTC time>`` (``under``: the working
+    directory by default); it must not be a file."""
     if out:
         folder = Path(out)
     else:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        folder = Path.cwd() / f"{kind}-{stamp}"
+        folder = (under or Path.cwd()) / f"{kind}-{stamp}"
     if folder.exists() and not folder.is_dir():
         raise DataError(f"--out {folder} is a file; give a folder path")
     return folder

@@ -38,6 +38,11 @@ def exit_code(status: Status, monitor: MonitorSettings) -> int:
 
 def add_commands(sub: Any) -> None:
     """``drift`` and ``monitor``."""
+    _add_drift(sub)
+    _add_monitor(sub)
+
+
+def _add_drift(sub: Any) -> None:
     drift_p = sub.add_parser(
         "drift",
         help="check a CSV/Parquet file of live inputs for drift against a Bento's training data",
@@ -78,6 +83,9 @@ def add_commands(sub: Any) -> None:
             help=f"{what} (default: the Bento's monitor.fail_on_{flag}, true unless set)",
         )
     drift_p.set_defaults(func=_cmd_drift)
+
+
+def _add_monitor(sub: Any) -> None:
     monitor_p = sub.add_parser(
         "monitor",
         help="check a running service (or a file replayed through a fresh one) for drift and "
@@ -114,7 +122,12 @@ def add_commands(sub: Any) -> None:
         help="without --url: the run folder whose packaged Bento to serve (default: .workbench/ "
         "beside the config, else the newest runs/<time>/)",
     )
-    monitor_p.add_argument("--out", metavar="DIR", help="report folder (default ./monitor-<UTC>)")
+    monitor_p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="report folder (default: runs/monitor-<UTC time> beside the config, which the "
+        "scaffold's .gitignore ignores)",
+    )
     monitor_p.set_defaults(func=_cmd_monitor)
 
 
@@ -187,7 +200,8 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
             on_serve=lambda s: print(f"serving {s.bento_tag} at {s.url} for the replay"),
             **bounds,
         )
-    out = report_folder(args.out, "monitor")
+    root = config.root if config is not None else Path.cwd()
+    out = report_folder(args.out, "monitor", under=root / "runs")
     write_monitor_report(out, result)
     window = result.report.get("window", {})
     if result.replay is not None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 from workbench.cli.arguments import rows
@@ -38,7 +40,7 @@ def add_commands(sub: Any) -> None:
         required=True,
         metavar="PATH",
         help="a .parquet file (a file's input) or a folder (a folder's or glob's input: one part "
-        "per input part)",
+        "per input part); missing folders above it are created",
     )
     score_p.add_argument(
         "--keep",
@@ -108,22 +110,40 @@ def _score_progress(
     return update, bar.close, False
 
 
+@contextmanager
+def output_folder(out: str) -> Iterator[None]:
+    """The folder ``--out`` goes into, created when missing (``--out scored/new.parquet`` in a
+    fresh project); the folders created are removed again when the job fails and leaves them
+    empty."""
+    parent = Path(out).expanduser().absolute().parent
+    created = [p for p in (parent, *parent.parents) if not p.exists()]  # deepest first
+    parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        for folder in created:
+            with suppress(OSError):  # not empty (the error file of a failed job): kept
+                folder.rmdir()
+        raise
+
+
 def _cmd_score(args: argparse.Namespace) -> int:
     on_chunk, close, dask_bar = _score_progress(dask=bool(args.workers or args.scheduler))
     try:
-        result = score(
-            args.bento,
-            args.input,
-            out=args.out,
-            keep=args.keep,
-            on_error=args.on_error,
-            chunk_rows=args.chunk_rows,
-            workers=args.workers,
-            scheduler=args.scheduler,
-            overwrite=args.overwrite,
-            on_chunk=on_chunk,
-            dask_progress=dask_bar,
-        )
+        with output_folder(args.out):
+            result = score(
+                args.bento,
+                args.input,
+                out=args.out,
+                keep=args.keep,
+                on_error=args.on_error,
+                chunk_rows=args.chunk_rows,
+                workers=args.workers,
+                scheduler=args.scheduler,
+                overwrite=args.overwrite,
+                on_chunk=on_chunk,
+                dask_progress=dask_bar,
+            )
     finally:
         close()
     outputs = outputs_of(args.out)

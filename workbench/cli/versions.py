@@ -13,8 +13,8 @@ from typing import Any
 
 from workbench.cli.arguments import report_folder, rows, seconds, write_report
 from workbench.config import Config, load_config
-from workbench.errors import VersionError
-from workbench.promotions import history_path, promoted_tag
+from workbench.errors import GateFailure, VersionError
+from workbench.promotions import history_path, promoted_tag, read_history
 from workbench.reports.versions import (
     compare_page,
     compare_text,
@@ -117,7 +117,12 @@ def _cmd_versions(args: argparse.Namespace) -> int:
 def _cmd_promote(args: argparse.Namespace) -> int:
     config = _project(args.config, _name(args.version), required=True)
     assert config is not None
-    result = promote(config, args.version, reason=args.reason, force=args.force)
+    if not args.reason.strip():
+        raise VersionError("--reason is empty: say why (it is recorded in the history file)")
+    try:
+        result = promote(config, args.version, reason=args.reason, force=args.force)
+    except GateFailure as exc:  # the core says what failed; the command says how to override
+        raise GateFailure(exc.failed, f"{exc}: pass --force to promote anyway") from exc
     print(promotion_text(result))
     return 0
 
@@ -125,7 +130,17 @@ def _cmd_promote(args: argparse.Namespace) -> int:
 def _cmd_rollback(args: argparse.Namespace) -> int:
     config = _project(args.config, args.name, required=True)
     assert config is not None
-    print(promotion_text(rollback(config, reason=args.reason)))
+    nothing_before = read_history(config.root, config.name).rollback_target is None
+    try:
+        done = rollback(config, reason=args.reason)
+    except VersionError as exc:
+        if not nothing_before:
+            raise
+        raise VersionError(
+            f"{exc}; promote a version with `workbench promote {config.name}:VERSION "
+            "--reason ...`"
+        ) from exc
+    print(promotion_text(done))
     return 0
 
 
@@ -142,6 +157,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     tag = resolve_version(tag, name=name).tag
     timeout = config.launch.ready_timeout if config else 90.0
     server = Server.start(tag, port=args.port, timeout=timeout)
+    server.set_origin("workbench serve")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         print(f"serving {tag} at {server.url} (pid {server.pid}); Ctrl-C stops it", flush=True)

@@ -37,8 +37,14 @@ from workbench.results import (
     QualityResult,
 )
 from workbench.runtime.card import ModelCard
-from workbench.runtime.drift import ColumnDrift, DriftOptions, TestOutcome, dataset_drift
-from workbench.runtime.monitoring.judgement import judge_report
+from workbench.runtime.drift import (
+    ColumnDrift,
+    DatasetDrift,
+    DriftOptions,
+    TestOutcome,
+    dataset_drift,
+)
+from workbench.runtime.monitoring.judgement import Judgement, judge_report
 from workbench.runtime.quality import DataQuality, dataset_quality
 from workbench.runtime.settings import (
     CARD_FILE,
@@ -46,7 +52,12 @@ from workbench.runtime.settings import (
     SETTINGS_FILE,
     MonitorSettings,
 )
-from workbench.runtime.sketch import REFERENCE_FORMAT, WindowColumn, summarize_window
+from workbench.runtime.sketch import (
+    REFERENCE_FORMAT,
+    ColumnWindow,
+    WindowColumn,
+    summarize_window,
+)
 
 REFERENCE_FILE = DRIFT_REFERENCE_FILE
 """The reference's name in a Bento's ``src`` folder (``drift_reference.json``)."""
@@ -291,7 +302,25 @@ def drift_report(
     )
 
 
-def window_report(
+def _judge_windows(
+    reference: Mapping[str, Any],
+    windows: Mapping[str, ColumnWindow],
+    *,
+    monitor: MonitorSettings,
+    options: DriftOptions,
+) -> tuple[DatasetDrift, DataQuality, Judgement]:
+    """Drift and data quality of ``windows`` against ``reference``, and their verdict (a dataset
+    drift always fails it; a failed check when ``monitor.fail_on_quality``)."""
+    drift = dataset_drift(reference, windows, options)
+    quality = dataset_quality(reference, windows, monitor.quality)
+    judged = judge_report(
+        {"drift": drift.to_dict(), "quality": quality.to_dict()},
+        fail_on_quality=monitor.fail_on_quality,
+    )
+    return drift, quality, judged
+
+
+def window_report(  # noqa: PLR0913 - the report's inputs, then where the window came from
     source: BentoSource,
     card: ModelCard,
     reference: Mapping[str, Any],
@@ -321,12 +350,7 @@ def window_report(
     monitor = read_monitor_settings(source) if monitor is None else monitor
     options = monitor.drift if options is None else options
     windows = summarize_window(reference, window)
-    drift = dataset_drift(reference, windows, options)
-    quality = dataset_quality(reference, windows, monitor.quality)
-    judged = judge_report(
-        {"drift": drift.to_dict(), "quality": quality.to_dict()},
-        fail_on_quality=monitor.fail_on_quality,
-    )
+    drift, quality, judged = _judge_windows(reference, windows, monitor=monitor, options=options)
     return DriftResult(
         bento_tag=source.tag,
         bento_path=str(source.src.resolve()),

@@ -113,7 +113,7 @@ class _FeedbackSender:
         self.pending.clear()
 
 
-def replay(
+def replay(  # noqa: PLR0913 - the public entry point's options, keyword-only
     url: str,
     file: Path,
     *,

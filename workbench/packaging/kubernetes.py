@@ -26,26 +26,50 @@ def render_kubernetes(name: str, bento_version: str, config: Config) -> str:
     """
     k8s_name = name.replace("_", "-").replace(".", "-")
     labels = {"app.kubernetes.io/name": k8s_name, "app.kubernetes.io/version": bento_version}
-    cpu = str(config.service.workers)
+    documents = [
+        _deployment(
+            k8s_name, labels, _container(k8s_name, f"{name}:{bento_version}", config), config
+        ),
+        _service(k8s_name, labels),
+        _autoscaler(k8s_name, labels),
+    ]
+    return yaml.dump_all(documents, Dumper=_PlainDumper, sort_keys=False)
+
+
+def _container(k8s_name: str, image: str, config: Config) -> dict[str, Any]:
+    """The serving container: its port, the API key from the Secret, probes and resources."""
     # A large request holds the worker's event loop for up to ~0.1 s: probes get 5 s to answer.
     probe = {
         "httpGet": {"path": "/livez", "port": "http"},
         "periodSeconds": 10,
         "timeoutSeconds": 5,
     }
-    env = (
-        [
-            {
-                "name": API_KEY_ENV,
-                "valueFrom": {
-                    "secretKeyRef": {"name": f"{k8s_name}-api-key", "key": "key", "optional": False}
-                },
-            }
-        ]
-        if config.service.auth == "api_key"
-        else []
-    )
-    deployment = {
+    secret = {"name": f"{k8s_name}-api-key", "key": "key", "optional": False}
+    env = [{"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": secret}}]
+    return {
+        "name": k8s_name,
+        "image": image,
+        "ports": [{"name": "http", "containerPort": HTTP_PORT}],
+        "env": env if config.service.auth == "api_key" else [],
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_S)]}}},
+        "resources": {
+            "requests": {"cpu": str(config.service.workers), "memory": "512Mi"},
+            "limits": {"memory": "2Gi"},
+        },
+        "startupProbe": {**probe, "failureThreshold": 30},
+        "livenessProbe": probe,
+        "readinessProbe": {
+            "httpGet": {"path": "/readyz", "port": "http"},
+            "timeoutSeconds": 5,
+            "periodSeconds": 5,
+        },
+    }
+
+
+def _deployment(
+    k8s_name: str, labels: dict[str, str], container: dict[str, Any], config: Config
+) -> dict[str, Any]:
+    return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": k8s_name, "labels": labels},
@@ -56,33 +80,15 @@ def render_kubernetes(name: str, bento_version: str, config: Config) -> str:
                 "metadata": {"labels": labels},
                 "spec": {
                     "terminationGracePeriodSeconds": PRE_STOP_S + config.service.timeout + 10,
-                    "containers": [
-                        {
-                            "name": k8s_name,
-                            "image": f"{name}:{bento_version}",
-                            "ports": [{"name": "http", "containerPort": HTTP_PORT}],
-                            "env": env,
-                            "lifecycle": {
-                                "preStop": {"exec": {"command": ["sleep", str(PRE_STOP_S)]}}
-                            },
-                            "resources": {
-                                "requests": {"cpu": cpu, "memory": "512Mi"},
-                                "limits": {"memory": "2Gi"},
-                            },
-                            "startupProbe": {**probe, "failureThreshold": 30},
-                            "livenessProbe": probe,
-                            "readinessProbe": {
-                                "httpGet": {"path": "/readyz", "port": "http"},
-                                "timeoutSeconds": 5,
-                                "periodSeconds": 5,
-                            },
-                        }
-                    ],
+                    "containers": [container],
                 },
             },
         },
     }
-    service = {
+
+
+def _service(k8s_name: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": k8s_name, "labels": labels},
@@ -91,7 +97,11 @@ def render_kubernetes(name: str, bento_version: str, config: Config) -> str:
             "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
         },
     }
-    autoscaler = {
+
+
+def _autoscaler(k8s_name: str, labels: dict[str, str]) -> dict[str, Any]:
+    cpu = {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}
+    return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
         "metadata": {"name": k8s_name, "labels": labels},
@@ -99,22 +109,13 @@ def render_kubernetes(name: str, bento_version: str, config: Config) -> str:
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": k8s_name},
             "minReplicas": 1,
             "maxReplicas": 5,
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {"type": "Utilization", "averageUtilization": 70},
-                    },
-                }
-            ],
+            "metrics": [{"type": "Resource", "resource": cpu}],
         },
     }
-    return yaml.dump_all([deployment, service, autoscaler], Dumper=_PlainDumper, sort_keys=False)
 
 
 class _PlainDumper(yaml.SafeDumper):
     """Writes repeated values out in full: manifests read better without YAML anchors."""
 
-    def ignore_aliases(self, data: Any) -> bool:
+    def ignore_aliases(self, _data: Any) -> bool:
         return True

@@ -96,7 +96,7 @@ def input_hashes(inputs: dict[str, Path]) -> dict[str, str]:
     return {name: sha256_file(path) for name, path in inputs.items() if path.is_file()}
 
 
-def build_manifest(
+def build_manifest(  # noqa: PLR0913 - keyword-only, one per part of the manifest
     *,
     config: dict[str, Any],
     inputs: dict[str, Path],
@@ -131,6 +131,8 @@ def build_manifest(
         "bento_files": tree_hashes(bento_path) if bento_path and bento_path.is_dir() else None,
         "model_files": tree_hashes(model_path) if model_path and model_path.is_dir() else None,
         "launch": records.get("launch"),
+        # "proven": the launch served the Bento from a clean environment of its requirements
+        "portable": (records.get("launch") or {}).get("portable"),
         "versions": versions(),
         "git": git_state(project),
     }

@@ -10,7 +10,15 @@ from typing import Any
 from workbench.artifacts import write_atomic
 from workbench.errors import DataError
 from workbench.reports import plots
-from workbench.reports.html import STYLE, fmt, img, page, status_html, table_html, verdict_html
+from workbench.reports.html import (
+    STYLE,
+    fmt,
+    img,
+    page,
+    status_html,
+    table_html,
+    verdict_html,
+)
 from workbench.reports.quality import quality_html, status_block, status_line
 from workbench.results import ColumnDriftResult, DriftResult, MonitorResult, ReplayResult
 from workbench.runtime.stattests import STATTESTS
@@ -22,6 +30,19 @@ DRIFT_STYLE = (
     ".wb-drift tr.wb-row-untested td{background:#f6f8fa;color:#57606a}"
     ".wb-drift td.wb-num{text-align:right;font-variant-numeric:tabular-nums}</style>"
 )
+
+#: Short names of the tests' statistics, for one line of text.
+STATISTICS = {
+    "ks": "Kolmogorov-Smirnov statistic",
+    "chisquare": "chi-square statistic",
+    "z": "two-proportion z statistic",
+    "wasserstein": "Wasserstein distance / reference std",
+    "jensenshannon": "Jensen-Shannon distance",
+}
+#: A long drift table scrolls inside the panel or page instead of stretching it.
+SCROLL = "<div class='wb-scroll' style='max-height:420px;overflow:auto'>{}</div>"
+#: A table wider than the panel scrolls sideways instead of being cut off.
+WIDE_TABLE = "<div style='overflow-x:auto'>{}</div>"
 
 TESTS = {name: test.description for name, test in STATTESTS.items()}
 """Each drift test's label, from the registry."""
@@ -65,6 +86,8 @@ def _note(column: ColumnDriftResult) -> str:
 
 
 def _columns_html(result: DriftResult | MonitorResult) -> str:
+    """One row per column; a note several rows share is said once, under the table, and the
+    rows point at it (``[1]``); the table scrolls inside its box when long."""
     headers = [
         "column",
         "kind",
@@ -78,13 +101,17 @@ def _columns_html(result: DriftResult | MonitorResult) -> str:
         "note",
     ]
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    notes = [_note(c) for c in result.columns]
+    shared = [n for n in dict.fromkeys(notes) if n and notes.count(n) > 1]
     rows = []
-    for c in result.columns:
+    for c, note in zip(result.columns, notes, strict=True):
         row = {
             "drift": "wb-row-drift",
             "no drift": "wb-row-ok",
             "inconclusive": "wb-row-inconclusive",
         }.get(column_verdict(c), "wb-row-untested")
+        if note in shared:
+            note = f"[{shared.index(note) + 1}]"
         cells = [
             f"<td>{html.escape(c.column)}</td>",
             f"<td>{html.escape(c.kind)}</td>",
@@ -96,13 +123,16 @@ def _columns_html(result: DriftResult | MonitorResult) -> str:
             f"<td class='wb-num'>{share(c.missing_share_reference)} → "
             f"{share(c.missing_share_live)}</td>",
             f"<td class='wb-num'>{share(c.unseen_share)}</td>",
-            f"<td>{_note(c)}</td>",
+            f"<td class='wb-note'>{note}</td>",
         ]
         rows.append(f"<tr class='{row}'>{''.join(cells)}</tr>")
-    return (
+    footnotes = "".join(
+        f"<li>[{i}] {note} ({notes.count(note)} columns)</li>" for i, note in enumerate(shared, 1)
+    )
+    return SCROLL.format(
         f"<table class='wb-table wb-drift'><thead><tr>{head}</tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
-    )
+    ) + (f"<ul class='wb-notes wb-shared-notes'>{footnotes}</ul>" if footnotes else "")
 
 
 def verdict_line(result: DriftResult) -> str:
@@ -189,8 +219,13 @@ def _predictions_html(predictions: dict[str, Any]) -> str:
     drift = predictions.get("drift") or {}
     verdict = ""
     if drift.get("drifted") is not None:
+        test = str(drift.get("test"))
+        p = drift.get("p_value")
+        cut = "below" if p is not None else "at or above"
+        measured = f", p {p_value(p)}" if p is not None else ""
         verdict = (
-            f" — {html.escape(str(drift.get('test')))} {fmt(drift.get('statistic'))}: "
+            f" — {html.escape(STATISTICS.get(test, test))} {fmt(drift.get('statistic'))}"
+            f"{measured} (drift {cut} {fmt(drift.get('threshold'))}): "
             + verdict_html(not drift["drifted"], "drift" if drift["drifted"] else "no drift")
         )
     return f"<h4>Predictions: test rows at packaging against the window{verdict}</h4>" + table_html(
@@ -215,8 +250,9 @@ def _metrics_html(metrics: dict[str, Any]) -> str:
             )
         rows.append([html.escape(name), fmt(validation.get(name)), fmt(live.get(name)), cell])
     head = (
-        f"<h4>Live metrics over {metrics.get('labelled_rows', 0):,} labelled rows "
-        f"(from {metrics.get('min_labelled_rows', '?')}) against validation</h4>"
+        f"<h4>Live metrics over the {metrics.get('labelled_rows', 0):,} labelled rows of the "
+        "window, against validation (computed once "
+        f"{metrics.get('min_labelled_rows', '?')} rows are labelled)</h4>"
     )
     return head + table_html(["metric", "validation", "live", "gate"], rows)
 
@@ -229,7 +265,11 @@ def monitor_html(result: MonitorResult) -> str:
     facts = [
         ["status", status_block(result)],
         ["service", f"<span class='wb-code'>{html.escape(result.url)}</span>"],
-        ["model", f"<span class='wb-code'>{html.escape(result.model_tag)}</span>"],
+        [
+            "model",
+            f"<span class='wb-code'>{html.escape(result.model_tag)}</span> (the model inside "
+            "the served Bento; the Bento has a tag of its own)",
+        ],
         [
             "window",
             f"{window.get('rows', 0):,} rows in {window.get('requests', 0):,} requests "
@@ -262,9 +302,9 @@ def monitor_html(result: MonitorResult) -> str:
         )
     return (
         f"{STYLE}{DRIFT_STYLE}"
-        f"<h4>Monitoring of <code>{html.escape(result.model_tag or result.url)}</code>: "
+        f"<h4>Monitoring of the service at <code>{html.escape(result.url)}</code>: "
         f"{status_html(result.status)}</h4>"
-        + table_html(["", ""], facts)
+        + WIDE_TABLE.format(table_html(["", ""], facts))
         + "<h4>Input drift against the training reference</h4>"
         + _columns_html(result)
         + (quality_html(result.quality) if result.quality is not None else "")

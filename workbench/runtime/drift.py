@@ -285,8 +285,8 @@ def _untestable(
         return "the window is empty", options.min_window_rows
     if present < options.min_window_rows:
         reason = (
-            f"{present} non-missing value(s) in the window, fewer than "
-            f"min_window_rows={options.min_window_rows}"
+            f"{present} non-missing value(s), fewer than the "
+            f"min_window_rows={options.min_window_rows} a test needs"
         )
         return reason, options.min_window_rows - present
     return None

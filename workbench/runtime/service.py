@@ -79,7 +79,7 @@ class Serving:
         if service_class is not None and self.settings.monitor.enabled:
             serving = self
 
-            async def __metrics__(instance: Any, text: str) -> str:
+            async def __metrics__(instance: Any, text: str) -> str:  # noqa: ARG001 - BentoML's hook
                 return await serving.metrics(text)
 
             # BentoML's service object wraps the class (`inner`), whose instances answer /metrics.

@@ -128,7 +128,7 @@ def promote(
     """
     if not reason.strip():
         raise VersionError(
-            "a promotion needs a reason (--reason '...'); it is recorded in the history file"
+            "a promotion needs a reason; it is recorded in the history file"
         )
     candidate = resolve_version(reference, name=config.name)
     history = read_history(config.root, config.name)
@@ -142,7 +142,8 @@ def promote(
             f"{candidate.tag} cannot be promoted: {len(failed)} gate(s) failed on "
             f"{config.test_path.name}: "
             + "; ".join(_line(g) for g in failed)
-            + ". Promote another version, or pass --force with a --reason (it is recorded)",
+            + ". Promote another version, or force the promotion (recorded with the reason and "
+            "the failed gates)",
         )
     return _record(
         config,
@@ -175,8 +176,7 @@ def rollback(config: Config, *, reason: str = "", by: str | None = None) -> Prom
             else "nothing is promoted yet"
         )
         raise VersionError(
-            f"{config.name!r} has no earlier promoted version to roll back to ({why}); "
-            f"promote a version with `workbench promote {config.name}:VERSION --reason ...`"
+            f"{config.name!r} has no earlier promoted version to roll back to ({why})"
         )
     return _record(
         config,
@@ -188,7 +188,7 @@ def rollback(config: Config, *, reason: str = "", by: str | None = None) -> Prom
     )
 
 
-def _record(
+def _record(  # noqa: PLR0913 - keyword-only, the fields of one history entry
     config: Config,
     version: StoredVersion,
     *,

@@ -53,7 +53,6 @@ class ReportBuilder:
 
     def build(self, summaries: list[dict[str, Any]]) -> dict[str, Any]:
         """The report from the workers' summaries."""
-        rows = sum(s["rows"] for s in summaries)
         windows = merge_windows(
             *[{n: ColumnWindow.from_dict(c) for n, c in s["columns"].items()} for s in summaries]
         )
@@ -70,8 +69,6 @@ class ReportBuilder:
         predictions = self._predictions(
             merge_windows(*[{"p": ColumnWindow.from_dict(s["predictions"])} for s in summaries])
         )
-        drifts = (drift or {}).get("columns", [])
-        unseen_rows = sum(s.get("unseen_rows", 0) for s in summaries)
         report = {
             "window": self._window(summaries),
             "drift": drift,
@@ -79,23 +76,7 @@ class ReportBuilder:
             "quality": quality,
             "predictions": predictions,
             "profiles": self._profiles(windows),
-            "missing": [
-                {
-                    "column": c["column"],
-                    "reference": c["missing_share_reference"],
-                    "window": c["missing_share_window"],
-                    "change": None
-                    if c["missing_share_window"] is None
-                    else c["missing_share_window"] - c["missing_share_reference"],
-                }
-                for c in drifts
-            ],
-            "unseen": {
-                "rows_share": unseen_rows / rows if rows else None,
-                "columns": {
-                    c["column"]: c["unseen_share"] for c in drifts if c["kind"] == "category"
-                },
-            },
+            **self._shares(drift, summaries),
             "metrics": self._metrics([pair for s in summaries for pair in s["labelled"]]),
             "feedback": {
                 key: sum(int(s.get("feedback", {}).get(key, 0)) for s in summaries)
@@ -116,6 +97,32 @@ class ReportBuilder:
             gates=monitor.gates,
         )
         return {**report, "status": judgement.status, "judgement": judgement.to_dict()}
+
+    @staticmethod
+    def _shares(drift: dict[str, Any] | None, summaries: list[dict[str, Any]]) -> dict[str, Any]:
+        """Each column's missing share against the reference's, and the unseen categories."""
+        drifts = (drift or {}).get("columns", [])
+        rows = sum(s["rows"] for s in summaries)
+        unseen_rows = sum(s.get("unseen_rows", 0) for s in summaries)
+        return {
+            "missing": [
+                {
+                    "column": c["column"],
+                    "reference": c["missing_share_reference"],
+                    "window": c["missing_share_window"],
+                    "change": None
+                    if c["missing_share_window"] is None
+                    else c["missing_share_window"] - c["missing_share_reference"],
+                }
+                for c in drifts
+            ],
+            "unseen": {
+                "rows_share": unseen_rows / rows if rows else None,
+                "columns": {
+                    c["column"]: c["unseen_share"] for c in drifts if c["kind"] == "category"
+                },
+            },
+        }
 
     def _window(self, summaries: list[dict[str, Any]]) -> dict[str, Any]:
         """The window's size and time span, all workers together."""
