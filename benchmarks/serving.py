@@ -516,7 +516,7 @@ class RawServer:
 
     @classmethod
     def start(cls, log_dir: Path, *, timeout: float = 60.0) -> tuple[RawServer, float]:
-        from workbench.serving.server import free_port
+        from workbench.serving.network import free_port
 
         port = free_port()
         log_path = log_dir / f"serve-raw-asgi-{port}.log"

@@ -105,6 +105,35 @@ def test_bad_arguments_get_one_line_and_exit_2(tmp_path: Path, args, message):
     assert message in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("versions", "../../../x"),
+        ("versions", "x:1"),  # a version where only a name is due
+        ("serve", "../../../x"),
+        ("serve", "x:../../y"),
+        ("promote", "../x:1", "--reason", "r"),
+        ("rollback", "a/b"),
+        ("compare", "x:1", "X:2"),
+        ("shadow", "x:1", "x:..", "--replay", "f.csv"),
+    ],
+)
+def test_names_on_the_command_line_are_validated_as_names(args, capsys):
+    """A model name or NAME:VERSION that is none (a path, capitals, a dot-dot version) is one
+    message and exit 2 before it is used: it never becomes a path under bentos/ or reaches the
+    store (`versions ../../../x` was an 'unexpected ValueError', `serve ../../../x` read
+    bentos/../../../x/release/)."""
+    from workbench.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(list(args))
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    error = err.strip().splitlines()[-1]
+    assert "is not a model name or NAME:VERSION" in error or "without a version" in error
+    assert "Traceback" not in err and "unexpected" not in err
+
+
 def test_a_broken_cell_names_notebook_cell_and_exception(project: Path, tmp_path: Path):
     (project / "data" / "test.csv").unlink()
     done = run_cli("run", "--out", str(tmp_path / "run"), cwd=project, home=tmp_path / "store")

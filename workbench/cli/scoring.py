@@ -56,6 +56,21 @@ def add_commands(sub: Any) -> None:
         help="a row the service would refuse: fail the job (default; nothing is written but "
         "the error file) or skip it; both list refused rows in OUT.errors.csv",
     )
+    _add_engine_options(score_p)
+    score_p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing OUT and its record"
+    )
+    score_p.add_argument(
+        "--config",
+        metavar="PATH",
+        help="the workbench.yaml of the project whose records vouch for the Bento's bytes "
+        "(default: the nearest one at or above the current folder)",
+    )
+    score_p.set_defaults(func=_cmd_score)
+
+
+def _add_engine_options(score_p: Any) -> None:
+    """How the job runs: the chunk size, and in process or on Dask."""
     score_p.add_argument(
         "--chunk-rows",
         type=rows,
@@ -73,10 +88,6 @@ def add_commands(sub: Any) -> None:
         help="score on a running Dask cluster (tcp://HOST:PORT); its workers need workbench, "
         "the Bento's store (BENTOML_HOME) and the files at the same paths",
     )
-    score_p.add_argument(
-        "--overwrite", action="store_true", help="replace an existing OUT and its record"
-    )
-    score_p.set_defaults(func=_cmd_score)
 
 
 def _score_progress(
@@ -143,6 +154,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
                 overwrite=args.overwrite,
                 on_chunk=on_chunk,
                 dask_progress=dask_bar,
+                project=args.config,
             )
     finally:
         close()

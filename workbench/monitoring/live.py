@@ -34,9 +34,10 @@ from workbench.runtime.monitoring.judgement import judge_report
 from workbench.runtime.settings import FEEDBACK_PATH, METADATA_PATH, MONITOR_PATH
 from workbench.schema import InputSchema
 from workbench.serving.launch import serve, served_tag
+from workbench.serving.network import require_loopback
 from workbench.serving.replay import REQUEST_TIMEOUT_S, Answers, Target
 from workbench.serving.replay import replay as replay_rows
-from workbench.serving.server import Server, require_loopback
+from workbench.serving.server import Server
 
 #: Labels per ``POST /feedback``.
 FEEDBACK_BATCH = 1000

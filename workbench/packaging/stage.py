@@ -28,6 +28,7 @@ from workbench.compilation import CompiledModel
 from workbench.config import Config
 from workbench.data import load_frame, split_features
 from workbench.errors import PackagingError
+from workbench.integrity import check_stored_pickle, is_vouched, vouch_packaged
 from workbench.packaging.code import ProjectModules
 from workbench.packaging.kubernetes import render_kubernetes
 from workbench.packaging.plan import measure_call_cost, plan_serving
@@ -112,6 +113,7 @@ def save_model(config: Config, validation: ValidationResult, model: Any) -> tupl
     version = sha256_text(validation.inputs["model"], json.dumps(meta, sort_keys=True))[:16]
     tag = f"{config.name}:{version}"
     if _store_has("model", tag):
+        check_stored_pickle(tag, model)
         return tag, False
     try:
         bentoml.sklearn.save_model(
@@ -171,6 +173,14 @@ def package(config: Config, *, run_dir: str | Path | None = None) -> PackageResu
     try:
         spec = service_spec(config, validation, materials, model_tag)
         built = build_service(config, spec, materials)
+        vouch_packaged(
+            config.root,
+            built.bento_tag,
+            model_tag=model_tag,
+            model_sha256=spec.model_sha256,
+            built=built.created,
+            records=os.path.relpath(folder, config.root),
+        )
     except BaseException:
         if saved:
             bentoml.models.delete(model_tag)
@@ -270,6 +280,11 @@ def build_service(config: Config, spec: ServiceSpec, materials: Materials) -> Bu
         graph.unlink(missing_ok=True)
     bento_tag = f"{config.name}:{version}"
     created = not _store_has("bento", bento_tag)
+    if not created and not is_vouched(config.root, bento_tag):
+        # Of unknown origin (no record of this project names it): built again, so the package
+        # ledger vouches for what this call built, never for what it found.
+        bentoml.bentos.delete(bento_tag)
+        created = True
     if created:
         build_bento(service_dir, version)
     return Built(service_dir, bento_tag, created)

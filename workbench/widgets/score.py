@@ -187,6 +187,7 @@ class ScorePanel(Panel):
             overwrite=True,
             workers=workers,
             on_chunk=self.chunk_done,
+            project=self.config.root,
         )
         self.progress.max = max(self.result.rows_read, 1)
         self.progress.value = self.result.rows_read
