@@ -713,7 +713,7 @@ def test_score_panel_scores_in_this_process_and_on_dask(
     expect(panel.locator(".wb-bento select")).to_have_value(re.compile(f"^{re.escape(chosen)}"))
     in_process = re.compile(r"^143 rows scored, 0 refused \(in process\)")
     press(panel, "wb-score", in_process, timeout=120_000)
-    expect(panel.locator(".wb-results")).to_contain_text("Drift of")
+    expect(panel.locator(".wb-results")).to_contain_text("Drift and data quality of")
     shoot(panel, "score")
     workers = panel.locator(".wb-workers input")
     workers.fill("2")
