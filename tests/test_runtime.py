@@ -330,10 +330,7 @@ class Fallthrough:
 
 
 def asgi_app(serving: Serving) -> Any:
-    app: Any = Fallthrough()
-    for middleware, options in reversed(serving.middlewares()):
-        app = middleware(app, **options)
-    return app
+    return serving.app(Fallthrough())
 
 
 def started(tmp_path: Path, **service: Any) -> Serving:
@@ -618,6 +615,9 @@ def test_start_up_refuses_a_missing_key_and_a_changed_model(tmp_path, monkeypatc
     with pytest.raises(DeploymentError, match=f"{API_KEY_ENV} is not set.*service.auth: none"):
         serving.check_deployment(model_dir)
     monkeypatch.setenv(API_KEY_ENV, "k3y")
+    with pytest.raises(DeploymentError, match=r"3 characters long.*at least 16.*token_urlsafe"):
+        serving.check_deployment(model_dir)
+    monkeypatch.setenv(API_KEY_ENV, "k3y-of-sixteen-chars")
     serving.check_deployment(model_dir)
     (model_dir / "saved_model.pkl").write_bytes(b"tampered bytes")
     with pytest.raises(DeploymentError, match=f"sha256 .* packaged with sha256 {packaged}"):
@@ -788,7 +788,7 @@ def test_a_wrong_method_is_one_405_with_allow_from_the_route_table(tmp_path):
     table = route_table(serving)
     app = asgi_app(serving)
     ours = {path: route for path, route in table.items() if route.handler and route.methods}
-    assert set(ours) == {"/predict", "/metadata", "/feedback", "/monitor"}
+    assert set(ours) == {"/predict", "/metadata", "/feedback", "/monitor", "/metrics"}
     for path, route in ours.items():
         wrong = "DELETE"
         answer = run(call(app, wrong, path, headers={"origin": "http://a.example"}))

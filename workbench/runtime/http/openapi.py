@@ -73,6 +73,11 @@ UNAUTHORIZED = _error(
     "missing or wrong API key: send `Authorization: Bearer <key>`",
     headers={"WWW-Authenticate": {"schema": {"type": "string"}}},
 )
+KEY_LIMITED = _error(
+    "too many requests with a wrong API key from this address (their answers are slowed): "
+    "retry after `Retry-After` seconds",
+    headers=RETRY_AFTER,
+)
 BEARER = {
     "type": "http",
     "scheme": "bearer",
@@ -108,7 +113,16 @@ def predict(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
             f"{service.max_request_rows:,} rows: send fewer rows per request"
         ),
         "415": _error("the body is not `application/json`"),
-        "429": _error("the queue is full: retry after `Retry-After` seconds", headers=RETRY_AFTER),
+        "429": _error(
+            "the queue is full"
+            + (
+                ", or too many requests with a wrong API key from this address"
+                if service.auth == "api_key"
+                else ""
+            )
+            + ": retry after `Retry-After` seconds",
+            headers=RETRY_AFTER,
+        ),
         "503": _error(
             f"queued longer than {service.max_latency_ms} ms (overloaded): retry after "
             "`Retry-After` seconds",
@@ -139,13 +153,37 @@ def metadata(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
 
 
 def plain_text(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """BentoML's health and metrics routes as it documents them, answering plain text (absent
-    when BentoML does not document the route, e.g. ``/metrics`` turned off)."""
+    """BentoML's health routes as it documents them, answering plain text (absent when BentoML
+    does not document the route)."""
     operation = item.get("get")
     if operation is None:
         return {}
     operation["responses"]["200"]["content"] = TEXT
     return {"get": operation}
+
+
+def metrics(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """``GET /metrics`` (the dispatcher answers it; BentoML's metrics are off)."""
+    shown = (
+        "for anyone (`monitor.public_metrics`)"
+        if settings.monitor.public_metrics or settings.service.auth == "none"
+        else "only to a scrape with the API key"
+    )
+    gauges = (
+        f" With monitoring on, the monitoring gauges (`workbench_monitor_*`) too, {shown}."
+        if settings.monitor.enabled
+        else ""
+    )
+    return {
+        "get": {
+            "summary": "Prometheus metrics",
+            "description": "Requests by route (`endpoint`: the route's path, `(unmatched)` for "
+            "any other), their status and duration, requests in progress and failed API key "
+            f"checks, all workers together.{gauges}",
+            "tags": ["Infrastructure"],
+            "responses": {"200": {"description": "the text exposition format", "content": TEXT}},
+        }
+    }
 
 
 def readyz(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -176,6 +214,7 @@ def document(
         if route.auth and secured:
             for operation in item.values():
                 operation["responses"]["401"] = copy.deepcopy(UNAUTHORIZED)
+                operation["responses"].setdefault("429", copy.deepcopy(KEY_LIMITED))
                 operation["security"] = [{"bearerAuth": []}]
         paths[path] = item
     spec["paths"] = paths
