@@ -5,10 +5,12 @@ after abuse) are in tests/test_abuse.py."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from test_runtime import (
     PREDICT_BODY,
     Row,
@@ -191,3 +193,210 @@ def test_a_handler_slower_than_the_timeout_is_504(tmp_path: Path):
     answer = run(call(app, "GET", "/metadata"))
     assert answer.status_code == 504
     assert answer.json() == {"error": "not answered within 1 s (service.timeout)"}
+
+
+# --- finding 2: the window keeps a bounded number of bytes whatever clients send ---------------
+
+
+def test_finding_2_long_and_unseen_values_are_kept_short_and_echoed_short(tmp_path):
+    """Unseen category values of 100,000 characters (ASCII and not) are warned about with a
+    short prefix (a small answer) and kept in the window as a short stand-in; answers are not
+    kept as text; seen categories are kept as the training value itself."""
+    serving = started(tmp_path)
+    app = asgi_app(serving)
+    sizes = []
+    for i, char in enumerate("xé🙂" * 10):
+        value = char * 99_990 + f"{i:010d}"
+        answer = run(
+            call(app, "POST", "/predict", json={"rows": [{"size cm": 1.0, "colour": value}]})
+        )
+        assert answer.status_code == 200
+        sizes.append(len(answer.content))
+        (warning,) = answer.json()[0]["warnings"]
+        assert warning.startswith("colour: unseen category '") and "(100,000 characters)" in warning
+        assert len(warning) < 120
+    assert max(sizes) < 1000  # (a 400 KB value of emoji made a 1.1 MB answer)
+    red = run(call(app, "POST", "/predict", json={"rows": [{"size cm": 1.0, "colour": "red"}]}))
+    assert red.status_code == 200
+    monitor = serving.monitor
+    assert monitor is not None
+    window = monitor.window
+    kept = [window.columns["colour"][s] for s in window.order()]
+    assert len(set(kept[:-1])) == 30  # distinct values stay distinct
+    assert max(len(v) for v in kept) <= 40
+    assert kept[-1] is next(v for v in serving.settings.categories["colour"] if v == "red")
+    assert not hasattr(window, "answers")
+    assert {type(p) for p in window.predictions[window.order()]} == {str}
+
+
+def test_finding_2_text_columns_are_kept_as_their_lengths(tmp_path):
+    from workbench.runtime.monitoring.window import Intake
+
+    intake = Intake(["t", "c"], {"t": "text", "c": "category"}, {"c": ["a"]}, [])
+    columns = intake.columns([("z" * 100_000, "a"), (None, "b" * 65), ("short", "q")])
+    assert columns[0] == [100_000, None, 5]
+    assert columns[1][0] == "a" and columns[1][2] == "q"
+    assert columns[1][1].startswith("b" * 16 + "…#") and len(columns[1][1]) < 40
+
+
+# --- findings 3 and 5: unforgeable feedback, unknown ids at once ---------------------------------
+
+
+ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{32}")
+
+
+def classifier(tmp_path: Path, **service: Any) -> Serving:
+    """A started worker's serving of the test classifier, its classes known (for feedback)."""
+    spec = settings(tmp_path, service=service, classes=["no", "yes"], probabilities=True)
+    serving = Serving(Row, spec)
+    serving.start(mixed_model(), freeze=False)
+    return serving
+
+
+def predict_ids(app: Any, n: int) -> list[str]:
+    body = {"rows": [{"size cm": 1.0, "colour": "red"}, {"size cm": 5.0, "colour": "blue"}]}
+    return [run(call(app, "POST", "/predict", json=body)).headers["x-request-id"] for _ in range(n)]
+
+
+def feedback(app: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
+    answer = run(call(app, "POST", "/feedback", json={"feedback": items}))
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def test_finding_3_request_ids_are_unguessable_and_reveal_nothing(tmp_path):
+    """Ids are the worker's random tag and 128 bits that look random: no pid, no position, no
+    order; ids made up from seen ones (a digit changed, the pid or a count put in) are unknown."""
+    import os
+
+    app = asgi_app(classifier(tmp_path))
+    ids = predict_ids(app, 20)
+    assert all(ID.fullmatch(i) for i in ids)
+    assert len({i.split("-")[0] for i in ids}) == 1 and len(set(ids)) == 20
+    assert f"{os.getpid():x}" not in {i.split("-")[0] for i in ids}
+    tag = ids[0].split("-")[0]
+    bodies = sorted(i.split("-")[1] for i in ids)
+    assert bodies != [i.split("-")[1] for i in ids]  # not in the order they were given
+    forged = [
+        ids[0][:-1] + ("0" if ids[0][-1] != "0" else "1"),
+        f"{tag}-{0:032x}",
+        f"{tag}-{1:032x}",
+        f"{os.getpid():x}-0",
+        f"{os.getpid():x}-2",
+    ]
+    answer = feedback(app, [{"request_id": f, "label": "yes"} for f in forged])
+    assert (answer["applied"], answer["unknown"]) == (0, len(forged))
+
+
+def test_finding_3_a_second_label_for_a_row_is_a_conflict_never_an_overwrite(tmp_path):
+    serving = classifier(tmp_path)
+    app = asgi_app(serving)
+    (rid,) = predict_ids(app, 1)
+    first = feedback(app, [{"request_id": rid, "row": r, "label": "yes"} for r in (0, 1)])
+    assert (first["applied"], first["conflict"]) == (2, 0)
+    again = feedback(app, [{"request_id": rid, "row": 0, "label": "yes"}])
+    assert (again["applied"], again["unchanged"], again["conflict"]) == (0, 1, 0)
+    flipped = feedback(app, [{"request_id": rid, "row": r, "label": "no"} for r in (0, 1)])
+    assert (flipped["applied"], flipped["conflict"]) == (0, 2)
+    assert flipped["conflict_ids"] == [{"request_id": rid, "row": 0}, {"request_id": rid, "row": 1}]
+    monitor = serving.monitor
+    assert monitor is not None
+    labels = [monitor.window.labels[s] for s in monitor.window.order()]
+    assert labels == ["yes", "yes"]  # the first label stands
+    report = run(monitor.report())
+    assert report["metrics"]["labelled_rows"] == 2
+    assert report["feedback"]["conflict"] == 2 and report["feedback"]["applied"] == 2
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any, Path]:
+    """Two workers' monitors sharing a folder made by the deployment (in this process)."""
+    from workbench.runtime.monitoring.monitor import Monitor
+    from workbench.runtime.monitoring.sharing import FOLDER_ENV, create_folder
+
+    monkeypatch.delenv(FOLDER_ENV, raising=False)
+    folder = create_folder()
+    monkeypatch.setenv(FOLDER_ENV, str(folder))  # undone after the test
+    serving = classifier(tmp_path, workers=2)
+    other = Monitor(serving.settings, Row, serving.card)
+    return serving, other, folder
+
+
+def test_finding_5_with_two_workers_a_malformed_or_forged_id_is_unknown_at_once(two_workers):
+    """Ids naming a pid beyond a C long, pid 0 or 1, no worker, or a live worker but forged are
+    ``unknown`` at once, never a wait or a 5xx; a real id of the other worker reaches it."""
+    import time
+
+    serving, other, _ = two_workers
+    app = asgi_app(serving)
+
+    async def publish_other() -> str:
+        rows = [Row.model_validate({"size cm": 2.0, "colour": "red"})]
+        given = other.keep([rows], [['{"prediction": "no", "probabilities": null}']])[0]
+        held, newest = other.window.request_rows(), other.window.end - 1
+        other.sharing.publish_held(held, newest)
+        return given
+
+    real = run(publish_other())
+    tag = real.split("-")[0]
+    hostile = [
+        f"{2**80:x}-0",
+        "0-0",
+        "1-0",
+        "not an id",
+        "../../etc-passwd",
+        f"{tag}-{0:032x}",
+        "00000000-" + real.split("-")[1],
+    ]
+    began = time.monotonic()
+    answer = feedback(app, [{"request_id": h, "label": "yes"} for h in hostile])
+    assert time.monotonic() - began < 1.0  # the bounded wait (2.5 s) is for real new ids only
+    assert (answer["applied"], answer["unknown"]) == (0, len(hostile))
+    forwarded = feedback(app, [{"request_id": real, "label": "yes"}])
+    assert forwarded["applied"] == 1
+    other._drain_inbox()
+    assert [other.window.labels[s] for s in other.window.order()] == ["yes"]
+
+
+# --- finding 6: the workers' folder is private and goes away ------------------------------------
+
+
+def test_finding_6_the_shared_folder_is_private_and_its_files_too(two_workers):
+    import stat
+
+    serving, other, folder = two_workers
+    assert folder.name.startswith("workbench-monitor-") and len(folder.name) > 20
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    run(other.report())  # publishes its summary
+    other.sharing.publish_held({}, -1)
+    files = list(folder.iterdir())
+    assert {f.name.split("-")[0] for f in files} >= {"key", "serve.pid", "window", "worker"}
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files), [
+        (f.name, oct(f.stat().st_mode)) for f in files
+    ]
+    worker = next(f for f in files if f.name.startswith("worker-"))
+    assert set(json.loads(worker.read_text())) == {"pid", "seq", "held"}  # no raw values
+
+
+def test_finding_6_the_folder_goes_with_the_serve_process_and_a_killed_ones_next_time(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "from workbench.runtime.monitoring.sharing import create_folder; "
+        "print(create_folder(), flush=True)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert not Path(done.stdout.strip()).exists()  # removed at exit
+    killed = subprocess.Popen(
+        [sys.executable, "-c", code + "; import time; time.sleep(60)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert killed.stdout is not None
+    left = Path(killed.stdout.readline().strip())
+    killed.kill()
+    killed.wait()
+    assert left.exists()
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert again.returncode == 0 and not left.exists()  # the next deployment removed it

@@ -161,7 +161,7 @@ def test_every_answer_has_a_request_id_and_feedback_is_idempotent(
     served: tuple[Path, Server],
 ):
     """Each answer carries X-Request-Id; feedback applies labels by id and row, reports unknown
-    ids, and a repeat changes nothing; bad feedback is one 400 naming each bad item and applies
+    ids, a repeat changes nothing and another label is a conflict, not applied; bad feedback is one 400 naming each bad item and applies
     nothing."""
     project, server = served
     rows, labels = rows_of(project, "test.csv")
@@ -184,13 +184,13 @@ def test_every_answer_has_a_request_id_and_feedback_is_idempotent(
     again = httpx.post(
         f"{server.url}/feedback", json={"feedback": items[:2]}, headers=key_of(server)
     ).json()
-    assert (again["applied"], again["unchanged"], again["updated"]) == (0, 2, 0)
+    assert (again["applied"], again["unchanged"], again["conflict"]) == (0, 2, 0)
     flipped = [{**items[0], "label": 1 - labels[0]}]
     changed = httpx.post(
         f"{server.url}/feedback", json={"feedback": flipped}, headers=key_of(server)
     ).json()
-    assert changed["updated"] == 1
-    httpx.post(f"{server.url}/feedback", json={"feedback": items[:1]}, headers=key_of(server))
+    assert changed["conflict"] == 1  # the first label stands (issue 29)
+    assert changed["conflict_ids"] == [{"request_id": rid, "row": 0}]
 
     bad = [
         {"request_id": rid, "label": "maybe"},

@@ -3,10 +3,11 @@ the model, its batcher and whether it is ready.
 
 The generated ``service.py`` reads its :class:`~.settings.Settings` (``settings.json``), creates
 one :class:`Serving` at import, puts the route table's dispatcher in front of BentoML's app with
-:meth:`Serving.install` (:mod:`.http.edge`), calls :meth:`Serving.check_deployment`
-from an ``@bentoml.on_deployment`` hook (once, in the ``bentoml serve`` process, before any worker
-starts: a problem there is one line and exit code 1, not a worker restarting forever) and
-:meth:`Serving.start` from the service's ``__init__`` in each worker.
+:meth:`Serving.install` (:mod:`.http.edge`), calls :meth:`Serving.deploy` (the start-up checks
+and the workers' shared folder) from an ``@bentoml.on_deployment`` hook (once, in the ``bentoml
+serve`` process, before any worker starts: a problem there is one line and exit code 1, not a
+worker restarting forever) and :meth:`Serving.start` from the service's ``__init__`` in each
+worker.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .http.handlers import route_table
 from .http.routes import ASGIApp, Dispatcher
 from .http.traffic import Traffic
 from .monitoring.monitor import Monitor
+from .monitoring.sharing import create_folder
 from .predictor import Predictor, RowsRefused
 from .settings import API_KEY_ENV, MODEL_FILE, ONNX_FILE, PREDICT_PATH, Settings
 
@@ -136,6 +138,14 @@ class Serving:
             logger.info("auth: every API route requires 'Authorization: Bearer <%s>'", API_KEY_ENV)
         else:
             logger.warning("auth: none (service.auth: none): every API route is open")
+
+    def deploy(self, model_dir: Path) -> None:
+        """Once, in the ``bentoml serve`` process before any worker starts: the start-up checks
+        (:meth:`check_deployment`), and with several monitored workers the private folder they
+        share (:func:`~.monitoring.sharing.create_folder`; the workers inherit its name)."""
+        self.check_deployment(model_dir)
+        if self.settings.service.workers > 1 and self.settings.monitor.enabled:
+            create_folder()
 
     def load(self, sklearn_model: Callable[[], Any]) -> Any:
         """What answers requests: the ONNX graph beside ``service.py`` (``runtime: onnx``), else

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
@@ -35,7 +36,7 @@ from ..batching import Batcher, Overloaded, QueueFull
 from ..monitoring.feedback import FeedbackError
 from ..monitoring.gauges import prometheus_text
 from ..monitoring.monitor import Monitor, Watched
-from ..predictor import RowsRefused
+from ..predictor import Answers, RowsRefused
 from ..settings import (
     DOCS_PATH,
     FEEDBACK_PATH,
@@ -203,13 +204,13 @@ def _retry(status: int, message: str, seconds: int) -> Refusal:
 
 async def answer_rows(
     rows: list[Any], batcher: Batcher, batch_rows: int, *, context: Any = None
-) -> list[str]:
+) -> Sequence[str]:
     """Each row's answer, the rows sent to the model at most ``batch_rows`` at a time (each
     part with ``context``, for the batcher's after-call hook)."""
-    answers: list[str] = []
+    parts: list[Sequence[str]] = []
     for start in range(0, len(rows), batch_rows):
         try:
-            answers += await batcher.submit(rows[start : start + batch_rows], context=context)
+            parts.append(await batcher.submit(rows[start : start + batch_rows], context=context))
         except RowsRefused as exc:
             raise validation_error(
                 [
@@ -228,7 +229,7 @@ async def answer_rows(
         except Overloaded as exc:
             message = f"overloaded: queued too long, retry in {exc.retry_after_s} s"
             raise _retry(503, message, exc.retry_after_s) from None
-    return answers
+    return Answers.join(parts) if parts else []
 
 
 class Handlers:
@@ -263,10 +264,11 @@ class Handlers:
     async def feedback(self, request: Request) -> Response | Forward:
         """``{"feedback": [{"request_id": "<X-Request-Id>", "row": 0, "label": <value>}]}``
         (``row``: the row's index in its request, default 0). Answers how many were ``applied``
-        (first label), ``unchanged`` (the same label again: repeats are idempotent), ``updated``
-        (another label: the last one counts) and ``unknown`` (an id not in the window, or
-        already dropped from it), listing the unknown ids. Any bad item is one 400 naming each
-        bad item, and nothing is applied."""
+        (the row's first label), ``unchanged`` (the same label again: repeats are idempotent),
+        a ``conflict`` (another label: the first stands; never a silent overwrite) and
+        ``unknown`` (not an id of this service, or no longer in the window: at once), listing
+        the unknown and conflicting ids. Any bad item is one 400 naming each bad item, and
+        nothing is applied."""
         monitor = self.serving.monitor
         if monitor is None:
             return FORWARD

@@ -16,6 +16,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from ..monitoring.feedback import FEEDBACK_STATUSES
 from ..settings import Settings
 from .routes import Route
 
@@ -262,12 +263,22 @@ def _feedback_body(settings: Settings) -> dict[str, Any]:
 
 def feedback(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """``POST /feedback``."""
-    counts = {name: {"type": "integer"} for name in ("applied", "unchanged", "updated", "unknown")}
-    answer = {"type": "object", "properties": {**counts, "unknown_ids": {"type": "array"}}}
+    counts = {name: {"type": "integer"} for name in FEEDBACK_STATUSES}
+    ref = {
+        "type": "object",
+        "properties": {"request_id": {"type": "string"}, "row": {"type": "integer"}},
+    }
+    listed = {"type": "array", "items": ref, "description": "the first 1,000"}
+    answer = {
+        "type": "object",
+        "properties": {**counts, "unknown_ids": listed, "conflict_ids": listed},
+    }
     return {
         "post": {
             "summary": "true labels for answered rows, by request id",
-            "description": "Repeats are idempotent; ids not in the window are reported unknown.",
+            "description": "A row's first label stands: the same again is `unchanged`, another "
+            "is a `conflict` (counted and listed, never applied); ids not in the window, or "
+            "not ids of this service, are `unknown`.",
             "tags": ["Service APIs"],
             "requestBody": {
                 "required": True,
@@ -275,7 +286,7 @@ def feedback(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
             },
             "responses": {
                 "200": {
-                    "description": "how many items were applied, unchanged, updated, unknown",
+                    "description": "how many items were applied, unchanged, conflicting, unknown",
                     "content": {JSON: {"schema": answer}},
                 },
                 "400": {
