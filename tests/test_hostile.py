@@ -400,3 +400,72 @@ def test_finding_6_the_folder_goes_with_the_serve_process_and_a_killed_ones_next
     assert left.exists()
     again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert again.returncode == 0 and not left.exists()  # the next deployment removed it
+
+
+# --- finding 10: the connection rules, on uvicorn itself (both of its HTTP parsers) -------------
+
+
+@pytest.mark.parametrize("parser", ["httptools", "h11"])
+def test_finding_10_headers_must_arrive_in_time_and_shutdown_answers_a_fresh_connection(
+    parser: str,
+):
+    """uvicorn with the guarded protocol (header deadline 0.5 s here): a connection trickling
+    its headers is closed with a 408; an idle one is closed; a normal request is answered; at
+    shutdown a connection accepted just before, whose request comes after, is answered and then
+    closed instead of being dropped."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from workbench.runtime.http.connections import guarded_protocol
+
+    base = HttpToolsProtocol if parser == "httptools" else H11Protocol
+    protocol: Any = guarded_protocol(base)
+    protocol.header_timeout, protocol.idle_grace = 0.5, 2.0
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    config = uvicorn.Config(app, http=protocol, lifespan="off", log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[listener])))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as normal:
+            normal.sendall(request)
+            assert normal.recv(1024).startswith(b"HTTP/1.1 200")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as slow:
+            slow.sendall(request[:5])
+            time.sleep(0.2)
+            slow.sendall(request[5:8])
+            assert slow.recv(1024).startswith(b"HTTP/1.1 408")
+            assert slow.recv(1024) == b""
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as idle:
+            began = time.monotonic()
+            assert idle.recv(1024) == b"" and time.monotonic() - began < 3
+        fresh = socket.create_connection(("127.0.0.1", port), timeout=5)
+        time.sleep(0.1)
+        server.should_exit = True  # uvicorn's graceful shutdown, as on SIGTERM
+        time.sleep(0.3)
+        fresh.sendall(request)
+        answer = b""
+        while chunk := fresh.recv(1024):  # answered, then closed by the server
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith((b"ok", b"0\r\n\r\n"))
+        fresh.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert not thread.is_alive()

@@ -161,8 +161,8 @@ def test_every_answer_has_a_request_id_and_feedback_is_idempotent(
     served: tuple[Path, Server],
 ):
     """Each answer carries X-Request-Id; feedback applies labels by id and row, reports unknown
-    ids, a repeat changes nothing and another label is a conflict, not applied; bad feedback is one 400 naming each bad item and applies
-    nothing."""
+    ids, a repeat changes nothing and another label is a conflict, not applied; bad feedback is
+    one 400 naming each bad item and applies nothing."""
     project, server = served
     rows, labels = rows_of(project, "test.csv")
     answer = httpx.post(f"{server.url}/predict", json={"rows": rows[:2]}, headers=key_of(server))

@@ -57,6 +57,8 @@ class HeaderDeadline:
     loop: asyncio.AbstractEventLoop
     spawn: Callable[[], Any] | None = None
     """Makes another connection of this worker (for the connections taken at shutdown)."""
+    header_timeout: float = HEADER_TIMEOUT_S
+    idle_grace: float = IDLE_GRACE_S
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -72,7 +74,7 @@ class HeaderDeadline:
 
     def arm(self) -> None:
         self.partial = False
-        self.deadline = self.loop.call_later(HEADER_TIMEOUT_S, self.expire)
+        self.deadline = self.loop.call_later(self.header_timeout, self.expire)
 
     def disarm(self) -> None:
         if self.deadline is not None:
@@ -116,7 +118,7 @@ class HeaderDeadline:
                 return
             if self.cycle is None:  # accepted, nothing sent yet
                 self.draining = True
-                self.loop.call_later(IDLE_GRACE_S, self.close_idle)
+                self.loop.call_later(self.idle_grace, self.close_idle)
                 return
         super().shutdown()  # type: ignore[misc]
 

@@ -135,6 +135,7 @@ class Sharing:
         self.key = bytes.fromhex((folder / KEY_FILE).read_text().strip())
         self.readers: dict[str, RequestIds] = {}
         atexit.register(self.remove_files)
+        self.publish_held({}, -1)  # live from the start: feedback for its first ids finds it
 
     def ids(self, tag: str) -> RequestIds:
         """The ids of the worker tagged ``tag`` (a live one: the caller checked)."""
