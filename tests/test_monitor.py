@@ -276,12 +276,14 @@ def test_the_drifted_copy_is_caught_and_training_traffic_is_not(
     assert predictions["drift"]["drifted"] is True
     assert predictions["window"]["0"] > predictions["reference"]["0"]
 
-    metrics = httpx.get(f"{server.url}/metrics").text
+    # the monitoring gauges are model information: a scrape with the key (issue 29)
+    assert "workbench_monitor_" not in httpx.get(f"{server.url}/metrics").text
+    metrics = httpx.get(f"{server.url}/metrics", headers=key_of(server)).text
     assert "workbench_monitor_dataset_drift 1.0" in metrics
     assert 'workbench_monitor_column_drifted{column="mean radius"} 1.0' in metrics
     assert 'workbench_monitor_metric{metric="accuracy",source="validation"}' in metrics
     assert 'workbench_monitor_gate_passed{metric="accuracy"} 0.0' in metrics
-    assert "bentoml_service_request_total" in metrics  # BentoML's own figures are kept
+    assert "bentoml_service_request_total" in metrics  # BentoML's series names are kept
     series = [line for line in metrics.splitlines() if line.startswith("workbench_monitor")]
     assert len(series) < 30 * 6 + 40  # bounded: a few per column, class and metric
 

@@ -58,6 +58,8 @@ VALIDATION_SLICE = 500
 #: with thousands of bad rows costs the errors of a few rows, not of all.
 MAX_DETAIL = 100
 LARGE_JOBS = "score large files offline in batches instead of over HTTP"
+EXTRA = "Extra inputs are not permitted"
+"""pydantic's message for a field the row model does not have."""
 #: The largest ``POST /feedback`` body.
 MAX_FEEDBACK_BYTES = 4 << 20
 
@@ -157,14 +159,14 @@ async def parse_rows(body: bytes, serving: Serving) -> list[Any]:
         )
     rows: list[Any] = []
     errors: list[dict[str, Any]] = []
-    width = len(serving.row_model.model_fields)
+    wide = len(serving.row_model.model_fields) + MAX_DETAIL
     for start in range(0, len(raw), VALIDATION_SLICE):
         if start:
             await asyncio.sleep(0)  # let health checks and other requests in
         part = raw[start : start + VALIDATION_SLICE]
         try:
-            if any(type(row) is dict and len(row) > width for row in part):
-                raise ValueError("a row with more fields than the model has columns")
+            if any(type(row) is dict and len(row) > wide for row in part):
+                raise ValueError("a row with more unknown fields than a 400 lists")
             rows += serving.rows_adapter.validate_python(part)
         except (ValidationError, ValueError):
             errors += row_errors(part, start, serving.row_model, MAX_DETAIL - len(errors))
@@ -179,14 +181,16 @@ def row_errors(
     part: list[Any], start: int, row_model: type[BaseModel], room: int
 ) -> list[dict[str, Any]]:
     """The errors of rows ``part`` (the first at ``start``), one row at a time, stopping once
-    ``room`` are found. A row with more fields than the model has columns is one error, found
-    without listing each field (it could hold thousands)."""
-    width = len(row_model.model_fields)
+    ``room`` are found. A row with more unknown fields than a 400 lists (it could hold
+    thousands) has its first unknown fields named without pydantic building an error for each."""
+    fields = row_model.model_fields
+    names = {field.alias or name for name, field in fields.items()}
     errors: list[dict[str, Any]] = []
     for i, row in enumerate(part, start):
-        if type(row) is dict and len(row) > width:
-            message = f"the row has {len(row):,} fields; the model has {width} columns"
-            errors.append({"type": "too_many_fields", "loc": ["rows", i], "msg": message})
+        if type(row) is dict and len(row) > len(fields) + MAX_DETAIL:
+            extra = (key for key in row if key not in names)
+            for key, _ in zip(extra, range(room - len(errors)), strict=False):
+                errors.append({"type": "extra_forbidden", "loc": ["rows", i, key], "msg": EXTRA})
         else:
             try:
                 row_model.model_validate(row)
