@@ -54,6 +54,10 @@ logger = logging.getLogger("bentoml.service")
 
 #: Rows validated between two yields to the event loop (about 5 ms of pydantic work each).
 VALIDATION_SLICE = 500
+#: The first slice's rows; each next slice twice the last, up to VALIDATION_SLICE. A failing
+#: slice makes pydantic build the errors of all its rows: small first slices keep a refused
+#: request's cost near that of its first bad rows.
+FIRST_SLICE = 32
 #: Checking a request's rows stops at this many errors, which a 400 lists: a body of a few KiB
 #: with thousands of bad rows costs the errors of a few rows, not of all.
 MAX_DETAIL = 100
@@ -160,10 +164,11 @@ async def parse_rows(body: bytes, serving: Serving) -> list[Any]:
     rows: list[Any] = []
     errors: list[dict[str, Any]] = []
     wide = len(serving.row_model.model_fields) + MAX_DETAIL
-    for start in range(0, len(raw), VALIDATION_SLICE):
+    start, size = 0, FIRST_SLICE
+    while start < len(raw):
         if start:
             await asyncio.sleep(0)  # let health checks and other requests in
-        part = raw[start : start + VALIDATION_SLICE]
+        part = raw[start : start + size]
         try:
             if any(type(row) is dict and len(row) > wide for row in part):
                 raise ValueError("a row with more unknown fields than a 400 lists")
@@ -172,6 +177,7 @@ async def parse_rows(body: bytes, serving: Serving) -> list[Any]:
             errors += row_errors(part, start, serving.row_model, MAX_DETAIL - len(errors))
             if len(errors) >= MAX_DETAIL:
                 raise validation_error(errors, stopped=True) from None
+        start, size = start + size, min(2 * size, VALIDATION_SLICE)
     if errors:
         raise validation_error(errors)
     return rows

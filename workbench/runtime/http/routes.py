@@ -1,9 +1,10 @@
-"""The route table and the one dispatcher that serves it, in front of BentoML's router.
+"""The route table and the one dispatcher that serves it, in front of BentoML's whole app.
 
 A table maps each path to a :class:`Route`: the methods it answers, its handler and whether it
-needs the API key. BentoML's own routes (health, metrics, the docs page) are entries too, with no
+needs the API key. BentoML's own routes (health, the docs page) are entries too, with no
 handler: they are passed inward, to BentoML. :class:`Dispatcher`, a plain ASGI app taking the table
-and the settings, decides every request in one place, in this order:
+and the settings (put in front of BentoML's app and its middlewares by :mod:`.edge`), counts
+every request under its table path (:mod:`.traffic`) and decides it in one place, in this order:
 
 1. the route: the path's entry, exactly (``/static_content/`` by prefix); a path not in the table
    is handed inward to BentoML, after the API key check (an unknown path is not told apart from a
@@ -12,11 +13,13 @@ and the settings, decides every request in one place, in this order:
    inward to BentoML's CORS middleware, only when CORS is on;
 3. ``route.auth`` with ``service.auth: api_key``: ``Authorization: Bearer <key>``, compared in
    constant time, else 401 with ``WWW-Authenticate`` (before the method check: nothing about a
-   protected route is told without the key);
+   protected route is told without the key); an address that keeps failing is answered late,
+   then 429 (:mod:`.guard`);
 4. a method the route does not answer: 405 with ``Allow`` from ``route.methods``;
-5. the handler: a plain async function of the :class:`Request` that returns a :class:`Response`
-   (or :data:`FORWARD`, to hand the request to BentoML) or raises a :class:`Refusal` (a 4xx); any
-   other exception is logged and answered 500.
+5. the handler, within ``service.timeout`` (else 504): a plain async function of the
+   :class:`Request` that returns a :class:`Response` (or :data:`FORWARD`, to hand the request to
+   BentoML) or raises a :class:`Refusal` (a 4xx); any other exception is logged and answered
+   500.
 
 CORS: the headers of a simple response are decided once per request and added to every answer the
 dispatcher makes (BentoML's CORS middleware sits inside and never sees them). Every error body is
