@@ -22,8 +22,9 @@ alone by one worker on 127.0.0.1 with ``service.auth: api_key``:
 
 The machine's load average is recorded before and after. Writes ``robustness.json`` and
 ``robustness.md`` to ``--out`` (default ``benchmarks/results``); the temporary store is deleted.
-Runs against any version of workbench that can package these models (the figures of the code
-before issue 29 were taken with it). Not a test: nothing asserts.
+Runs against any version of workbench that can package these models: the figures of the code
+before issue 29 (``results/robustness-before.*``) were taken with this script and a checkout of
+that code first on the import path (``PYTHONPATH=<checkout>``). Not a test: nothing asserts.
 """
 
 from __future__ import annotations
