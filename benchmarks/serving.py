@@ -3,16 +3,18 @@
 The generated service against hand-written BentoML baselines and a raw ASGI constant endpoint on
 the same HTTP stack.
 
-    .venv/bin/python benchmarks/serving.py [--quick] [--models forest,pipeline,regressor]
+    .venv/bin/python benchmarks/serving.py [--quick] [--models forest,pipeline,lightgbm,regressor]
         [--rounds N] [--seconds S] [--workers 1,2] [--profile SECONDS] [--out DIR]
 
-One run trains and packages (workbench validate + package: the generated service) up to three
+One run trains and packages (workbench validate + package: the generated service) up to four
 models, each in a temporary BentoML store:
 
 - ``forest``, the reference model: RandomForestClassifier(n_estimators=100, max_depth=10), 20
   numeric features, binary, seeded;
 - ``pipeline``: a Pipeline of a ColumnTransformer (StandardScaler on 10 numbers,
   OneHotEncoder(handle_unknown="ignore") on 3 text categories) and a LogisticRegression;
+- ``lightgbm``: the pipeline's data through OneHotEncoder and an LGBMClassifier (100 trees): a
+  model with more than scikit-learn, compiled through onnxmltools' converter where parity holds;
 - ``regressor``: Ridge on 20 numeric features.
 
 Each model is packaged with ``service.runtime: auto`` (``generated``: the ONNX graph in
@@ -100,6 +102,14 @@ MODELS: dict[str, dict[str, Any]] = {
         "task": "classification",
         "gates": {"roc_auc": {"min": 0.7}},
     },
+    "lightgbm": {
+        "what": "Pipeline(ColumnTransformer(OneHotEncoder(handle_unknown='ignore') on 3 text "
+        "categories, 10 numbers passed through), LGBMClassifier(n_estimators=100, "
+        "num_leaves=31)), binary (the pipeline's data)",
+        "name": "serving_bench_lightgbm",
+        "task": "classification",
+        "gates": {"roc_auc": {"min": 0.7}},
+    },
     "regressor": {
         "what": "Ridge(alpha=1.0), 20 numeric features",
         "name": "serving_bench_ridge",
@@ -108,7 +118,7 @@ MODELS: dict[str, dict[str, Any]] = {
     },
 }
 MODELS_QUICK = ("forest",)
-MODELS_FULL = ("forest", "pipeline", "regressor")
+MODELS_FULL = ("forest", "pipeline", "lightgbm", "regressor")
 #: The generated service, per ``service.runtime``.
 GENERATED = {"generated": "auto", "generated_sklearn": "sklearn"}
 RAW = "raw_asgi"
@@ -191,7 +201,7 @@ def _train_test(kind: str) -> tuple[Any, Any, Any]:
         columns = [f"f{i:02d}" for i in range(FEATURES)]
         frame = pd.DataFrame(X, columns=columns)
         model: Any = RandomForestClassifier(n_estimators=100, max_depth=10, random_state=SEED)
-    elif kind == "pipeline":
+    elif kind in ("pipeline", "lightgbm"):
         from sklearn.compose import ColumnTransformer
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import Pipeline
@@ -210,24 +220,22 @@ def _train_test(kind: str) -> tuple[Any, Any, Any]:
             lean = (y == 1) & (rng.random(len(y)) < 0.5)
             codes = np.where(lean, codes % max(1, levels // 2), codes)
             frame[name] = [f"{name}_{c}" for c in codes]
-        model = Pipeline(
-            [
-                (
-                    "columns",
-                    ColumnTransformer(
-                        [
-                            ("numbers", StandardScaler(), numbers),
-                            (
-                                "categories",
-                                OneHotEncoder(handle_unknown="ignore"),
-                                list(categories),
-                            ),
-                        ]
-                    ),
-                ),
-                ("model", LogisticRegression(max_iter=1000)),
-            ]
-        )
+        encode = OneHotEncoder(handle_unknown="ignore")
+        if kind == "lightgbm":
+            from lightgbm import LGBMClassifier
+
+            columns = ColumnTransformer(
+                [("categories", encode, list(categories))], remainder="passthrough"
+            )
+            final: Any = LGBMClassifier(
+                n_estimators=100, num_leaves=31, random_state=SEED, verbose=-1
+            )
+        else:
+            columns = ColumnTransformer(
+                [("numbers", StandardScaler(), numbers), ("categories", encode, list(categories))]
+            )
+            final = LogisticRegression(max_iter=1000)
+        model = Pipeline([("columns", columns), ("model", final)])
     elif kind == "regressor":
         from sklearn.linear_model import Ridge
 
@@ -508,7 +516,7 @@ class RawServer:
 
     @classmethod
     def start(cls, log_dir: Path, *, timeout: float = 60.0) -> tuple[RawServer, float]:
-        from workbench.serving.server import free_port
+        from workbench.serving.network import free_port
 
         port = free_port()
         log_path = log_dir / f"serve-raw-asgi-{port}.log"

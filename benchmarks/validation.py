@@ -118,7 +118,7 @@ def child(folder: Path, mode: str) -> dict[str, Any]:
     before = _rss_bytes()
     peaks: dict[str, int] = {}
 
-    def on_progress(step: str, fraction: float) -> None:
+    def on_progress(step: str, _fraction: float) -> None:
         if "load" not in peaks and not step.startswith("loading"):
             peaks["load"] = _peak_rss_bytes()  # reading and checking the inputs
             _reset_peak_rss()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -99,4 +100,6 @@ def test_the_built_wheel_installs_into_a_fresh_venv_and_runs_a_scaffolded_projec
     out = sh(workbench, "run", "--out", tmp_path / "run", cwd=project, env=env)
     timings["init and run"] = time.perf_counter() - started
     assert "Bento: churn:" in out, out
+    # launch served it from a clean environment of its own requirements (uv from this venv)
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["portable"] == "proven"
     print({k: round(v, 1) for k, v in timings.items()})

@@ -5,11 +5,14 @@ after abuse) are in tests/test_abuse.py."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from test_runtime import (
     PREDICT_BODY,
@@ -89,7 +92,8 @@ def test_finding_8_metrics_show_model_quality_only_with_the_key_or_when_made_pub
     tmp_path, monkeypatch
 ):
     """Without the key ``/metrics`` has the HTTP series only; the monitoring gauges (live and
-    validation metrics, prediction shares, label counts) need the key, or ``public_metrics``."""
+    validation metrics, prediction shares, label counts, the status and its data-quality alarms)
+    need the key, or ``public_metrics``."""
     monkeypatch.setenv(API_KEY_ENV, KEY)
     app = asgi_app(started(tmp_path, auth="api_key"))
     run(call(app, "POST", "/predict", json=PREDICT_BODY, headers=GOOD))
@@ -99,6 +103,7 @@ def test_finding_8_metrics_show_model_quality_only_with_the_key_or_when_made_pub
     assert "workbench_monitor_" not in opened.text
     keyed = run(call(app, "GET", "/metrics", headers=GOOD)).text
     assert "workbench_monitor_window_rows" in keyed and "workbench_monitor_prediction" in keyed
+    assert 'workbench_monitor_status{status="PASS"} 1.0' in keyed  # the verdict: keyed too
     public = Serving(
         Row, settings(tmp_path, service={"auth": "api_key"}, monitor={"public_metrics": True})
     )
@@ -240,6 +245,42 @@ def test_finding_2_text_columns_are_kept_as_their_lengths(tmp_path):
     assert columns[0] == [100_000, None, 5]
     assert columns[1][0] == "a" and columns[1][2] == "q"
     assert columns[1][1].startswith("b" * 16 + "…#") and len(columns[1][1]) < 40
+
+
+def test_finding_2_a_long_training_category_is_seen_and_a_long_unseen_one_is_not(tmp_path):
+    """A category value over the window's kept characters is compared with training's before it
+    is digested: a training category of 200 characters is seen by the data-quality ``unseen``
+    check, the drift's unseen share and the unseen-rows count; a long value training never saw
+    is unseen in all three (a digest is never a training value)."""
+    from workbench.runtime.settings import DRIFT_REFERENCE_FILE
+    from workbench.validation.reference import build_reference
+
+    long_seen, long_unseen = "L" * 199 + "!", "L" * 199 + "?"
+    training = pd.DataFrame(
+        {"size cm": [1.0, 2.0, 3.0, 4.0] * 30, "colour": ["red", "blue", long_seen] * 40}
+    )
+    reference = build_reference(training, {"size cm": "number", "colour": "category"})
+    (tmp_path / DRIFT_REFERENCE_FILE).write_text(json.dumps(reference))
+    spec = settings(tmp_path, categories={"colour": ["blue", long_seen, "red"]})
+    serving = Serving(Row, spec)
+    serving.start(mixed_model(), freeze=False)
+    app = asgi_app(serving)
+
+    def unseen_after(value: str) -> tuple[Any, Any, Any]:
+        rows = [{"size cm": 1.0, "colour": value}] * 40
+        assert run(call(app, "POST", "/predict", json={"rows": rows})).status_code == 200
+        assert serving.monitor is not None
+        serving.monitor.cache = None
+        report = run(serving.monitor.report())
+        (check,) = [
+            c
+            for c in report["quality"]["checks"]
+            if c["column"] == "colour" and c["check"] == "unseen"
+        ]
+        return check["value"], report["unseen"]["columns"]["colour"], report["unseen"]["rows_share"]
+
+    assert unseen_after(long_seen) == (0.0, 0.0, 0.0)
+    assert unseen_after(long_unseen) == (0.5, 0.5, 0.5)
 
 
 # --- findings 3 and 5: unforgeable feedback, unknown ids at once ---------------------------------
@@ -408,14 +449,10 @@ def test_finding_6_the_folder_goes_with_the_serve_process_and_a_killed_ones_next
 # --- finding 10: the connection rules, on uvicorn itself (both of its HTTP parsers) -------------
 
 
-@pytest.mark.parametrize("parser", ["httptools", "h11"])
-def test_finding_10_headers_must_arrive_in_time_and_shutdown_answers_a_fresh_connection(
-    parser: str,
-):
-    """uvicorn with the guarded protocol (header deadline 0.5 s here): a connection trickling
-    its headers is closed with a 408; an idle one is closed; a normal request is answered; at
-    shutdown a connection accepted just before, whose request comes after, is answered and then
-    closed instead of being dropped."""
+@contextlib.contextmanager
+def guarded_uvicorn(parser: str) -> Iterator[tuple[Any, int]]:
+    """uvicorn serving a tiny app on loopback with the guarded protocol on ``parser`` (header
+    deadline 0.5 s, idle grace 2 s): the server and its port; stopped and joined on exit."""
     import socket
     import threading
     import time
@@ -445,6 +482,25 @@ def test_finding_10_headers_must_arrive_in_time_and_shutdown_answers_a_fresh_con
         deadline = time.monotonic() + 10
         while not server.started and time.monotonic() < deadline:
             time.sleep(0.05)
+        yield server, port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("parser", ["httptools", "h11"])
+def test_finding_10_headers_must_arrive_in_time_and_shutdown_answers_a_fresh_connection(
+    parser: str,
+):
+    """uvicorn with the guarded protocol (header deadline 0.5 s here): a connection trickling
+    its headers is closed with a 408; an idle one is closed; a normal request is answered; at
+    shutdown a connection accepted just before, whose request comes after, is answered and then
+    closed instead of being dropped."""
+    import socket
+    import time
+
+    with guarded_uvicorn(parser) as (server, port):
         request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
         with socket.create_connection(("127.0.0.1", port), timeout=5) as normal:
             normal.sendall(request)
@@ -468,7 +524,3 @@ def test_finding_10_headers_must_arrive_in_time_and_shutdown_answers_a_fresh_con
             answer += chunk
         assert answer.startswith(b"HTTP/1.1 200") and answer.endswith((b"ok", b"0\r\n\r\n"))
         fresh.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-    assert not thread.is_alive()

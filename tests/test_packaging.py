@@ -160,3 +160,64 @@ def test_bentofile_pins_the_validated_environment_without_locking(validated):
     assert bentofile["python"]["packages"] == packaging.pinned_packages(
         onnx=result.runtime == "onnx"
     )
+
+
+def test_packaging_ships_the_graph_validation_kept_and_compiles_nothing_again(
+    validated, monkeypatch
+):
+    """Validation keeps the ONNX graph it checked beside its record (sha256 in validation.json);
+    packaging ships those very bytes, with the validation's parity evidence, and never calls the
+    compiler (a compile at packaging fails this test)."""
+    import hashlib
+
+    import workbench.packaging.validated as reuse
+
+    graph = (validated.root / ".workbench" / "model.onnx").read_bytes()
+    record = json.loads((validated.root / ".workbench" / "validation.json").read_text())
+    assert record["compiled"]["onnx_sha256"] == hashlib.sha256(graph).hexdigest()
+    assert record["compiled"]["mode"] == "auto" and record["compiled"]["runtime"] == "onnx"
+
+    def no_compile(*args: object, **kwargs: object) -> None:
+        raise AssertionError("packaging compiled the model again")
+
+    monkeypatch.setattr(reuse, "compile_model", no_compile)
+    result = package(validated)
+    assert result.runtime == "onnx" and result.runtime_reason == record["compiled"]["reason"]
+    assert result.compiled_at.startswith("validation: its graph (sha256 ")
+    assert (Path(result.bento_path) / "src" / "model.onnx").read_bytes() == graph
+
+
+def test_a_graph_changed_after_validation_is_refused_and_the_store_is_unchanged(validated):
+    """A model.onnx beside the record that is not the graph validation kept (edited, or another
+    run's) stops packaging with one message naming the file and the next step."""
+    path = validated.root / ".workbench" / "model.onnx"
+    path.write_bytes(path.read_bytes() + b"\0")
+    with pytest.raises(StageOrderError, match=r"model\.onnx is missing or is not the graph the "
+                       r"last validation kept .*run the validate stage again"):  # fmt: skip
+        package(validated)
+    path.unlink()
+    with pytest.raises(StageOrderError, match=r"model\.onnx is missing"):
+        package(validated)
+    assert models_named(validated.name) == [] and bentos_named(validated.name) == []
+
+
+def test_a_validation_that_converted_nothing_is_compiled_at_packaging_to_the_same_bento(
+    project: Path,
+):
+    """Validated under `service.runtime: sklearn` (nothing converted, no graph kept), then
+    packaged under `auto`: packaging compiles and says why; the Bento is the one a validation
+    under `auto` gives (the graph and its evidence are the same wherever they were made)."""
+    edit_config(project, service={"workers": 1, "runtime": "sklearn"})
+    validate(load_config(project / "workbench.yaml"))
+    assert not (project / ".workbench" / "model.onnx").exists()
+    edit_config(project, service={"workers": 1, "runtime": "auto"})
+    config = load_config(project / "workbench.yaml")
+    compiled_here = package(config)
+    assert compiled_here.runtime == "onnx"
+    assert compiled_here.compiled_at == (
+        "packaging: the last validation ran under service.runtime: sklearn and converted nothing"
+    )
+    validate(config)
+    reused = package(config)
+    assert reused.compiled_at.startswith("validation: ")
+    assert reused.bento_tag == compiled_here.bento_tag and not reused.created

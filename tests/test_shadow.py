@@ -20,7 +20,7 @@ from workbench.errors import DataError, ServingError
 from workbench.serving import launch
 from workbench.serving.server import state_dir
 from workbench.versions import compare_versions, promote, shadow
-from workbench.versions.shadow import _regression
+from workbench.versions.agreement import _regression
 
 
 @pytest.fixture

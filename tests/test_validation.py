@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from workbench.config import load_config
 from workbench.errors import ConfigError, DataError, GateFailure, ModelError, WorkbenchError
+from workbench.integrity import ledger_path
 from workbench.reports import gate_table, to_html
 from workbench.reports.validation import validation_notes
 from workbench.validation import validate
@@ -189,10 +190,13 @@ def candidate_of(
     drop: str | None = None,
     gates: dict | None = None,
 ) -> Path:
-    """A project with the packaged example's name (so its model is the champion)."""
+    """A new model of the packaged example's project (so its model is the champion): the same
+    name, and the project's package ledger, which vouches for the champion's bytes."""
     raw = yaml.safe_load((packaged / "workbench.yaml").read_text())
     (folder / "models").mkdir(parents=True)
     (folder / "data").mkdir()
+    (folder / ".workbench").mkdir()
+    shutil.copy(ledger_path(packaged), folder / ".workbench")
     for name in ("train", "test"):
         frame = pd.read_csv(packaged / "data" / f"{name}.csv")
         if drop:

@@ -47,7 +47,7 @@ FAST = {"cv_folds": 3, "importance_repeats": 2, "importance_max_rows": 300, "cha
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def write_project(
+def write_project(  # noqa: PLR0913 - a project's parts, then its optional config sections
     folder: Path,
     model: Any,
     train: pd.DataFrame,

@@ -4,7 +4,7 @@ The core (this namespace) never imports ipywidgets or IPython; the panels live i
 :mod:`workbench.widgets` and call the functions re-exported here.
 """
 
-from workbench.config import Config, Gate, load_config, save_config
+from workbench.config import Config, Gate, find_config, load_config, save_config
 from workbench.errors import (
     ConfigError,
     DataError,
@@ -18,8 +18,9 @@ from workbench.errors import (
 )
 from workbench.monitoring import drift_report
 from workbench.packaging import package
-from workbench.results import LaunchResult, PackageResult, ValidationResult
+from workbench.results import LaunchResult, PackageResult, ScoreResult, ValidationResult
 from workbench.schema import InputSchema, infer_schema
+from workbench.scoring import score
 from workbench.serving import Server, check, launch, serve
 from workbench.validation import validate
 from workbench.versions import compare_versions, list_versions, promote, rollback, shadow
@@ -37,6 +38,7 @@ __all__ = [
     "ModelError",
     "PackageResult",
     "PackagingError",
+    "ScoreResult",
     "Server",
     "ServingError",
     "StageOrderError",
@@ -46,6 +48,7 @@ __all__ = [
     "check",
     "compare_versions",
     "drift_report",
+    "find_config",
     "infer_schema",
     "launch",
     "list_versions",
@@ -54,6 +57,7 @@ __all__ = [
     "promote",
     "rollback",
     "save_config",
+    "score",
     "serve",
     "shadow",
     "validate",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from workbench.errors import ModelError, StageOrderError
+from workbench.project_code import missing_module_advice
 from workbench.runtime import file_sha256
 
 RECORDS_DIR = ".workbench"
@@ -37,6 +39,22 @@ def load_model(path: Path) -> Any:
         raise ModelError(f"model file {str(path)!r} not found; fix `model` in workbench.yaml")
     try:
         model = joblib.load(path)
+    except ModuleNotFoundError as exc:
+        raise ModelError(
+            f"model file {str(path)!r} could not be loaded: it needs the module {exc.name!r}, "
+            f"which does not import here; {missing_module_advice(exc.name or '')}"
+        ) from exc
+    except AttributeError as exc:  # a class pickled from __main__: "Can't get attribute ..."
+        if "__main__" not in str(exc):
+            raise ModelError(
+                f"model file {str(path)!r} could not be loaded (AttributeError: {exc}); the "
+                "module it names no longer defines that class: save the model again with the "
+                "code it was fitted with"
+            ) from exc
+        raise ModelError(
+            f"model file {str(path)!r} could not be loaded ({exc}): "
+            f"{missing_module_advice('__main__')}"
+        ) from exc
     except Exception as exc:  # joblib raises anything the pickle contains
         raise ModelError(
             f"model file {str(path)!r} could not be loaded ({type(exc).__name__}: {exc}); "
@@ -71,16 +89,50 @@ def write_record(folder: Path, stage: str, payload: str) -> Path:
     return path
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to a unique temporary name beside ``path``, then rename it into
-    place: readers see the old file or the new one, never half of one, and a failure leaves
-    nothing behind."""
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Write ``content`` (text as UTF-8) to a unique temporary name beside ``path``, flush it to
+    the disk, then rename it into place: readers see the old file or the new one, never half of
+    one, and a failure (a full disk, a file-size limit) leaves the old one and no temporary.
+    The error names ``path``, not the temporary."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    data = content.encode("utf-8") if isinstance(content, str) else content
     try:
-        tmp.write_text(text, encoding="utf-8")
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
         tmp.replace(path)
+        sync_folder(path.parent)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def replace_atomic(tmp: Path, path: Path) -> None:
+    """Move a finished file written under the temporary name ``tmp`` (beside ``path``) into
+    place, flushed to the disk first; the error names ``path``."""
+    try:
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+        sync_folder(path.parent)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+
+
+def sync_folder(folder: Path) -> None:
+    """Flush a folder's entries (a rename in it) to the disk, where the platform allows it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on a folder: the rename still holds
+    finally:
+        os.close(fd)
 
 
 def read_record(folder: Path, stage: str, *, needed_by: str) -> dict[str, Any]:

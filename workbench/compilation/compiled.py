@@ -164,6 +164,11 @@ def _refusal(model: Any, X_test: pd.DataFrame, task: str) -> str | None:
     return None
 
 
+NOT_CONVERTED_REASON = "service.runtime is sklearn: the model was not converted"
+FALLBACK_REASON = "serving with scikit-learn, as "
+"""How the reason of a graph that was not kept begins (the rest says why none was)."""
+
+
 def compile_model(
     model: Any,
     X_test: pd.DataFrame,
@@ -178,45 +183,68 @@ def compile_model(
     ``auto``: the first graph (in :data:`PRECISIONS` order) that matches ``model`` on every row of
     ``X_test`` (see :func:`check_parity`) is kept; otherwise scikit-learn serves, with the
     converter's error or the differing rows as the reason. Nothing the converter or onnxruntime
-    raises escapes. ``onnx``: the same, but :class:`CompilationError` instead of falling back.
-    ``X_test`` has the training columns, in training order, with their test-time dtypes.
+    raises escapes. ``onnx``: the same, but :class:`CompilationError` instead of falling back
+    (:func:`for_mode`). ``X_test`` has the training columns, in training order, with their
+    test-time dtypes.
     """
     if task not in TASKS:
         raise ValueError(f"task {task!r} is not one of {', '.join(TASKS)}")
     if mode not in MODES:
         raise ValueError(f"runtime mode {mode!r} is not one of {', '.join(MODES)}")
     if mode == "sklearn":
-        return CompiledModel(
-            runtime="sklearn", reason="service.runtime is sklearn: the model was not converted"
-        )
+        return CompiledModel(runtime="sklearn", reason=NOT_CONVERTED_REASON)
     started = time.perf_counter()
-    attempts: list[_Attempt] = []
     refusal = _refusal(model, X_test, task)
-    if refusal is None:
-        for precision in PRECISIONS:
-            attempts.append(
-                _attempt(model, X_test, task=task, precision=precision, tolerance=tolerance)
-            )
-            if attempts[-1].parity is not None and attempts[-1].parity.holds:
-                break
+    attempts = [] if refusal is not None else _attempts(model, X_test, task, tolerance)
     seconds = round(time.perf_counter() - started, 3)
     kept = attempts[-1] if attempts else None
     if kept is not None and kept.parity is not None and kept.parity.holds:
-        earlier = "".join(f"; not {a.describe()}" for a in attempts[:-1])
-        return CompiledModel(
-            runtime="onnx",
-            reason=f"ONNX ({kept.precision} precision) {kept.parity.describe()}{earlier}",
-            onnx_bytes=kept.onnx_bytes,
-            precision=kept.precision,
-            rows_checked=kept.parity.rows_checked,
-            max_difference=kept.parity.max_difference,
-            label_mismatches=kept.parity.label_mismatches,
-            seconds=seconds,
-        )
+        return _kept(kept, kept.parity, attempts[:-1], seconds)
     why = refusal or _describe_attempts(attempts)
     reason = f"no ONNX graph is the same model as {type(model).__name__}: {why}"
-    if mode == "onnx":
+    return for_mode(_fallback(reason, attempts, seconds), mode)
+
+
+def for_mode(compiled: CompiledModel, mode: Mode) -> CompiledModel:
+    """What serves under ``mode``, given what ``auto`` decided (``compiled``, e.g. the decision
+    a validation recorded): ``auto`` takes it as it is, ``sklearn`` never converts, and ``onnx``
+    raises :class:`CompilationError` saying why no graph was kept."""
+    if mode == "sklearn":
+        return CompiledModel(runtime="sklearn", reason=NOT_CONVERTED_REASON)
+    if mode == "onnx" and compiled.runtime != "onnx":
+        reason = compiled.reason.removeprefix(FALLBACK_REASON)
         raise CompilationError(f"service.runtime is onnx, but {reason}. Next: {NEXT_STEP}")
+    return compiled
+
+
+def _attempts(model: Any, X_test: pd.DataFrame, task: str, tolerance: float) -> list[_Attempt]:
+    """Each precision in turn until one's graph holds parity."""
+    attempts: list[_Attempt] = []
+    for precision in PRECISIONS:
+        attempts.append(
+            _attempt(model, X_test, task=task, precision=precision, tolerance=tolerance)
+        )
+        if attempts[-1].parity is not None and attempts[-1].parity.holds:
+            break
+    return attempts
+
+
+def _kept(kept: _Attempt, parity: Parity, earlier: list[_Attempt], seconds: float) -> CompiledModel:
+    refused = "".join(f"; not {a.describe()}" for a in earlier)
+    return CompiledModel(
+        runtime="onnx",
+        reason=f"ONNX ({kept.precision} precision) {parity.describe()}{refused}",
+        onnx_bytes=kept.onnx_bytes,
+        precision=kept.precision,
+        rows_checked=parity.rows_checked,
+        max_difference=parity.max_difference,
+        label_mismatches=parity.label_mismatches,
+        seconds=seconds,
+    )
+
+
+def _fallback(reason: str, attempts: list[_Attempt], seconds: float) -> CompiledModel:
+    """scikit-learn serves; the figures are those of the graph that came closest (if any)."""
     compared = [a.parity for a in attempts if a.parity is not None]
     closest = min(
         compared,
@@ -225,7 +253,7 @@ def compile_model(
     )
     return CompiledModel(
         runtime="sklearn",
-        reason=f"serving with scikit-learn, as {reason}",
+        reason=FALLBACK_REASON + reason,
         rows_checked=0 if closest is None else closest.rows_checked,
         max_difference=None if closest is None else closest.max_difference,
         label_mismatches=0 if closest is None else closest.label_mismatches,

@@ -27,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from workbench.compilation.converters import register_converters
 from workbench.runtime.onnx_model import COLUMNS_KEY
 
 Precision = Literal["double", "float"]
@@ -115,6 +116,7 @@ def to_onnx_bytes(model: Any, X: pd.DataFrame, *, task: str, precision: Precisio
     import onnx
     from skl2onnx import convert_sklearn
 
+    register_converters()  # LightGBM and XGBoost, when the model holds them
     final = _final_estimator(model)
     probabilities = task == "classification" and hasattr(final, "predict_proba")
     options = {id(final): {"zipmap": False}} if probabilities else None

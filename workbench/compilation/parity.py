@@ -127,59 +127,83 @@ def check_parity(
         classes=np.asarray(model.classes_) if classifier else None,
         probabilities=probabilities,
     )
-    label_mismatches = rows_differing = 0
-    max_difference: float | None = None
-    worst_row: int | None = None
-    shown: list[RowDifference] = []
+    tally = _Tally(tolerance)
     for start in range(0, len(X_test), chunk_rows):
         chunk = X_test.iloc[start : start + chunk_rows]
-        expected_labels = got_labels = expected = got = None
-        if probabilities:
-            expected_labels = np.asarray(model.predict(chunk))
-            expected = np.asarray(model.predict_proba(chunk), dtype=np.float64)
-            got_labels, got = compiled.predict_both(chunk)
-        elif classifier:
-            expected_labels = np.asarray(model.predict(chunk))
-            got_labels = compiled.predict(chunk)
-        else:
-            expected = np.asarray(model.predict(chunk), dtype=np.float64)
-            got = compiled.predict(chunk)
-        bad = np.zeros(len(chunk), dtype=bool)
-        if expected_labels is not None and got_labels is not None:
-            mismatched = np.asarray(expected_labels != got_labels, dtype=bool).reshape(len(chunk))
-            label_mismatches += int(mismatched.sum())
-            bad |= mismatched
-        diffs = None
-        if expected is not None and got is not None:
-            diffs = _row_differences(expected, got)
-            bad |= diffs > tolerance
-            worst = int(diffs.argmax())
-            if max_difference is None or diffs[worst] > max_difference:
-                max_difference, worst_row = float(diffs[worst]), start + worst
-        rows_differing += int(bad.sum())
-        for i in np.flatnonzero(bad)[: SHOWN_ROWS - len(shown)].tolist():
-            shown.append(
-                RowDifference(
-                    row=start + i,
-                    index=repr(chunk.index[i]),
-                    sklearn=_answer_text(
-                        None if expected_labels is None else expected_labels[i],
-                        None if expected is None else expected[i],
-                    ),
-                    onnx=_answer_text(
-                        None if got_labels is None else got_labels[i],
-                        None if got is None else got[i],
-                    ),
-                    difference=None if diffs is None else float(diffs[i]),
-                )
-            )
+        tally.add(
+            start,
+            chunk,
+            _answers(model, chunk, classifier, probabilities),
+            _answers(compiled, chunk, classifier, probabilities),
+        )
     return Parity(
         rows_checked=len(X_test),
         tolerance=tolerance,
         labels_checked=classifier,
-        label_mismatches=label_mismatches,
-        rows_differing=rows_differing,
-        max_difference=max_difference,
-        worst_row=worst_row,
-        first_rows=tuple(shown),
+        label_mismatches=tally.label_mismatches,
+        rows_differing=tally.rows_differing,
+        max_difference=tally.max_difference,
+        worst_row=tally.worst_row,
+        first_rows=tuple(tally.shown),
     )
+
+
+_Answer = tuple[NDArray[Any] | None, NDArray[np.float64] | None]
+"""Labels (classifiers) and numbers (probabilities or regression values) of some rows."""
+
+
+def _answers(model: Any, chunk: pd.DataFrame, classifier: bool, probabilities: bool) -> _Answer:
+    """What ``model`` (scikit-learn's, or the graph in :class:`OnnxModel`) answers."""
+    if isinstance(model, OnnxModel):
+        if probabilities:
+            labels, numbers = model.predict_both(chunk)
+            return labels, numbers
+        return (model.predict(chunk), None) if classifier else (None, model.predict(chunk))
+    if probabilities:
+        numbers = np.asarray(model.predict_proba(chunk), dtype=np.float64)
+        return np.asarray(model.predict(chunk)), numbers
+    if classifier:
+        return np.asarray(model.predict(chunk)), None
+    return None, np.asarray(model.predict(chunk), dtype=np.float64)
+
+
+class _Tally:
+    """Differences counted chunk by chunk: mismatched labels, rows out of tolerance, the worst
+    difference and the first :data:`SHOWN_ROWS` differing rows."""
+
+    def __init__(self, tolerance: float) -> None:
+        self.tolerance = tolerance
+        self.label_mismatches = self.rows_differing = 0
+        self.max_difference: float | None = None
+        self.worst_row: int | None = None
+        self.shown: list[RowDifference] = []
+
+    def add(self, start: int, chunk: pd.DataFrame, expected: _Answer, got: _Answer) -> None:
+        bad = np.zeros(len(chunk), dtype=bool)
+        if expected[0] is not None and got[0] is not None:
+            mismatched = np.asarray(expected[0] != got[0], dtype=bool).reshape(len(chunk))
+            self.label_mismatches += int(mismatched.sum())
+            bad |= mismatched
+        diffs = None
+        if expected[1] is not None and got[1] is not None:
+            diffs = _row_differences(expected[1], got[1])
+            bad |= diffs > self.tolerance
+            worst = int(diffs.argmax())
+            if self.max_difference is None or diffs[worst] > self.max_difference:
+                self.max_difference, self.worst_row = float(diffs[worst]), start + worst
+        self.rows_differing += int(bad.sum())
+        for i in np.flatnonzero(bad)[: SHOWN_ROWS - len(self.shown)].tolist():
+            self.shown.append(
+                RowDifference(
+                    row=start + i,
+                    index=repr(chunk.index[i]),
+                    sklearn=_answer_text(*_row(expected, i)),
+                    onnx=_answer_text(*_row(got, i)),
+                    difference=None if diffs is None else float(diffs[i]),
+                )
+            )
+
+
+def _row(answer: _Answer, i: int) -> tuple[Any, NDArray[np.float64] | None]:
+    labels, numbers = answer
+    return (None if labels is None else labels[i]), (None if numbers is None else numbers[i])

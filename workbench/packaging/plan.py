@@ -154,54 +154,10 @@ def plan_serving(
 
     ``cost`` is None when it could not be measured: then :data:`UNMEASURED` stands in for it.
     """
-    reasons = {}
-    if options.max_batch_size is not None:
-        batch = options.max_batch_size
-        reasons["max_batch_size"] = "set in workbench.yaml (service.max_batch_size)"
-    elif cost is None:
-        batch = UNMEASURED_BATCH
-        reasons["max_batch_size"] = "the model's cost could not be measured on training rows"
-    else:
-        per_row = max(cost.per_row_s, 1e-9)
-        # An ONNX graph's fixed cost per call is tens of microseconds, measured with more noise
-        # than signal: sizing batches on it would make the Bento version (which holds the
-        # choice) differ from one packaging to the next. Only the time budget bounds them.
-        amortized = (
-            MAX_BATCH_ROWS
-            if runtime == "onnx"
-            else _power_of_4(9 * cost.fixed_s / per_row, up=True)
-        )
-        budget = _power_of_4((BATCH_BUDGET_S - cost.fixed_s) / per_row, up=False)
-        batch = min(amortized, budget)
-        budget_ms = f"{BATCH_BUDGET_S * 1000:.0f} ms"
-        if batch == MAX_BATCH_ROWS:
-            why = f"{batch} rows (the cap) answer within {budget_ms} in one call"
-        elif amortized <= budget:
-            why = f"at {batch} rows the fixed cost of a call is at most a tenth of it"
-        else:
-            why = f"{batch} rows is the most one call answers within {budget_ms}"
-        reasons["max_batch_size"] = f"measured at packaging (powers of 4): {why}"
-    if options.max_latency_ms is not None:
-        latency = options.max_latency_ms
-        reasons["max_latency_ms"] = "set in workbench.yaml (service.max_latency_ms)"
-    else:
-        full_batch_ms = 10 * (cost or UNMEASURED).seconds(batch) * 1000
-        latency = MIN_QUEUE_MS
-        while latency < full_batch_ms and latency < options.timeout * 1000:
-            latency *= 2
-        latency = min(latency, options.timeout * 1000)
-        reasons["max_latency_ms"] = (
-            f"a queued request is answered 503 after {latency} ms: at least {MIN_QUEUE_MS} ms "
-            "and ten full-batch calls (doubling steps), never longer than the request timeout"
-        )
-    if options.max_queue_rows is not None:
-        queue_rows = options.max_queue_rows
-        reasons["max_queue_rows"] = "set in workbench.yaml (service.max_queue_rows)"
-    else:
-        queue_rows = max(8 * batch, options.max_request_rows)
-        reasons["max_queue_rows"] = (
-            f"{queue_rows} rows may wait: eight full batches, at least one largest request"
-        )
+    reasons: dict[str, str] = {}
+    batch, reasons["max_batch_size"] = _batch_size(options, cost, runtime)
+    latency, reasons["max_latency_ms"] = _queue_latency(options, cost, batch)
+    queue_rows, reasons["max_queue_rows"] = _queue_rows(options, batch)
     # An ONNX graph reads a 2-D array by position: no DataFrame to build per batch.
     frame_input = runtime != "onnx" and frame_input_needed(model)
     # An ONNX graph answers labels and probabilities in one run; its tree probabilities are
@@ -230,6 +186,57 @@ def plan_serving(
         labels_from_proba=from_proba,
         runtime=runtime,
         reasons=reasons,
+    )
+
+
+def _batch_size(options: ServiceSettings, cost: CallCost | None, runtime: str) -> tuple[int, str]:
+    """The largest batch and why: configured, a stand-in, or from the measured cost."""
+    if options.max_batch_size is not None:
+        return options.max_batch_size, "set in workbench.yaml (service.max_batch_size)"
+    if cost is None:
+        return UNMEASURED_BATCH, "the model's cost could not be measured on training rows"
+    per_row = max(cost.per_row_s, 1e-9)
+    # An ONNX graph's fixed cost per call is tens of microseconds, measured with more noise
+    # than signal: sizing batches on it would make the Bento version (which holds the
+    # choice) differ from one packaging to the next. Only the time budget bounds them.
+    amortized = (
+        MAX_BATCH_ROWS if runtime == "onnx" else _power_of_4(9 * cost.fixed_s / per_row, up=True)
+    )
+    budget = _power_of_4((BATCH_BUDGET_S - cost.fixed_s) / per_row, up=False)
+    batch = min(amortized, budget)
+    budget_ms = f"{BATCH_BUDGET_S * 1000:.0f} ms"
+    if batch == MAX_BATCH_ROWS:
+        why = f"{batch} rows (the cap) answer within {budget_ms} in one call"
+    elif amortized <= budget:
+        why = f"at {batch} rows the fixed cost of a call is at most a tenth of it"
+    else:
+        why = f"{batch} rows is the most one call answers within {budget_ms}"
+    return batch, f"measured at packaging (powers of 4): {why}"
+
+
+def _queue_latency(options: ServiceSettings, cost: CallCost | None, batch: int) -> tuple[int, str]:
+    """How long a request may wait in the queue, and why."""
+    if options.max_latency_ms is not None:
+        return options.max_latency_ms, "set in workbench.yaml (service.max_latency_ms)"
+    full_batch_ms = 10 * (cost or UNMEASURED).seconds(batch) * 1000
+    latency = MIN_QUEUE_MS
+    while latency < full_batch_ms and latency < options.timeout * 1000:
+        latency *= 2
+    latency = min(latency, options.timeout * 1000)
+    return latency, (
+        f"a queued request is answered 503 after {latency} ms: at least {MIN_QUEUE_MS} ms "
+        "and ten full-batch calls (doubling steps), never longer than the request timeout"
+    )
+
+
+def _queue_rows(options: ServiceSettings, batch: int) -> tuple[int, str]:
+    """How many rows may wait, and why."""
+    if options.max_queue_rows is not None:
+        return options.max_queue_rows, "set in workbench.yaml (service.max_queue_rows)"
+    queue_rows = max(8 * batch, options.max_request_rows)
+    return (
+        queue_rows,
+        f"{queue_rows} rows may wait: eight full batches, at least one largest request",
     )
 
 

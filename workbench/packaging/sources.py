@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import sys
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -25,7 +25,9 @@ from workbench.compilation import CompiledModel
 from workbench.config import METRICS, Config
 from workbench.errors import PackagingError
 from workbench.packaging.guide import README_FILE, render_readme
+from workbench.packaging.image import docker_options, image_files
 from workbench.packaging.plan import ServingPlan
+from workbench.packaging.requirements import ModelNeeds
 from workbench.results import ValidationResult
 from workbench.runtime.card import ModelCard, RuntimeCard
 from workbench.runtime.columns import COLUMN_KINDS
@@ -160,6 +162,8 @@ class ServiceSpec:
     policy: str
     fallback: dict[str, str]
     plan: ServingPlan
+    needs: ModelNeeds = field(default_factory=ModelNeeds)
+    """Distributions and project modules the model needs beyond scikit-learn."""
 
 
 def render_service(spec: ServiceSpec, config: Config) -> str:
@@ -225,7 +229,9 @@ def service_settings(spec: ServiceSpec, config: Config) -> Settings:
     )
 
 
-def render_bentofile(name: str, packages: list[str], *, onnx: bool) -> str:
+def render_bentofile(
+    name: str, packages: list[str], *, onnx: bool, code: Iterable[str] = ()
+) -> str:
     """The ``bentofile.yaml``: pinned packages, no lock against the live package index."""
     return yaml.safe_dump(
         {
@@ -243,10 +249,11 @@ def render_bentofile(name: str, packages: list[str], *, onnx: bool) -> str:
                 PREDICTION_REFERENCE_FILE,
                 "deploy/*",
                 *([ONNX_FILE] if onnx else []),
+                *sorted(code),
             ],
             "labels": {"generated-by": "workbench"},
             "python": {"packages": packages, "lock_packages": False},
-            "docker": {"python_version": f"{sys.version_info.major}.{sys.version_info.minor}"},
+            "docker": docker_options(),  # the two-stage, pinned image (packaging/image.py)
         },
         sort_keys=False,
     )
@@ -273,6 +280,7 @@ def model_card(spec: ServiceSpec, config: Config, packages: list[str]) -> ModelC
         auth=AUTH_DOC[config.service.auth].replace("\n", " "),
         model_sha256=spec.model_sha256,
         monitor=config.monitor.model_dump(mode="json"),
+        model_needs=spec.needs.card(installed=spec.compiled.runtime != "onnx"),
     )
 
 
@@ -332,10 +340,12 @@ def service_files(spec: ServiceSpec, config: Config, packages: list[str]) -> dic
         "service.py": render_service(spec, config),
         SETTINGS_FILE: service_settings(spec, config).write(),
         **runtime_files(),
+        **{path: source.read_text(encoding="utf-8") for path, source in spec.needs.code.items()},
         "bentofile.yaml": render_bentofile(
-            spec.name, packages, onnx=spec.compiled.runtime == "onnx"
+            spec.name, packages, onnx=spec.compiled.runtime == "onnx", code=spec.needs.code
         ),
         CARD_FILE: model_card(spec, config, packages).write(),
+        **image_files(),
         README_FILE: render_readme(
             config,
             model_tag=spec.model_tag,

@@ -3,6 +3,8 @@
 Versions are derived from content, not time: the model version hashes the model bytes and the
 metadata stored with it, the Bento version hashes the generated service, bentofile, model card and
 pinned packages. Packaging the same inputs twice yields the same tags and adds nothing to the store.
+The model is loaded once; the compiled graph is the one validation checked and kept
+(:mod:`workbench.packaging.validated`), not compiled again.
 """
 
 from __future__ import annotations
@@ -13,25 +15,24 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
+from typing import Any
 
 import bentoml
+import pandas as pd
 
-from workbench.artifacts import (
-    load_model,
-    read_record,
-    records_dir,
-    sha256_file,
-    sha256_text,
-    write_record,
-)
-from workbench.compilation import compile_model
+from workbench.artifacts import load_model, records_dir, sha256_file, sha256_text, write_record
+from workbench.compilation import CompiledModel
 from workbench.config import Config
 from workbench.data import load_frame, split_features
-from workbench.errors import PackagingError, StageOrderError
+from workbench.errors import PackagingError
+from workbench.integrity import check_stored_pickle, is_vouched, vouch_packaged
+from workbench.packaging.code import ProjectModules
 from workbench.packaging.kubernetes import render_kubernetes
 from workbench.packaging.plan import measure_call_cost, plan_serving
+from workbench.packaging.requirements import ModelNeeds, find_needs
 from workbench.packaging.sources import (
     RUNTIME_PACKAGE,
     ServiceSpec,
@@ -42,6 +43,7 @@ from workbench.packaging.sources import (
     service_files,
     unseen_policy,
 )
+from workbench.packaging.validated import drift_reference, passed_validation, served_graph
 from workbench.results import PackageResult, ValidationResult
 from workbench.runtime import MODEL_FILE
 from workbench.runtime.settings import DRIFT_REFERENCE_FILE, ONNX_FILE, PREDICTION_REFERENCE_FILE
@@ -78,6 +80,13 @@ def pinned_packages(*, onnx: bool = False) -> list[str]:
     return [f"{name}=={importlib_metadata.version(name)}" for name in names]
 
 
+def model_needs(config: Config) -> ModelNeeds:
+    """The distributions beyond :data:`RUNTIME_PACKAGES` and the project modules the model
+    needs, found from its pickle (refused, naming the module, when one is nowhere)."""
+    project = ProjectModules(config.root.resolve(), tuple(config.code_paths))
+    return find_needs(config.model_path, project, base=RUNTIME_PACKAGES)
+
+
 def _store_has(kind: str, tag: str) -> bool:
     getter = bentoml.models.get if kind == "model" else bentoml.bentos.get
     try:
@@ -87,35 +96,8 @@ def _store_has(kind: str, tag: str) -> bool:
     return True
 
 
-def _load_passed_validation(config: Config, folder: Path) -> ValidationResult:
-    """The last validation record, refused unless it was made of this config's files, gates and
-    options and every gate passed."""
-    validation = ValidationResult.model_validate(
-        read_record(folder, "validation", needed_by="package")
-    )
-    validation.raise_for_inputs(
-        config, needed_by="packaging", redo="run the validate stage again before packaging"
-    )
-    validation.raise_for_settings(config, needed_by="packaging")
-    validation.raise_for_gates()
-    return validation
-
-
-def _drift_reference(folder: Path, validation: ValidationResult) -> str:
-    """The drift reference the validate stage wrote beside its record (it ships in the Bento)."""
-    path = folder / DRIFT_REFERENCE_FILE
-    text = path.read_text() if path.is_file() else ""
-    if not text or sha256_text(text) != validation.drift_reference_sha256:
-        raise StageOrderError(
-            f"{path} is missing or is not the one the last validation wrote; run the validate "
-            "stage again before packaging"
-        )
-    return text
-
-
-def save_model(config: Config, validation: ValidationResult) -> tuple[str, bool]:
-    """Save the model under a content-derived version; returns (tag, newly saved)."""
-    model = load_model(config.model_path)
+def save_model(config: Config, validation: ValidationResult, model: Any) -> tuple[str, bool]:
+    """Save ``model`` under a content-derived version; returns (tag, newly saved)."""
     # BentoML metadata takes only basic, non-null values: nested documents go in as JSON text.
     meta = {
         "task": validation.task,
@@ -131,6 +113,7 @@ def save_model(config: Config, validation: ValidationResult) -> tuple[str, bool]
     version = sha256_text(validation.inputs["model"], json.dumps(meta, sort_keys=True))[:16]
     tag = f"{config.name}:{version}"
     if _store_has("model", tag):
+        check_stored_pickle(tag, model)
         return tag, False
     try:
         bentoml.sklearn.save_model(
@@ -184,83 +167,159 @@ def package(config: Config, *, run_dir: str | Path | None = None) -> PackageResu
     """
     started = time.perf_counter()
     folder = records_dir(config.root, run_dir)
-    validation = _load_passed_validation(config, folder)
-    drift_reference = _drift_reference(folder, validation)
-    model = load_model(config.model_path)
-    train = load_frame(config.train_path, what="training data")
-    model_tag, saved = save_model(config, validation)
+    validation = passed_validation(config, folder)
+    materials = read_materials(config, folder, validation)
+    model_tag, saved = save_model(config, validation, materials.model)
     try:
-        schema = validation.input_schema
-        options = config.service
-        X_test, _ = split_features(
-            load_frame(config.test_path, what="test data"), config.data.target, what="test data"
-        )
-        compiled = compile_model(
-            model, schema.as_served(X_test), task=validation.task, mode=options.runtime
-        )
-        predictions = prediction_reference(model, X_test, validation.task)
-        del X_test
-        served = compiled.served(model)
-        measured = options.max_batch_size is None or options.max_latency_ms is None
-        cost = measure_call_cost(served, train[schema.names]) if measured else None
-        fallback = fallbacks(train, schema)
-        check_warm_up(model, schema, example_row(schema, fallback))
-        stored = Path(str(bentoml.models.get(model_tag).path))
-        spec = ServiceSpec(
-            name=config.name,
+        spec = service_spec(config, validation, materials, model_tag)
+        built = build_service(config, spec, materials)
+        vouch_packaged(
+            config.root,
+            built.bento_tag,
             model_tag=model_tag,
-            model_sha256=sha256_file(stored / MODEL_FILE),
-            compiled=compiled,
-            probabilities=hasattr(model, "predict_proba"),
-            validation=validation,
-            policy=unseen_policy(model, train, schema),
-            fallback=fallback,
-            plan=plan_serving(model, schema, options, cost, runtime=compiled.runtime),
+            model_sha256=spec.model_sha256,
+            built=built.created,
+            records=os.path.relpath(folder, config.root),
         )
-        packages = pinned_packages(onnx=compiled.runtime == "onnx")
-        files = service_files(spec, config, packages)
-        files[DRIFT_REFERENCE_FILE] = drift_reference
-        files[PREDICTION_REFERENCE_FILE] = predictions
-        version = sha256_text(*(f"{k}\n{v}" for k, v in sorted(files.items())))[:16]
-        files[KUBERNETES_FILE] = render_kubernetes(config.name, version, config)
-        service_dir = config.root / "bentos" / config.name
-        # Only what is generated now may ship: a module the runtime no longer has must not linger.
-        shutil.rmtree(service_dir / RUNTIME_PACKAGE, ignore_errors=True)
-        for relative, text in files.items():
-            (service_dir / relative).parent.mkdir(parents=True, exist_ok=True)
-            (service_dir / relative).write_text(text)
-        graph = service_dir / ONNX_FILE  # hashed into the model card, so into the version
-        if compiled.onnx_bytes is not None:
-            graph.write_bytes(compiled.onnx_bytes)
-        else:
-            graph.unlink(missing_ok=True)
-        bento_tag = f"{config.name}:{version}"
-        created = not _store_has("bento", bento_tag)
-        if created:
-            build_bento(service_dir, version)
     except BaseException:
         if saved:
             bentoml.models.delete(model_tag)
         raise
-    bento_path = Path(str(bentoml.bentos.get(bento_tag).path))
-    size, contents = _describe_bento(bento_path)
-    result = PackageResult(
+    result = package_result(config, spec, materials, built, folder=folder, started=started)
+    write_record(folder, "package", result.to_json())
+    return result
+
+
+@dataclass(frozen=True)
+class Materials:
+    """What a Bento is made of besides its generated sources: the model (loaded once), the
+    training rows, what serves it (and where that was decided), the test rows' predictions, the
+    drift reference, and what the model's pickle needs (packages, project modules)."""
+
+    needs: ModelNeeds
+    model: Any
+    train: pd.DataFrame
+    compiled: CompiledModel
+    compiled_at: str
+    predictions: str
+    drift_reference: str
+
+
+def read_materials(config: Config, folder: Path, validation: ValidationResult) -> Materials:
+    reference = drift_reference(folder, validation)
+    needs = model_needs(config)  # read from the pickle without running it, before loading it
+    model = load_model(config.model_path)
+    train = load_frame(config.train_path, what="training data")
+    X_test, _ = split_features(
+        load_frame(config.test_path, what="test data"), config.data.target, what="test data"
+    )
+    compiled, compiled_at = served_graph(
+        folder, validation, model, X_test, mode=config.service.runtime
+    )
+    predictions = prediction_reference(model, X_test, validation.task)
+    return Materials(needs, model, train, compiled, compiled_at, predictions, reference)
+
+
+def service_spec(
+    config: Config, validation: ValidationResult, materials: Materials, model_tag: str
+) -> ServiceSpec:
+    """The service's inputs: batching measured on what serves, the warm-up row checked."""
+    schema, options = validation.input_schema, config.service
+    model, train = materials.model, materials.train
+    measured = options.max_batch_size is None or options.max_latency_ms is None
+    served = materials.compiled.served(model)
+    cost = measure_call_cost(served, train[schema.names]) if measured else None
+    fallback = fallbacks(train, schema)
+    check_warm_up(model, schema, example_row(schema, fallback))
+    stored = Path(str(bentoml.models.get(model_tag).path))
+    return ServiceSpec(
         name=config.name,
         model_tag=model_tag,
-        bento_tag=bento_tag,
+        model_sha256=sha256_file(stored / MODEL_FILE),
+        compiled=materials.compiled,
+        probabilities=hasattr(model, "predict_proba"),
+        validation=validation,
+        policy=unseen_policy(model, train, schema),
+        fallback=fallback,
+        plan=plan_serving(model, schema, options, cost, runtime=materials.compiled.runtime),
+        needs=materials.needs,
+    )
+
+
+@dataclass(frozen=True)
+class Built:
+    """The Bento's sources folder, its tag, and whether this call built it (else the store had
+    a Bento of the same content)."""
+
+    service_dir: Path
+    bento_tag: str
+    created: bool
+
+
+def build_service(config: Config, spec: ServiceSpec, materials: Materials) -> Built:
+    """Write the Bento's sources under ``bentos/<name>/`` and build them into the store unless a
+    Bento of the same content-derived version is there."""
+    onnx = spec.compiled.runtime == "onnx"
+    # An ONNX-served Bento never unpickles the model: onnxruntime is all it installs.
+    packages = pinned_packages(onnx=onnx) + ([] if onnx else materials.needs.pins())
+    files = service_files(spec, config, packages)
+    files[DRIFT_REFERENCE_FILE] = materials.drift_reference
+    files[PREDICTION_REFERENCE_FILE] = materials.predictions
+    version = sha256_text(*(f"{k}\n{v}" for k, v in sorted(files.items())))[:16]
+    files[KUBERNETES_FILE] = render_kubernetes(config.name, version, config)
+    service_dir = config.root / "bentos" / config.name
+    # Only what is generated now may ship: a module the runtime no longer has must not linger.
+    shutil.rmtree(service_dir / RUNTIME_PACKAGE, ignore_errors=True)
+    for relative, text in files.items():
+        (service_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+        (service_dir / relative).write_text(text)
+    graph = service_dir / ONNX_FILE  # hashed into the model card, so into the version
+    if spec.compiled.onnx_bytes is not None:
+        graph.write_bytes(spec.compiled.onnx_bytes)
+    else:
+        graph.unlink(missing_ok=True)
+    bento_tag = f"{config.name}:{version}"
+    created = not _store_has("bento", bento_tag)
+    if not created and not is_vouched(config.root, bento_tag):
+        # Of unknown origin (no record of this project names it): built again, so the package
+        # ledger vouches for what this call built, never for what it found.
+        bentoml.bentos.delete(bento_tag)
+        created = True
+    if created:
+        build_bento(service_dir, version)
+    return Built(service_dir, bento_tag, created)
+
+
+def package_result(
+    config: Config,
+    spec: ServiceSpec,
+    materials: Materials,
+    built: Built,
+    *,
+    folder: Path,
+    started: float,
+) -> PackageResult:
+    """The record of what was saved and built (the Bento exported beside it)."""
+    bento_path = Path(str(bentoml.bentos.get(built.bento_tag).path))
+    size, contents = _describe_bento(bento_path)
+    return PackageResult(
+        name=config.name,
+        model_tag=spec.model_tag,
+        bento_tag=built.bento_tag,
         bento_path=str(bento_path),
-        model_path=str(bentoml.models.get(model_tag).path),
-        service_dir=str(service_dir),
-        archive=str(export_bento(bento_tag, folder)),
+        model_path=str(bentoml.models.get(spec.model_tag).path),
+        service_dir=str(built.service_dir),
+        archive=str(export_bento(built.bento_tag, folder)),
         size_bytes=size,
         contents=contents,
         unseen_categories=spec.policy,
-        runtime=compiled.runtime,
-        runtime_reason=compiled.reason,
-        created=created,
+        runtime=materials.compiled.runtime,
+        runtime_reason=materials.compiled.reason,
+        compiled_at=materials.compiled_at,
+        created=built.created,
         bentoml_home=str(bentoml_home()),
         seconds=round(time.perf_counter() - started, 3),
-        inputs=validation.inputs,
+        inputs=spec.validation.inputs,
+        code={path: str(source) for path, source in sorted(materials.needs.code.items())},
+        model_packages=materials.needs.pins(),
     )
-    write_record(folder, "package", result.to_json())
-    return result

@@ -12,6 +12,7 @@ import os
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,8 +25,10 @@ import nbformat
 import papermill
 from papermill.exceptions import PapermillExecutionError
 
+from workbench.artifacts import replace_atomic, write_atomic
 from workbench.config import Config, load_config
 from workbench.errors import ConfigError, GateFailure, WorkbenchError, error_type
+from workbench.pipeline.kernel import QuietShutdownKernelManager
 from workbench.pipeline.provenance import MANIFEST, build_manifest
 from workbench.pipeline.report import render_html
 
@@ -159,22 +162,38 @@ def _records(out: Path) -> dict[str, dict[str, Any]]:
 def _execute(
     notebook: Path, target: Path, *, parameters: dict[str, Any], kernel: str, progress: bool
 ) -> tuple[int, str | None]:
-    """Run one notebook; returns (exit code, error line). The output notebook is always saved."""
+    """Run one notebook; returns (exit code, error line). papermill saves the executed notebook
+    (with a failing cell marked) under a temporary name beside ``target``, renamed into place
+    once saved whole: a full disk leaves no truncated notebook, and the error names ``target``."""
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        papermill.execute_notebook(
-            str(notebook),
-            str(target),
-            parameters=parameters,
-            kernel_name=kernel,
-            cwd=str(notebook.parent),
-            progress_bar=progress,
-            log_output=False,
-        )
-    except PapermillExecutionError as exc:
-        return _describe(exc, notebook.name)
-    except Exception as exc:  # dead kernel, timeout, unreadable notebook: still one line
-        return 2, f"{notebook.name}: {type(exc).__name__}: {exc}"
-    return 0, None
+        try:
+            papermill.execute_notebook(
+                str(notebook),
+                str(tmp),
+                parameters=parameters,
+                kernel_name=kernel,
+                cwd=str(notebook.parent),
+                progress_bar=progress,
+                log_output=False,
+                kernel_manager_class=QuietShutdownKernelManager,
+            )
+            outcome: tuple[int, str | None] = (0, None)
+        except PapermillExecutionError as exc:
+            outcome = _describe(exc, notebook.name)
+        except OSError as exc:
+            where = target if exc.filename in (None, str(tmp)) else exc.filename
+            return 2, f"{notebook.name}: could not write {where} ({exc.strerror or exc})"
+        except Exception as exc:  # dead kernel, timeout, unreadable notebook: still one line
+            outcome = (2, f"{notebook.name}: {type(exc).__name__}: {exc}")
+        if tmp.is_file():
+            try:
+                replace_atomic(tmp, target)
+            except OSError as exc:
+                return 2, f"{notebook.name}: could not write {target} ({exc.strerror or exc})"
+        return outcome
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def run(
@@ -186,7 +205,7 @@ def run(
     kernel: str | None = None,
     force: bool = False,
     progress: bool = False,
-    on_event: Event = lambda message: None,
+    on_event: Event = lambda _message: None,
 ) -> RunOutcome:
     """Execute the stage notebooks headlessly and write a run folder with reports and manifest.
 
@@ -197,12 +216,7 @@ def run(
     config_file = Path(config_path).expanduser().resolve()
     config = load_config(config_file)
     folder = notebooks_dir(config, stages)
-    declared = set().union(*(declared_parameters(folder / NOTEBOOKS[s]) for s in stages))
-    for name in sorted(set(parameters or {}) - declared):
-        on_event(
-            f"warning: parameter {name!r} is not declared in the parameters cell of "
-            f"{', '.join(NOTEBOOKS[s] for s in stages)}; it is passed but nothing reads it"
-        )
+    _warn_undeclared(folder, stages, parameters or {}, on_event)
     out_dir = prepare_out(
         Path(out).expanduser().resolve() if out else default_out(config), force=force
     )
@@ -212,54 +226,118 @@ def run(
         "run_dir": str(out_dir),
         "interactive": False,
     }
-    timings: dict[str, float] = {}
-    reports: list[Path] = []
-    exit_code, error = 0, None
     with own_kernel() as own:
-        for stage in stages:
-            notebook = folder / NOTEBOOKS[stage]
-            on_event(f"[{stage}] executing {notebook.name}")
-            started = time.perf_counter()
-            exit_code, error = _execute(
-                notebook,
-                out_dir / notebook.name,
-                parameters=params,
-                kernel=kernel or own,
-                progress=progress,
-            )
-            timings[stage] = round(time.perf_counter() - started, 3)
-            if (out_dir / notebook.name).is_file():
-                try:
-                    reports.append(render_html(out_dir / notebook.name))
-                except Exception as exc:  # nbconvert, a template, the disk: still one line
-                    if not error:
-                        exit_code = 2
-                        error = (
-                            f"{notebook.name}: its HTML report could not be written "
-                            f"({type(exc).__name__}: {exc})"
-                        )
-            on_event(f"[{stage}] {'failed' if error else 'done'} in {timings[stage]:.1f} s")
-            if error:
-                break
-    inputs = {
+        executed = _execute_stages(
+            folder,
+            out_dir,
+            stages,
+            params,
+            kernel=kernel or own,
+            progress=progress,
+            on_event=on_event,
+        )
+    records = _records(out_dir)
+    manifest = build_manifest(
+        config=config.model_dump(mode="json", exclude={"root"}),
+        inputs=_inputs(config_file, config, folder, stages, records),
+        records=records,
+        parameters=params,
+        stages=list(stages),
+        timings=executed.timings,
+        status={0: "passed", 1: "gate-failed"}.get(executed.exit_code, "error"),
+        error=executed.error,
+        project=config.root,
+    )
+    write_atomic(out_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    return RunOutcome(
+        out=out_dir,
+        manifest=manifest,
+        exit_code=executed.exit_code,
+        error=executed.error,
+        reports=executed.reports,
+    )
+
+
+def _inputs(
+    config_file: Path,
+    config: Config,
+    folder: Path,
+    stages: tuple[str, ...],
+    records: dict[str, Any],
+) -> dict[str, Path]:
+    """The files a run depends on, by the name the manifest gives them (the project's own
+    modules the Bento carries by their source, so `verify` sees them change)."""
+    shipped = records.get("package", {}).get("code", {})
+    return {
         "config": config_file,
         "model": config.model_path,
         "train": config.train_path,
         "test": config.test_path,
         **{f"notebook {NOTEBOOKS[s]}": folder / NOTEBOOKS[s] for s in stages},
+        **{f"code {path}": Path(source) for path, source in sorted(shipped.items())},
     }
-    manifest = build_manifest(
-        config=config.model_dump(mode="json", exclude={"root"}),
-        inputs=inputs,
-        records=_records(out_dir),
-        parameters=params,
-        stages=list(stages),
-        timings=timings,
-        status={0: "passed", 1: "gate-failed"}.get(exit_code, "error"),
-        error=error,
-        project=config.root,
-    )
-    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    return RunOutcome(
-        out=out_dir, manifest=manifest, exit_code=exit_code, error=error, reports=reports
-    )
+
+
+def _warn_undeclared(
+    folder: Path, stages: tuple[str, ...], parameters: dict[str, Any], on_event: Event
+) -> None:
+    """A warning for each parameter no stage notebook's parameters cell declares."""
+    declared = set().union(*(declared_parameters(folder / NOTEBOOKS[s]) for s in stages))
+    for name in sorted(set(parameters) - declared):
+        on_event(
+            f"warning: parameter {name!r} is not declared in the parameters cell of "
+            f"{', '.join(NOTEBOOKS[s] for s in stages)}; it is passed but nothing reads it"
+        )
+
+
+@dataclass
+class _Executed:
+    """The stages run so far: seconds each, their HTML reports, and the first failure."""
+
+    timings: dict[str, float] = field(default_factory=dict)
+    reports: list[Path] = field(default_factory=list)
+    exit_code: int = 0
+    error: str | None = None
+
+
+def _execute_stages(
+    folder: Path,
+    out_dir: Path,
+    stages: tuple[str, ...],
+    params: dict[str, Any],
+    *,
+    kernel: str,
+    progress: bool,
+    on_event: Event,
+) -> _Executed:
+    """Each stage's notebook in turn, with its HTML report, until one fails."""
+    executed = _Executed()
+    for stage in stages:
+        notebook = folder / NOTEBOOKS[stage]
+        on_event(f"[{stage}] executing {notebook.name}")
+        started = time.perf_counter()
+        executed.exit_code, executed.error = _execute(
+            notebook, out_dir / notebook.name, parameters=params, kernel=kernel, progress=progress
+        )
+        executed.timings[stage] = round(time.perf_counter() - started, 3)
+        if (out_dir / notebook.name).is_file():
+            _render(out_dir / notebook.name, executed)
+        on_event(
+            f"[{stage}] {'failed' if executed.error else 'done'} in {executed.timings[stage]:.1f} s"
+        )
+        if executed.error:
+            break
+    return executed
+
+
+def _render(notebook: Path, executed: _Executed) -> None:
+    """The executed notebook's HTML report; failing to write it fails the run (one line)."""
+    try:
+        executed.reports.append(render_html(notebook))
+    except Exception as exc:  # nbconvert, a template, the disk: still one line
+        if not executed.error:
+            executed.exit_code = 2
+            executed.error = (
+                f"{notebook.name}: its HTML report could not be written "
+                f"({type(exc).__name__}: {exc})"
+            )

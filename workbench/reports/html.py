@@ -17,8 +17,17 @@ STYLE = (
     "<style>.wb-table{border-collapse:collapse;margin:4px 0;font-size:13px}"
     ".wb-table th,.wb-table td{border:1px solid #d0d7de;padding:3px 10px;text-align:left}"
     ".wb-table th{background:#f6f8fa}.wb-pass{color:#1a7f37;font-weight:600}"
-    ".wb-fail{color:#cf222e;font-weight:600}.wb-code{font-family:monospace;"
+    ".wb-fail{color:#cf222e;font-weight:600}.wb-warn{color:#9a6700;font-weight:600}"
+    ".wb-code{font-family:monospace;"
     "background:#f6f8fa;padding:2px 6px}</style>"
+)
+
+
+#: Code to copy: monospace, whole lines (a long line scrolls; a token is never cut in two).
+SNIPPET_STYLE = (
+    "line-height:1.35;font-family:var(--jp-code-font-family,monospace);white-space:pre;"
+    "overflow-x:auto;word-break:normal;overflow-wrap:normal;background:#f6f8fa;padding:6px 8px;"
+    "max-width:100%;box-sizing:border-box"
 )
 
 
@@ -43,6 +52,25 @@ def table_html(headers: list[str], rows: list[list[str]], *, css_class: str = ""
 def verdict_html(passed: bool, text: str | None = None) -> str:
     label = text or ("PASS" if passed else "FAIL")
     return f"<span class='{'wb-pass' if passed else 'wb-fail'}'>{html.escape(label)}</span>"
+
+
+def verdict_word(line: str) -> str:
+    """The verdict a line from the core starts with (``PASS``, ``FAIL``, ``INCONCLUSIVE``...)."""
+    return line.strip().split(":")[0].split(" ")[0]
+
+
+def status_html(status: str, text: str | None = None) -> str:
+    """A verdict of the PASS / FAIL / INCONCLUSIVE scheme: PASS green, FAIL red, anything else
+    (inconclusive, not enough data, a note) amber."""
+    css = {"PASS": "wb-pass", "FAIL": "wb-fail"}.get(status.upper(), "wb-warn")
+    return f"<span class='{css}'>{html.escape(text or status)}</span>"
+
+
+def verdict_line_html(line: str, *, word_only: bool = False) -> str:
+    """A verdict line from the core, shown as it is, coloured by its first word
+    (:func:`status_html`)."""
+    word = verdict_word(line)
+    return status_html(word, word if word_only else line)
 
 
 def img(png: bytes, alt: str) -> str:
@@ -73,6 +101,9 @@ def package_html(result: PackageResult) -> str:
         ["archive", html.escape(result.archive)],
         ["unseen categories", html.escape(result.unseen_categories)],
         ["runtime", f"<b>{html.escape(result.runtime)}</b>: {html.escape(result.runtime_reason)}"],
+        *([["decided by", html.escape(result.compiled_at)]] if result.compiled_at else []),
+        ["beyond scikit-learn", html.escape(", ".join(result.model_packages) or "nothing")],
+        ["project code", html.escape(", ".join(result.code) or "none")],
         ["service source", html.escape(result.service_dir)],
         ["store", html.escape(result.bentoml_home)],
     ]
@@ -115,11 +146,14 @@ def launch_html(result: LaunchResult) -> str:
     head = (
         f"{STYLE}<h4>Launch of <code>{html.escape(result.bento_tag)}</code> at "
         f"{html.escape(result.url)}: {verdict_html(result.passed)}</h4>"
+        f"<p class='wb-portable'>portable: "
+        f"{verdict_html(result.portable == 'proven', result.portable)} "
+        f"({html.escape(result.portable_reason)})</p>"
     )
     probe = probe_html(result.probe) if result.probe else ""
     snippets = "".join(
-        f"<p>{html.escape(name)}:</p>"
-        f"<pre class='wb-snippet' style='line-height:1.35'>{html.escape(code)}</pre>"
+        f"<p>{html.escape(name)}:</p><pre class='wb-snippet' style='{SNIPPET_STYLE}'>"
+        f"{html.escape(code)}</pre>"
         for name, code in result.snippets.items()
     )
     return head + table_html(["check", "verdict", "detail"], rows) + probe + snippets

@@ -7,6 +7,8 @@ from workbench.results.monitoring import (
     DriftResult,
     DriftTestResult,
     MonitorResult,
+    QualityCheckResult,
+    QualityResult,
     ReplayResult,
 )
 from workbench.results.package import PackageResult
@@ -49,6 +51,8 @@ __all__ = [
     "Curve",
     "DriftResult",
     "MonitorResult",
+    "QualityCheckResult",
+    "QualityResult",
     "ReplayResult",
     "DriftTestResult",
     "FeatureImportance",

@@ -44,6 +44,10 @@ class LaunchResult(Result):
     snippets: dict[str, str] = {}
     passed: bool
     seconds: float
+    portable: Literal["proven", "not proven"] = "not proven"
+    """``proven``: served from a clean environment holding only the Bento's requirements, and
+    every check passed there (``launch.portable``)."""
+    portable_reason: str = ""
 
     @property
     def failed(self) -> list[CheckResult]:

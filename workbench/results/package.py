@@ -25,6 +25,9 @@ class PackageResult(Result):
     """What answers requests: ``onnx`` (the compiled graph in onnxruntime) or ``sklearn``."""
     runtime_reason: str = ""
     """Why: the parity evidence, or why no graph is the same model."""
+    compiled_at: str = ""
+    """Where that was decided: ``validation: ...`` (its graph, by sha256, and its parity
+    evidence, reused) or ``packaging: ...`` and why the validation had none to reuse."""
     created: bool
     """False when a Bento with the same content-derived tag already existed."""
     bentoml_home: str
@@ -32,6 +35,12 @@ class PackageResult(Result):
     inputs: dict[str, str] = {}
     """sha256 of the model, train and test files of the validation it was packaged from (empty
     in records older than this field)."""
+    code: dict[str, str] = {}
+    """The project's files the Bento carries (its path -> the source file), which the model's
+    pickle references or those import."""
+    model_packages: list[str] = []
+    """Distributions the model needs beyond scikit-learn, pinned (installed in the Bento unless
+    it serves with onnxruntime)."""
 
     @property
     def serve_command(self) -> str:

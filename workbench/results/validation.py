@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 from workbench.artifacts import sha256_file, sha256_text
+from workbench.compilation import CompiledModel
+from workbench.compilation.conversion import Precision
 from workbench.config import Config
 from workbench.errors import GateFailure, StageOrderError
 from workbench.results.base import Result
@@ -201,11 +204,46 @@ class RuntimeResult(Result):
     runtime: str
     """``onnx`` (the graph would serve) or ``sklearn``."""
     reason: str
-    precision: str | None = None
+    precision: Precision | None = None
     rows_checked: int = 0
     max_difference: float | None = None
     label_mismatches: int = 0
     seconds: float = 0.0
+    mode: str | None = None
+    """What validation compiled under: ``auto`` (the decision packaging reuses) or ``sklearn``
+    (``service.runtime: sklearn``, nothing converted); None in records older than this field."""
+    onnx_sha256: str | None = None
+    """sha256 of the kept graph, written beside this record as ``model.onnx`` (the graph
+    packaging ships); None when no graph was kept."""
+
+    @classmethod
+    def of(cls, compiled: CompiledModel, *, mode: str) -> RuntimeResult:
+        graph = compiled.onnx_bytes
+        return cls(
+            runtime=compiled.runtime,
+            reason=compiled.reason,
+            precision=compiled.precision,
+            rows_checked=compiled.rows_checked,
+            max_difference=compiled.max_difference,
+            label_mismatches=compiled.label_mismatches,
+            seconds=compiled.seconds,
+            mode=mode,
+            onnx_sha256=None if graph is None else hashlib.sha256(graph).hexdigest(),
+        )
+
+    def compiled_model(self, onnx_bytes: bytes | None) -> CompiledModel:
+        """The decision as :class:`CompiledModel` again, with the graph it kept (``onnx_bytes``,
+        checked against :attr:`onnx_sha256` by the caller)."""
+        return CompiledModel(
+            runtime="onnx" if self.runtime == "onnx" else "sklearn",
+            reason=self.reason,
+            onnx_bytes=onnx_bytes,
+            precision=self.precision,
+            rows_checked=self.rows_checked,
+            max_difference=self.max_difference,
+            label_mismatches=self.label_mismatches,
+            seconds=self.seconds,
+        )
 
 
 class ValidationResult(Result):

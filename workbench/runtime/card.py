@@ -56,6 +56,10 @@ class ModelCard(BaseModel):
     auth: str = ""
     model_sha256: str = ""
     monitor: dict[str, Any] = Field(default_factory=dict)
+    model_needs: dict[str, Any] = Field(default_factory=dict)
+    """What the model's pickle references: each package pinned (``packages``: the pin, the
+    modules it was found from, whether the Bento installs it) and each project file shipped
+    (``code``: its sha256 and modules); see ``packaging/requirements.py``."""
     """The monitoring settings (``monitor:`` in ``workbench.yaml``) it was packaged with."""
 
     @classmethod

@@ -6,9 +6,11 @@ one), writes Parquet predictions atomically, lists refused rows with the service
 returns a :class:`~workbench.results.ScoreResult` with the drift report of the scored rows.
 """
 
+from workbench.scoring.engine import DEFAULT_CHUNK_ROWS
 from workbench.scoring.inputs import resolve_input
-from workbench.scoring.job import DEFAULT_CHUNK_ROWS, outputs_of, score
+from workbench.scoring.job import score
 from workbench.scoring.model import load_bento_model
+from workbench.scoring.outputs import outputs_of
 from workbench.scoring.task import ChunkDone
 
 __all__ = [

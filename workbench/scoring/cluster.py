@@ -13,12 +13,14 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from workbench.errors import ConfigError
 from workbench.scoring.inputs import Task
-from workbench.scoring.task import ChunkDone, TaskOutcome, TaskSpec, run_task
+from workbench.scoring.outputs import task_files
+from workbench.scoring.task import ChunkDone, Ran, TaskOutcome, TaskSpec, run_task
 
 CONNECT_TIMEOUT_S = 10
 
@@ -45,67 +47,79 @@ def _client(workers: int | None, scheduler: str | None) -> tuple[Any, Any, str]:
     return Client(cluster), cluster, f"local dask cluster ({workers} worker processes)"
 
 
-def run_on_dask(
-    tasks: Sequence[Task],
-    spec: TaskSpec,
-    targets: Sequence[Path],
-    errors_dir: Path,
-    *,
-    workers: int | None,
-    scheduler: str | None,
-    on_task: Callable[[ChunkDone], None] | None = None,
-    progress: bool = False,
-) -> tuple[list[TaskOutcome], str, float]:
-    """Run ``tasks`` on the cluster: each outcome as its worker returned it, in task order, the
-    engine's description and the seconds it took to start or reach the cluster.
+@dataclass(frozen=True)
+class DaskRunner:
+    """The tasks on a local cluster of ``workers`` processes, or on the running ``scheduler``;
+    progress after each task. With ``on_error: fail`` the tasks not yet started are cancelled at
+    the first task that stopped on a refused row."""
 
-    With ``spec.on_error == "fail"`` the tasks not yet started are cancelled at the first task
-    that stopped on a refused row. ``on_task`` is called as each task completes.
-    """
-    from distributed import as_completed
-    from distributed import progress as dask_progress
+    workers: int | None
+    scheduler: str | None
+    progress: bool = False
+    """Show Dask's progress bar."""
 
-    started = time.perf_counter()
-    client, cluster, engine = _client(workers, scheduler)
-    startup = time.perf_counter() - started
-    run = uuid.uuid4().hex[:8]
-    try:
-        futures = [
+    def run(
+        self,
+        tasks: Sequence[Task],
+        spec: TaskSpec,
+        folder: Path,
+        on_progress: Callable[[ChunkDone], None] | None,
+    ) -> Ran:
+        started = time.perf_counter()
+        client, cluster, engine = _client(self.workers, self.scheduler)
+        startup = time.perf_counter() - started
+        try:
+            futures = _submit(client, tasks, spec, folder)
+            if self.progress:
+                from distributed import progress
+
+                progress(futures)
+            outcomes = _collect(client, futures, on_progress)
+            return Ran(sorted(outcomes, key=lambda o: o.index), engine, startup)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def _submit(client: Any, tasks: Sequence[Task], spec: TaskSpec, folder: Path) -> list[Any]:
+    """One future per task, under keys unique to this job."""
+    job = uuid.uuid4().hex[:8]
+    futures = []
+    for task in tasks:
+        files = task_files(folder, task)
+        futures.append(
             client.submit(
                 run_task,
                 task,
                 spec,
-                str(target),
-                str(errors_dir / f"{task.index:06d}.csv"),
-                key=f"workbench-score-{run}-{task.index}",
+                str(files.out),
+                str(files.errors),
+                key=f"workbench-score-{job}-{task.index}",
                 pure=False,
             )
-            for task, target in zip(tasks, targets, strict=True)
-        ]
-        if progress:
-            dask_progress(futures)
-        outcomes: list[TaskOutcome] = []
-        try:
-            for future in as_completed(futures):
-                outcome: TaskOutcome = future.result()
-                outcomes.append(outcome)
-                if on_task is not None:
-                    on_task(
-                        ChunkDone(
-                            outcome.index,
-                            outcome.rows_read,
-                            outcome.rows_scored,
-                            outcome.rows_rejected,
-                        )
-                    )
-                if outcome.stopped:
-                    client.cancel(futures)
-                    break
-        except BaseException:
-            client.cancel(futures)
-            raise
-        return sorted(outcomes, key=lambda o: o.index), engine, startup
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        )
+    return futures
+
+
+def _collect(
+    client: Any, futures: list[Any], on_progress: Callable[[ChunkDone], None] | None
+) -> list[TaskOutcome]:
+    """Each outcome as its task completes, until all did or one stopped on a refused row (the
+    others are then cancelled, as they are when anything goes wrong here)."""
+    from distributed import as_completed
+
+    outcomes: list[TaskOutcome] = []
+    try:
+        for future in as_completed(futures):
+            outcome: TaskOutcome = future.result()
+            outcomes.append(outcome)
+            if on_progress is not None:
+                on_progress(outcome.progress())
+            if outcome.stopped:
+                client.cancel(futures)
+                break
+    except BaseException:
+        client.cancel(futures)
+        raise
+    return outcomes

@@ -1,82 +1,197 @@
 """``score()``: a Bento's model over a file, a folder or a glob, in process or on Dask.
 
-The job checks everything it can before scoring a row (the Bento, the input's format and
-columns, the output path), then runs its tasks (:mod:`workbench.scoring.task`) in this process or
-on a ``dask.distributed`` cluster, where each worker loads the model once and writes its own
-output files. Everything is written under temporary names beside ``out`` and renamed at the end:
-an interrupted or failed job leaves nothing under the final names. Beside the output it writes
-``<out>.errors.csv`` (refused rows), ``<out>.score.json`` (:class:`ScoreResult`) and the drift
-report of the scored rows against the Bento's reference (``<out>.drift.json`` and ``.html``).
+The job reads as its steps: open the Bento (its files and model checked against the project's
+records, :mod:`workbench.integrity`; its model card and drift reference), plan the job (the
+input's format and columns, the output path, the tasks: everything checked before a row is
+scored), run the tasks (:mod:`workbench.scoring.task`) through the engine's runner (this process
+or a ``dask.distributed`` cluster, :mod:`workbench.scoring.engine`), test the scored rows for
+drift and data quality, assemble the result, record it. Everything is written under temporary
+names beside ``out`` and renamed at the end (:mod:`workbench.scoring.outputs`): an interrupted or
+failed job leaves nothing under the final names. Beside the output it writes ``<out>.errors.csv``
+(refused rows), ``<out>.score.json`` (:class:`ScoreResult`, its status included) and the drift and
+data-quality report of the scored rows against the Bento's reference (``<out>.drift.json`` and
+``.html``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import os
-import shutil
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from workbench.artifacts import sha256_file, write_atomic
 from workbench.errors import DataError
-from workbench.monitoring import find_bento, read_model_card, read_reference, window_report
-from workbench.reports.monitoring import drift_page
-from workbench.results import ScoredFile, ScoreResult
-from workbench.runtime.drift import DEFAULT_OPTIONS, DriftOptions
-from workbench.scoring.inputs import ScoringInput, Task, plan_tasks, resolve_input
-from workbench.scoring.sample import DEFAULT_SAMPLE_ROWS, DriftSample, sample_kinds
-from workbench.scoring.task import (
-    ROW_COLUMN,
-    ChunkDone,
-    OnError,
-    TaskOutcome,
-    TaskSpec,
-    run_task,
+from workbench.integrity import VouchedBento, find_project, verify_bento
+from workbench.monitoring import (
+    BentoSource,
+    find_bento,
+    read_model_card,
+    read_reference,
+    window_report,
 )
+from workbench.reports.monitoring import drift_page
+from workbench.results import DriftResult, ScoredFile, ScoreResult
+from workbench.runtime.card import ModelCard
+from workbench.runtime.drift import DriftOptions
+from workbench.scoring.engine import DEFAULT_CHUNK_ROWS, DEFAULT_TASK_ROWS, Engine, Runner
+from workbench.scoring.inputs import ScoringInput, Task, resolve_input
+from workbench.scoring.outputs import (
+    Outputs,
+    check_outputs,
+    publish_errors,
+    publish_predictions,
+    temporary_folder,
+)
+from workbench.scoring.sample import DEFAULT_SAMPLE_ROWS, DriftSample, sample_kinds
+from workbench.scoring.task import ROW_COLUMN, ChunkDone, OnError, Ran, TaskSpec
 
-DEFAULT_CHUNK_ROWS = 65_536
-DEFAULT_TASK_ROWS = 1 << 20
+OnChunk = Callable[[ChunkDone], None]
+
+
+def score(  # noqa: PLR0913 - the public entry point's options, keyword-only (papermill's shape)
+    bento: str | Path,
+    input: str | Path,
+    *,
+    out: str | Path,
+    keep: str | Sequence[str] | None = "none",
+    on_error: OnError = "fail",
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    task_rows: int = DEFAULT_TASK_ROWS,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    overwrite: bool = False,
+    drift_options: DriftOptions | None = None,
+    sample_rows: int = DEFAULT_SAMPLE_ROWS,
+    on_chunk: OnChunk | None = None,
+    dask_progress: bool = False,
+    project: str | Path | None = None,
+) -> ScoreResult:
+    """Score every row of ``input`` with the Bento's model into the Parquet ``out``.
+
+    ``bento``: a tag in the BentoML store or a Bento folder. ``input``: a CSV or Parquet file, a
+    folder of Parquet parts or a glob; ``out`` is a Parquet file for a file and a folder of parts
+    (named as the input's) for a folder or glob. ``keep``: input columns copied beside the
+    predictions (``"all"``, ``"none"`` or names; the output always has ``row``, the input-wide
+    row number from 0). ``on_error``: ``fail`` stops at the first refused row and writes no
+    output, ``skip`` scores the others; both list the refused rows in ``<out>.errors.csv``.
+    ``workers``: a local Dask cluster of that many worker processes; ``scheduler``: the address
+    of a running one (``tcp://host:port``). ``on_chunk``: called after each chunk (in process;
+    on Dask after each task). ``dask_progress``: show Dask's progress bar. ``project``: the
+    project (its folder or ``workbench.yaml``) whose records vouch for the Bento's bytes
+    (:mod:`workbench.integrity`); default the nearest ``workbench.yaml`` at or above the current
+    folder. Drift and data quality: with the Bento's ``monitor:`` (``drift_options`` overrides
+    its drift options).
+
+    Raises :class:`~workbench.errors.DataError` (a wrong input or output, refused rows under
+    ``fail``) and :class:`~workbench.errors.ConfigError` (an unknown Bento) before any work
+    where it can.
+    """
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    engine = Engine(chunk_rows, task_rows, workers, scheduler, progress=dask_progress)
+    opened = open_bento(bento, project=project)
+    job = plan_job(
+        opened,
+        input,
+        Path(out),
+        keep=keep,
+        on_error=on_error,
+        sample_rows=sample_rows,
+        overwrite=overwrite,
+        engine=engine,
+    )
+    scored = run_job(job, engine.runner(), on_chunk=_with_total(on_chunk, job.input.rows))
+    drift = drift_of(opened, job, scored, options=drift_options)
+    result = score_result(opened, job, scored, drift, started_at=started_at)
+    record_score(job.outputs, result)
+    return result
 
 
 @dataclass(frozen=True)
-class Outputs:
-    """Where a job writes: the predictions and the files beside them."""
+class OpenedBento:
+    """A Bento's files a job reads, once the project's records vouch for them (``vouched``: the
+    hashes every process that loads the model checks again): its model card and its drift
+    reference (None, and why, for a Bento packaged before drift references)."""
 
-    out: Path
-
-    def sibling(self, suffix: str) -> Path:
-        return self.out.with_name(self.out.name + suffix)
-
-    @property
-    def errors(self) -> Path:
-        return self.sibling(".errors.csv")
-
-    @property
-    def record(self) -> Path:
-        return self.sibling(".score.json")
+    source: BentoSource
+    vouched: VouchedBento
+    card: ModelCard
+    reference: dict[str, Any] | None
+    drift_skipped: str | None
 
     @property
-    def drift_json(self) -> Path:
-        return self.sibling(".drift.json")
+    def columns(self) -> list[dict[str, Any]]:
+        return [c.model_dump() for c in self.card.input_schema.columns]
 
     @property
-    def drift_html(self) -> Path:
-        return self.sibling(".drift.html")
+    def names(self) -> list[str]:
+        return [str(c["name"]) for c in self.columns]
+
+    @property
+    def runtime(self) -> str:
+        return self.card.runtime.runtime
 
 
-def outputs_of(out: str | Path) -> Outputs:
-    return Outputs(Path(out))
+def open_bento(bento: str | Path, *, project: str | Path | None = None) -> OpenedBento:
+    """The Bento named by a tag or a folder, if the records of ``project`` (a folder or its
+    ``workbench.yaml``; default :func:`~workbench.integrity.find_project`) vouch for its files
+    and model, with its model card and drift reference."""
+    source = find_bento(bento)
+    given = Path(project) if project is not None else find_project()
+    root = (given.parent if given.is_file() else given).resolve()
+    vouched = verify_bento(root, source.tag, path=source.src.parent)
+    card = read_model_card(source)
+    try:
+        return OpenedBento(source, vouched, card, read_reference(source), None)
+    except DataError as exc:
+        return OpenedBento(source, vouched, card, None, str(exc))
 
 
-def _keep(keep: str | Sequence[str] | None, source: ScoringInput, bento: str) -> list[str] | None:
+@dataclass(frozen=True)
+class Job:
+    """A checked job: its input (parts and hashes), its outputs, its tasks and their spec."""
+
+    input: ScoringInput
+    files: list[ScoredFile]
+    outputs: Outputs
+    spec: TaskSpec
+    tasks: list[Task]
+
+
+def plan_job(
+    bento: OpenedBento,
+    given: str | Path,
+    out: Path,
+    *,
+    keep: str | Sequence[str] | None,
+    on_error: OnError,
+    sample_rows: int,
+    overwrite: bool,
+    engine: Engine,
+) -> Job:
+    """Check the input against the Bento's columns, the kept columns and the output, hash the
+    input files and cut them into the engine's tasks."""
+    kinds = {str(c["name"]): str(c["kind"]) for c in bento.columns}
+    source = resolve_input(given, bento.names, bento=bento.source.tag, kinds=kinds)
+    kept = _keep(keep, source)
+    outputs = check_outputs(out, source, overwrite=overwrite)
+    spec = TaskSpec(
+        str(bento.source.src.resolve()),
+        bento.columns,
+        kept,
+        on_error,
+        engine.chunk_rows,
+        {} if bento.reference is None else sample_kinds(bento.reference, bento.names),
+        sample_rows,
+        bento.vouched,
+    )
+    return Job(source, _hash_inputs(source), outputs, spec, engine.plan(source))
+
+
+def _keep(keep: str | Sequence[str] | None, source: ScoringInput) -> list[str] | None:
     """``"all"``/None: every input column; ``"none"``/[]: none; else those columns."""
     if keep is None or keep == "all":
         if ROW_COLUMN in source.columns:
@@ -98,18 +213,6 @@ def _keep(keep: str | Sequence[str] | None, source: ScoringInput, bento: str) ->
     return names
 
 
-def _check_out(out: Path, *, overwrite: bool) -> None:
-    paths = [out, outputs_of(out).record]
-    existing = [p for p in paths if p.exists()]
-    if existing and not overwrite:
-        raise DataError(
-            f"{str(existing[0])!r} exists; remove it, choose another output or replace it "
-            "(--overwrite; overwrite=True)"
-        )
-    if not out.parent.is_dir():
-        raise DataError(f"output folder {str(out.parent)!r} does not exist; create it first")
-
-
 def _hash_inputs(source: ScoringInput) -> list[ScoredFile]:
     return [
         ScoredFile(
@@ -122,6 +225,92 @@ def _hash_inputs(source: ScoringInput) -> list[ScoredFile]:
     ]
 
 
+def _with_total(on_chunk: OnChunk | None, total: int | None) -> OnChunk | None:
+    """``on_chunk`` told the input's rows with every chunk (when known)."""
+    if on_chunk is None:
+        return None
+    report = on_chunk
+
+    def with_total(chunk: ChunkDone) -> None:
+        report(replace(chunk, total=total))
+
+    return with_total
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What running a job did: the runner's account, the seconds from the first task started to
+    the last one done, and the refused rows' file (None when every row was scored)."""
+
+    ran: Ran
+    seconds: float
+    errors_file: Path | None
+
+    @property
+    def rows_read(self) -> int:
+        return sum(o.rows_read for o in self.ran.outcomes)
+
+    @property
+    def rows_scored(self) -> int:
+        return sum(o.rows_scored for o in self.ran.outcomes)
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(o.rows_rejected for o in self.ran.outcomes)
+
+    @property
+    def startup_seconds(self) -> float:
+        """Starting or reaching the cluster, and the slowest model load of a process."""
+        loads = (o.load_seconds for o in self.ran.outcomes)
+        return self.ran.startup_seconds + max(loads, default=0.0)
+
+
+def run_job(job: Job, runner: Runner, *, on_chunk: OnChunk | None) -> Scored:
+    """Run the tasks under a temporary folder and publish what they wrote: the error file in
+    any case, the predictions only when no task stopped on a refused row (else one message)."""
+    with temporary_folder(job.outputs) as folder:
+        started = time.perf_counter()
+        ran = runner.run(job.tasks, job.spec, folder, on_chunk)
+        seconds = time.perf_counter() - started
+        has_errors = publish_errors(folder, job.tasks, job.outputs)
+        scored = Scored(ran, seconds, job.outputs.errors if has_errors else None)
+        if any(o.stopped for o in ran.outcomes):
+            first = min((o for o in ran.outcomes if o.first_refusal), key=lambda o: o.index)
+            raise DataError(
+                f"{scored.rows_rejected:,} row(s) of {job.input.given!r} refused (first: "
+                f"{first.first_refusal}); all listed in {job.outputs.errors}; nothing was written "
+                f"to {job.outputs.out}. Fix those rows, or score the others with --on-error skip"
+            )
+        publish_predictions(folder, job.tasks, job.input, job.outputs)
+    return scored
+
+
+def drift_of(
+    bento: OpenedBento, job: Job, scored: Scored, *, options: DriftOptions | None
+) -> DriftResult | None:
+    """The drift and data-quality report of the scored rows against the Bento's reference, judged
+    by its ``monitor:`` (None without a reference)."""
+    if bento.reference is None:
+        return None
+    sample = DriftSample(job.spec.drift_kinds, job.spec.sample_rows)
+    for outcome in scored.ran.outcomes:
+        if outcome.sample is not None:
+            sample.merge(outcome.sample)
+    inputs = set(bento.names)
+    return window_report(
+        bento.source,
+        bento.card,
+        bento.reference,
+        sample.windows(),
+        file=job.input.given,
+        file_sha256=_digest(job.files),
+        file_bytes=sum(f.bytes for f in job.files),
+        rows=scored.rows_scored,
+        ignored_columns=[c for c in job.input.columns if c not in inputs],
+        options=options,
+    )
+
+
 def _digest(files: Iterable[ScoredFile]) -> str:
     listed = list(files)
     if len(listed) == 1:
@@ -132,271 +321,40 @@ def _digest(files: Iterable[ScoredFile]) -> str:
     return digest.hexdigest()
 
 
-def _replace(tmp: Path, final: Path) -> None:
-    """Move ``tmp`` to ``final`` (a file or a folder), replacing what was there."""
-    if final.is_dir() and not final.is_symlink():
-        old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-        final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
-
-
-def _merge_parts(parts: Sequence[Path], into: Path) -> None:
-    """Stream the row groups of ``parts`` into one Parquet file (one row group in memory)."""
-    writer: pq.ParquetWriter | None = None
-    try:
-        for part in parts:
-            file = pq.ParquetFile(part)
-            for group in range(file.num_row_groups):
-                table = file.read_row_group(group)
-                if writer is None:
-                    writer = pq.ParquetWriter(into, table.schema)
-                writer.write_table(table)
-            if writer is None and file.num_row_groups == 0:
-                writer = pq.ParquetWriter(into, file.schema_arrow)
-    finally:
-        if writer is not None:
-            writer.close()
-
-
-def _concat_errors(files: Sequence[Path], into: Path) -> bool:
-    """One CSV of the tasks' error files (one header); False when there were none."""
-    present = [f for f in files if f.is_file()]
-    if not present:
-        return False
-    with open(into, "w", encoding="utf-8", newline="") as out:
-        for i, file in enumerate(present):
-            with open(file, encoding="utf-8", newline="") as fh:
-                header = fh.readline()
-                if i == 0:
-                    out.write(header)
-                shutil.copyfileobj(fh, out)
-    return True
-
-
-def score(
-    bento: str | Path,
-    input: str | Path,
-    *,
-    out: str | Path,
-    keep: str | Sequence[str] | None = "none",
-    on_error: OnError = "fail",
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    task_rows: int = DEFAULT_TASK_ROWS,
-    workers: int | None = None,
-    scheduler: str | None = None,
-    overwrite: bool = False,
-    drift_options: DriftOptions = DEFAULT_OPTIONS,
-    sample_rows: int = DEFAULT_SAMPLE_ROWS,
-    on_chunk: Callable[[ChunkDone], None] | None = None,
-    dask_progress: bool = False,
+def score_result(
+    bento: OpenedBento, job: Job, scored: Scored, drift: DriftResult | None, *, started_at: str
 ) -> ScoreResult:
-    """Score every row of ``input`` with the Bento's model into the Parquet ``out``.
-
-    ``bento``: a tag in the BentoML store or a Bento folder. ``input``: a CSV or Parquet file, a
-    folder of Parquet parts or a glob; ``out`` is a Parquet file for a file and a folder of parts
-    (named as the input's) for a folder or glob. ``keep``: input columns copied beside the
-    predictions (``"all"``, ``"none"`` or names; the output always has ``row``, the input-wide
-    row number from 0). ``on_error``: ``fail`` stops at the first refused row and writes no
-    output, ``skip`` scores the others; both list the refused rows in ``<out>.errors.csv``.
-    ``workers``: a local Dask cluster of that many worker processes; ``scheduler``: the address
-    of a running one (``tcp://host:port``). ``on_chunk``: called after each chunk (in process;
-    on Dask after each task). ``dask_progress``: show Dask's progress bar.
-
-    Raises :class:`~workbench.errors.DataError` (a wrong input or output, refused rows under
-    ``fail``) and :class:`~workbench.errors.ConfigError` (an unknown Bento) before any work
-    where it can.
-    """
-    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    if chunk_rows < 1 or task_rows < 1:
-        raise DataError(f"chunk_rows and task_rows must be positive, got {chunk_rows}, {task_rows}")
-    if workers is not None and scheduler is not None:
-        raise DataError("give workers (a local cluster) or scheduler (a running one), not both")
-    if workers is not None and workers < 1:
-        raise DataError(f"workers must be at least 1, got {workers}")
-    source = find_bento(bento)
-    card = read_model_card(source)
-    try:
-        reference: dict[str, Any] | None = read_reference(source)
-        drift_skipped = None
-    except DataError as exc:
-        reference, drift_skipped = None, str(exc)
-    columns = [c.model_dump() for c in card.input_schema.columns]
-    names = [str(c["name"]) for c in columns]
-    kinds = {str(c["name"]): str(c["kind"]) for c in columns}
-    scoring_input = resolve_input(input, names, bento=source.tag, kinds=kinds)
-    kept = _keep(keep, scoring_input, source.tag)
-    out = Path(out)
-    _check_out(out, overwrite=overwrite)
-    if scoring_input.partitioned and out.suffix.lower() in (".parquet", ".pq"):
-        raise DataError(
-            f"{scoring_input.given!r} is partitioned, so the output is a folder of parts: give "
-            f"--out a folder path, not {str(out)!r}"
-        )
-    files = _hash_inputs(scoring_input)
-    kinds = sample_kinds(reference, names) if reference is not None else {}
-    spec = TaskSpec(
-        str(source.src.resolve()), columns, kept, on_error, chunk_rows, kinds, sample_rows
-    )
-    tasks = plan_tasks(scoring_input, task_rows=task_rows if (workers or scheduler) else 1 << 62)
-    dist = bool(workers or scheduler)
-    if on_chunk is not None:
-        report, total = on_chunk, scoring_input.rows
-
-        def on_chunk(chunk: ChunkDone) -> None:
-            report(dataclasses.replace(chunk, total=total))
-
-    outputs = outputs_of(out)
-    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:12]}")
-    tmp.mkdir()
-    try:
-        parts_dir = tmp / "parts"
-        parts_dir.mkdir()
-        errors_dir = tmp / "errors"
-        errors_dir.mkdir()
-        targets = _targets(tasks, scoring_input, parts_dir, dist)
-        started = time.perf_counter()
-        if dist:
-            from workbench.scoring.cluster import run_on_dask  # dask.distributed only when used
-
-            outcomes, engine, startup = run_on_dask(
-                tasks,
-                spec,
-                targets,
-                errors_dir,
-                workers=workers,
-                scheduler=scheduler,
-                on_task=on_chunk,
-                progress=dask_progress,
-            )
-        else:
-            outcomes = _run_here(tasks, spec, targets, errors_dir, on_chunk)
-            engine, startup = "in process", 0.0
-        seconds = time.perf_counter() - started
-        startup += max((o.load_seconds for o in outcomes), default=0.0)
-        rows_read = sum(o.rows_read for o in outcomes)
-        rows_scored = sum(o.rows_scored for o in outcomes)
-        rejected = sum(o.rows_rejected for o in outcomes)
-        error_parts = [errors_dir / f"{t.index:06d}.csv" for t in tasks]
-        tmp_errors = tmp / "errors.csv"
-        has_errors = _concat_errors(error_parts, tmp_errors)
-        if has_errors:
-            os.replace(tmp_errors, outputs.errors)
-        else:
-            outputs.errors.unlink(missing_ok=True)
-        stopped = [o for o in outcomes if o.stopped]
-        if stopped:
-            first = min(
-                (o for o in outcomes if o.first_refusal), key=lambda o: o.index
-            ).first_refusal
-            raise DataError(
-                f"{rejected:,} row(s) of {scoring_input.given!r} refused (first: {first}); all "
-                f"listed in {outputs.errors}; nothing was written to {out}. Fix those rows, or "
-                "score the others with --on-error skip"
-            )
-        final_tmp = _assemble(tmp, tasks, targets, scoring_input, dist)
-        _replace(final_tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-    sample = DriftSample(kinds, sample_rows)
-    for outcome in outcomes:
-        if outcome.sample is not None:
-            sample.merge(outcome.sample)
-    drift = None
-    if reference is not None:
-        drift = window_report(
-            source,
-            card,
-            reference,
-            sample.windows(),
-            file=scoring_input.given,
-            file_sha256=_digest(files),
-            file_bytes=sum(f.bytes for f in files),
-            rows=rows_scored,
-            ignored_columns=[c for c in scoring_input.columns if c not in set(names)],
-            options=drift_options,
-        )
-    result = ScoreResult(
-        bento_tag=source.tag,
-        model_tag=card.model_tag,
-        runtime=card.runtime.runtime,
-        input=scoring_input.given,
-        inputs=files,
-        output=str(out.resolve()),
-        partitioned=scoring_input.partitioned,
-        errors_file=str(outputs.errors.resolve()) if has_errors else None,
-        on_error=on_error,
-        rows_read=rows_read,
-        rows_scored=rows_scored,
-        rows_rejected=rejected,
+    seconds, startup, rows = scored.seconds, scored.startup_seconds, scored.rows_read
+    return ScoreResult(
+        bento_tag=bento.source.tag,
+        model_tag=bento.card.model_tag,
+        runtime=bento.runtime,
+        input=job.input.given,
+        inputs=job.files,
+        output=str(job.outputs.out.resolve()),
+        partitioned=job.input.partitioned,
+        errors_file=None if scored.errors_file is None else str(scored.errors_file.resolve()),
+        on_error=job.spec.on_error,
+        rows_read=rows,
+        rows_scored=scored.rows_scored,
+        rows_rejected=scored.rows_rejected,
         seconds=seconds,
-        rows_per_second=rows_read / seconds if seconds > 0 else 0.0,
+        rows_per_second=rows / seconds if seconds > 0 else 0.0,
         startup_seconds=startup,
-        scoring_rows_per_second=rows_read / (seconds - startup) if seconds > startup else 0.0,
-        chunk_rows=chunk_rows,
-        tasks=len(tasks),
-        engine=engine,
-        worker_processes=len({o.pid for o in outcomes}),
+        scoring_rows_per_second=rows / (seconds - startup) if seconds > startup else 0.0,
+        chunk_rows=job.spec.chunk_rows,
+        tasks=len(job.tasks),
+        engine=scored.ran.engine,
+        worker_processes=len({o.pid for o in scored.ran.outcomes}),
         drift=drift,
-        drift_skipped=drift_skipped,
+        drift_skipped=bento.drift_skipped,
         started_at=started_at,
     )
+
+
+def record_score(outputs: Outputs, result: ScoreResult) -> None:
+    """``<out>.score.json``, and the drift report beside it (JSON and HTML) when there is one."""
     write_atomic(outputs.record, result.to_json() + "\n")
-    if drift is not None:
-        write_atomic(outputs.drift_json, drift.to_json() + "\n")
-        write_atomic(outputs.drift_html, drift_page(drift))
-    return result
-
-
-def _targets(
-    tasks: Sequence[Task], source: ScoringInput, parts_dir: Path, dist: bool
-) -> list[Path]:
-    """Each task's output file: one per task under ``parts_dir``."""
-    return [parts_dir / f"{t.index:06d}.parquet" for t in tasks]
-
-
-def _assemble(
-    tmp: Path, tasks: Sequence[Task], targets: Sequence[Path], source: ScoringInput, dist: bool
-) -> Path:
-    """The output under its temporary name: one file (a file's input) or a folder of parts
-    named as the input's (tasks of the same part are merged)."""
-    by_part: dict[str, list[Path]] = {}
-    for task, target in zip(tasks, targets, strict=True):
-        by_part.setdefault(task.part.name, []).append(target)
-    if not source.partitioned:
-        (only,) = by_part.values()
-        if len(only) == 1:
-            return only[0]
-        merged = tmp / "merged.parquet"
-        _merge_parts(only, merged)
-        return merged
-    folder = tmp / "out"
-    for name, files in by_part.items():
-        target = folder / Path(name).with_suffix(".parquet")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if len(files) == 1:
-            files[0].rename(target)
-        else:
-            _merge_parts(files, target)
-    return folder
-
-
-def _run_here(
-    tasks: Sequence[Task],
-    spec: TaskSpec,
-    targets: Sequence[Path],
-    errors_dir: Path,
-    on_chunk: Callable[[ChunkDone], None] | None,
-) -> list[TaskOutcome]:
-    outcomes = []
-    for task, target in zip(tasks, targets, strict=True):
-        outcome = run_task(
-            task, spec, str(target), str(errors_dir / f"{task.index:06d}.csv"), on_chunk=on_chunk
-        )
-        outcomes.append(outcome)
-        if outcome.stopped:
-            break
-    return outcomes
+    if result.drift is not None:
+        write_atomic(outputs.drift_json, result.drift.to_json() + "\n")
+        write_atomic(outputs.drift_html, drift_page(result.drift))

@@ -11,16 +11,18 @@ chunk) and the refused rows to ``errors`` (CSV: row, field, message), and return
 from __future__ import annotations
 
 import csv
+import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import IO, Any, Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from workbench.integrity import VouchedBento
 from workbench.scoring.inputs import Task, read_chunks
 from workbench.scoring.model import BentoModel, load_bento_model
 from workbench.scoring.rows import check_rows
@@ -31,6 +33,9 @@ ROW_COLUMN = "row"
 PREDICTION_COLUMN = "prediction"
 PROBABILITY_PREFIX = "probability_"
 WARNINGS_COLUMN = "warnings"
+
+Refusal = tuple[int, str, str]
+"""(row, field, message): one error of one refused row."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,18 @@ class TaskSpec:
     chunk_rows: int
     drift_kinds: dict[str, str]
     sample_rows: int
+    vouched: VouchedBento
+    """The hashes of the Bento's files and model the job checked against the project's records;
+    each process checks what it loads against them."""
+
+    @property
+    def input_names(self) -> list[str]:
+        return [str(c["name"]) for c in self.columns]
+
+    @property
+    def read_columns(self) -> list[str] | None:
+        """The columns a chunk is read with (None: all, when every input column is kept)."""
+        return None if self.keep is None else list(dict.fromkeys([*self.input_names, *self.keep]))
 
 
 @dataclass
@@ -69,6 +86,20 @@ class TaskOutcome:
     pid: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def count(self, chunk: ScoredChunk) -> None:
+        """Take in one chunk's counts and its first refusal."""
+        self.rows_read += chunk.rows_read
+        self.rows_scored += len(chunk.rows)
+        self.rows_rejected += chunk.rows_read - len(chunk.rows)
+        self.chunks += 1
+        if chunk.refusals and self.first_refusal is None:
+            row, field_name, message = min(chunk.refusals)
+            self.first_refusal = f"row {row}, {field_name}: {message}"
+
+    def progress(self) -> ChunkDone:
+        """The whole task as one step of progress (what a cluster reports per task)."""
+        return ChunkDone(self.index, self.rows_read, self.rows_scored, self.rows_rejected)
+
 
 @dataclass(frozen=True)
 class ChunkDone:
@@ -82,26 +113,56 @@ class ChunkDone:
     """Rows of the whole input, when known (Parquet)."""
 
 
+@dataclass(frozen=True)
+class Ran:
+    """What a runner did: each task's outcome in task order, how the engine describes itself,
+    and the seconds it took to start or reach its workers."""
+
+    outcomes: list[TaskOutcome]
+    engine: str
+    startup_seconds: float
+
+
+@dataclass(frozen=True)
+class ScoredChunk:
+    """One chunk's answers: the scored rows as output, the refused rows and why."""
+
+    rows_read: int
+    rows: np.ndarray
+    """Input-wide numbers of the scored rows."""
+    values: pd.DataFrame
+    """The scored rows' input columns as the model read them (for the drift sample)."""
+    refusals: list[Refusal]
+    """Sorted, with input-wide row numbers."""
+    table: pa.Table | None
+    """The output rows (None when none was scored)."""
+
+    def progress(self, task: int) -> ChunkDone:
+        scored = len(self.rows)
+        return ChunkDone(task, self.rows_read, scored, self.rows_read - scored)
+
+
 def _why(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _predict(
-    model: BentoModel, values: pd.DataFrame
-) -> tuple[Any, Any, list[list[str]] | None, dict[int, str]]:
-    """Labels, probabilities and warnings of ``values``' rows, and the rows the model refused
+Answers = tuple[Any, Any, list[list[str]] | None]
+"""Labels, probabilities (or None) and warnings (or None) of some rows."""
+
+
+def _predict(model: BentoModel, values: pd.DataFrame) -> tuple[Answers, dict[int, str]]:
+    """The answers for ``values``' rows the model can answer, and the rows it refused
     (position -> why), found by halving the chunk where a call fails."""
     predictor = model.predictor
 
-    def call(part: pd.DataFrame) -> tuple[Any, Any, list[list[str]] | None]:
+    def call(part: pd.DataFrame) -> Answers:
         X, warnings = predictor.frame_inputs(part)
         labels, proba = predictor.predict(X)
         return np.asarray(labels), proba, warnings
 
     try:
-        labels, proba, warnings = call(values)
-        return labels, proba, warnings, {}
+        return call(values), {}
     except Exception as first:  # noqa: BLE001 - the rows at fault are looked for below
         refused: dict[int, str] = {}
         pending = [(0, len(values), first)]
@@ -119,9 +180,8 @@ def _predict(
         ok = np.ones(len(values), dtype=bool)
         ok[list(refused)] = False
         if not ok.any():
-            return np.empty(0), None, None, refused
-        labels, proba, warnings = call(values[ok])
-        return labels, proba, warnings, refused
+            return (np.empty(0), None, None), refused
+        return call(values[ok]), refused
 
 
 #: The Arrow type of a kept input column read from a CSV, by its schema kind (a CSV's cells are
@@ -132,39 +192,107 @@ KEPT_TYPES = {
     "boolean": pa.bool_(),
     "category": pa.string(),
 }
+MODEL_REFUSAL = (
+    "the model could not answer this row ({why}); check that its values are within the ranges "
+    "seen in training"
+)
+
+
+def score_chunk(
+    model: BentoModel, spec: TaskSpec, batch: pa.RecordBatch, first_row: int, *, from_csv: bool
+) -> ScoredChunk:
+    """Check ``batch``'s rows as the service does, answer those it accepts and the model can
+    answer, and refuse the others. ``first_row``: the input-wide number of its first row;
+    ``from_csv``: the batch is a CSV's text (kept input columns are written as the model read
+    them)."""
+    numbers = np.arange(first_row, first_row + batch.num_rows)
+    frame = batch.select(spec.input_names).to_pandas(split_blocks=True)
+    checked = check_rows(frame, spec.columns, model.row_model)
+    accepted = np.flatnonzero(checked.accepted)
+    answers, refused = _predict(model, checked.values)
+    refusals = [(int(numbers[p]), name, message) for p, name, message in checked.refusals]
+    values = checked.values
+    if refused:
+        refusals += [
+            (int(numbers[accepted[p]]), "(row)", MODEL_REFUSAL.format(why=why))
+            for p, why in refused.items()
+        ]
+        answered = np.ones(len(accepted), dtype=bool)
+        answered[list(refused)] = False
+        values, accepted = values[answered], accepted[answered]
+    chunk = ScoredChunk(batch.num_rows, numbers[accepted], values, sorted(refusals), None)
+    if not len(accepted):
+        return chunk
+    taken = batch if len(accepted) == batch.num_rows else batch.take(pa.array(accepted))
+    table = _output_table(model, spec, taken, chunk, answers, from_csv=from_csv)
+    return replace(chunk, table=table)
 
 
 def _output_table(
     model: BentoModel,
+    spec: TaskSpec,
     batch: pa.RecordBatch,
-    rows: np.ndarray,
-    keep_columns: Sequence[str],
-    labels: Any,
-    proba: Any,
-    warnings: list[list[str]] | None,
-    typed: dict[str, tuple[pd.Series, pa.DataType]] | None = None,
+    chunk: ScoredChunk,
+    answers: Answers,
+    *,
+    from_csv: bool,
 ) -> pa.Table:
-    """The scored rows: row number, the kept columns, prediction, probabilities, warnings.
-
-    ``typed``: kept columns to copy from the checked values rather than from ``batch`` (a CSV's
-    input columns, as numbers and booleans rather than their text)."""
-    columns: dict[str, Any] = {ROW_COLUMN: pa.array(rows, pa.int64())}
-    for name in keep_columns:
-        if typed is not None and name in typed:
-            values, arrow_type = typed[name]
-            if arrow_type == pa.int64():  # a nullable integer column is held as floats
-                values = values.astype("Int64")
-            columns[name] = pa.array(values, type=arrow_type, from_pandas=True)
-        else:
+    """The scored rows (``batch``: theirs only): row number, the kept columns, prediction,
+    probabilities, warnings. A CSV's kept input columns are copied from the checked values, as
+    numbers, integers and booleans rather than their text."""
+    labels, proba, warnings = answers
+    kinds = {str(c["name"]): str(c["kind"]) for c in spec.columns} if from_csv else {}
+    columns: dict[str, Any] = {ROW_COLUMN: pa.array(chunk.rows, pa.int64())}
+    for name in batch.schema.names if spec.keep is None else spec.keep:
+        arrow_type = KEPT_TYPES.get(kinds.get(name, ""))
+        if arrow_type is None:
             columns[name] = batch.column(name)
+            continue
+        values = chunk.values[name]
+        if arrow_type == pa.int64():  # a nullable integer column is held as floats
+            values = values.astype("Int64")
+        columns[name] = pa.array(values, type=arrow_type, from_pandas=True)
     columns[PREDICTION_COLUMN] = pa.array(labels)
     classes = model.predictor.classes
     if proba is not None and classes is not None:
         for i, label in enumerate(classes):
             columns[f"{PROBABILITY_PREFIX}{label}"] = pa.array(proba[:, i], pa.float64())
     if model.predictor.seen:
-        columns[WARNINGS_COLUMN] = pa.array(warnings or [[] for _ in rows], pa.list_(pa.string()))
+        empty: list[list[str]] = [[] for _ in chunk.rows]
+        columns[WARNINGS_COLUMN] = pa.array(warnings or empty, pa.list_(pa.string()))
     return pa.table(columns)
+
+
+class _TaskWriter:
+    """A task's output file and error CSV, each opened when its first row comes."""
+
+    def __init__(self, out: str, errors: str) -> None:
+        self.out, self.errors = out, errors
+        self.parquet: pq.ParquetWriter | None = None
+        self.error_file: IO[str] | None = None
+
+    def write(self, table: pa.Table) -> None:
+        if self.parquet is None:
+            self.parquet = pq.ParquetWriter(self.out, table.schema)
+        self.parquet.write_table(table)
+
+    def refuse(self, refusals: Sequence[Refusal]) -> None:
+        if not refusals:
+            return
+        if self.error_file is None:
+            self.error_file = open(self.errors, "w", newline="", encoding="utf-8")  # noqa: SIM115
+            csv.writer(self.error_file, lineterminator="\n").writerow(["row", "field", "message"])
+        csv.writer(self.error_file, lineterminator="\n").writerows(refusals)
+
+    def close(self, *, empty: pa.Schema | None) -> None:
+        """Close both files; ``empty``: the schema of an output with no rows, written when no
+        row was (an empty part still gets a valid file)."""
+        if self.parquet is None and empty is not None:
+            self.parquet = pq.ParquetWriter(self.out, empty)
+        if self.parquet is not None:
+            self.parquet.close()
+        if self.error_file is not None:
+            self.error_file.close()
 
 
 def run_task(
@@ -176,108 +304,38 @@ def run_task(
     on_chunk: Callable[[ChunkDone], None] | None = None,
 ) -> TaskOutcome:
     """Score ``task``'s rows into the Parquet file ``out``; refused rows go to ``errors``."""
-    import os
-
     started = time.perf_counter()
-    model = load_bento_model(spec.bento_src)
+    model = load_bento_model(spec.bento_src, spec.vouched)
     outcome = TaskOutcome(task.index, out=out, errors=errors, pid=os.getpid())
     outcome.load_seconds = time.perf_counter() - started
     sample = DriftSample(spec.drift_kinds, spec.sample_rows)
-    input_names = [str(c["name"]) for c in spec.columns]
-    input_kinds = {str(c["name"]): str(c["kind"]) for c in spec.columns}
-    wanted = None if spec.keep is None else list(dict.fromkeys([*input_names, *spec.keep]))
-    writer: pq.ParquetWriter | None = None
-    error_file = None
-    first_row = task.first_row or 0
+    writer = _TaskWriter(out, errors)
+    empty: pa.Schema | None = None
     try:
-        for batch in read_chunks(task, chunk_rows=spec.chunk_rows, columns=wanted):
-            n = batch.num_rows
-            row_numbers = np.arange(
-                first_row + outcome.rows_read, first_row + outcome.rows_read + n
-            )
-            frame = batch.select(input_names).to_pandas(split_blocks=True)
-            checked = check_rows(frame, spec.columns, model.row_model)
-            refusals = list(checked.refusals)
-            accepted = np.flatnonzero(checked.accepted)
-            labels, proba, warnings, refused = _predict(model, checked.values)
-            if refused:
-                for position, why in sorted(refused.items()):
-                    refusals.append(
-                        (
-                            int(accepted[position]),
-                            "(row)",
-                            f"the model could not answer this row ({why}); check that its values "
-                            "are within the ranges seen in training",
-                        )
-                    )
-                keep_mask = np.ones(len(accepted), dtype=bool)
-                keep_mask[list(refused)] = False
-                scored_values = checked.values[keep_mask]
-                accepted = accepted[keep_mask]
-            else:
-                scored_values = checked.values
-            rejected = n - len(accepted)
-            outcome.rows_read += n
-            outcome.rows_scored += len(accepted)
-            outcome.rows_rejected += rejected
-            outcome.chunks += 1
-            if refusals:
-                if error_file is None:
-                    error_file = open(errors, "w", newline="", encoding="utf-8")  # noqa: SIM115
-                    csv.writer(error_file, lineterminator="\n").writerow(
-                        ["row", "field", "message"]
-                    )
-                writer_csv = csv.writer(error_file, lineterminator="\n")
-                for position, field_name, message in sorted(refusals):
-                    writer_csv.writerow([int(row_numbers[position]), field_name, message])
-                if outcome.first_refusal is None:
-                    position, field_name, message = min(refusals)
-                    outcome.first_refusal = (
-                        f"row {int(row_numbers[position])}, {field_name}: {message}"
-                    )
-                if spec.on_error == "fail":
-                    outcome.stopped = True
-                    break
-            if len(accepted):
-                keep_columns = batch.schema.names if spec.keep is None else spec.keep
-                taken = batch if len(accepted) == n else batch.take(pa.array(accepted))
-                typed = None
-                if task.part.format == "csv":  # the model's columns as it read them, not text
-                    typed = {
-                        name: (scored_values[name], KEPT_TYPES[kind])
-                        for name, kind in input_kinds.items()
-                        if name in keep_columns and kind in KEPT_TYPES
-                    }
-                table = _output_table(
-                    model,
-                    taken,
-                    row_numbers[accepted],
-                    keep_columns,
-                    labels,
-                    proba,
-                    warnings,
-                    typed,
-                )
-                if writer is None:
-                    writer = pq.ParquetWriter(out, table.schema)
-                writer.write_table(table)
-                sample.add(scored_values.reset_index(drop=True), row_numbers[accepted])
+        for batch in read_chunks(task, chunk_rows=spec.chunk_rows, columns=spec.read_columns):
+            first_row = (task.first_row or 0) + outcome.rows_read
+            chunk = score_chunk(model, spec, batch, first_row, from_csv=task.part.format == "csv")
+            outcome.count(chunk)
+            writer.refuse(chunk.refusals)
+            if chunk.refusals and spec.on_error == "fail":
+                outcome.stopped = True
+                break
+            if chunk.table is not None:
+                writer.write(chunk.table)
+                sample.add(chunk.values.reset_index(drop=True), chunk.rows)
             if on_chunk is not None:
-                on_chunk(ChunkDone(task.index, n, len(accepted), rejected))
-        if writer is None and not outcome.stopped:
-            writer = pq.ParquetWriter(out, _empty_schema(model, spec, task))
+                on_chunk(chunk.progress(task.index))
+        if not outcome.stopped:
+            empty = _empty_schema(model)
     finally:
-        if writer is not None:
-            writer.close()
-        if error_file is not None:
-            error_file.close()
+        writer.close(empty=empty)
     outcome.sample = sample
     outcome.seconds = time.perf_counter() - started
     return outcome
 
 
-def _empty_schema(model: BentoModel, spec: TaskSpec, task: Task) -> pa.Schema:
-    """The output schema of a task with no rows (an empty part still gets a valid file)."""
+def _empty_schema(model: BentoModel) -> pa.Schema:
+    """The output schema of a task with no rows."""
     fields = [pa.field(ROW_COLUMN, pa.int64()), pa.field(PREDICTION_COLUMN, pa.null())]
     classes = model.predictor.classes
     if model.predictor.proba and classes is not None:

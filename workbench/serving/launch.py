@@ -7,13 +7,21 @@ from pathlib import Path
 from typing import Any
 
 import bentoml
+import pandas as pd
 
 from workbench.artifacts import load_model, read_record, records_dir, write_record
 from workbench.config import Config
 from workbench.data import load_frame, split_features
 from workbench.errors import ServingError, StageOrderError
+from workbench.integrity import load_stored_model, verify_bento
 from workbench.promotions import history_path, promoted_tag
-from workbench.results import CheckResult, LaunchResult, PackageResult, ValidationResult
+from workbench.results import (
+    CheckResult,
+    LaunchResult,
+    PackageResult,
+    ProbeResult,
+    ValidationResult,
+)
 from workbench.runtime.card import ModelCard
 from workbench.runtime.settings import CARD_FILE
 from workbench.schema import InputSchema
@@ -26,8 +34,9 @@ from workbench.serving.checks import (
     smoke_test,
     snippets,
 )
+from workbench.serving.portable import CleanEnvironment, prepare_environment
 from workbench.serving.probe import probe
-from workbench.serving.server import Server
+from workbench.serving.server import Server, state_dir
 
 
 def launch_records(
@@ -71,24 +80,69 @@ def served_tag(config: Config, *, run_dir: str | Path | None = None) -> str:
     return packaged.bento_tag
 
 
+def clean_environment(bento_tag: str) -> CleanEnvironment:
+    """The clean environment holding only the Bento's requirements (built once per set of
+    requirements, under the state folder's ``envs/``)."""
+    bento = Path(str(bentoml.bentos.get(bento_tag).path))
+    return prepare_environment(bento, folder=state_dir().parent / "envs")
+
+
 def serve(
     config: Config,
     *,
     run_dir: str | Path | None = None,
     port: int | None = None,
     bento_tag: str | None = None,
+    portable: bool | None = None,
 ) -> Server:
-    """Start the Bento the launch stage serves (:func:`served_tag`) or ``bento_tag``; the caller
-    stops it (or uses ``with``)."""
+    """Start the Bento the launch stage serves (:func:`served_tag`) or ``bento_tag``, once its
+    files and model are the ones the project recorded (:func:`~workbench.integrity.verify_bento`,
+    before its requirements are read); the caller stops it (or uses ``with``). ``portable``
+    (default ``launch.portable``): serve it from a clean environment built from its own
+    requirements, the proof that they suffice."""
     folder = records_dir(config.root, run_dir)
     tag = bento_tag or served_tag(config, run_dir=run_dir)
-    return Server.start(tag, port=port, timeout=config.launch.ready_timeout, log_dir=folder)
+    verify_bento(config.root, tag)
+    clean = config.launch.portable if portable is None else portable
+    environment = clean_environment(tag) if clean else None
+    try:
+        return Server.start(
+            tag,
+            port=port,
+            timeout=config.launch.ready_timeout,
+            log_dir=folder,
+            environment=environment,
+        )
+    except ServingError as exc:
+        if environment is None:
+            raise
+        raise ServingError(
+            f"{exc}\nIt was served from {environment.describe()}: where the Bento ships it "
+            "would fail the same way. Package it again (workbench finds what the model needs "
+            "from the model), or add what is missing to the project's `code:` or environment"
+        ) from exc
 
 
-def _stored_bento(tag: str) -> tuple[Any, InputSchema, str, str]:
-    """(model, input schema, model tag, task) of a Bento in the store, from its model card."""
+def portability(server: Server, checks: list[CheckResult]) -> tuple[bool, str]:
+    """(proven, why): the Bento is proven portable when it served from a clean environment of
+    its own requirements and every check passed there."""
+    if server.environment is None:
+        return False, (
+            "served from this environment (launch.portable is false, or the launch panel's "
+            "clean-environment box was off): the Bento's own requirements were not tried"
+        )
+    failed = [c.name for c in checks if not c.passed]
+    if failed:
+        return False, f"{', '.join(failed)} failed in {server.environment.describe()}"
+    return True, f"every check passed serving from {server.environment.describe()}"
+
+
+def _stored_bento(root: Path, tag: str) -> tuple[Any, InputSchema, str, str]:
+    """(model, input schema, model tag, task) of a Bento in the store, from its model card; the
+    Bento and its model as the project at ``root`` recorded them."""
+    verify_bento(root, tag)
     card = ModelCard.read(Path(str(bentoml.bentos.get(tag).path)) / "src" / CARD_FILE)
-    model = bentoml.sklearn.load_model(card.model_tag)
+    model = load_stored_model(root, card.model_tag)
     return model, card.input_schema, card.model_tag, card.task
 
 
@@ -105,7 +159,7 @@ def check(server: Server, config: Config, *, run_dir: str | Path | None = None) 
         model, schema = load_model(config.model_path), validation.input_schema
         model_tag, task = packaged.model_tag, validation.task
     else:  # another version (the promoted one): checked against its own stored model
-        model, schema, model_tag, task = _stored_bento(server.bento_tag)
+        model, schema, model_tag, task = _stored_bento(config.root, server.bento_tag)
     X, y = split_features(
         load_frame(config.test_path, what="test data"), config.data.target, what="test data"
     )
@@ -116,28 +170,11 @@ def check(server: Server, config: Config, *, run_dir: str | Path | None = None) 
     checks.append(
         run_check("bad requests", lambda: bad_requests(server.url, sample[0], schema, key))
     )
-    mismatches: list[dict[str, Any]] = []
-    parity = run_check(
-        "parity", lambda: mismatches.extend(check_parity(server.url, model, X, schema, key))
-    )
-    if parity.passed:
-        parity = CheckResult(
-            name="parity",
-            passed=not mismatches,
-            detail=f"{len(X)} rows, {len(mismatches)} mismatches"
-            + (f": {mismatches[:5]}" if mismatches else ""),
-        )
+    parity, mismatches = _parity_check(server, model, X, schema)
     checks.append(parity)
     load = None
     if config.launch.probe_requests and parity.passed:
-        load = probe(
-            server.url,
-            sample,
-            requests=config.launch.probe_requests,
-            concurrency=config.launch.probe_concurrency,
-            time_limit=config.launch.probe_seconds,
-            headers=auth_headers(key),
-        )
+        load = _load_probe(server, sample, config)
         checks.append(
             CheckResult(
                 name="load probe",
@@ -146,8 +183,11 @@ def check(server: Server, config: Config, *, run_dir: str | Path | None = None) 
                 f"p99 {load.p99_ms:.1f} ms, {load.errors} errors",
             )
         )
+    proven, why = portability(server, checks)
     result = LaunchResult(
         bento_tag=server.bento_tag,
+        portable="proven" if proven else "not proven",
+        portable_reason=why,
         url=server.url,
         checks=checks,
         parity_rows=len(X),
@@ -159,6 +199,36 @@ def check(server: Server, config: Config, *, run_dir: str | Path | None = None) 
     )
     write_record(folder, "launch", result.to_json())
     return result
+
+
+def _parity_check(
+    server: Server, model: Any, X: pd.DataFrame, schema: InputSchema
+) -> tuple[CheckResult, list[dict[str, Any]]]:
+    """The service's answers on every test row against the model's, and the rows that differ."""
+    mismatches: list[dict[str, Any]] = []
+    parity = run_check(
+        "parity",
+        lambda: mismatches.extend(check_parity(server.url, model, X, schema, server.api_key)),
+    )
+    if parity.passed:
+        parity = CheckResult(
+            name="parity",
+            passed=not mismatches,
+            detail=f"{len(X)} rows, {len(mismatches)} mismatches"
+            + (f": {mismatches[:5]}" if mismatches else ""),
+        )
+    return parity, mismatches
+
+
+def _load_probe(server: Server, sample: list[dict[str, Any]], config: Config) -> ProbeResult:
+    return probe(
+        server.url,
+        sample,
+        requests=config.launch.probe_requests,
+        concurrency=config.launch.probe_concurrency,
+        time_limit=config.launch.probe_seconds,
+        headers=auth_headers(server.api_key),
+    )
 
 
 def launch(

@@ -14,7 +14,7 @@ import numpy as np
 
 from workbench.errors import ServingError
 from workbench.results import ProbeResult
-from workbench.serving.server import require_loopback
+from workbench.serving.network import require_loopback
 
 MAX_REQUESTS = 100_000
 MAX_SECONDS = 300.0
@@ -36,42 +36,15 @@ def probe(
     requests = max(1, min(requests, MAX_REQUESTS))
     concurrency = max(1, min(concurrency, requests, 256))
     time_limit = max(0.1, min(time_limit, MAX_SECONDS))
-    latencies: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
-    issued = 0
-    deadline = time.monotonic() + time_limit
-
-    def worker() -> None:
-        nonlocal issued
-        with httpx.Client(base_url=url, timeout=30.0, headers=headers) as client:
-            while time.monotonic() < deadline:
-                with lock:
-                    if issued >= requests:
-                        return
-                    index = issued
-                    issued += 1
-                body = {"rows": [rows[index % len(rows)]]}
-                started = time.perf_counter()
-                try:
-                    response = client.post("/predict", json=body)
-                    ok = response.status_code == 200
-                    problem = f"HTTP {response.status_code}"
-                except httpx.HTTPError as exc:
-                    ok, problem = False, type(exc).__name__
-                elapsed = (time.perf_counter() - started) * 1000
-                with lock:
-                    latencies.append(elapsed)
-                    if not ok:
-                        errors.append(problem)
-
+    calls = _Calls(url, rows, requests, headers, deadline=time.monotonic() + time_limit)
     started = time.perf_counter()
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    threads = [threading.Thread(target=calls.send, daemon=True) for _ in range(concurrency)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=time_limit + 35)
     wall = time.perf_counter() - started
+    latencies, errors = list(calls.latencies), list(calls.errors)
     values = np.array(latencies) if latencies else np.array([np.nan])
     p50, p95, p99 = (float(v) for v in np.percentile(values, [50, 95, 99]))
     return ProbeResult(
@@ -87,3 +60,50 @@ def probe(
         error_kinds=sorted(set(errors)),
         latencies_ms=[round(v, 3) for v in latencies],
     )
+
+
+class _Calls:
+    """The probe's calls, shared by its threads: at most ``requests`` of them, none after the
+    deadline; each one's latency (ms), and what went wrong with those that failed."""
+
+    def __init__(
+        self,
+        url: str,
+        rows: list[dict[str, Any]],
+        requests: int,
+        headers: dict[str, str] | None,
+        *,
+        deadline: float,
+    ) -> None:
+        self.url, self.rows, self.requests, self.headers = url, rows, requests, headers
+        self.deadline = deadline
+        self.lock = threading.Lock()
+        self.issued = 0
+        self.latencies: list[float] = []
+        self.errors: list[str] = []
+
+    def _next(self) -> int | None:
+        with self.lock:
+            if self.issued >= self.requests:
+                return None
+            self.issued += 1
+            return self.issued - 1
+
+    def send(self) -> None:
+        """One thread's calls, one row each, until the count or the deadline is reached."""
+        with httpx.Client(base_url=self.url, timeout=30.0, headers=self.headers) as client:
+            while time.monotonic() < self.deadline and (index := self._next()) is not None:
+                body = {"rows": [self.rows[index % len(self.rows)]]}
+                started = time.perf_counter()
+                try:
+                    response = client.post("/predict", json=body)
+                    problem = (
+                        None if response.status_code == 200 else f"HTTP {response.status_code}"
+                    )
+                except httpx.HTTPError as exc:
+                    problem = type(exc).__name__
+                elapsed = (time.perf_counter() - started) * 1000
+                with self.lock:
+                    self.latencies.append(elapsed)
+                    if problem is not None:
+                        self.errors.append(problem)

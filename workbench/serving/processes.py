@@ -116,6 +116,11 @@ class ServerRecord:
     log: str
     started_at: float
     watchdog: ProcessId | None = None
+    api_key: str = field(default="", repr=False)
+    """The key the server requires: another kernel of this user connects with it (the record is
+    readable by its owner only, see :meth:`save`); never printed."""
+    origin: str = ""
+    """What started the server, in words a person knows (``3 · Launch``, ``workbench serve``)."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -134,16 +139,22 @@ class ServerRecord:
                 log=str(data["log"]),
                 started_at=float(data["started_at"]),
                 watchdog=watchdog,
+                api_key=str(data.get("api_key") or ""),
+                origin=str(data.get("origin") or ""),
                 **ids,
             )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a server record of this workbench ({exc!r})") from exc
 
     def save(self, path: Path) -> None:
-        """Write to a temporary name beside ``path``, then rename: never half a record."""
+        """Write to a temporary name beside ``path``, then rename: never half a record. The file
+        is readable and writable by its owner only (it holds the server's key)."""
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            tmp.write_text(self.to_json())
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(self.to_json())
+            os.chmod(tmp, 0o600)  # an older temporary file of this name kept its mode
             tmp.replace(path)
         finally:
             tmp.unlink(missing_ok=True)

@@ -14,9 +14,9 @@ import atexit
 import errno
 import functools
 import os
+import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +25,6 @@ from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import httpx
 import psutil
@@ -34,48 +33,34 @@ from prometheus_client.parser import text_string_to_metric_families
 from workbench.errors import ServingError
 from workbench.runtime import API_KEY_ENV
 from workbench.serving import processes
+from workbench.serving.network import HOST, free_port, listens_on, port_is_free
+from workbench.serving.portable import CleanEnvironment
 from workbench.serving.processes import MARKER_ENV, ProcessId, ServerRecord
 
-HOST = "127.0.0.1"
 #: Tries at a free port: another process can take the one chosen before ``bentoml`` binds it.
 PORT_ATTEMPTS = 3
 HEALTH = {"/livez", "/readyz", "/healthz", "/metrics"}
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
-
-def require_loopback(url: str, *, what: str) -> tuple[str, int]:
-    """(host, port) of ``url``, or :class:`ServingError` when it is not on this machine.
-
-    Load and replay loops only ever target loopback: ``what`` names the loop in the message.
-    """
-    parsed = urlparse(url)
-    if parsed.hostname not in LOOPBACK:
-        raise ServingError(f"{what} only targets this machine (127.0.0.1); got {url!r}")
-    return parsed.hostname or HOST, parsed.port or 80
+#: What a worker's log says when the service's start (importing it, loading the model) raised.
+STARTUP_FAILED = "Application startup failed"
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception): ")
 
 
 def state_dir() -> Path:
     """Where running servers are recorded (``$WORKBENCH_STATE_DIR``, else ``~/.workbench``)."""
     root = Path(os.environ.get("WORKBENCH_STATE_DIR", Path.home() / ".workbench")).expanduser()
     folder = root / "servers"
-    folder.mkdir(parents=True, exist_ok=True)
+    if not folder.is_dir():
+        root.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, exist_ok=True)  # records hold keys (each file 0600 as well)
     return folder
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-        return True
+def bytecode_cache() -> Path:
+    """The private bytecode cache of the servers workbench starts (beside their records)."""
+    folder = state_dir().parent / "pycache"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    folder.chmod(0o700)
+    return folder
 
 
 def terminate_tree(pid: int, *, grace: float = 10.0) -> None:
@@ -102,16 +87,6 @@ def _stop_at_exit(record: ServerRecord, path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
-def listens_on(pids: set[int], port: int) -> bool:
-    """Whether one of ``pids`` holds the listening socket on ``HOST:port``."""
-    for pid in pids:
-        with suppress(psutil.Error):
-            for conn in psutil.Process(pid).net_connections(kind="tcp"):
-                if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr[1] == port:
-                    return True
-    return False
-
-
 @dataclass
 class Server:
     """A running ``bentoml serve`` of one Bento; use :meth:`start`, then :meth:`stop`."""
@@ -122,10 +97,13 @@ class Server:
     log_path: Path
     api_key: str = field(default="", repr=False)
     """The key the server requires (``service.auth: api_key``): ``$WORKBENCH_API_KEY`` when set
-    here, else one made for this server alone (never written to a file)."""
+    here, else one made for this server alone. It is kept in the server's record, a file only
+    this user can read, so another notebook of the project can connect; never printed."""
     started_at: float = field(default_factory=time.time)
     server_id: str = field(default_factory=lambda: secrets.token_hex(8))
     """The marker every process of this server carries (:mod:`.processes`)."""
+    environment: CleanEnvironment | None = None
+    """The clean environment it serves from (:mod:`.portable`); ``None``: this one."""
     record: ServerRecord | None = field(default=None, repr=False)
     watchdog: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _at_exit: Callable[[], None] | None = field(default=None, repr=False)
@@ -151,8 +129,10 @@ class Server:
         timeout: float = 90.0,
         log_dir: Path | None = None,
         extra_args: tuple[str, ...] = (),
+        environment: CleanEnvironment | None = None,
     ) -> Server:
-        """Start serving ``bento_tag`` on 127.0.0.1 and wait until ``/readyz`` answers 200.
+        """Start serving ``bento_tag`` on 127.0.0.1 and wait until ``/readyz`` answers 200; with
+        an ``environment``, on its Python, in its folder, without PYTHONPATH (:mod:`.portable`).
 
         The server gets the API key of ``$WORKBENCH_API_KEY``, or a fresh random one when that is
         unset (a Bento with ``service.auth: api_key`` refuses to start without a key). With no
@@ -165,7 +145,7 @@ class Server:
                 "for a free one"
             )
         for attempt in range(1, PORT_ATTEMPTS + 1):
-            server = cls._spawn(bento_tag, port or free_port(), log_dir, extra_args)
+            server = cls._spawn(bento_tag, port or free_port(), log_dir, extra_args, environment)
             try:
                 server.wait_ready(timeout)
             except _PortTaken:
@@ -185,7 +165,12 @@ class Server:
 
     @classmethod
     def _spawn(
-        cls, bento_tag: str, port: int, log_dir: Path | None, extra_args: tuple[str, ...]
+        cls,
+        bento_tag: str,
+        port: int,
+        log_dir: Path | None,
+        extra_args: tuple[str, ...],
+        environment: CleanEnvironment | None,
     ) -> Server:
         """Start ``bentoml serve`` and its watchdog, record both, register the exit hook."""
         api_key = os.environ.get(API_KEY_ENV) or secrets.token_urlsafe(24)
@@ -193,30 +178,28 @@ class Server:
         log_dir = log_dir or state_dir()
         log_path = log_dir / f"serve-{bento_tag.replace(':', '-')}-{port}.log"
         env = {
-            **os.environ,
+            **(environment.process_env(os.environ) if environment else os.environ),
             "BENTOML_DO_NOT_TRACK": "True",
+            # The Bento stays as verified (workbench.integrity): bytecode is read from and written
+            # to a private cache of this user's (0700), never beside the Bento's sources, so a
+            # planted __pycache__ is ignored. The cache persists: only the first start compiles
+            # (an empty one cost 10-16 s more per start on 2 loaded cores).
+            "PYTHONPYCACHEPREFIX": str(bytecode_cache()),
             API_KEY_ENV: api_key,
             MARKER_ENV: server_id,
         }
+        python = str(environment.python) if environment else sys.executable
+        command = [python, "-m", "bentoml", "serve", bento_tag]
         with open(log_path, "wb") as log:  # the child keeps its own descriptor
             process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "bentoml",
-                    "serve",
-                    bento_tag,
-                    "--host",
-                    HOST,
-                    "--port",
-                    str(port),
-                    *extra_args,
-                ],
+                [*command, "--host", HOST, "--port", str(port), *extra_args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
                 env=env,
+                # `-m` puts the working folder first on sys.path: the clean one imports nothing
+                cwd=environment.path if environment else None,
             )
         server = cls(
             bento_tag=bento_tag,
@@ -225,37 +208,49 @@ class Server:
             log_path=log_path,
             api_key=api_key,
             server_id=server_id,
+            environment=environment,
         )
+        server._record_and_watch()
+        return server
+
+    def _record_and_watch(self) -> None:
+        """Record the server, and have it stopped when this interpreter exits or is killed."""
         record = ServerRecord(
-            id=server_id,
-            server=ProcessId.of(process.pid),
+            id=self.server_id,
+            server=ProcessId.of(self.process.pid),
             owner=ProcessId.of(os.getpid()),
-            bento_tag=bento_tag,
-            url=server.url,
-            log=str(log_path),
-            started_at=server.started_at,
+            bento_tag=self.bento_tag,
+            url=self.url,
+            log=str(self.log_path),
+            started_at=self.started_at,
+            api_key=self.api_key,
         )
-        record.save(server.record_path)
+        record.save(self.record_path)
         # Stopped when this interpreter exits (a kernel shutdown or restart), not when the handle
         # is dropped: `workbench.serve(config).url` must leave a running server behind.
-        server._at_exit = functools.partial(_stop_at_exit, record, server.record_path)
-        atexit.register(server._at_exit)
+        self._at_exit = functools.partial(_stop_at_exit, record, self.record_path)
+        atexit.register(self._at_exit)
         # ... and by the watchdog when it is killed outright. A session of its own: a signal to
         # the owner's process group does not take the watchdog with it.
-        with open(log_path, "ab") as log:
-            server.watchdog = subprocess.Popen(
-                [sys.executable, processes.__file__, "watch", str(server.record_path)],
+        with open(self.log_path, "ab") as log:
+            self.watchdog = subprocess.Popen(
+                [sys.executable, processes.__file__, "watch", str(self.record_path)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                env={**os.environ, MARKER_ENV: server_id},
+                env={**os.environ, MARKER_ENV: self.server_id},
             )
         with suppress(psutil.NoSuchProcess):  # the record stays valid without it
-            record = replace(record, watchdog=ProcessId.of(server.watchdog.pid))
-            record.save(server.record_path)
-        server.record = record
-        return server
+            record = replace(record, watchdog=ProcessId.of(self.watchdog.pid))
+            record.save(self.record_path)
+        self.record = record
+
+    def set_origin(self, origin: str) -> None:
+        """Say in the server's record what started it (shown to whoever finds it running)."""
+        if self.record is not None:
+            self.record = replace(self.record, origin=origin)
+            self.record.save(self.record_path)
 
     def wait_ready(self, timeout: float) -> None:
         """Wait until ``/readyz`` answers 200 from this server's own processes.
@@ -279,12 +274,27 @@ class Server:
                 ready = False
             if ready and listens_on(self._tree(), self.port):
                 return
+            failure = self._startup_failure()
+            if failure is not None:
+                raise ServingError(
+                    f"`bentoml serve {self.bento_tag}` could not start its service ({failure}); "
+                    f"it was stopped. Last lines of {self.log_path}:\n{self.log_tail()}"
+                )
             time.sleep(0.2)
         raise ServingError(
             f"`bentoml serve {self.bento_tag}` was not ready after {timeout:.0f} s; "
             "it was stopped. "
             f"Last lines of {self.log_path}:\n{self.log_tail()}"
         )
+
+    def _startup_failure(self) -> str | None:
+        """The error that failed a worker's start, when the log says one did (BentoML then
+        starts it again and again, and it fails the same way: there is no point waiting)."""
+        tail = self.log_tail(80)  # read while starting, when the log is short
+        if STARTUP_FAILED not in tail:
+            return None
+        errors = [line for line in tail.splitlines() if EXCEPTION_LINE.match(line)]
+        return errors[-1].strip() if errors else STARTUP_FAILED
 
     def _lost_the_port(self) -> bool:
         """Whether the log says binding the port failed: the process that held it (often a

@@ -54,7 +54,7 @@ def cross_validate(
     folds: int,
     seed: int,
     max_rows: int,
-    on_fold: FoldProgress = lambda done, total: None,
+    on_fold: FoldProgress = lambda _done, _total: None,
 ) -> CVResult:
     """Fit a clone of ``model`` on k-1 folds and measure it on the k-th, k times.
 
@@ -79,25 +79,13 @@ def cross_validate(
             }
         )
     per_fold: list[Metrics] = []
-    seen: list[str] = []
-    fold = 0
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            for fold, (fit_rows, test_rows) in enumerate(splitter.split(X, y), start=1):
-                on_fold(fold - 1, folds)
-                fitted = clone(model).fit(X.iloc[fit_rows], y[fit_rows])
-                out = model_outputs(fitted, X.iloc[test_rows], task, what=f"the fold {fold} model")
-                values, _ = metric_values(task, y[test_rows], out)
-                per_fold.append(values)
-        for item in caught:
-            text = f"{item.category.__name__}: {str(item.message).splitlines()[0][:200]}"
-            if text not in seen:
-                seen.append(text)
+        seen = _fit_folds(model, X, y, task, splitter, per_fold, on_fold)
     except Exception as exc:
         return base.model_copy(
             update={
-                "error": f"fold {fold} failed ({type(exc).__name__}: {str(exc)[:300]})",
+                "error": f"fold {len(per_fold) + 1} failed ({type(exc).__name__}: "
+                f"{str(exc)[:300]})",
                 "seconds": round(time.perf_counter() - started, 3),
             }
         )
@@ -112,3 +100,29 @@ def cross_validate(
             "warnings": seen[:MAX_WARNINGS],
         }
     )
+
+
+def _fit_folds(
+    model: Any,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    task: str,
+    splitter: KFold | StratifiedKFold,
+    per_fold: list[Metrics],
+    on_fold: FoldProgress,
+) -> list[str]:
+    """Append each fold's metrics to ``per_fold``; returns the distinct warnings raised."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for fold, (fit_rows, test_rows) in enumerate(splitter.split(X, y), start=1):
+            on_fold(fold - 1, splitter.get_n_splits())
+            fitted = clone(model).fit(X.iloc[fit_rows], y[fit_rows])
+            out = model_outputs(fitted, X.iloc[test_rows], task, what=f"the fold {fold} model")
+            values, _ = metric_values(task, y[test_rows], out)
+            per_fold.append(values)
+    seen: list[str] = []
+    for item in caught:
+        text = f"{item.category.__name__}: {str(item.message).splitlines()[0][:200]}"
+        if text not in seen:
+            seen.append(text)
+    return seen

@@ -30,7 +30,7 @@ BATCH_ROWS = 1_000
 BATCH_REPEATS = 3
 
 
-def importance(
+def importance(  # noqa: PLR0913 - a model, its labelled rows, a metric; then sampling options
     model: Any,
     X: pd.DataFrame,
     y: np.ndarray,

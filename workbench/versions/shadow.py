@@ -10,29 +10,22 @@ gates of ``workbench.yaml`` decide whether the challenger may take over.
 
 from __future__ import annotations
 
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from scipy.spatial.distance import jensenshannon  # type: ignore[import-untyped]
-from scipy.stats import ks_2samp  # type: ignore[import-untyped]
 
 from workbench.config import Config, ShadowOptions
 from workbench.data import load_frame
 from workbench.errors import DataError, VersionError
-from workbench.results import LatencySummary, ShadowGateVerdict, ShadowResult
-from workbench.runtime.stattests import STATTESTS
-from workbench.serving.replay import Answers, Replay, Target, replay
+from workbench.integrity import verify_bento
+from workbench.results import ShadowGateVerdict, ShadowResult
+from workbench.serving.replay import Replay, Target, replay
 from workbench.serving.server import Server
-from workbench.validation.metrics import Outputs, advantage, align_labels, metric_values
+from workbench.validation.metrics import advantage
+from workbench.versions.agreement import ROLES, Answered, compare_answers, disagreements
 from workbench.versions.catalog import StoredVersion, resolve_version
-
-ROLES = ("champion", "challenger")
-DISAGREEMENTS_KEPT = 20
-HISTOGRAM_BINS = 20
 
 
 def replay_frame(
@@ -61,23 +54,6 @@ def replay_frame(
     return frame, labels
 
 
-def _latency(got: Answers) -> LatencySummary:
-    values = np.asarray(got.latency_ms, dtype=float)
-    if not len(values):
-        return LatencySummary(
-            requests=0, errors=got.errors, p50_ms=None, p95_ms=None, p99_ms=None, mean_ms=None
-        )
-    p50, p95, p99 = (round(float(v), 3) for v in np.percentile(values, [50, 95, 99]))
-    return LatencySummary(
-        requests=len(values),
-        errors=got.errors,
-        p50_ms=p50,
-        p95_ms=p95,
-        p99_ms=p99,
-        mean_ms=round(float(values.mean()), 3),
-    )
-
-
 def _start_both(
     versions: list[StoredVersion], config: Config, log_dir: Path | None
 ) -> list[Server]:
@@ -98,118 +74,6 @@ def _start_both(
             server.stop()
         raise failure
     return servers
-
-
-def _classification(
-    result: dict[str, Any], answered: list[int], predictions: dict[str, list[Any]]
-) -> None:
-    champ = [str(predictions["champion"][i]) for i in answered]
-    chall = [str(predictions["challenger"][i]) for i in answered]
-    labels = sorted(set(champ) | set(chall))
-    position = {label: i for i, label in enumerate(labels)}
-    table = [[0] * len(labels) for _ in labels]
-    for a, b in zip(champ, chall, strict=True):
-        table[position[a]][position[b]] += 1
-    shares = {}
-    for role, values in (("champion", champ), ("challenger", chall)):
-        counts = Counter(values)
-        shares[role] = {label: counts[label] / len(values) for label in labels}
-    p = np.array([shares["champion"][label] for label in labels])
-    q = np.array([shares["challenger"][label] for label in labels])
-    result.update(
-        agreement=float(np.mean([a == b for a, b in zip(champ, chall, strict=True)])),
-        labels=labels,
-        confusion=table,
-        shares=shares,
-        shift=float(jensenshannon(p, q, base=2)) if len(labels) > 1 else 0.0,
-        shift_test=f"{STATTESTS['jensenshannon'].display_name} of the label shares (base 2)",
-    )
-
-
-def _regression(
-    result: dict[str, Any],
-    answered: list[int],
-    predictions: dict[str, list[Any]],
-    tolerance: float,
-) -> None:
-    champ = np.array([float(predictions["champion"][i]) for i in answered])
-    chall = np.array([float(predictions["challenger"][i]) for i in answered])
-    diff = chall - champ
-    quantiles = np.percentile(diff, [5, 25, 50, 75, 95])
-    counts, edges = np.histogram(diff, bins=HISTOGRAM_BINS)
-    result.update(
-        agreement=float(np.mean(np.abs(diff) <= tolerance)),
-        tolerance=tolerance,
-        difference={
-            "mean": float(diff.mean()),
-            "std": float(diff.std()),
-            "min": float(diff.min()),
-            **{f"p{q}": float(v) for q, v in zip((5, 25, 50, 75, 95), quantiles, strict=True)},
-            "max": float(diff.max()),
-            "mean_abs": float(np.abs(diff).mean()),
-        },
-        difference_histogram={
-            "edges": [float(e) for e in edges],
-            "counts": [float(c) for c in counts],
-        },
-        shift=float(ks_2samp(champ, chall).statistic),
-        shift_test=f"{STATTESTS['ks'].display_name} statistic of the predictions",
-    )
-
-
-def _metrics(
-    version: StoredVersion, answers: list[dict[str, Any] | None], answered: list[int], y: pd.Series
-) -> dict[str, float | None]:
-    task = version.task
-    rows = [answers[i] or {} for i in answered]
-    if task == "regression":
-        outputs = Outputs(predicted=np.array([float(r["prediction"]) for r in rows]))
-        values, _ = metric_values(task, y.to_numpy(dtype=float), outputs)
-        return values
-    classes = np.asarray(version.card.classes or [])
-    labels, unseen = align_labels(y.reset_index(drop=True), classes)
-    if unseen:
-        return {}
-    predicted = np.asarray([r["prediction"] for r in rows], dtype=classes.dtype)
-    proba = None
-    if all(isinstance(r.get("probabilities"), dict) for r in rows):
-        proba = np.array([[r["probabilities"][str(c)] for c in classes] for r in rows])
-    values, _ = metric_values(task, labels, Outputs(predicted, classes=classes, proba=proba))
-    return values
-
-
-def _differ(a: Any, b: Any, *, task: str, tolerance: float) -> bool:
-    if task == "classification":
-        return str(a) != str(b)
-    return abs(float(a) - float(b)) > tolerance
-
-
-def _label_metrics(
-    result: dict[str, Any],
-    versions: list[StoredVersion],
-    answers: dict[str, list[dict[str, Any] | None]],
-    answered: list[int],
-    labels: pd.Series,
-    config: Config,
-) -> None:
-    """Both versions' metrics on the replayed rows, from what they answered, and the deltas."""
-    y = labels.iloc[answered]
-    metrics = {
-        role: _metrics(v, answers[role], answered, y)
-        for role, v in zip(ROLES, versions, strict=True)
-    }
-    if not all(metrics.values()):
-        return
-    deltas: dict[str, float | None] = {}
-    for name, mine in metrics["challenger"].items():
-        theirs = metrics["champion"].get(name)
-        deltas[name] = None if mine is None or theirs is None else mine - theirs
-    primary = config.validation.primary_metric
-    if primary is None:
-        primary = "r2" if versions[0].task == "regression" else "roc_auc"
-        if deltas.get(primary) is None and primary == "roc_auc":
-            primary = "balanced_accuracy"  # a classifier without scores
-    result.update(metrics=metrics, metric_deltas=deltas, primary_metric=primary)
 
 
 def _gates(result: dict[str, Any], options: ShadowOptions) -> list[ShadowGateVerdict]:
@@ -272,9 +136,42 @@ def shadow(
 ) -> ShadowResult:
     """Serve both versions side by side, replay the file to both, compare what they answered."""
     options = config.shadow
-    max_rows = max_rows or options.max_rows
-    max_seconds = max_seconds or options.max_seconds
     batch_rows = batch_rows or options.batch_rows
+    versions = _comparable_versions(config, champion, challenger)
+    path = Path(replay_file).expanduser().resolve()
+    frame, labels = replay_frame(path, versions, config.data.target)
+    done = _replay_both(
+        versions,
+        frame,
+        config,
+        log_dir=log_dir,
+        batch_rows=batch_rows,
+        max_rows=max_rows or options.max_rows,
+        max_seconds=max_seconds or options.max_seconds,
+    )
+    answers, answered = _answered_by_both(done, path)
+    result = compare_answers(versions, done, answers, answered, labels, config)
+    gates = _gates(result, options)
+    return ShadowResult(
+        name=versions[0].name,
+        champion=versions[0].tag,
+        challenger=versions[1].tag,
+        task=versions[0].task,
+        replay=str(path),
+        rows_in_file=len(frame),
+        rows_sent=len(answered),
+        stopped_by=done.stopped_by,
+        batch_rows=batch_rows,
+        seconds=done.seconds,
+        gates=gates,
+        passed=all(g.passed for g in gates),
+        disagreements=disagreements(answers, answered, versions[0].task, options.tolerance),
+        **result,
+    )
+
+
+def _comparable_versions(config: Config, champion: str, challenger: str) -> list[StoredVersion]:
+    """Both versions from the store: two versions of one model, of the same task."""
     versions = [
         resolve_version(ref, name=None if ":" in ref else config.name)
         for ref in (champion, challenger)
@@ -291,16 +188,30 @@ def shadow(
             f"{versions[0].tag} is a {versions[0].task} model and {versions[1].tag} a "
             f"{versions[1].task} model; their answers cannot be compared"
         )
-    path = Path(replay_file).expanduser().resolve()
-    frame, labels = replay_frame(path, versions, config.data.target)
-    task = versions[0].task
+    return versions
+
+
+def _replay_both(
+    versions: list[StoredVersion],
+    frame: pd.DataFrame,
+    config: Config,
+    *,
+    log_dir: Path | None,
+    batch_rows: int,
+    max_rows: int,
+    max_seconds: float,
+) -> Replay:
+    """Serve both versions (once the project's records vouch for both Bentos and models), send
+    both the same rows, stop both servers."""
+    for version in versions:  # before either is served
+        verify_bento(config.root, version.tag)
     servers = _start_both(versions, config, log_dir)
     try:
         targets = [
             Target(role, server.url, server.api_key, version.schema.to_records(frame))
             for role, server, version in zip(ROLES, servers, versions, strict=True)
         ]
-        done: Replay = replay(
+        return replay(
             targets,
             batch_rows=batch_rows,
             max_rows=max_rows,
@@ -310,6 +221,11 @@ def shadow(
     finally:
         for server in servers:
             server.stop()
+
+
+def _answered_by_both(done: Replay, path: Path) -> tuple[Answered, list[int]]:
+    """Each role's answers, and the rows both answered (refused when either refused them all,
+    or no row was answered by both)."""
     for role, got in done.answers.items():
         if done.requests and got.errors == done.requests:
             raise DataError(
@@ -320,36 +236,4 @@ def shadow(
     answered = [i for i in range(done.sent) if answers["champion"][i] and answers["challenger"][i]]
     if not answered:
         raise DataError(f"replay file {path}: no row was answered by both versions")
-    predictions = {role: [(a or {}).get("prediction") for a in answers[role]] for role in ROLES}
-    result: dict[str, Any] = {
-        "latency": {role: _latency(done.answers[role]) for role in ROLES},
-    }
-    if task == "classification":
-        _classification(result, answered, predictions)
-    else:
-        _regression(result, answered, predictions, options.tolerance)
-    if labels is not None:
-        _label_metrics(result, versions, answers, answered, labels, config)
-    gates = _gates(result, options)
-    champ, chall = predictions["champion"], predictions["challenger"]
-    disagreements = [
-        {"row": i, "champion": champ[i], "challenger": chall[i]}
-        for i in answered
-        if _differ(champ[i], chall[i], task=task, tolerance=options.tolerance)
-    ][:DISAGREEMENTS_KEPT]
-    return ShadowResult(
-        name=versions[0].name,
-        champion=versions[0].tag,
-        challenger=versions[1].tag,
-        task=task,
-        replay=str(path),
-        rows_in_file=len(frame),
-        rows_sent=len(answered),
-        stopped_by=done.stopped_by,
-        batch_rows=batch_rows,
-        seconds=done.seconds,
-        gates=gates,
-        passed=all(g.passed for g in gates),
-        disagreements=disagreements,
-        **result,
-    )
+    return answers, answered

@@ -319,7 +319,9 @@ class Handlers:
 
     def quality_shown(self, request: Request) -> bool:
         """Whether ``/metrics`` shows the monitoring gauges (model quality, drift, predictions,
-        labels) to this request: with the key, or where the deployer made them public."""
+        labels, and the status and data-quality alarms: an alarm anyone can read tells whoever
+        shapes the inputs how far to go) to this request: with the key, or where the deployer
+        made them public."""
         settings = self.serving.settings
         return (
             settings.service.auth == "none" or settings.monitor.public_metrics or request.authorized

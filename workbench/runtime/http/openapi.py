@@ -306,7 +306,8 @@ def monitor(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
     return {
         "get": {
             "summary": "the monitoring report of the recent window",
-            "description": "Window, per-column drift, dataset verdict, predictions, missing and "
+            "description": "Status (PASS, FAIL, INCONCLUSIVE = not enough data) and why, window, "
+            "per-column drift, dataset verdict, data-quality checks, predictions, missing and "
             f"unseen shares, live metrics; recomputed at most every "
             f"{settings.monitor.refresh_seconds:g} s.",
             "tags": ["Service APIs"],

@@ -125,7 +125,7 @@ class Request:
     scope: Scope
     receive: Receive
     inward: ASGIApp
-    check: Callable[[Scope], bool] = lambda scope: False
+    check: Callable[[Scope], bool] = lambda _scope: False
     """The dispatcher's API key check."""
 
     @property

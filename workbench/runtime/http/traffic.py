@@ -130,16 +130,21 @@ class Traffic:
         )
         self.answered: dict[tuple[str, int], tuple[Any, Any]] = {}
         self.running: dict[str, Any] = {}
-        for path in paths:  # a first request is a rate from 0, not a new series (as BentoML)
-            for status in (200, 500):
-                self._children(path, status)
-        for action in AUTH_ACTIONS:
-            self.auth_failures.labels(action)
+        self._prime(paths)
         self.workers: CollectorRegistry | None = None
         if self.multiproc:
             self.workers = CollectorRegistry()
             self.workers.register(AllWorkers())
             atexit.register(mark_process_dead, os.getpid())  # this worker's live gauges go too
+
+    def _prime(self, paths: Iterable[str]) -> None:
+        """Series at 0 for ``paths`` and the auth actions: a first request is a rate from 0, not
+        a new series (as BentoML)."""
+        for path in paths:
+            for status in (200, 500):
+                self._children(path, status)
+        for action in AUTH_ACTIONS:
+            self.auth_failures.labels(action)
 
     def _children(self, endpoint: str, status: int) -> tuple[Any, Any]:
         pair = self.answered.get((endpoint, status))
