@@ -161,8 +161,8 @@ def test_every_answer_has_a_request_id_and_feedback_is_idempotent(
     served: tuple[Path, Server],
 ):
     """Each answer carries X-Request-Id; feedback applies labels by id and row, reports unknown
-    ids, and a repeat changes nothing; bad feedback is one 400 naming each bad item and applies
-    nothing."""
+    ids, a repeat changes nothing and another label is a conflict, not applied; bad feedback is
+    one 400 naming each bad item and applies nothing."""
     project, server = served
     rows, labels = rows_of(project, "test.csv")
     answer = httpx.post(f"{server.url}/predict", json={"rows": rows[:2]}, headers=key_of(server))
@@ -184,13 +184,13 @@ def test_every_answer_has_a_request_id_and_feedback_is_idempotent(
     again = httpx.post(
         f"{server.url}/feedback", json={"feedback": items[:2]}, headers=key_of(server)
     ).json()
-    assert (again["applied"], again["unchanged"], again["updated"]) == (0, 2, 0)
+    assert (again["applied"], again["unchanged"], again["conflict"]) == (0, 2, 0)
     flipped = [{**items[0], "label": 1 - labels[0]}]
     changed = httpx.post(
         f"{server.url}/feedback", json={"feedback": flipped}, headers=key_of(server)
     ).json()
-    assert changed["updated"] == 1
-    httpx.post(f"{server.url}/feedback", json={"feedback": items[:1]}, headers=key_of(server))
+    assert changed["conflict"] == 1  # the first label stands (issue 29)
+    assert changed["conflict_ids"] == [{"request_id": rid, "row": 0}]
 
     bad = [
         {"request_id": rid, "label": "maybe"},
@@ -277,12 +277,14 @@ def test_the_drifted_copy_is_caught_and_training_traffic_is_not(
     assert predictions["drift"]["drifted"] is True
     assert predictions["window"]["0"] > predictions["reference"]["0"]
 
-    metrics = httpx.get(f"{server.url}/metrics").text
+    # the monitoring gauges are model information: a scrape with the key (issue 29)
+    assert "workbench_monitor_" not in httpx.get(f"{server.url}/metrics").text
+    metrics = httpx.get(f"{server.url}/metrics", headers=key_of(server)).text
     assert "workbench_monitor_dataset_drift 1.0" in metrics
     assert 'workbench_monitor_column_drifted{column="mean radius"} 1.0' in metrics
     assert 'workbench_monitor_metric{metric="accuracy",source="validation"}' in metrics
     assert 'workbench_monitor_gate_passed{metric="accuracy"} 0.0' in metrics
-    assert "bentoml_service_request_total" in metrics  # BentoML's own figures are kept
+    assert "bentoml_service_request_total" in metrics  # BentoML's series names are kept
     assert 'workbench_monitor_status{status="FAIL"} 1.0' in metrics
     assert (
         'workbench_monitor_column_quality_failed{column="mean radius",check="range"} 0' in metrics

@@ -237,6 +237,13 @@ class MonitorSettings(Strict):
     min_labelled_rows: int = Field(
         default=30, ge=1, description="live metrics are reported from this many labelled rows"
     )
+    public_metrics: bool = Field(
+        default=False,
+        description="the monitoring gauges (the status, drift, data-quality checks, prediction "
+        "shares, live and validation metrics, label counts) in GET /metrics for anyone; false: "
+        "only a scrape with the API key gets them (without it, /metrics has the HTTP series "
+        "alone)",
+    )
     fail_on_drift: bool = Field(
         default=True, description="`workbench monitor` exits 1 when the dataset drifted"
     )

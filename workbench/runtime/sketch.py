@@ -237,6 +237,13 @@ class ColumnWindow:
             return cls(kind, len(series), missing, _frozen(np.sort(text_lengths(present))))
         return cls(kind, len(series), missing, counts=count_values(kind, present))
 
+    @classmethod
+    def of_lengths(cls, lengths: Values) -> ColumnWindow:
+        """A text column's window from its values' lengths (NaN: missing), as :meth:`of` makes
+        it from the values (a window that keeps text as lengths, not as the text)."""
+        finite = finite_numbers(lengths)
+        return cls("text", len(lengths), len(lengths) - len(finite), _frozen(np.sort(finite)))
+
     def merge(self, other: ColumnWindow) -> ColumnWindow:
         """The window holding both windows' rows (the same column, e.g. from two workers)."""
         if other.kind != self.kind:

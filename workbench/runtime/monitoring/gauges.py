@@ -1,6 +1,9 @@
 """The monitoring report as Prometheus gauges (``/metrics``, after BentoML's own series).
 
-Bounded series: one per column, class and metric of this model, fixed at packaging.
+Bounded series: one per column, class and metric of this model, fixed at packaging. All of them,
+the status and the data-quality series (:data:`QUALITY_SERIES`) included, are model and data
+information: ``/metrics`` shows them only to a scrape with the API key unless the deployer made
+them public (``monitor.public_metrics``; :meth:`..http.handlers.Handlers.quality_shown`).
 """
 
 from __future__ import annotations
