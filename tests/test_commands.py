@@ -41,7 +41,7 @@ def test_monitor_writes_its_report_under_runs_by_default(
 ):
     monkeypatch.chdir(project)
     code = main(["monitor", "--file", "data/test.csv", "--rate", "2000", "--max-rows", "60"])
-    assert code in (0, 1)
+    assert code == 3  # 60 rows are too few to judge: INCONCLUSIVE, and the report is still kept
     [folder] = (project / "runs").glob("monitor-*")
     assert (folder / "monitor.html").is_file() and (folder / "monitor.json").is_file()
     assert not list(project.glob("monitor-*"))

@@ -74,6 +74,16 @@ def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
+def test_the_stored_model_is_the_model_file_byte_for_byte(versions):
+    """The store's pickle is the validated model file itself, not the model pickled again (a
+    fresh pickle's bytes depend on the process: the same model packaged in another kernel would
+    look altered and get another version)."""
+    folder = Path(versions["folder"])
+    stored = bentoml.models.get(versions["model1"]).path_of(MODEL_FILE)
+    original = (folder / "models" / "v1.joblib").read_bytes()
+    assert Path(stored).read_bytes() == original
+
+
 def test_the_promotion_records_the_hashes_a_fresh_clone_vouches_with(versions, tmp_path: Path):
     """The history entry of a promotion names the model and the sha256 of its pickle and of the
     Bento's files; a clone of the project with only that file (no ledger, no runs) vouches for

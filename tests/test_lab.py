@@ -552,7 +552,12 @@ def test_launch_panel_starts_serves_checks_and_stops_the_server(
     assert not cut_off(panel)  # the long status line must not squeeze the buttons
     assert httpx.get(f"{url}/readyz", timeout=10).status_code == 200
     try:
-        press(panel, "wb-check", "all checks pass", timeout=180_000)
+        press(
+            panel,
+            "wb-check",
+            re.compile(r"^all checks pass(; portable: proven)?$"),
+            timeout=180_000,
+        )
         checks = panel.locator(".wb-results table tbody tr")
         names = [row.locator("td").first.inner_text().strip() for row in checks.all()]
         for name in ("livez", "readyz", "predict", "parity"):
@@ -620,7 +625,8 @@ def test_monitor_panel_finds_the_launch_panels_server_replays_goes_live_and_sees
         # next line: these checks retry on the current table rather than read one node.
         expect(drifted.nth(9)).to_be_attached(timeout=60_000)  # every measurement 15 % high
         expect(drifted.first.locator("td").first).to_have_css(
-            "background-color", "rgb(255, 235, 233)"  # .wb-row-drift: light red
+            "background-color",
+            "rgb(255, 235, 233)",  # .wb-row-drift: light red
         )
         expect(panel.locator(".wb-live .wb-verdict")).to_have_css("color", FAIL_COLOUR)
         expect(panel.locator(".wb-results img").first).to_be_visible()  # the plots
@@ -713,7 +719,7 @@ def test_score_panel_scores_in_this_process_and_on_dask(
     expect(panel.locator(".wb-bento select")).to_have_value(re.compile(f"^{re.escape(chosen)}"))
     in_process = re.compile(r"^143 rows scored, 0 refused \(in process\)")
     press(panel, "wb-score", in_process, timeout=120_000)
-    expect(panel.locator(".wb-results")).to_contain_text("Drift of")
+    expect(panel.locator(".wb-results")).to_contain_text("Drift and data quality of")
     shoot(panel, "score")
     workers = panel.locator(".wb-workers input")
     workers.fill("2")

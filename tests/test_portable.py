@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -122,7 +123,9 @@ def test_the_image_installs_the_requirements_the_clean_environment_proved(
     assert f"lightgbm=={version('lightgbm')}" in requirements(packaged)
     dockerfile = (Path(packaged.bento_path) / "env" / "docker" / "Dockerfile").read_text()
     assert "COPY ./env/python ./env/python/" in dockerfile
-    assert f"uv pip install --no-cache -r {REQUIREMENTS}" in dockerfile
+    assert re.search(
+        rf"uv pip install --no-cache --compile-bytecode\s*\\\s*-r {REQUIREMENTS}", dockerfile
+    )
     assert "COPY --from=build /app/.venv /app/.venv" in dockerfile
 
 

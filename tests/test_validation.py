@@ -85,6 +85,9 @@ def test_the_task_is_inferred_from_a_regressor(project: Path):
         data={"train": "data/train_reg.csv", "test": "data/test_reg.csv", "target": "mean area"},
         gates={"r2": {"min": 0.9}, "mae": {"max": 100}},
         validation=FAST,
+        monitor={
+            "gates": {"r2": {"min": 0.5}}
+        },  # the example's live accuracy gate is a classifier's
     )
     raw = (project / "workbench.yaml").read_text().replace("task: null\n", "")
     (project / "workbench.yaml").write_text(raw)
@@ -400,7 +403,7 @@ def test_a_text_target_for_a_regressor_is_refused(project: Path):
     test = pd.read_csv(project / "data" / "test.csv")
     test["target"] = np.where(test["target"] == 1, "benign", "malignant")
     test.to_csv(project / "data" / "test.csv", index=False)
-    edit_config(project, task="regression", gates={})
+    edit_config(project, task="regression", gates={}, monitor={"gates": {}})
     with pytest.raises(DataError, match=r"target column 'target' is not numeric.*'benign'"):
         validate(load_config(project / "workbench.yaml"))
 

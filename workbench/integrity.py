@@ -126,34 +126,6 @@ def tree_digest(hashes: dict[str, str]) -> str:
     return digest.hexdigest()
 
 
-class _HashingWriter(io.RawIOBase):
-    """A write-only file that keeps only the sha256 of what was written (and its position)."""
-
-    def __init__(self) -> None:
-        self.digest = hashlib.sha256()
-        self.position = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        view = memoryview(data)
-        self.digest.update(view)
-        self.position += view.nbytes
-        return view.nbytes
-
-    def tell(self) -> int:
-        return self.position
-
-
-def pickle_sha256(model: Any) -> str:
-    """sha256 of the bytes ``bentoml.sklearn.save_model`` writes for ``model`` (``joblib.dump``),
-    computed without writing them anywhere."""
-    writer = _HashingWriter()
-    joblib.dump(model, writer)
-    return writer.digest.hexdigest()
-
-
 def unpickle_verified(path: Path, accepted: Collection[str], *, what: str) -> Any:
     """The object pickled in ``path``, if the sha256 of its bytes is one of ``accepted``: the
     file is read once, and the bytes hashed are the bytes unpickled. Other bytes are refused
@@ -303,17 +275,18 @@ def is_vouched(root: Path, tag: str) -> bool:
     return any(a.bento_tag == tag and a.bento_sha256 for a in anchors(root, name))
 
 
-def check_stored_pickle(model_tag: str, model: Any) -> None:
-    """Refuse a stored model whose pickle is not what saving ``model`` writes (the package stage
-    reuses a model of the same content-derived tag only when it is that model)."""
+def check_stored_pickle(model_tag: str, expected_sha256: str) -> None:
+    """Refuse a stored model whose pickle is not the model file it was made from: the package
+    stage stores that file byte for byte, so the stored copy's sha256 must be the file's, which
+    is also what the content-derived tag was made from. The stored copy is hashed, never
+    unpickled."""
     path = stored_model_path(model_tag)
     found = sha256_file(path) if path.is_file() else "(no such file)"
-    expected = pickle_sha256(model)
-    if found != expected:
+    if found != expected_sha256:
         raise IntegrityError(
-            f"model {model_tag}: {path} has sha256 {found[:16]}…, but the model file it was made "
-            f"from saves to {expected[:16]}…; the stored copy was altered (or saved by another "
-            f"joblib) and is not used. {REMEDY}"
+            f"model {model_tag}: {path} has sha256 {found[:16]}…, but the model file it was "
+            f"made from has {expected_sha256[:16]}…; the stored copy was altered and is not "
+            f"used. {REMEDY}"
         )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from workbench.cli.arguments import rows
 from workbench.reports.monitoring import verdict_line
+from workbench.reports.quality import quality_table, status_line
 from workbench.reports.text import drift_table
 from workbench.scoring import ChunkDone, outputs_of, score
 
@@ -26,7 +27,8 @@ def add_commands(sub: Any) -> None:
             "follows the chunk, not the file), in process or on Dask, and write Parquet "
             "predictions to OUT under a temporary name renamed at the end; beside it "
             "OUT.errors.csv (refused rows: row, field, message), OUT.score.json (the record) "
-            "and OUT.drift.json/.html (the scored rows against the Bento's training data)."
+            "and OUT.drift.json/.html (the scored rows' drift and data quality against the Bento's "
+            "training data)."
         ),
     )
     score_p.add_argument("bento", help="a Bento tag in the BentoML store, or a Bento folder")
@@ -168,7 +170,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
     if result.drift is not None:
         print("\n" + drift_table(result.drift) + "\n")
         print(verdict_line(result.drift))
-        print(f"drift report: {outputs.drift_html}")
+        if result.drift.quality is not None:
+            print("\n" + quality_table(result.drift.quality) + "\n")
+        print(f"the scored rows: {status_line(result.drift)}")
+        print(f"drift and data-quality report: {outputs.drift_html}")
     else:
         print(f"no drift report: {result.drift_skipped}")
     print(f"record: {outputs.record}")

@@ -150,8 +150,7 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
         if not nothing_before:
             raise
         raise VersionError(
-            f"{exc}; promote a version with `workbench promote {config.name}:VERSION "
-            "--reason ...`"
+            f"{exc}; promote a version with `workbench promote {config.name}:VERSION --reason ...`"
         ) from exc
     print(promotion_text(done))
     return 0

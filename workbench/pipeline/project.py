@@ -67,9 +67,7 @@ def requirements_txt(version: str) -> str:
     )
 
 
-def init_project(
-    dest: str | Path, *, task: Task | None = None, force: bool = False
-) -> list[Path]:
+def init_project(dest: str | Path, *, task: Task | None = None, force: bool = False) -> list[Path]:
     """Write the stage notebooks, a commented config, ``bentos/``, ``.gitignore``, a CI workflow.
 
     ``task``: the model's task, whose metric the gates (``gates`` and ``monitor.gates``) use;

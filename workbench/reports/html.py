@@ -59,12 +59,18 @@ def verdict_word(line: str) -> str:
     return line.strip().split(":")[0].split(" ")[0]
 
 
+def status_html(status: str, text: str | None = None) -> str:
+    """A verdict of the PASS / FAIL / INCONCLUSIVE scheme: PASS green, FAIL red, anything else
+    (inconclusive, not enough data, a note) amber."""
+    css = {"PASS": "wb-pass", "FAIL": "wb-fail"}.get(status.upper(), "wb-warn")
+    return f"<span class='{css}'>{html.escape(text or status)}</span>"
+
+
 def verdict_line_html(line: str, *, word_only: bool = False) -> str:
-    """A verdict line from the core, shown as it is, coloured by its first word: PASS green,
-    FAIL red, anything else (not enough data, inconclusive) amber."""
+    """A verdict line from the core, shown as it is, coloured by its first word
+    (:func:`status_html`)."""
     word = verdict_word(line)
-    css = {"PASS": "wb-pass", "FAIL": "wb-fail"}.get(word.upper(), "wb-warn")
-    return f"<span class='{css}'>{html.escape(word if word_only else line)}</span>"
+    return status_html(word, word if word_only else line)
 
 
 def img(png: bytes, alt: str) -> str:

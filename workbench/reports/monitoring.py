@@ -1,4 +1,5 @@
-"""HTML of a drift check: the verdict, then one row per input column coloured by its verdict."""
+"""HTML of a drift check and of a service's monitoring: the status (PASS, FAIL, INCONCLUSIVE) and
+why, one row per input column coloured by its drift verdict, then the data-quality checks."""
 
 from __future__ import annotations
 
@@ -14,19 +15,20 @@ from workbench.reports.html import (
     fmt,
     img,
     page,
+    status_html,
     table_html,
     verdict_html,
-    verdict_line_html,
-    verdict_word,
 )
+from workbench.reports.quality import quality_html, status_block, status_line
 from workbench.results import ColumnDriftResult, DriftResult, MonitorResult, ReplayResult
+from workbench.runtime.stattests import STATTESTS
 
 DRIFT_STYLE = (
     "<style>.wb-drift tr.wb-row-drift td{background:#ffebe9}"
     ".wb-drift tr.wb-row-ok td{background:#dafbe1}"
+    ".wb-drift tr.wb-row-inconclusive td{background:#fff8c5}"
     ".wb-drift tr.wb-row-untested td{background:#f6f8fa;color:#57606a}"
-    ".wb-drift td.wb-num{text-align:right;font-variant-numeric:tabular-nums}"
-    ".wb-untested{color:#57606a;font-weight:600}</style>"
+    ".wb-drift td.wb-num{text-align:right;font-variant-numeric:tabular-nums}</style>"
 )
 
 #: Short names of the tests' statistics, for one line of text.
@@ -42,19 +44,15 @@ SCROLL = "<div class='wb-scroll' style='max-height:420px;overflow:auto'>{}</div>
 #: A table wider than the panel scrolls sideways instead of being cut off.
 WIDE_TABLE = "<div style='overflow-x:auto'>{}</div>"
 
-TESTS = {
-    "ks": "two-sample Kolmogorov-Smirnov (drift when p < threshold)",
-    "chisquare": "chi-square test of homogeneity (drift when p < threshold)",
-    "z": "two-proportion Z-test (drift when p < threshold)",
-    "wasserstein": "Wasserstein distance / reference std (drift when >= threshold)",
-    "jensenshannon": "Jensen-Shannon distance (drift when >= threshold)",
-}
+TESTS = {name: test.description for name, test in STATTESTS.items()}
+"""Each drift test's label, from the registry."""
 
 
 def column_verdict(column: ColumnDriftResult) -> str:
-    """``drift``, ``no drift`` or ``untested`` (the words the text and HTML tables use)."""
+    """``drift``, ``no drift``, ``inconclusive`` (too few values yet) or ``n/a`` (nothing to test
+    against): the words the text and HTML tables use."""
     if column.drifted is None:
-        return "untested"
+        return "n/a" if column.status is None else "inconclusive"
     return "drift" if column.drifted else "no drift"
 
 
@@ -68,14 +66,15 @@ def p_value(value: float | None) -> str:
 
 def _verdict_cell(column: ColumnDriftResult) -> str:
     if column.drifted is None:
-        return "<span class='wb-untested'>untested</span>"
+        return status_html(column.status or "n/a", column_verdict(column))
     return verdict_html(not column.drifted, column_verdict(column))
 
 
 def _note(column: ColumnDriftResult) -> str:
     notes = []
     if column.reason:
-        notes.append(column.reason)
+        needed = column.values_needed
+        notes.append(column.reason + (f" ({needed:,} more needed)" if needed else ""))
     test = column.missing_share_test
     if test is not None:
         notes.append(
@@ -106,9 +105,11 @@ def _columns_html(result: DriftResult | MonitorResult) -> str:
     shared = [n for n in dict.fromkeys(notes) if n and notes.count(n) > 1]
     rows = []
     for c, note in zip(result.columns, notes, strict=True):
-        row = {"drift": "wb-row-drift", "no drift": "wb-row-ok"}.get(
-            column_verdict(c), "wb-row-untested"
-        )
+        row = {
+            "drift": "wb-row-drift",
+            "no drift": "wb-row-ok",
+            "inconclusive": "wb-row-inconclusive",
+        }.get(column_verdict(c), "wb-row-untested")
         if note in shared:
             note = f"[{shared.index(note) + 1}]"
         cells = [
@@ -137,7 +138,7 @@ def _columns_html(result: DriftResult | MonitorResult) -> str:
 def verdict_line(result: DriftResult) -> str:
     """One sentence: the verdict and why (plain text)."""
     if result.drifted_share is None:
-        return f"not enough data: {result.reason}"
+        return f"not enough data for drift: {result.reason}"
     return (
         f"{result.verdict}: {result.drifted_columns} of {result.tested_columns} tested columns "
         f"drifted ({result.drifted_share:.0%}; the dataset drifts at {result.threshold:.0%} "
@@ -147,12 +148,9 @@ def verdict_line(result: DriftResult) -> str:
 
 def drift_html(result: DriftResult) -> str:
     """The report as an HTML fragment (for a notebook; :func:`drift_page` for a file)."""
-    if result.drifted is None:
-        verdict = "<span class='wb-untested'>not enough data</span>"
-    else:
-        verdict = verdict_html(not result.drifted, result.verdict)
     facts = [
-        ["verdict", html.escape(verdict_line(result))],
+        ["status", status_block(result)],
+        ["drift", html.escape(verdict_line(result))],
         ["Bento", f"<span class='wb-code'>{html.escape(result.bento_tag)}</span>"],
         ["model", f"<span class='wb-code'>{html.escape(result.model_tag)}</span>"],
         [
@@ -178,17 +176,18 @@ def drift_html(result: DriftResult) -> str:
     )
     return (
         f"{STYLE}{DRIFT_STYLE}"
-        f"<h4>Drift of <code>{html.escape(PurePath(result.file).name)}</code> against "
-        f"<code>{html.escape(result.bento_tag)}</code>: {verdict}</h4>"
+        f"<h4>Drift and data quality of <code>{html.escape(PurePath(result.file).name)}</code> "
+        f"against <code>{html.escape(result.bento_tag)}</code>: {status_html(result.status)}</h4>"
         + table_html(["", ""], facts)
         + _columns_html(result)
         + (f"<ul class='wb-notes'>{legend}</ul>" if legend else "")
+        + (quality_html(result.quality) if result.quality is not None else "")
     )
 
 
 def drift_page(result: DriftResult) -> str:
     """The report as a self-contained HTML document (styles inline, nothing fetched)."""
-    return page(f"drift: {result.bento_tag}: {result.verdict}", drift_html(result))
+    return page(f"drift: {result.bento_tag}: {result.status}", drift_html(result))
 
 
 def replay_line(replayed: ReplayResult, name: str) -> str:
@@ -207,10 +206,8 @@ def replay_line(replayed: ReplayResult, name: str) -> str:
 
 
 def monitor_verdict_line(result: MonitorResult) -> str:
-    """One sentence: passed or why not (plain text)."""
-    if result.failures:
-        return "FAIL: " + "; ".join(result.failures)
-    return "PASS" + (f" ({'; '.join(result.notes)})" if result.notes else "")
+    """One sentence: the status and why (plain text)."""
+    return status_line(result)
 
 
 def _predictions_html(predictions: dict[str, Any]) -> str:
@@ -265,9 +262,8 @@ def monitor_html(result: MonitorResult) -> str:
     report = result.report
     window = report.get("window", {})
     drift = report.get("drift") or {}
-    line = monitor_verdict_line(result)
     facts = [
-        ["result", verdict_line_html(line)],
+        ["status", status_block(result)],
         ["service", f"<span class='wb-code'>{html.escape(result.url)}</span>"],
         [
             "model",
@@ -304,15 +300,14 @@ def monitor_html(result: MonitorResult) -> str:
                 ),
             ]
         )
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
     return (
         f"{STYLE}{DRIFT_STYLE}"
         f"<h4>Monitoring of the service at <code>{html.escape(result.url)}</code>: "
-        f"{verdict_line_html(line, word_only=True)}</h4>"
+        f"{status_html(result.status)}</h4>"
         + WIDE_TABLE.format(table_html(["", ""], facts))
-        + (f"<ul class='wb-notes'>{notes}</ul>" if notes else "")
         + "<h4>Input drift against the training reference</h4>"
         + _columns_html(result)
+        + (quality_html(result.quality) if result.quality is not None else "")
         + _plots_html(report)
         + _predictions_html(report.get("predictions") or {})
         + _metrics_html(report.get("metrics") or {})
@@ -332,8 +327,7 @@ def _plots_html(report: dict[str, Any]) -> str:
 
 def monitor_page(result: MonitorResult) -> str:
     """The monitoring report as a self-contained HTML document."""
-    verdict = verdict_word(monitor_verdict_line(result))
-    return page(f"monitor: {result.model_tag}: {verdict}", monitor_html(result))
+    return page(f"monitor: {result.model_tag}: {result.status}", monitor_html(result))
 
 
 def write_monitor_report(folder: Path, result: MonitorResult) -> Path:

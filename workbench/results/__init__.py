@@ -7,6 +7,8 @@ from workbench.results.monitoring import (
     DriftResult,
     DriftTestResult,
     MonitorResult,
+    QualityCheckResult,
+    QualityResult,
     ReplayResult,
 )
 from workbench.results.package import PackageResult
@@ -51,6 +53,8 @@ __all__ = [
     "DriftResult",
     "MonitorResult",
     "NewRows",
+    "QualityCheckResult",
+    "QualityResult",
     "ReplayResult",
     "DriftTestResult",
     "FeatureImportance",

@@ -5,11 +5,12 @@ records, :mod:`workbench.integrity`; its model card and drift reference), plan t
 input's format and columns, the output path, the tasks: everything checked before a row is
 scored), run the tasks (:mod:`workbench.scoring.task`) through the engine's runner (this process
 or a ``dask.distributed`` cluster, :mod:`workbench.scoring.engine`), test the scored rows for
-drift, assemble the result, record it. Everything is written under temporary names beside
-``out`` and renamed at the end (:mod:`workbench.scoring.outputs`): an interrupted or failed job
-leaves nothing under the final names. Beside the output it writes ``<out>.errors.csv`` (refused
-rows), ``<out>.score.json`` (:class:`ScoreResult`) and the drift report of the scored rows
-against the Bento's reference (``<out>.drift.json`` and ``.html``).
+drift and data quality, assemble the result, record it. Everything is written under temporary
+names beside ``out`` and renamed at the end (:mod:`workbench.scoring.outputs`): an interrupted or
+failed job leaves nothing under the final names. Beside the output it writes ``<out>.errors.csv``
+(refused rows), ``<out>.score.json`` (:class:`ScoreResult`, its status included) and the drift and
+data-quality report of the scored rows against the Bento's reference (``<out>.drift.json`` and
+``.html``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from workbench.monitoring import (
 from workbench.reports.monitoring import drift_page
 from workbench.results import DriftResult, ScoredFile, ScoreResult
 from workbench.runtime.card import ModelCard
-from workbench.runtime.drift import DEFAULT_OPTIONS, DriftOptions
+from workbench.runtime.drift import DriftOptions
 from workbench.scoring.engine import DEFAULT_CHUNK_ROWS, DEFAULT_TASK_ROWS, Engine, Runner
 from workbench.scoring.inputs import ScoringInput, Task, resolve_input
 from workbench.scoring.outputs import (
@@ -63,7 +64,7 @@ def score(  # noqa: PLR0913 - the public entry point's options, keyword-only (pa
     workers: int | None = None,
     scheduler: str | None = None,
     overwrite: bool = False,
-    drift_options: DriftOptions = DEFAULT_OPTIONS,
+    drift_options: DriftOptions | None = None,
     sample_rows: int = DEFAULT_SAMPLE_ROWS,
     on_chunk: OnChunk | None = None,
     dask_progress: bool = False,
@@ -82,7 +83,8 @@ def score(  # noqa: PLR0913 - the public entry point's options, keyword-only (pa
     on Dask after each task). ``dask_progress``: show Dask's progress bar. ``project``: the
     project (its folder or ``workbench.yaml``) whose records vouch for the Bento's bytes
     (:mod:`workbench.integrity`); default the nearest ``workbench.yaml`` at or above the current
-    folder.
+    folder. Drift and data quality: with the Bento's ``monitor:`` (``drift_options`` overrides
+    its drift options).
 
     Raises :class:`~workbench.errors.DataError` (a wrong input or output, refused rows under
     ``fail``) and :class:`~workbench.errors.ConfigError` (an unknown Bento) before any work
@@ -284,9 +286,10 @@ def run_job(job: Job, runner: Runner, *, on_chunk: OnChunk | None) -> Scored:
 
 
 def drift_of(
-    bento: OpenedBento, job: Job, scored: Scored, *, options: DriftOptions
+    bento: OpenedBento, job: Job, scored: Scored, *, options: DriftOptions | None
 ) -> DriftResult | None:
-    """The drift report of the scored rows against the Bento's reference (None without one)."""
+    """The drift and data-quality report of the scored rows against the Bento's reference, judged
+    by its ``monitor:`` (None without a reference)."""
     if bento.reference is None:
         return None
     sample = DriftSample(job.spec.drift_kinds, job.spec.sample_rows)

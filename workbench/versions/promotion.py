@@ -131,9 +131,7 @@ def promote(
     version promoted already or an empty reason.
     """
     if not reason.strip():
-        raise VersionError(
-            "a promotion needs a reason; it is recorded in the history file"
-        )
+        raise VersionError("a promotion needs a reason; it is recorded in the history file")
     candidate = resolve_version(reference, name=config.name)
     history = read_history(config.root, config.name)
     if history.promoted == candidate.tag:

@@ -20,10 +20,7 @@ def _key_source() -> str:
     """Where the server's API key came from (the key itself is never shown)."""
     if os.environ.get(API_KEY_ENV):
         return f"API key from ${API_KEY_ENV}"
-    return (
-        "API key made for this server (<code>panel.server.api_key</code>; 4 · Monitor finds "
-        "it)"
-    )
+    return "API key made for this server (<code>panel.server.api_key</code>; 4 · Monitor finds it)"
 
 
 def _environment(server: Server | None) -> str:

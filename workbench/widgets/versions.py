@@ -116,9 +116,7 @@ class VersionsPanel(Panel):
             box.options = tags
             box.value = kept
         if not tags:
-            self.say(
-                f"no packaged version of {self.config.name} yet: build one in 2 · Package"
-            )
+            self.say(f"no packaged version of {self.config.name} yet: build one in 2 · Package")
         self.refresh_controls()
 
     def promote(self, version: str | None = None) -> None:
