@@ -27,6 +27,7 @@ the margin of class 0 is minus that of class 1).
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -309,11 +310,11 @@ class Explainer:
         return self._per_output(per_output[:, :, :-1].transpose(0, 2, 1), per_output[:, :, -1])
 
     def _xgboost(self, Xt: Any) -> tuple[np.ndarray, np.ndarray]:
-        import xgboost  # the model is an XGBoost one: its Bento installs it
-
         booster = self.last.get_booster()
+        # The booster's own library (loaded with the model, which its Bento installs) reads it.
+        library = importlib.import_module(type(booster).__module__)
         names = booster.feature_names
-        matrix = xgboost.DMatrix(Xt if names is None else pd.DataFrame(Xt, columns=names))
+        matrix = library.DMatrix(Xt if names is None else pd.DataFrame(Xt, columns=names))
         values = np.asarray(booster.predict(matrix, pred_contribs=True), dtype=np.float64)
         if values.ndim == 2:
             values = values[:, None, :]

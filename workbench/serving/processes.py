@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterable
@@ -228,6 +229,35 @@ def kill_survivors(procs: list[psutil.Process], *, grace: float) -> None:
         with suppress(psutil.Error):
             proc.kill()
     psutil.wait_procs(alive, timeout=5)
+
+
+def terminate_tree(pid: int, *, grace: float = 10.0) -> None:
+    """SIGTERM the process group led by ``pid``, wait ``grace`` s, then SIGKILL what remains.
+
+    The descendants are collected first: SIGKILL on the parent alone would orphan the workers.
+    """
+    try:
+        parent = psutil.Process(pid)
+        procs = [parent, *parent.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        for proc in procs:
+            with suppress(psutil.Error):
+                proc.terminate()
+    kill_survivors(procs, grace=grace)
+
+
+def listens_on(pids: set[int], port: int) -> bool:
+    """Whether one of ``pids`` holds the listening socket on ``HOST:port``."""
+    for pid in pids:
+        with suppress(psutil.Error):
+            for conn in psutil.Process(pid).net_connections(kind="tcp"):
+                if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr[1] == port:
+                    return True
+    return False
 
 
 def watch(record_path: Path, *, interval: float = WATCH_INTERVAL_S) -> int:

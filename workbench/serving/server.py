@@ -16,7 +16,6 @@ import functools
 import os
 import re
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -36,7 +35,13 @@ from workbench.errors import ServingError
 from workbench.runtime import API_KEY_ENV
 from workbench.serving import processes
 from workbench.serving.portable import CleanEnvironment
-from workbench.serving.processes import MARKER_ENV, ProcessId, ServerRecord
+from workbench.serving.processes import (
+    MARKER_ENV,
+    ProcessId,
+    ServerRecord,
+    listens_on,
+    terminate_tree,
+)
 
 HOST = "127.0.0.1"
 #: Tries at a free port: another process can take the one chosen before ``bentoml`` binds it.
@@ -83,38 +88,18 @@ def port_is_free(port: int) -> bool:
         return True
 
 
-def terminate_tree(pid: int, *, grace: float = 10.0) -> None:
-    """SIGTERM the process group led by ``pid``, wait ``grace`` s, then SIGKILL what remains.
-
-    The descendants are collected first: SIGKILL on the parent alone would orphan the workers.
-    """
-    try:
-        parent = psutil.Process(pid)
-        procs = [parent, *parent.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        for proc in procs:
-            with suppress(psutil.Error):
-                proc.terminate()
-    processes.kill_survivors(procs, grace=grace)
-
-
 def _stop_at_exit(record: ServerRecord, path: Path) -> None:
     processes.stop(record, grace=5.0)
     path.unlink(missing_ok=True)
 
 
-def listens_on(pids: set[int], port: int) -> bool:
-    """Whether one of ``pids`` holds the listening socket on ``HOST:port``."""
-    for pid in pids:
-        with suppress(psutil.Error):
-            for conn in psutil.Process(pid).net_connections(kind="tcp"):
-                if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr[1] == port:
-                    return True
-    return False
+@dataclass(frozen=True)
+class Program:
+    """What a :class:`Server` runs instead of ``bentoml serve`` (it must take ``--host`` and
+    ``--port`` and answer ``/readyz``), and the environment it adds."""
+
+    command: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -159,12 +144,15 @@ class Server:
         log_dir: Path | None = None,
         extra_args: tuple[str, ...] = (),
         environment: CleanEnvironment | None = None,
+        api_key: str | None = None,
+        program: Program | None = None,
     ) -> Server:
         """Start serving ``bento_tag`` on 127.0.0.1 and wait until ``/readyz`` answers 200; with
-        an ``environment``, on its Python, in its folder, without PYTHONPATH (:mod:`.portable`).
+        an ``environment``, on its Python, in its folder, without PYTHONPATH (:mod:`.portable`);
+        with a ``program``, that instead of ``bentoml serve`` (the canary router).
 
-        The server gets the API key of ``$WORKBENCH_API_KEY``, or a fresh random one when that is
-        unset (a Bento with ``service.auth: api_key`` refuses to start without a key). With no
+        The server gets ``api_key``, else the key of ``$WORKBENCH_API_KEY``, else a fresh random
+        one (a Bento with ``service.auth: api_key`` refuses to start without a key). With no
         ``port``, a free one is chosen, and another when something took it before the server
         bound it (up to :data:`PORT_ATTEMPTS` tries).
         """
@@ -174,7 +162,9 @@ class Server:
                 "for a free one"
             )
         for attempt in range(1, PORT_ATTEMPTS + 1):
-            server = cls._spawn(bento_tag, port or free_port(), log_dir, extra_args, environment)
+            server = cls._spawn(
+                bento_tag, port or free_port(), log_dir, extra_args, environment, api_key, program
+            )
             try:
                 server.wait_ready(timeout)
             except _PortTaken:
@@ -200,9 +190,11 @@ class Server:
         log_dir: Path | None,
         extra_args: tuple[str, ...],
         environment: CleanEnvironment | None,
-    ) -> Server:
+        api_key: str | None = None,
+        program: Program | None = None,
+    ) -> Server:  # noqa: PLR0913 - start()'s options, passed on
         """Start ``bentoml serve`` and its watchdog, record both, register the exit hook."""
-        api_key = os.environ.get(API_KEY_ENV) or secrets.token_urlsafe(24)
+        api_key = api_key or os.environ.get(API_KEY_ENV) or secrets.token_urlsafe(24)
         server_id = secrets.token_hex(8)
         log_dir = log_dir or state_dir()
         log_path = log_dir / f"serve-{bento_tag.replace(':', '-')}-{port}.log"
@@ -211,9 +203,11 @@ class Server:
             "BENTOML_DO_NOT_TRACK": "True",
             API_KEY_ENV: api_key,
             MARKER_ENV: server_id,
+            **(program.env if program else {}),
         }
         python = str(environment.python) if environment else sys.executable
         command = [python, "-m", "bentoml", "serve", bento_tag]
+        command = list(program.command) if program else command
         with open(log_path, "wb") as log:  # the child keeps its own descriptor
             process = subprocess.Popen(
                 [*command, "--host", HOST, "--port", str(port), *extra_args],
