@@ -279,3 +279,33 @@ def check_each_arm(canary: Any, answers: list[httpx.Response], test: pd.DataFram
                 windows[labels["arm"]] += int(sample.value)
     assert counted == windows == arms
     assert timed["primary"] >= arms["primary"] and timed["challenger"] >= arms["challenger"]
+
+
+@pytest.mark.serve
+def test_the_launch_panels_canary_control_starts_and_stops_a_rollout(
+    released: tuple[Any, dict[str, str]],
+) -> None:
+    """A bad version is one line in the panel and starts nothing; a good one serves the canary
+    (its endpoint shown) until Stop canary stops all three servers."""
+    from workbench.widgets import LaunchPanel
+
+    config, tags = released
+    panel = LaunchPanel(config)
+    try:
+        panel.canary.version.value = "ffffffff"
+        panel.canary.start_button.click()
+        assert "ffffffff" in panel.status.value and not panel.canary.running
+        panel.canary.version.value = tags["v2"].split(":")[1]
+        panel.canary.share.value = 0.5
+        panel.canary.start_button.click()
+        assert panel.canary.running, panel.status.value
+        canary = panel.canary.canary
+        assert canary is not None and canary.url in panel.canary.state.value
+        assert panel.canary.start_button.disabled and not panel.canary.stop_button.disabled
+        assert canary.state()["share"] == 0.5
+        panel.canary.stop_button.click()
+        assert not canary.running and not panel.canary.running
+    finally:
+        if panel.canary.canary is not None:
+            panel.canary.canary.stop()
+        panel.close()

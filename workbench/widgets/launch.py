@@ -14,6 +14,7 @@ from workbench.results import LaunchResult, ServerStatus
 from workbench.runtime import API_KEY_ENV
 from workbench.serving import LaunchSession, Server
 from workbench.widgets.base import Panel, button
+from workbench.widgets.canary import CanaryControl
 
 
 def _key_source() -> str:
@@ -71,6 +72,7 @@ class LaunchPanel(Panel):
         self.refresh_button.on_click(self.guarded(self.refresh))
         self.log_view = w.Textarea(value="", layout=w.Layout(width="100%", height="120px"))
         self.log_view.add_class("wb-log")
+        self.canary = CanaryControl(config, guarded=self.guarded, say=self.say)
         super().__init__(
             [
                 w.HBox(
@@ -84,6 +86,7 @@ class LaunchPanel(Panel):
                     ]
                 ),
                 self.log_view,
+                self.canary,
             ]
         )
         self.refresh()
@@ -132,6 +135,7 @@ class LaunchPanel(Panel):
         self.stop_button.disabled = not running
         if self.server is not None:
             self.log_view.value = self.server.log_tail(30)
+        self.canary.refresh_controls()
 
     def refresh(self) -> None:
         self._show(self.session.status())
