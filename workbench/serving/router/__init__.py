@@ -1,7 +1,7 @@
 """The canary router: one endpoint in front of the promoted version and a challenger.
 
 A plain ASGI app run by uvicorn on 127.0.0.1 (``python -m router ...``, started and stopped as a
-:class:`~workbench.serving.server.Server` by :mod:`.canary`), forwarding with httpx to two
+:class:`~workbench.serving.server.Server` by :mod:`.canary`), forwarding with aiohttp to two
 ``bentoml serve`` processes on loopback, each a Bento of its own:
 
 - **The split.** A request goes to the challenger with probability ``share``, read from the
@@ -21,7 +21,7 @@ A plain ASGI app run by uvicorn on 127.0.0.1 (``python -m router ...``, started 
   labels; ``GET /rollout`` is the split's state (open, like ``/metrics``).
 
 Health: ``/livez`` is the router's own; ``/readyz`` and ``/healthz`` are 200 only when both arms
-are ready. It imports no workbench (the standard library, httpx, uvicorn, PyYAML and
+are ready. It imports no workbench (the standard library, aiohttp, uvicorn, PyYAML and
 prometheus_client's text parser; its modules import each other relatively) and runs as the
 top-level package ``router`` (``python -m router`` with ``workbench/serving`` on the path), as
 the runtime runs inside a Bento, so it starts in well under a second without loading workbench;
