@@ -206,6 +206,14 @@ def explaining(tmp_path_factory: pytest.TempPathFactory, example_files: Path) ->
     server.stop()
 
 
+def test_an_explaining_bento_packaged_again_is_the_same_version(explaining: Any) -> None:
+    """The chosen method, its base values and its measured additivity are part of settings.json
+    (so of the content-derived version): choosing again gives the same bytes."""
+    config, packaged, _ = explaining
+    again = package(config)
+    assert (again.bento_tag, again.created) == (packaged.bento_tag, False)
+
+
 @pytest.mark.serve
 def test_served_explain_answers_each_row_behind_the_key_with_predicts_row_rules(
     explaining: Any,

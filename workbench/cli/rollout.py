@@ -36,6 +36,20 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(func=_cmd_rollout)
 
 
+def add_canary_options(parser: argparse.ArgumentParser) -> None:
+    """``serve``'s options for a live rollout (``--canary``, ``--share``, ``--reason``)."""
+    parser.add_argument(
+        "--canary",
+        metavar="VERSION",
+        help="also serve this version behind one endpoint, on --share of the requests (a live "
+        "rollout, recorded in bentos/NAME/release/rollout.yaml; `workbench rollout` moves it)",
+    )
+    parser.add_argument(
+        "--share", type=share, help="--canary: the challenger's share of requests (default 0.1)"
+    )
+    parser.add_argument("--reason", default="", help="--canary: why (recorded in the history)")
+
+
 def _config(path: str, name: str) -> Config:
     config = load_config(path)
     if config.name != name:
@@ -129,4 +143,4 @@ def serve_canary(args: argparse.Namespace, config: Config | None) -> int:
         canary.stop()
 
 
-__all__ = ["add_commands", "rollout_text", "serve_canary"]
+__all__ = ["add_canary_options", "add_commands", "rollout_text", "serve_canary"]

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from workbench.cli.arguments import report_folder, rows, seconds, share, write_report
-from workbench.cli.rollout import serve_canary
+from workbench.cli.arguments import report_folder, rows, seconds, write_report
+from workbench.cli.rollout import add_canary_options, serve_canary
 from workbench.config import Config, load_config
 from workbench.errors import VersionError
 from workbench.promotions import history_path, promoted_tag
@@ -64,16 +64,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("name", metavar="NAME[:VERSION]")
     p.add_argument("--port", type=int, help="port on 127.0.0.1 (default: a free one)")
     p.add_argument("--config", default="workbench.yaml", help=config_help)
-    p.add_argument(
-        "--canary",
-        metavar="VERSION",
-        help="also serve this version behind one endpoint, on --share of the requests (a live "
-        "rollout, recorded in bentos/NAME/release/rollout.yaml; `workbench rollout` moves it)",
-    )
-    p.add_argument(
-        "--share", type=share, help="--canary: the challenger's share of requests (default 0.1)"
-    )
-    p.add_argument("--reason", default="", help="--canary: why (recorded in the history)")
+    add_canary_options(p)
     p.set_defaults(func=_cmd_serve)
     p = sub.add_parser(
         "compare", help="two versions side by side, re-scored on the same test data (HTML report)"

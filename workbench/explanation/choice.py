@@ -114,11 +114,13 @@ def _kept(chosen: Chosen, model: Any, schema: InputSchema, check: pd.DataFrame,
     """``chosen`` with its base values and measured additivity filled in."""
     explainer = chosen.explainer(model, schema, classes)
     error = additivity_error(explainer, check)
+    # Rounded: settings.json is part of the content-derived Bento version, and the last bits of
+    # a float sum need not repeat (threads in the BLAS), while these digits do.
     spec = chosen.spec.model_copy(
         update={
-            "base_values": explainer.base_values(check),
+            "base_values": [float(f"{v:.12g}") for v in explainer.base_values(check)],
             "rows_checked": len(check),
-            "additivity_error": error,
+            "additivity_error": float(f"{error:.1e}"),
         }
     )
     return replace(chosen, spec=spec)
