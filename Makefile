@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install example browser demo test lab lint docs dist clean
+.PHONY: install checkov example browser demo test lab lint docs dist clean
 
 # uv installs the pinned set, and so fills its cache (~/.cache/uv, or $$UV_CACHE_DIR): the launch
 # stage builds each Bento's clean environment from that cache, offline (docs/models.md).
@@ -17,6 +17,17 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $@
 
 install: $(STAMP)
+
+# checkov checks the generated Kubernetes manifests (tests/test_deployment.py). It pins packaging<24
+# and a dozen other old libraries, so it gets an environment of its own, installed exactly as
+# requirements-checkov.lock pins it (no resolution against the index).
+CHECKOV_STAMP := $(VENV)/checkov/.installed-stamp
+$(CHECKOV_STAMP): requirements-checkov.lock $(STAMP)
+	$(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/python -m pip install --quiet --no-deps -r requirements-checkov.lock
+	touch $@
+
+checkov: $(CHECKOV_STAMP)
 
 models/model.joblib data/train.csv data/test.csv data/drifted.csv &: examples/breast_cancer.py $(STAMP)
 	$(BIN)/python examples/breast_cancer.py
@@ -40,11 +51,14 @@ demo: example
 # Two test processes (pytest-xdist), a file each: most tests wait on servers and kernels.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-test: example browser lint
+test: example browser lint checkov
 	BENTOML_DO_NOT_TRACK=True $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# JupyterLab refuses to run as root without --allow-root (containers, CI machines run as root).
+ROOT_ARGS := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+LAB_ARGS ?=
 lab: example
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(ROOT_ARGS) $(LAB_ARGS)
 
 lint: install
 	$(BIN)/ruff check workbench tests examples benchmarks

@@ -19,7 +19,9 @@ see ``COLUMNS``) in two regimes: a 20,000-row reference (Wasserstein / Jensen-Sh
 * **sketch accuracy**: the normed Wasserstein distance and the KS statistic from the sketch
   against scipy on the raw reference, on normal, lognormal and Pareto(1.5) data;
 * **cost**: µs per column to summarise a 1,000-row window given as a Python list and to test
-  it, reference JSON bytes per column, building the reference, and a 200,000-row offline file.
+  it, reference JSON bytes per column, building the reference, and a 200,000-row offline file;
+* **the data-quality checks** beside drift (``benchmarks/quality.py``): false alarms per check,
+  detection of each failure of a broken feed, the verdict by window size, cost.
 
 Rates come with Wilson 95 % intervals. Writes ``benchmarks/results/drift.json`` and ``.md``.
 Not a test: nothing here asserts.
@@ -450,10 +452,12 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [
         f"* Offline: a 200,000-row frame against the 20,000-row reference: "
         f"{cost_['offline_200k_rows_s']:.2f} s.",
-        "",
-        f"Machine: {results['machine']}.",
-        "",
     ]
+    if "quality" in results:
+        import quality  # benchmarks/quality.py (it imports this module)
+
+        lines += quality.markdown(results["quality"])
+    lines += ["", f"Machine: {results['machine']}.", ""]
     return "\n".join(lines)
 
 
@@ -471,6 +475,9 @@ def main() -> None:
         "sketch_accuracy": sketch_accuracy(args.sketch_trials),
         "cost": cost(args.repeats),
     }
+    import quality  # benchmarks/quality.py (it imports this module)
+
+    results["quality"] = quality.run(args.trials, args.detection_trials, max(5, args.repeats // 10))
     results["machine"] = (
         f"{os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}, "
         f"{date.today().isoformat()}, {time.perf_counter() - started:.0f} s in all"

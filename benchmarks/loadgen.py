@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from workbench.serving.server import require_loopback
+from workbench.serving.network import require_loopback
 
 WRK_INSTALL = "apt-get install -y wrk   (Debian/Ubuntu; `brew install wrk` on macOS)"
 

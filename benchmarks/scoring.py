@@ -54,14 +54,14 @@ def _write_rows(path: Path, rows: int, columns: list[str]) -> None:
     writer.close()
 
 
-def _ceiling(src: str, columns: list[str]) -> float:
+def _ceiling(src: str, columns: list[str], vouched: Any) -> float:
     """Rows/s of the Bento's model alone on a 65,536-row frame in memory (best of 5)."""
     import numpy as np
     import pandas as pd
 
     from workbench.scoring.model import load_bento_model
 
-    model = load_bento_model(src)
+    model = load_bento_model(src, vouched)
     frame = pd.DataFrame(
         np.random.default_rng(2).normal(0, 1.5, (CHUNK, len(columns))), columns=columns
     )
@@ -165,7 +165,10 @@ def main() -> None:
         card = json.loads((source.src / "model_card.json").read_text())
         columns = [c["name"] for c in card["input_schema"]["columns"]]
         print(f"Bento {tag}, runtime {card['runtime']['runtime']}", flush=True)
-        ceiling = _ceiling(str(source.src), columns)
+        from workbench.integrity import verify_bento
+
+        vouched = verify_bento(config.root, tag)  # the ledger the package stage wrote
+        ceiling = _ceiling(str(source.src), columns, vouched)
         print(f"ceiling: {ceiling:,.0f} rows/s", flush=True)
         figures: dict[str, Any] = {
             "bento": tag,
@@ -178,7 +181,9 @@ def main() -> None:
             _write_rows(file, rows, columns)
             for label, extra in (("in process", []), ("dask 2 workers", ["--workers", "2"])):
                 out = work / f"out-{rows}-{len(extra)}-{len(figures['runs'])}.parquet"
-                run = _score(tag, file, out, extra, env)
+                # the project's records vouch for the Bento's bytes (workbench.integrity)
+                vouch = ["--config", str(work / "project" / "scoring_bench.yaml")]
+                run = _score(tag, file, out, [*vouch, *extra], env)
                 cores = 2 if extra else 1
                 run["per_core_vs_ceiling"] = run["rows_per_s"] / cores / ceiling
                 run["steady_per_core_vs_ceiling"] = run["steady_rows_per_s"] / cores / ceiling

@@ -145,13 +145,13 @@ class Clipper(BaseEstimator, TransformerMixin):
         return out
 '''
 
-SHOP_SCALING = '''
+SHOP_SCALING = """
 import numpy as np
 
 
 def clip(values, low, high):
     return values.clip(lower=np.asarray(low), upper=np.asarray(high), axis=1)
-'''
+"""
 
 FIT_WITH_STEP = """
 import sys

@@ -67,6 +67,7 @@ def test_run_validates_packages_launches_and_writes_a_run_folder(project: Path, 
     assert "all gates pass" in (out / "01_validate.html").read_text()
     assert f"bentoml serve {manifest['bento_tag']}" in done.stdout
     assert str(out / "01_validate.html") in done.stdout
+    assert "KeyboardInterrupt" not in done.stderr, done.stderr  # the kernels' log is ours too
     assert store_entries(home) == sorted(
         [
             f"models/{manifest['model_tag'].replace(':', '/')}",
@@ -102,6 +103,35 @@ def test_bad_arguments_get_one_line_and_exit_2(tmp_path: Path, args, message):
     done = run_cli(*args, cwd=tmp_path, home=tmp_path / "store")
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("versions", "../../../x"),
+        ("versions", "x:1"),  # a version where only a name is due
+        ("serve", "../../../x"),
+        ("serve", "x:../../y"),
+        ("promote", "../x:1", "--reason", "r"),
+        ("rollback", "a/b"),
+        ("compare", "x:1", "X:2"),
+        ("shadow", "x:1", "x:..", "--replay", "f.csv"),
+    ],
+)
+def test_names_on_the_command_line_are_validated_as_names(args, capsys):
+    """A model name or NAME:VERSION that is none (a path, capitals, a dot-dot version) is one
+    message and exit 2 before it is used: it never becomes a path under bentos/ or reaches the
+    store (`versions ../../../x` was an 'unexpected ValueError', `serve ../../../x` read
+    bentos/../../../x/release/)."""
+    from workbench.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(list(args))
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    error = err.strip().splitlines()[-1]
+    assert "is not a model name or NAME:VERSION" in error or "without a version" in error
+    assert "Traceback" not in err and "unexpected" not in err
 
 
 def test_a_broken_cell_names_notebook_cell_and_exception(project: Path, tmp_path: Path):
@@ -231,3 +261,48 @@ def test_exit_codes_follow_the_error_types():
     assert errors.error_type("CompilationError").exit_code == 2  # type: ignore[union-attr]
     assert errors.error_type("GateFailure").exit_code == 1  # type: ignore[union-attr]
     assert errors.error_type("KeyError") is None
+
+
+#: A cell that leaves a child in the kernel's process group, which records a SIGINT it receives.
+SIGINT_WITNESS = """
+import subprocess, sys
+recorder = "\\n".join([
+    "import signal, sys, time",
+    "signal.signal(signal.SIGINT, lambda *_: (open(sys.argv[1], 'w').write('x'), sys.exit()))",
+    "print('ready', flush=True)",
+    "time.sleep(60)",
+])
+witness = subprocess.Popen(
+    [sys.executable, "-c", recorder, {path!r}], stdout=subprocess.PIPE, text=True
+)
+assert witness.stdout.readline().strip() == "ready"
+"""
+
+
+@pytest.mark.parametrize("quiet", [True, False], ids=["workbench-manager", "nbclient-default"])
+def test_the_kernel_of_a_headless_run_is_shut_down_without_an_interrupt(tmp_path: Path, quiet):
+    """jupyter_client sends SIGINT to an idle kernel's process group before every shutdown
+    request, which ipykernel sometimes logs as "KeyboardInterrupt caught in kernel." (2 of 4
+    `workbench run`s). The kernel manager of `workbench run` sends none: a child of the kernel
+    that records SIGINT records nothing, where nbclient's default manager reaches it."""
+    import nbformat
+    import papermill
+
+    from workbench.pipeline.kernel import QuietShutdownKernelManager
+    from workbench.pipeline.run import own_kernel
+
+    witness = tmp_path / "sigint.txt"
+    book = nbformat.v4.new_notebook()
+    book.cells = [nbformat.v4.new_code_cell(SIGINT_WITNESS.format(path=str(witness)))]
+    nbformat.write(book, tmp_path / "in.ipynb")
+    options = {"kernel_manager_class": QuietShutdownKernelManager} if quiet else {}
+    with own_kernel() as kernel:
+        papermill.execute_notebook(
+            str(tmp_path / "in.ipynb"),
+            str(tmp_path / "out.ipynb"),
+            kernel_name=kernel,
+            progress_bar=False,
+            **options,
+        )
+    # The kernel terminates its children as it shuts down: the witness is gone either way.
+    assert witness.exists() is not quiet

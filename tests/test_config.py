@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from workbench.config import Gate, ValidationOptions, load_config, save_config, save_gates
+from workbench.config import (
+    Gate,
+    ValidationOptions,
+    find_config,
+    load_config,
+    save_config,
+    save_gates,
+)
 from workbench.errors import ConfigError
 
 GOOD = """
@@ -34,6 +41,29 @@ def test_relative_paths_resolve_against_the_config_folder_not_the_cwd(tmp_path, 
 def test_missing_file_names_the_path_and_the_fix(tmp_path):
     with pytest.raises(ConfigError, match=r"nope\.yaml.*not found.*--config"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_a_notebook_finds_the_config_from_the_project_root_notebooks_or_below(tmp_path):
+    """The stage notebooks' default `config = "workbench.yaml"`: found in the working directory
+    (papermill from the project root), in a folder above it (from notebooks/, or JupyterLab's
+    kernel there) or as given; the nearest wins."""
+    config = write(tmp_path, GOOD)
+    (tmp_path / "notebooks" / "deeper").mkdir(parents=True)
+    assert find_config("workbench.yaml", start=tmp_path) == config
+    assert find_config("workbench.yaml", start=tmp_path / "notebooks") == config
+    assert find_config("workbench.yaml", start=tmp_path / "notebooks" / "deeper") == config
+    assert find_config("../workbench.yaml", start=tmp_path / "notebooks") == config
+    assert find_config(str(config), start="/") == config
+    nearer = write(tmp_path / "notebooks", GOOD)
+    assert find_config("workbench.yaml", start=tmp_path / "notebooks" / "deeper") == nearer
+
+
+def test_a_config_found_nowhere_says_how_to_give_it_to_papermill(tmp_path):
+    with pytest.raises(ConfigError, match=r"'workbench\.yaml' not found, nor a workbench\.yaml in"):
+        find_config("workbench.yaml", start=tmp_path)
+    with pytest.raises(ConfigError, match=r"-p config PATH") as absent:
+        find_config(tmp_path / "gone.yaml", start=tmp_path)
+    assert "nor a" not in str(absent.value)  # an absolute path is taken as it is
 
 
 def test_malformed_yaml_is_one_config_error(tmp_path):

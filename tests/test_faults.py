@@ -33,7 +33,8 @@ from workbench import load_config, package, validate
 from workbench.runtime import API_KEY_ENV, MODEL_FILE
 from workbench.serving import Server
 from workbench.serving.checks import auth_headers
-from workbench.serving.server import free_port, terminate_tree
+from workbench.serving.network import free_port
+from workbench.serving.processes import terminate_tree
 
 pytestmark = pytest.mark.serve
 FIGURES: dict[str, Any] = {}
@@ -380,10 +381,22 @@ def serve_directly(tag: str, env: dict[str, str], log: Path) -> subprocess.Popen
         )
 
 
-def test_without_its_key_the_bento_refuses_to_start_with_one_clear_line(forest: Path, tmp_path):
-    """`service.auth: api_key` and no WORKBENCH_API_KEY: `bentoml serve` exits 1 before any
-    worker starts, saying what to set (never an open server)."""
+@pytest.mark.parametrize(
+    ("key", "said"),
+    [
+        (None, [f"{API_KEY_ENV} is not set", "service.auth: none"]),
+        ("a", ["1 characters long", "at least 16", "secrets.token_urlsafe"]),  # issue 29
+    ],
+)
+def test_without_a_key_or_with_a_short_one_the_bento_refuses_to_start_with_one_clear_line(
+    forest: Path, tmp_path: Path, key: str | None, said: list[str]
+):
+    """`service.auth: api_key` and no WORKBENCH_API_KEY, or one under 16 characters: `bentoml
+    serve` exits 1 before any worker starts, saying what to set (never an open or weakly keyed
+    server)."""
     env = {k: v for k, v in os.environ.items() if k != API_KEY_ENV}
+    if key is not None:
+        env[API_KEY_ENV] = key
     process = serve_directly(bento_tag(forest), env, tmp_path / "serve.log")
     try:
         code = process.wait(timeout=60)
@@ -391,7 +404,7 @@ def test_without_its_key_the_bento_refuses_to_start_with_one_clear_line(forest: 
         terminate_tree(process.pid, grace=5)
     log = (tmp_path / "serve.log").read_text()
     assert code == 1, log
-    assert f"{API_KEY_ENV} is not set" in log and "service.auth: none" in log
+    assert all(words in log for words in said), log
     assert "Traceback" not in log
 
 
@@ -408,7 +421,7 @@ def test_a_tampered_model_refuses_to_start_naming_both_hashes(forest: Path, tmp_
     data = bytearray(pickled.read_bytes())
     data[-2] ^= 0xFF
     pickled.write_bytes(bytes(data))
-    env = {**os.environ, "BENTOML_HOME": str(store), API_KEY_ENV: "k3y"}
+    env = {**os.environ, "BENTOML_HOME": str(store), API_KEY_ENV: "k3y-of-sixteen-chars"}
     process = serve_directly(tag, env, tmp_path / "serve.log")
     try:
         code = process.wait(timeout=60)

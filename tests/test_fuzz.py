@@ -617,9 +617,7 @@ def in_process(tmp_path_factory: pytest.TempPathFactory) -> InProcess:
     serving = Serving(row, spec)
     serving.start(model, freeze=False)
     assert serving.ready
-    app: Any = Fallthrough()
-    for middleware, options in reversed(serving.middlewares()):
-        app = middleware(app, **options)
+    app = serving.app(Fallthrough())
     return InProcess(app, schema.names, fields, {"no", "yes"}, max_rows)
 
 

@@ -3,15 +3,19 @@
 One JupyterLab (127.0.0.1, a free port, a random token, config/data/runtime/settings folders of its
 own, a ``python3`` kernelspec pointing at this interpreter) serves a temporary copy of the example
 project; Debian's chromium (``/usr/bin/chromium``, installed by ``make browser``; never a downloaded
-browser) driven by playwright opens each stage notebook, runs it from the Run menu and clicks the
-panels: validate (raise a gate, see it fail, save it, see ``workbench run`` fail the same way, put
-it back), package (the Bento tag, the generated service, the Bento in the store), launch (start,
-the URL answers, checks pass, stop, nothing left serving) and monitor (start a server, replay the
-drifted copy, the live view draws the drifted rows red, stop live, stop the server). Every
-browser request that does not go to 127.0.0.1 is recorded and aborted: there must be none. A
-screenshot of each panel's final state goes to ``$WORKBENCH_ARTIFACTS`` (default
-``tests/artifacts/``). JupyterLab, its kernels, the browser and any server are stopped at the
-end, also when a test fails.
+browser) driven by playwright opens each stage notebook in a tab of that one Lab, runs it from the
+Run menu and clicks the panels: validate (raise a gate, see it fail, save it, see ``workbench run``
+fail the same way, put it back), package (the Bento tag, the generated service, the Bento in the
+store), launch (start, the URL answers, checks pass, stop, nothing left serving), launch and
+monitor together (3 · Launch starts a server, 4 · Monitor run afterwards finds it with its key,
+replays the drifted copy, goes live and draws the drifted rows red, stops live; Stop in 3 · Launch
+stops the server and 4 · Monitor then says so and keeps nothing stale), versions (Compare,
+Promote, Roll back without touching a list) and score (in this process, then on two Dask
+workers). Every click waits for the answer to that very click (its action number), never for a
+time. Every browser request that does not go to 127.0.0.1 is recorded and aborted: there must be
+none. A screenshot of each panel's final state goes to ``$WORKBENCH_ARTIFACTS`` (default
+``tests/artifacts/``), each checked first for errors, stale text and cut-off labels. JupyterLab,
+its kernels, the browser and any server are stopped at the end, also when a test fails.
 """
 
 from __future__ import annotations
@@ -302,8 +306,42 @@ def run_all(page: Page) -> Locator:
     return panel
 
 
-def shoot(panel: Locator, name: str) -> Path:
-    """A screenshot of the panel alone (readable, small) into the artifacts folder."""
+def cut_off(panel: Locator) -> list[str]:
+    """Buttons and control labels whose text does not fit (drawn as "St…" or "force (pro…")."""
+    return [
+        str(node.inner_text())
+        for node in panel.locator("button, .widget-label, .widget-checkbox label").all()
+        if node.is_visible() and node.evaluate("n => n.scrollWidth > n.clientWidth + 1")
+    ]
+
+
+def stretched_buttons(panel: Locator) -> list[str]:
+    """Buttons drawn across the panel's width rather than as wide as their label."""
+    width = float(panel.evaluate("n => n.clientWidth"))
+    return [
+        str(b.inner_text())
+        for b in panel.locator("button").all()
+        if b.is_visible() and float(b.evaluate("n => n.offsetWidth")) > width / 2
+    ]
+
+
+def check_panel(panel: Locator, *, stale: tuple[str, ...] = (), error: bool = False) -> None:
+    """What a person would call broken in a panel: an error nobody expected, a bug report,
+    text that no longer holds (``stale``), labels cut off, single buttons stretched."""
+    text = panel.inner_text()
+    assert "Traceback" not in text and "unexpected error" not in text, text
+    if not error:
+        assert panel.locator(".wb-status .wb-error").count() == 0, text
+    for phrase in stale:
+        assert phrase not in text, f"stale text {phrase!r} in the panel:\n{text}"
+    assert not cut_off(panel), cut_off(panel)
+    assert not stretched_buttons(panel), stretched_buttons(panel)
+
+
+def shoot(panel: Locator, name: str, **checks: object) -> Path:
+    """Check the panel (:func:`check_panel`), then screenshot it alone (readable, small) into the
+    artifacts folder."""
+    check_panel(panel, **checks)  # type: ignore[arg-type]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"lab-{name}.png"
     page = panel.page
@@ -320,6 +358,11 @@ def shoot(panel: Locator, name: str) -> Path:
 
 
 PASS_COLOUR, FAIL_COLOUR = "rgb(26, 127, 55)", "rgb(207, 34, 46)"  # .wb-pass, .wb-fail
+#: What the launch and monitor panels answer.
+SERVING = re.compile(r"^serving Bento \S+ at http://127\.0\.0\.1:\d+ \(pid \d+\)$")
+STOPPED = re.compile(r"^server stopped: Bento \S+ at \S+ \(pid \d+\), the one this panel started$")
+REPLAYED = re.compile(r"^replayed 1,000 rows of drifted\.csv \(1,000 labels\)")
+LIVE = re.compile(r"^live: refreshing http://127\.0\.0\.1:\d+ every 2 s until Stop live$")
 
 
 def colour(node: Locator) -> str:
@@ -327,26 +370,30 @@ def colour(node: Locator) -> str:
     return str(node.evaluate("node => getComputedStyle(node).color"))
 
 
-def press(panel: Locator, name: str, expected: str | re.Pattern[str], *, timeout: float) -> None:
-    """Click ``button.<name>`` and wait until the status line says ``expected``, or fail at once
-    with the error this click brought. The status shown before the click (say, the red "gates
-    fail" of the last live refresh) is marked stale first, so it is not taken for this click's
-    answer while the kernel is still working."""
-    status = panel.locator(".wb-status")
-    status.evaluate("node => node.querySelectorAll('span').forEach(s => s.dataset.wbStale = '1')")
+def action_number(panel: Locator) -> int:
+    """The number of the panel's last action (click), as its status line carries it."""
+    numbers = panel.locator(".wb-status span[data-action]")
+    return int(numbers.first.get_attribute("data-action") or 0) if numbers.count() else 0
+
+
+def press(panel: Locator, name: str, expected: str | re.Pattern[str], *, timeout: float) -> str:
+    """Click ``button.<name>`` and wait until the status line answers *this* click (the next
+    action number, so an earlier answer with the same words never counts) with ``expected``;
+    fail at once with the error this click brought. Returns the answer."""
+    number = action_number(panel) + 1
     panel.locator(f"button.{name}").click()
-    fresh_error = status.locator(".wb-error:not([data-wb-stale])")
-    status.get_by_text(expected, exact=True).or_(fresh_error).first.wait_for(timeout=timeout)
-    expect(status).to_have_text(expected, timeout=1_000)
-
-
-def truncated_buttons(panel: Locator) -> list[str]:
-    """Buttons whose label does not fit (drawn as "St…")."""
-    return [
-        button.inner_text()
-        for button in panel.locator("button").all()
-        if button.evaluate("node => node.scrollWidth > node.clientWidth")
-    ]
+    answer = panel.locator(f".wb-status span[data-action='{number}']")
+    matched = answer.filter(has_text=expected)
+    failed = panel.locator(f".wb-status span.wb-error[data-action='{number}']")
+    matched.or_(failed).first.wait_for(timeout=timeout)
+    if failed.count() and not matched.count():
+        pytest.fail(f"{name}: {failed.first.inner_text()}")
+    text = str(matched.first.inner_text())
+    if isinstance(expected, str):
+        assert text == expected, text
+    else:
+        assert expected.search(text), text
+    return text
 
 
 def gate_rows(panel: Locator) -> dict[str, dict[str, str]]:
@@ -496,16 +543,21 @@ def test_launch_panel_starts_serves_checks_and_stops_the_server(
     expect(panel.locator("button.wb-stop")).to_be_disabled()
     expect(panel.locator("button.wb-check")).to_be_disabled()
 
-    press(panel, "wb-start", re.compile(r"^serving \S+$"), timeout=120_000)
+    press(panel, "wb-start", SERVING, timeout=120_000)
     expect(state).to_have_text("running")
     url = panel.locator(".wb-light a.wb-url").inner_text().strip()
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url), url
     assert colour(panel.locator(".wb-light .wb-state-running")) == PASS_COLOUR
     expect(panel.locator("button.wb-start")).to_be_disabled()
-    assert not truncated_buttons(panel)  # the long status line must not squeeze the buttons
+    assert not cut_off(panel)  # the long status line must not squeeze the buttons
     assert httpx.get(f"{url}/readyz", timeout=10).status_code == 200
     try:
-        press(panel, "wb-check", "all checks pass", timeout=180_000)
+        press(
+            panel,
+            "wb-check",
+            re.compile(r"^all checks pass(; portable: proven)?$"),
+            timeout=180_000,
+        )
         checks = panel.locator(".wb-results table tbody tr")
         names = [row.locator("td").first.inner_text().strip() for row in checks.all()]
         for name in ("livez", "readyz", "predict", "parity"):
@@ -514,72 +566,171 @@ def test_launch_panel_starts_serves_checks_and_stops_the_server(
         assert panel.locator(".wb-results .wb-pass").count() >= len(names)
         expect(panel.locator(".wb-results h4").first).to_contain_text(url)
     finally:
-        panel.locator("button.wb-stop").click()
-        expect(state).to_have_text("stopped", timeout=60_000)
-    expect(panel.locator(".wb-status")).to_have_text("server stopped")
+        press(panel, "wb-stop", STOPPED, timeout=60_000)
+    expect(state).to_have_text("stopped")
+    expect(panel.locator(".wb-status")).to_contain_text(url)
     expect(panel.locator(".wb-light a.wb-url")).to_have_count(0)
     expect(panel.locator("button.wb-start")).to_be_enabled()
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{url}/readyz", timeout=5)
     left = [p for p in our_servers() if p.create_time() >= started - 1]
     assert left == [], f"servers still running after Stop: {[p.pid for p in left]}"
-    shoot(panel, "launch")
+    shoot(panel, "launch", stale=("running",))
     assert browser.outside == []
     page.close()
 
 
 @pytest.mark.serve
-def test_monitor_panel_replays_drift_shows_it_live_and_stops_everything(
+def test_monitor_panel_finds_the_launch_panels_server_replays_goes_live_and_sees_it_stop(
     lab: Lab, browser: Browser, lab_project: Path
 ):
-    """Start server, Replay the drifted copy (labels as feedback), Start live: the traffic line
-    fills and the drift table's drifted rows are drawn red; Stop live, Stop server: stopped,
-    nothing left serving, and the kernel answered throughout."""
+    """3 · Launch: Start. 4 · Monitor, Run All: it has found that server (with its key: nothing
+    typed) and says which; Replay the drifted copy (labels as feedback); Start live: the live
+    line says when it refreshed, the traffic line fills, the drifted rows are drawn red; Stop
+    live: it says it stopped. 3 · Launch: Stop stops its server. 4 · Monitor: Refresh says the
+    service is gone, and no URL, report or button that needs a service is left."""
     ensure_record(lab_project, "package")
     started = time.time()
-    page = browser.open_notebook(lab, "notebooks/04_monitor.ipynb")
-    panel = run_all(page)
-    expect(panel.locator("button.wb-stop-live")).to_be_disabled()
-    expect(panel.locator("button.wb-stop-server")).to_be_disabled()
+    launch_page = browser.open_notebook(lab, "notebooks/03_launch.ipynb")
+    launch = run_all(launch_page)
+    press(launch, "wb-start", SERVING, timeout=120_000)
+    url = launch.locator(".wb-light a.wb-url").inner_text().strip()
     try:
-        press(
-            panel,
-            "wb-start-server",
-            re.compile(r"^serving \S+ at http://127\.0\.0\.1:\d+$"),
-            timeout=120_000,
-        )
-        url = panel.locator(".wb-url-box input").input_value()
+        page = browser.open_notebook(lab, "notebooks/04_monitor.ipynb")
+        panel = run_all(page)
+        status = panel.locator(".wb-status")
+        expect(status).to_contain_text(re.compile(r"^connected: found Bento \S+ \(model \S+\)"))
+        expect(status).to_contain_text(f"at {url} (pid ")
+        expect(status).to_contain_text("started from 3 · Launch)")
+        expect(panel.locator(".wb-badge .wb-state")).to_have_text("serving")
+        expect(panel.locator(".wb-url-box input")).to_have_value(url)
+        expect(panel.locator(".wb-key-box input")).to_have_value("")  # the key is not shown
+        expect(panel.locator("button.wb-stop-server")).to_be_disabled()  # not its server
+        expect(panel.locator("button.wb-stop-live")).to_be_disabled()
+        shoot(panel, "monitor-found")
+
         box = panel.locator(".wb-replay-file input")
         box.fill(str(lab_project / "data" / "drifted.csv"))
         box.press("Enter")
-        press(
-            panel,
-            "wb-replay",
-            re.compile(r"^replayed 1,000 rows of drifted\.csv \(1,000 labels\)"),
-            timeout=120_000,
+        press(panel, "wb-replay", REPLAYED, timeout=120_000)
+        press(panel, "wb-start-live", LIVE, timeout=30_000)
+        expect(panel.locator(".wb-badge .wb-state")).to_have_text("live")
+        expect(panel.locator("button.wb-start-live")).to_be_disabled()
+        expect(panel.locator(".wb-live")).to_contain_text(
+            re.compile(r"live · refreshed \d\d:\d\d:\d\d"), timeout=60_000
         )
-        panel.locator("button.wb-start-live").click()
-        expect(panel.locator("button.wb-stop-live")).to_be_enabled(timeout=10_000)
         expect(panel.locator("p.wb-traffic", has_text="req/s")).to_be_visible(timeout=60_000)
         drifted = panel.locator(".wb-results tr.wb-row-drift")
-        expect(drifted.first).to_be_visible(timeout=60_000)
         # Live mode redraws the table every refresh, so a node read once may be detached by the
         # next line: these checks retry on the current table rather than read one node.
-        expect(drifted.nth(9)).to_be_attached()  # the copy shifts every measurement 15 %
-        # .wb-row-drift: light red
+        expect(drifted.nth(9)).to_be_attached(timeout=60_000)  # every measurement 15 % high
         expect(drifted.first.locator("td").first).to_have_css(
-            "background-color", "rgb(255, 235, 233)"
+            "background-color",
+            "rgb(255, 235, 233)",  # .wb-row-drift: light red
         )
+        expect(panel.locator(".wb-live .wb-verdict")).to_have_css("color", FAIL_COLOUR)
         expect(panel.locator(".wb-results img").first).to_be_visible()  # the plots
-        panel.locator("button.wb-stop-live").click()
-        expect(panel.locator("button.wb-start-live")).to_be_enabled(timeout=60_000)
-        shoot(panel, "monitor")
+        press(panel, "wb-stop-live", re.compile(r"^live stopped"), timeout=60_000)
+        expect(panel.locator(".wb-live")).to_contain_text(
+            re.compile(r"live stopped at \d\d:\d\d:\d\d after \d+ refreshes \(Stop live\)")
+        )
+        expect(panel.locator(".wb-badge .wb-state")).to_have_text("serving")
+        expect(panel.locator("button.wb-start-live")).to_be_enabled()
+        shoot(panel, "monitor", stale=("live · refreshed", "req/s"))
     finally:
-        if panel.locator("button.wb-stop-server").is_enabled():
-            press(panel, "wb-stop-server", "server stopped", timeout=60_000)
+        press(launch, "wb-stop", STOPPED, timeout=60_000)
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{url}/readyz", timeout=5)
+
+    gone = re.compile(re.escape(url) + r"\S*: cannot reach the service")
+    press(panel, "wb-refresh", gone, timeout=30_000)
+    expect(panel.locator(".wb-badge .wb-state")).to_have_text("stopped")
+    expect(panel.locator(".wb-url-box input")).to_have_value("")
+    for name in ("wb-replay", "wb-refresh", "wb-start-live", "wb-stop-live", "wb-stop-server"):
+        expect(panel.locator(f"button.{name}")).to_be_disabled()
+    expect(panel.locator("button.wb-start-server")).to_be_enabled()
+    expect(panel.locator(".wb-results table")).to_have_count(0)
+    gone_for_good = ("req/s", "live · refreshed", "Monitoring of")
+    shoot(panel, "monitor-stopped", error=True, stale=gone_for_good)
     left = [p for p in our_servers() if p.create_time() >= started - 1]
-    assert left == [], f"servers still running after Stop server: {[p.pid for p in left]}"
+    assert left == [], f"servers still running after Stop: {[p.pid for p in left]}"
+    assert browser.outside == []
+    page.close()
+    launch_page.close()
+
+
+def second_version(project: Path) -> tuple[str, str]:
+    """(the version packaged so far, promoted as the release before; a second one, packaged
+    from the same model with another request-row limit). Both are in the store Lab's kernels
+    use."""
+    from workbench.versions import promote
+
+    ensure_record(project, "package")
+    first = json.loads((project / ".workbench" / "package.json").read_text())["bento_tag"]
+    raw = yaml.safe_load((project / "workbench.yaml").read_text())
+    raw["service"] = {**raw.get("service", {}), "max_request_rows": 4000}
+    raw["validation"] = {**raw.get("validation", {}), "cv_folds": 0, "importance_top": 0}
+    raw["gates"] = {k: v for k, v in raw["gates"].items() if not k.startswith("cv_")}
+    (project / "workbench.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    config = load_config(project / "workbench.yaml")
+    validate(config).raise_for_gates()
+    second = package(config).bento_tag
+    promote(config, first, reason="the release before")
+    return first, second
+
+
+def test_versions_panel_compares_promotes_and_rolls_back_without_touching_a_list(
+    lab: Lab, browser: Browser, lab_project: Path
+):
+    """With v1 promoted and v2 newer, 5 · Versions opens on v2 against v1: Compare, Promote (a
+    reason typed), Roll back, each answering in the panel; labels whole."""
+    v1, v2 = second_version(lab_project)
+    page = browser.open_notebook(lab, "notebooks/05_versions.ipynb")
+    panel = run_all(page)
+    expect(panel.locator("h3")).to_have_text("5 · Versions")
+    expect(panel.locator("button.wb-roll-back")).to_be_disabled()  # one promotion: no earlier
+    press(panel, "wb-compare", f"compared {v1} (A) with {v2} (B)", timeout=120_000)
+    expect(panel.locator(".wb-results img").first).to_be_visible()
+    shoot(panel, "versions-compare")
+    panel.locator(".wb-reason input").fill("same model, a larger request limit")
+    press(panel, "wb-promote", f"promoted {v2}", timeout=120_000)
+    expect(panel.locator(".wb-versions-table .wb-promoted-tag")).to_have_text(v2)
+    press(panel, "wb-roll-back", f"rolled back to {v1}", timeout=60_000)
+    expect(panel.locator(".wb-versions-table .wb-promoted-tag")).to_have_text(v1)
+    expect(panel.locator("button.wb-roll-back")).to_be_disabled()
+    shoot(panel, "versions", stale=(f"promoted {v2}",))
+    assert browser.outside == []
+    page.close()
+
+
+def test_score_panel_scores_in_this_process_and_on_dask(
+    lab: Lab, browser: Browser, lab_project: Path
+):
+    """6 · Score opens on the promoted version; Score in this process, then with 2 Dask workers
+    (a local cluster started for the job and stopped after): the same rows scored."""
+    ensure_record(lab_project, "package")
+    page = browser.open_notebook(lab, "notebooks/06_score.ipynb")
+    panel = run_all(page)
+    expect(panel.locator("h3")).to_have_text("6 · Score")
+    from workbench.versions import list_versions
+
+    listed = list_versions(lab_project, load_config(lab_project / "workbench.yaml").name)
+    chosen = listed.promoted or listed.versions[0].tag  # the promoted one, else the newest
+    expect(panel.locator(".wb-bento select")).to_have_value(re.compile(f"^{re.escape(chosen)}"))
+    in_process = re.compile(r"^143 rows scored, 0 refused \(in process\)")
+    press(panel, "wb-score", in_process, timeout=120_000)
+    expect(panel.locator(".wb-results")).to_contain_text("Drift and data quality of")
+    shoot(panel, "score")
+    workers = panel.locator(".wb-workers input")
+    workers.fill("2")
+    workers.press("Enter")
+    expect(workers).to_have_value("2")
+    press(
+        panel,
+        "wb-score",
+        re.compile(r"^143 rows scored, 0 refused \(local dask cluster \(2 worker processes\)\)"),
+        timeout=180_000,
+    )
+    shoot(panel, "score-dask", stale=("(in process)",))
     assert browser.outside == []
     page.close()

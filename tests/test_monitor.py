@@ -161,8 +161,8 @@ def test_every_answer_has_a_request_id_and_feedback_is_idempotent(
     served: tuple[Path, Server],
 ):
     """Each answer carries X-Request-Id; feedback applies labels by id and row, reports unknown
-    ids, and a repeat changes nothing; bad feedback is one 400 naming each bad item and applies
-    nothing."""
+    ids, a repeat changes nothing and another label is a conflict, not applied; bad feedback is
+    one 400 naming each bad item and applies nothing."""
     project, server = served
     rows, labels = rows_of(project, "test.csv")
     answer = httpx.post(f"{server.url}/predict", json={"rows": rows[:2]}, headers=key_of(server))
@@ -184,13 +184,13 @@ def test_every_answer_has_a_request_id_and_feedback_is_idempotent(
     again = httpx.post(
         f"{server.url}/feedback", json={"feedback": items[:2]}, headers=key_of(server)
     ).json()
-    assert (again["applied"], again["unchanged"], again["updated"]) == (0, 2, 0)
+    assert (again["applied"], again["unchanged"], again["conflict"]) == (0, 2, 0)
     flipped = [{**items[0], "label": 1 - labels[0]}]
     changed = httpx.post(
         f"{server.url}/feedback", json={"feedback": flipped}, headers=key_of(server)
     ).json()
-    assert changed["updated"] == 1
-    httpx.post(f"{server.url}/feedback", json={"feedback": items[:1]}, headers=key_of(server))
+    assert changed["conflict"] == 1  # the first label stands (issue 29)
+    assert changed["conflict_ids"] == [{"request_id": rid, "row": 0}]
 
     bad = [
         {"request_id": rid, "label": "maybe"},
@@ -267,8 +267,9 @@ def test_the_drifted_copy_is_caught_and_training_traffic_is_not(
         del os.environ["WORKBENCH_API_KEY"]
     assert code == 1
     result = json.loads((tmp_path / "out" / "monitor.json").read_text())
-    assert result["verdict"] == "drift" and not result["passed"]
+    assert result["verdict"] == "drift" and not result["passed"] and result["status"] == "FAIL"
     assert any("live accuracy" in f for f in result["failures"])
+    assert result["quality"]["status"] == "PASS"  # 15 % higher is drift, not a broken feed
     drift = result["report"]["drift"]
     assert drift["drifted_columns"] >= 20
     assert "<table" in (tmp_path / "out" / "monitor.html").read_text()
@@ -276,14 +277,20 @@ def test_the_drifted_copy_is_caught_and_training_traffic_is_not(
     assert predictions["drift"]["drifted"] is True
     assert predictions["window"]["0"] > predictions["reference"]["0"]
 
-    metrics = httpx.get(f"{server.url}/metrics").text
+    # the monitoring gauges are model information: a scrape with the key (issue 29)
+    assert "workbench_monitor_" not in httpx.get(f"{server.url}/metrics").text
+    metrics = httpx.get(f"{server.url}/metrics", headers=key_of(server)).text
     assert "workbench_monitor_dataset_drift 1.0" in metrics
     assert 'workbench_monitor_column_drifted{column="mean radius"} 1.0' in metrics
     assert 'workbench_monitor_metric{metric="accuracy",source="validation"}' in metrics
     assert 'workbench_monitor_gate_passed{metric="accuracy"} 0.0' in metrics
-    assert "bentoml_service_request_total" in metrics  # BentoML's own figures are kept
+    assert "bentoml_service_request_total" in metrics  # BentoML's series names are kept
+    assert 'workbench_monitor_status{status="FAIL"} 1.0' in metrics
+    assert (
+        'workbench_monitor_column_quality_failed{column="mean radius",check="range"} 0' in metrics
+    )
     series = [line for line in metrics.splitlines() if line.startswith("workbench_monitor")]
-    assert len(series) < 30 * 6 + 40  # bounded: a few per column, class and metric
+    assert len(series) < 30 * 12 + 40  # bounded: a few per column and check, class and metric
 
 
 @pytest.mark.serve
@@ -340,6 +347,25 @@ def test_workbench_monitor_with_a_file_alone_serves_the_packaged_model_for_the_r
     assert result["report"]["window"]["rows"] == 426  # a fresh server: this replay's rows only
     assert "<table" in (tmp_path / "out" / "monitor.html").read_text()
     assert {p.pid for p in our_servers()} <= before
+
+
+@pytest.mark.serve
+def test_a_replay_too_small_to_judge_is_inconclusive_and_exits_3_never_0(
+    served: tuple[Path, Server], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """50 test rows through a fresh server, under min_window_rows (100 here): no column can be
+    tested, so `workbench monitor --file` says INCONCLUSIVE with the values still needed and
+    exits 3 (never PASS, never 0: monitor.fail_on_inconclusive is on by default)."""
+    project, _ = served
+    args = ["monitor", "--file", str(project / "data" / "test.csv"), "--max-rows", "50"]
+    args += ["--config", str(project / "workbench.yaml"), "--rate", "4000"]
+    code = main([*args, "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert code == 3, out
+    assert "INCONCLUSIVE: drift: not enough data" in out and "50 more non-missing values" in out
+    result = json.loads((tmp_path / "out" / "monitor.json").read_text())
+    assert result["status"] == "INCONCLUSIVE" and not result["passed"]
+    assert result["report"]["status"] == "INCONCLUSIVE"  # /monitor says so itself
 
 
 @pytest.mark.serve

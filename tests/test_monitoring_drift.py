@@ -172,31 +172,50 @@ def test_a_shifted_column_and_a_changed_category_mix_drift_and_half_drifted_exit
 def test_below_the_threshold_share_the_columns_still_drift_but_the_dataset_does_not(
     bento: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
-    """With --threshold-share 0.75, two drifted columns of four are not enough: exit 0, the two
-    columns are still reported as drifted, and the threshold is recorded."""
+    """With --threshold-share 0.75, two drifted columns of four are not enough: the two columns
+    are still reported as drifted and the threshold is recorded. ``amount`` moved by 2 sd puts
+    values beyond training's maximum, so the range check fails the file (exit 1) unless
+    --no-fail-on-quality (exit 0, the failure kept as a note)."""
     shifted = inputs(2000, seed=4, shift_sd=2.0, colours=(0.2, 0.3, 0.5))
     file = live_file(tmp_path / "live.csv", shifted)
     out_dir = tmp_path / "report"
-    code, out, err = run(
-        capsys, str(bento), str(file), "--out", str(out_dir), "--threshold-share", "0.75"
-    )
-    assert code == 0, out + err
+    share = ["--threshold-share", "0.75"]
+    code, out, err = run(capsys, str(bento), str(file), "--out", str(out_dir), *share)
+    assert code == 1, out + err
     result = read_result(out_dir)
     assert result.verdict == "no drift" and result.threshold == 0.75
     assert result.options["drift_share"] == 0.75
     assert result.drifted_column_names == ["amount", "colour"]
+    assert result.status == "FAIL" and result.quality is not None
+    failed = [(c.check, c.column) for c in result.quality.checks if c.status == "FAIL"]
+    assert failed == [("range", "amount")]
+    assert "FAIL: data quality, +-inf or beyond training's minimum/maximum: amount" in out
+    code, out, err = run(
+        capsys, str(bento), str(file), "--out", str(out_dir), *share, "--no-fail-on-quality"
+    )
+    assert code == 0, out + err
+    assert read_result(out_dir).status == "PASS" and "fail_on_quality is off" in out
 
 
-def test_too_few_rows_writes_the_report_but_exits_2_with_no_verdict(
+def test_too_few_rows_is_inconclusive_exit_3_never_a_pass(
     bento: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
-    """100 rows is under min_window_rows (500): no column is tested, the report says why, and the
-    exit status is 2 (bad input, not a retraining trigger); --min-rows 50 tests them."""
+    """100 rows is under min_window_rows (500): no column is tested, and the report says
+    INCONCLUSIVE with the values still needed; the exit status is 3 (not a pass, not a retraining
+    trigger), 0 with --no-fail-on-inconclusive; --min-rows 50 tests them."""
     file = live_file(tmp_path / "small.csv", inputs(100, seed=5))
     code, out, err = run(capsys, str(bento), str(file), "--out", str(tmp_path / "a"))
-    assert code == 2
-    assert err.startswith("error: no verdict, no column could be tested") and "--min-rows" in err
-    assert read_result(tmp_path / "a").verdict == "not enough data"
+    assert code == 3, out + err
+    assert "INCONCLUSIVE: drift: not enough data (no column could be tested" in out
+    assert "400 more non-missing values needed" in out
+    result = read_result(tmp_path / "a")
+    assert result.verdict == "not enough data" and result.status == "INCONCLUSIVE"
+    assert result.values_needed == 400 and not result.failures
+    assert {c.status for c in result.columns} == {"INCONCLUSIVE"}
+    code, out, err = run(
+        capsys, str(bento), str(file), "--out", str(tmp_path / "a"), "--no-fail-on-inconclusive"
+    )
+    assert code == 0 and read_result(tmp_path / "a").status == "INCONCLUSIVE"
     code, out, err = run(
         capsys, str(bento), str(file), "--out", str(tmp_path / "b"), "--min-rows", "50"
     )
@@ -207,15 +226,27 @@ def test_too_few_rows_writes_the_report_but_exits_2_with_no_verdict(
 # --- bad input: exit 2, one line, nothing written --------------------------------------------
 
 
-def test_missing_columns_exit_2_naming_them_and_write_nothing(
+def test_input_columns_missing_from_the_file_fail_the_absent_check_and_exit_1(
     bento: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
+    """A file without two input columns is judged on the others; those two fail the ``absent``
+    check (exit 1, named); a file with none of the inputs is refused (exit 2, nothing written)."""
     file = live_file(tmp_path / "live.csv", inputs(1000, seed=6).drop(columns=["age", "colour"]))
     code, out, err = run(capsys, str(bento), str(file), "--out", str(tmp_path / "report"))
-    assert code == 2 and out == ""
-    assert err.count("\n") == 1 and err.startswith("error: ")
-    assert "lacks 2 of the model's 4 input columns: 'age', 'colour'" in err
-    assert not (tmp_path / "report").exists()
+    assert code == 1, out + err
+    said = "FAIL: data quality, column missing from the file: age not in the file, colour not in"
+    assert said in out
+    result = read_result(tmp_path / "report")
+    assert result.quality is not None
+    absent = [c.column for c in result.quality.checks if c.check == "absent"]
+    assert absent == ["age", "colour"] and result.status == "FAIL"
+    assert {c.column: c.reason for c in result.columns}["age"] == "the column is not in the window"
+    other = tmp_path / "other.csv"
+    pd.DataFrame({"x": [1, 2]}).to_csv(other, index=False)
+    code, out, err = run(capsys, str(bento), str(other), "--out", str(tmp_path / "none"))
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "has none of the model's 4 input columns" in err
+    assert not (tmp_path / "none").exists()
 
 
 def test_an_unknown_bento_tag_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
@@ -284,7 +315,8 @@ def test_the_html_report_is_self_contained_and_names_no_cdn(
     assert not [link for link in links if re.match(r"(https?:)?//", link[1])], links
     assert not re.search(r"""(src|href)\s*=\s*['"]?(https?:)?//""", page)
     assert not [tag for tag, _ in parser.tags if tag in ("script", "link", "iframe")]
-    assert "<meta charset='utf-8'>" in page and "<title>drift: shop:v1abc: no drift" in page
+    assert "<meta charset='utf-8'>" in page and "<title>drift: shop:v1abc: FAIL" in page
+    assert "wb-quality" in page  # the data-quality table (amount's values beyond training's)
     assert page.count("class='wb-row-drift'") == 1  # amount; 1 of 4 is under the share of 0.5
     for column in COLUMNS:
         assert f"<td>{column}</td>" in page
@@ -305,8 +337,8 @@ def test_the_result_round_trips_through_json_and_renders_as_a_notebook_fragment(
 
 
 def test_the_api_raises_the_workbench_errors_the_cli_prints(bento: Path, tmp_path: Path):
-    file = live_file(tmp_path / "live.csv", inputs(600, seed=11).drop(columns=["member"]))
-    with pytest.raises(DataError, match="'member'"):
+    file = live_file(tmp_path / "live.csv", inputs(600, seed=11)[[]])
+    with pytest.raises(DataError, match="none of the model's 4 input columns"):
         drift_report(bento, file)
     with pytest.raises(ConfigError, match="not in the BentoML store"):
         drift_report("nosuchbento", file)

@@ -27,6 +27,11 @@ THIRD_PARTY_ALLOWED = {
     "pydantic_core",
     "scipy",
     "onnxruntime",
+    # what bentoml installs and runs the Bento with: its metrics client, its HTTP server (the
+    # guarded protocol, runtime/http/connections.py) and its tracing (runtime/http/edge.py)
+    "prometheus_client",
+    "uvicorn",
+    "opentelemetry",
     # the live metrics of GET /monitor (runtime/live_metrics.py): the validate stage's definitions;
     # every Bento pins scikit-learn (its model is stored as a BentoML scikit-learn model)
     "sklearn",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -110,6 +111,22 @@ def test_a_lightgbm_pipeline_installs_lightgbm_and_serves_from_a_clean_environme
     site = next((environment_of(launched) / "lib").glob("python*/site-packages"))
     assert (site / "lightgbm").is_dir() and not (site / "dask").exists()
     assert not (site / "workbench").exists()
+
+
+def test_the_image_installs_the_requirements_the_clean_environment_proved(
+    lightgbm_served: tuple[PackageResult, LaunchResult],
+):
+    """The Bento's two-stage Dockerfile (packaging/image.py) installs the very
+    env/python/requirements.txt the launch served from (lightgbm, found in the pickle, among
+    them) into the environment its runtime stage copies: what was proven is what ships."""
+    packaged, _ = lightgbm_served
+    assert f"lightgbm=={version('lightgbm')}" in requirements(packaged)
+    dockerfile = (Path(packaged.bento_path) / "env" / "docker" / "Dockerfile").read_text()
+    assert "COPY ./env/python ./env/python/" in dockerfile
+    assert re.search(
+        rf"uv pip install --no-cache --compile-bytecode\s*\\\s*-r {REQUIREMENTS}", dockerfile
+    )
+    assert "COPY --from=build /app/.venv /app/.venv" in dockerfile
 
 
 def test_without_lightgbm_the_clean_environment_does_not_serve_and_says_why(

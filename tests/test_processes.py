@@ -21,8 +21,9 @@ from test_serving import package_tag
 
 from workbench.errors import ServingError
 from workbench.serving import Server
+from workbench.serving.network import free_port
 from workbench.serving.processes import ProcessId, ServerRecord, members
-from workbench.serving.server import _PortTaken, free_port, state_dir
+from workbench.serving.server import _PortTaken, state_dir
 
 WORKBENCH = [sys.executable, "-m", "workbench.cli"]
 

@@ -233,6 +233,32 @@ def test_validate_report_shows_the_final_gate_table_and_metrics(
     assert report.text(".wb-panel .wb-validate") == "Validate"
 
 
+@pytest.mark.parametrize("stem", STEMS)
+@pytest.mark.browser
+@pytest.mark.e2e
+def test_a_reports_panel_reads_like_the_notebook(reports: dict[str, Report], stem: str):
+    """The panel's text in the notebook's sans-serif (not the browser's serif), its code in
+    monospace; a snippet to copy keeps its lines whole (a long one scrolls)."""
+    style = reports[stem].page.evaluate(
+        """() => {
+            const font = sel => { const n = document.querySelector(sel);
+                                  return n && getComputedStyle(n).fontFamily; };
+            const pre = document.querySelector('.wb-panel pre.wb-snippet');
+            return {text: font('.wb-panel .widget-html-content'),
+                    label: font('.wb-panel button'),
+                    pre: font('.wb-panel .widget-html-content pre'),
+                    snippet: pre && [getComputedStyle(pre).whiteSpace,
+                                     getComputedStyle(pre).wordBreak]};
+        }"""
+    )
+    for key in ("text", "label"):
+        assert "sans-serif" in style[key] and "Times" not in style[key], style
+    if style["pre"] is not None:
+        assert "monospace" in style["pre"], style
+    if stem == "03_launch":
+        assert style["snippet"] == ["pre", "normal"], style
+
+
 @pytest.mark.browser
 @pytest.mark.e2e
 def test_package_report_shows_the_bento_tag(reports: dict[str, Report], manifest: dict[str, Any]):

@@ -330,10 +330,7 @@ class Fallthrough:
 
 
 def asgi_app(serving: Serving) -> Any:
-    app: Any = Fallthrough()
-    for middleware, options in reversed(serving.middlewares()):
-        app = middleware(app, **options)
-    return app
+    return serving.app(Fallthrough())
 
 
 def started(tmp_path: Path, **service: Any) -> Serving:
@@ -618,6 +615,9 @@ def test_start_up_refuses_a_missing_key_and_a_changed_model(tmp_path, monkeypatc
     with pytest.raises(DeploymentError, match=f"{API_KEY_ENV} is not set.*service.auth: none"):
         serving.check_deployment(model_dir)
     monkeypatch.setenv(API_KEY_ENV, "k3y")
+    with pytest.raises(DeploymentError, match=r"3 characters long.*at least 16.*token_urlsafe"):
+        serving.check_deployment(model_dir)
+    monkeypatch.setenv(API_KEY_ENV, "k3y-of-sixteen-chars")
     serving.check_deployment(model_dir)
     (model_dir / "saved_model.pkl").write_bytes(b"tampered bytes")
     with pytest.raises(DeploymentError, match=f"sha256 .* packaged with sha256 {packaged}"):
@@ -754,7 +754,7 @@ def test_the_window_finds_each_request_row_while_it_holds_it_and_reuses_slots_cl
     from workbench.runtime.monitoring.window import MISSING, Window
 
     window = Window(5, ["x", "c"], numeric={"x"})
-    first = window.add([(1.0, None, 3.0), ("a", "b", None)], ['"1"', '"2"', '"3"'], [0, 2], 1.0)
+    first = window.add([(1.0, None, 3.0), ("a", "b", None)], ["1", "2", "3"], None, [0, 2], 1.0)
     assert first == 0 and window.rows == 3
     assert np.isnan(window.columns["x"][1])  # None is NaN in a number column
     assert window.slot(0, 1) == 1 and window.slot(2, 0) == 2
@@ -762,15 +762,17 @@ def test_the_window_finds_each_request_row_while_it_holds_it_and_reuses_slots_cl
     assert window.slot(2, 1) is None and window.slot(7, 0) is None and window.slot(0, -1) is None
     window.labels[window.slot(0, 0)] = "yes"
 
-    second = window.add([(4.0, 5.0, 6.0, 7.0), tuple("pqrs")], list("4567"), [0, 1], 2.0)
+    second = window.add([(4.0, 5.0, 6.0, 7.0), tuple("pqrs")], list("4567"), None, [0, 1], 2.0)
     assert second == 3 and window.end == 7 and window.rows == 5
     assert window.slot(0, 0) is None and window.slot(0, 1) is None  # overwritten
     assert window.slot(2, 0) == 2 and window.slot(4, 2) == 1  # wrapped around
     assert window.labels[window.slot(4, 1)] is MISSING  # slot 0 held request 0's labelled row
-    assert [window.answers[s] for s in window.order()] == ['"3"', "4", "5", "6", "7"]
+    assert [window.predictions[s] for s in window.order()] == ["3", "4", "5", "6", "7"]
     assert window.request_rows() == {2: 1, 3: 1, 4: 3}
 
-    big = window.add([tuple(range(12)), tuple("abcdefghijkl")], list("ABCDEFGHIJKL"), [0], 3.0)
+    big = window.add(
+        [tuple(range(12)), tuple("abcdefghijkl")], list("ABCDEFGHIJKL"), None, [0], 3.0
+    )
     assert big == 7 and window.request_rows() == {7: 5}
     assert window.slot(7, 6) is None and window.slot(7, 7) is not None
     assert [window.columns["c"][s] for s in window.order()] == list("hijkl")
@@ -788,7 +790,7 @@ def test_a_wrong_method_is_one_405_with_allow_from_the_route_table(tmp_path):
     table = route_table(serving)
     app = asgi_app(serving)
     ours = {path: route for path, route in table.items() if route.handler and route.methods}
-    assert set(ours) == {"/predict", "/metadata", "/feedback", "/monitor"}
+    assert set(ours) == {"/predict", "/metadata", "/feedback", "/monitor", "/metrics"}
     for path, route in ours.items():
         wrong = "DELETE"
         answer = run(call(app, wrong, path, headers={"origin": "http://a.example"}))

@@ -31,7 +31,7 @@ from workbench.scoring.model import load_count
 from workbench.scoring.sample import DriftSample
 from workbench.serving import Server
 from workbench.serving.checks import auth_headers
-from workbench.serving.server import terminate_tree
+from workbench.serving.processes import terminate_tree
 
 WORKBENCH = str(Path(sys.executable).with_name("workbench"))
 DASK = str(Path(sys.executable).with_name("dask"))
@@ -63,11 +63,13 @@ def test_predictions_and_refusals_equal_the_running_services(mixed, tmp_path: Pa
     labels and warnings, and probabilities within 1e-9 (the service's batches of rows are not
     the job's chunks, and a matrix product sums in an order that depends on the batch); rows
     the service answers 400 are refused with its messages."""
-    tag, _ = mixed
+    tag, folder = mixed
     frame = mixed_frame(300, 7).drop(columns=["label"])
     frame.loc[5, "colour"] = "plaid"  # unseen: scored, with the service's warning
     bad_rows(frame).to_csv(tmp_path / "rows.csv", index=False)
-    result = score(tag, tmp_path / "rows.csv", out=tmp_path / "out.parquet", on_error="skip")
+    result = score(
+        tag, tmp_path / "rows.csv", out=tmp_path / "out.parquet", on_error="skip", project=folder
+    )
     assert (result.rows_read, result.rows_scored, result.rows_rejected) == (300, 297, 3)
     scored = pd.read_parquet(tmp_path / "out.parquet")
     errors = pd.read_csv(tmp_path / "out.parquet.errors.csv")
@@ -106,11 +108,11 @@ def test_predictions_and_refusals_equal_the_running_services(mixed, tmp_path: Pa
 def test_on_error_fail_writes_nothing_but_the_error_file(mixed, tmp_path: Path):
     """Under --on-error fail (the default) a refused row fails the job with one message naming
     it; no output and no record exist, only the error file."""
-    tag, _ = mixed
+    tag, folder = mixed
     bad_rows(mixed_frame(40, 3)).to_csv(tmp_path / "rows.csv", index=False)
     out = tmp_path / "out.parquet"
     with pytest.raises(DataError, match=r"row 3, count: Input should be a valid integer"):
-        score(tag, tmp_path / "rows.csv", out=out)
+        score(tag, tmp_path / "rows.csv", out=out, project=folder)
     assert not out.exists() and not (tmp_path / "out.parquet.score.json").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.parquet.errors.csv", "rows.csv"]
 
@@ -119,7 +121,7 @@ def test_a_wrong_input_is_one_message_before_any_work(mixed, tmp_path: Path):
     """Missing columns, a Parquet column of a type the service would refuse in every row, an
     unknown format, a broken Parquet file, a glob matching a CSV and a file output for a
     partitioned input are each refused up front, naming what to fix."""
-    tag, _ = mixed
+    tag, folder = mixed
     frame = mixed_frame(20, 1)
     frame.drop(columns=["colour"]).to_parquet(tmp_path / "lacks.parquet")
     # Typed columns the service would refuse in every row: "3" for an integer, 1 for a
@@ -147,10 +149,11 @@ def test_a_wrong_input_is_one_message_before_any_work(mixed, tmp_path: Path):
     }
     for name, message in cases.items():
         with pytest.raises(DataError, match=message):
-            score(tag, str(tmp_path / name), out=out)
+            score(tag, str(tmp_path / name), out=out, project=folder)
     assert not out.exists()
     answer = subprocess.run(
-        [WORKBENCH, "score", tag, str(tmp_path / "lacks.parquet"), "--out", str(out)],
+        [WORKBENCH, "score", tag, str(tmp_path / "lacks.parquet"), "--out", str(out)]
+        + ["--config", str(folder / "workbench.yaml")],
         capture_output=True,
         text=True,
         timeout=120,
@@ -163,14 +166,16 @@ def test_parts_keep_their_names_ids_and_the_drift_equals_the_files(mixed, tmp_pa
     """A folder of parts gives a folder of parts of the same names with the kept id column;
     the record holds the input hashes, and its drift report equals `workbench drift` of the same
     rows when the sample holds them all."""
-    tag, _ = mixed
+    tag, folder = mixed
     (tmp_path / "in").mkdir()
     whole = mixed_frame(900, 5).drop(columns=["label"])
     whole.insert(0, "id", [f"id-{i}" for i in range(len(whole))])
     for i in range(3):
         whole.iloc[i * 300 : (i + 1) * 300].to_parquet(tmp_path / "in" / f"p{i}.parquet")
     whole.to_parquet(tmp_path / "whole.parquet")
-    result = score(tag, tmp_path / "in", out=tmp_path / "out", keep="id", chunk_rows=128)
+    result = score(
+        tag, tmp_path / "in", out=tmp_path / "out", keep="id", chunk_rows=128, project=folder
+    )
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "p0.parquet",
         "p1.parquet",
@@ -203,14 +208,28 @@ def test_kept_columns_of_a_csv_are_typed_as_the_model_read_them(mixed, tmp_path:
     the model read (the same types as from the Parquet copy of the rows), in every chunk alike
     (one chunk's categories all empty included); a column that is not an input stays the
     file's text, leading zeros and all."""
-    tag, _ = mixed
+    tag, folder = mixed
     frame = mixed_frame(300, 9).drop(columns=["label"])
     frame.loc[:99, "colour"] = None  # the whole first chunk
     frame.insert(0, "id", [f"{i:04d}" for i in range(len(frame))])
     frame.to_csv(tmp_path / "in.csv", index=False)
     frame.to_parquet(tmp_path / "in.parquet")
-    score(tag, tmp_path / "in.csv", out=tmp_path / "csv.parquet", keep="all", chunk_rows=100)
-    score(tag, tmp_path / "in.parquet", out=tmp_path / "pq.parquet", keep="all", chunk_rows=100)
+    score(
+        tag,
+        tmp_path / "in.csv",
+        out=tmp_path / "csv.parquet",
+        keep="all",
+        chunk_rows=100,
+        project=folder,
+    )
+    score(
+        tag,
+        tmp_path / "in.parquet",
+        out=tmp_path / "pq.parquet",
+        keep="all",
+        chunk_rows=100,
+        project=folder,
+    )
     from_csv = pq.read_table(tmp_path / "csv.parquet")
     from_parquet = pq.read_table(tmp_path / "pq.parquet")
 
@@ -228,13 +247,13 @@ def test_kept_columns_of_a_csv_are_typed_as_the_model_read_them(mixed, tmp_path:
 def test_a_category_value_over_the_cap_is_refused_as_the_service_refuses_it(mixed, tmp_path: Path):
     """A category value longer than the service takes (MAX_TEXT_CHARS) is not waved through by
     the column check: its row is refused with the row model's message, the others scored."""
-    tag, _ = mixed
+    tag, folder = mixed
     frame = mixed_frame(20, 3).drop(columns=["label"])
     frame["colour"] = frame["colour"].astype(object)
     frame.loc[4, "colour"] = "x" * (MAX_TEXT_CHARS + 1)
     frame.to_parquet(tmp_path / "long.parquet")
     out = tmp_path / "out.parquet"
-    score(tag, tmp_path / "long.parquet", out=out, on_error="skip")
+    score(tag, tmp_path / "long.parquet", out=out, on_error="skip", project=folder)
     errors = pd.read_csv(tmp_path / "out.parquet.errors.csv")
     assert errors["row"].tolist() == [4] and errors["field"].tolist() == ["colour"]
     assert f"at most {MAX_TEXT_CHARS} characters" in errors["message"][0]
@@ -308,7 +327,8 @@ def test_memory_follows_the_chunk_not_the_file(packaged: Path, tmp_path: Path):
     _big_parquet(small, 20_000)
     decoded = _big_parquet(large, 1_000_000)
     env = {**os.environ, "CI": "true"}
-    command = [WORKBENCH, "score", tag, "--chunk-rows", "16384", "--out"]
+    command = [WORKBENCH, "score", tag, "--chunk-rows", "16384"]
+    command += ["--config", str(packaged / "workbench.yaml"), "--out"]
     base = _peak_rss_mb([*command, str(tmp_path / "s.parquet"), str(small)], env)
     peak = _peak_rss_mb([*command, str(tmp_path / "l.parquet"), str(large)], env)
     print(f"peak RSS: {base:.0f} MiB for 20,000 rows, {peak:.0f} MiB for 1,000,000 rows")
@@ -336,6 +356,8 @@ def test_a_killed_job_leaves_nothing_under_the_final_name(packaged: Path, tmp_pa
                 str(out),
                 "--chunk-rows",
                 "4096",
+                "--config",
+                str(packaged / "workbench.yaml"),
             ],
             env={**os.environ, "CI": "true"},
             stdout=subprocess.PIPE,
@@ -380,13 +402,13 @@ def _scheduler_address(file: Path, scheduler: subprocess.Popen[bytes]) -> str:
 def test_a_real_scheduler_and_two_workers_score_and_load_the_model_once_each(mixed, tmp_path: Path):
     """`dask scheduler` and two `dask worker` processes on 127.0.0.1: eight parts are scored by
     both workers, each loading the model once; the output equals the in-process one."""
-    tag, _ = mixed
+    tag, folder = mixed
     (tmp_path / "in").mkdir()
     for i in range(8):
         mixed_frame(200, 20 + i).drop(columns=["label"]).to_parquet(
             tmp_path / "in" / f"part-{i}.parquet"
         )
-    score(tag, tmp_path / "in", out=tmp_path / "local")
+    score(tag, tmp_path / "in", out=tmp_path / "local", project=folder)
     # Port 0 and a scheduler file: the scheduler binds its own port (no race for a free one).
     file = tmp_path / "scheduler.json"
     procs = [_dask("scheduler", "--port", "0", "--dashboard-address", ":0", "--no-show",
@@ -398,7 +420,9 @@ def test_a_real_scheduler_and_two_workers_score_and_load_the_model_once_each(mix
 
         with Client(address, timeout=60) as client:
             client.wait_for_workers(2, timeout=120)
-        result = score(tag, tmp_path / "in", out=tmp_path / "dask", scheduler=address)
+        result = score(
+            tag, tmp_path / "in", out=tmp_path / "dask", scheduler=address, project=folder
+        )
         with Client(address, timeout=30) as client:
             loads = client.run(load_count)
     finally:
@@ -418,10 +442,17 @@ def test_a_real_scheduler_and_two_workers_score_and_load_the_model_once_each(mix
 
 def test_score_uses_row_numbers_of_the_whole_input(mixed, tmp_path: Path):
     """Row numbers in the output and the error file count from 0 across chunks."""
-    tag, _ = mixed
+    tag, folder = mixed
     frame = bad_rows(mixed_frame(50, 2))
     frame.to_csv(tmp_path / "rows.csv", index=False)
-    score(tag, tmp_path / "rows.csv", out=tmp_path / "o.parquet", on_error="skip", chunk_rows=4)
+    score(
+        tag,
+        tmp_path / "rows.csv",
+        out=tmp_path / "o.parquet",
+        on_error="skip",
+        chunk_rows=4,
+        project=folder,
+    )
     errors = pd.read_csv(tmp_path / "o.parquet.errors.csv")
     assert list(errors["row"]) == [3, 7, 11]
 

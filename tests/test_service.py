@@ -249,7 +249,13 @@ def test_kubernetes_manifests_validate_against_the_api_schema(tolerant: Path, ve
     packaged = package(load_config(tolerant / "workbench.yaml"))
     text = (Path(packaged.bento_path) / "src" / "deploy" / "kubernetes.yaml").read_text()
     documents = list(yaml.safe_load_all(text))
-    assert [d["kind"] for d in documents] == ["Deployment", "Service", "HorizontalPodAutoscaler"]
+    assert [d["kind"] for d in documents] == [
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+    ]
     for document in documents:
         kubernetes_validate.validate(document, version, strict=True)
     container = documents[0]["spec"]["template"]["spec"]["containers"][0]

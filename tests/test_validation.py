@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from workbench.config import load_config
 from workbench.errors import ConfigError, DataError, GateFailure, ModelError, WorkbenchError
+from workbench.integrity import ledger_path
 from workbench.reports import gate_table, to_html
 from workbench.reports.validation import validation_notes
 from workbench.validation import validate
@@ -84,6 +85,9 @@ def test_the_task_is_inferred_from_a_regressor(project: Path):
         data={"train": "data/train_reg.csv", "test": "data/test_reg.csv", "target": "mean area"},
         gates={"r2": {"min": 0.9}, "mae": {"max": 100}},
         validation=FAST,
+        monitor={
+            "gates": {"r2": {"min": 0.5}}
+        },  # the example's live accuracy gate is a classifier's
     )
     raw = (project / "workbench.yaml").read_text().replace("task: null\n", "")
     (project / "workbench.yaml").write_text(raw)
@@ -189,10 +193,13 @@ def candidate_of(
     drop: str | None = None,
     gates: dict | None = None,
 ) -> Path:
-    """A project with the packaged example's name (so its model is the champion)."""
+    """A new model of the packaged example's project (so its model is the champion): the same
+    name, and the project's package ledger, which vouches for the champion's bytes."""
     raw = yaml.safe_load((packaged / "workbench.yaml").read_text())
     (folder / "models").mkdir(parents=True)
     (folder / "data").mkdir()
+    (folder / ".workbench").mkdir()
+    shutil.copy(ledger_path(packaged), folder / ".workbench")
     for name in ("train", "test"):
         frame = pd.read_csv(packaged / "data" / f"{name}.csv")
         if drop:
@@ -396,7 +403,7 @@ def test_a_text_target_for_a_regressor_is_refused(project: Path):
     test = pd.read_csv(project / "data" / "test.csv")
     test["target"] = np.where(test["target"] == 1, "benign", "malignant")
     test.to_csv(project / "data" / "test.csv", index=False)
-    edit_config(project, task="regression", gates={})
+    edit_config(project, task="regression", gates={}, monitor={"gates": {}})
     with pytest.raises(DataError, match=r"target column 'target' is not numeric.*'benign'"):
         validate(load_config(project / "workbench.yaml"))
 

@@ -4,7 +4,7 @@ The core (this namespace) never imports ipywidgets or IPython; the panels live i
 :mod:`workbench.widgets` and call the functions re-exported here.
 """
 
-from workbench.config import Config, Gate, load_config, save_config
+from workbench.config import Config, Gate, find_config, load_config, save_config
 from workbench.errors import (
     ConfigError,
     DataError,
@@ -48,6 +48,7 @@ __all__ = [
     "check",
     "compare_versions",
     "drift_report",
+    "find_config",
     "infer_schema",
     "launch",
     "list_versions",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -88,19 +89,50 @@ def write_record(folder: Path, stage: str, payload: str) -> Path:
     return path
 
 
-def write_atomic(path: Path, text: str | bytes) -> None:
-    """Write ``text`` (UTF-8, or bytes) to a unique temporary name beside ``path``, then rename
-    it into place: readers see the old file or the new one, never half of one, and a failure
-    leaves nothing behind."""
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Write ``content`` (text as UTF-8) to a unique temporary name beside ``path``, flush it to
+    the disk, then rename it into place: readers see the old file or the new one, never half of
+    one, and a failure (a full disk, a file-size limit) leaves the old one and no temporary.
+    The error names ``path``, not the temporary."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    data = content.encode("utf-8") if isinstance(content, str) else content
     try:
-        if isinstance(text, bytes):
-            tmp.write_bytes(text)
-        else:
-            tmp.write_text(text, encoding="utf-8")
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
         tmp.replace(path)
+        sync_folder(path.parent)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def replace_atomic(tmp: Path, path: Path) -> None:
+    """Move a finished file written under the temporary name ``tmp`` (beside ``path``) into
+    place, flushed to the disk first; the error names ``path``."""
+    try:
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+        sync_folder(path.parent)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+
+
+def sync_folder(folder: Path) -> None:
+    """Flush a folder's entries (a rename in it) to the disk, where the platform allows it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on a folder: the rename still holds
+    finally:
+        os.close(fd)
 
 
 def read_record(folder: Path, stage: str, *, needed_by: str) -> dict[str, Any]:

@@ -55,6 +55,11 @@ class VersionError(WorkbenchError):
     """An unknown version, versions of different models, or a history that cannot change."""
 
 
+class IntegrityError(WorkbenchError):
+    """A stored model or Bento that no record of the project vouches for, or whose bytes differ
+    from what the project recorded when it packaged it: nothing of it is loaded."""
+
+
 def error_type(name: str) -> type[WorkbenchError] | None:
     """The workbench error class called ``name`` (as a kernel reports it), or ``None``.
 

@@ -62,6 +62,14 @@ class Promotion(BaseModel):
     git_commit: str | None = None
     gates: list[str] = []
     """The verdicts checked at promotion, one line each (``champion PASS +0.0031 ...``)."""
+    model_tag: str | None = None
+    """The model the version serves; with the two hashes below, an anchor outside the BentoML
+    store for its bytes (:mod:`workbench.integrity`): a clone of the project vouches for what it
+    promoted."""
+    model_sha256: str | None = None
+    """sha256 of the model's pickle when it was promoted (checked before it was)."""
+    bento_sha256: str | None = None
+    """Digest of the Bento's files when promoted (:func:`workbench.integrity.tree_digest`)."""
 
 
 class PromotionHistory(BaseModel):

@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from workbench.artifacts import write_atomic
-from workbench.errors import DataError
+from workbench.errors import DataError, VersionError
+from workbench.versions.catalog import check_reference
 
 
 def rows(text: str) -> int:
@@ -17,6 +18,21 @@ def rows(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of rows >= 1")
     return int(text)
+
+
+def model_reference(text: str) -> str:
+    """A model name, ``NAME:VERSION`` or a version, never a path (an argparse type)."""
+    try:
+        return check_reference(text)
+    except VersionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def model_name(text: str) -> str:
+    """A model name alone (an argparse type)."""
+    if ":" in text:
+        raise argparse.ArgumentTypeError(f"{text!r}: give the model name without a version")
+    return model_reference(text)
 
 
 def number_in(high: float, *, what: str, example: str) -> Callable[[str], float]:
@@ -44,13 +60,14 @@ seconds = number_in(3600, what="seconds", example="60")
 rate = number_in(100_000, what="rows per second", example="500")
 
 
-def report_folder(out: str | None, kind: str) -> Path:
-    """``--out`` when given, else ``./<kind>-<UTC time>``; it must not be a file."""
+def report_folder(out: str | None, kind: str, *, under: Path | None = None) -> Path:
+    """``--out`` when given, else ``<under>/<kind>-<UTC time>`` (``under``: the working
+    directory by default); it must not be a file."""
     if out:
         folder = Path(out)
     else:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        folder = Path.cwd() / f"{kind}-{stamp}"
+        folder = (under or Path.cwd()) / f"{kind}-{stamp}"
     if folder.exists() and not folder.is_dir():
         raise DataError(f"--out {folder} is a file; give a folder path")
     return folder

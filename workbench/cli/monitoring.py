@@ -1,5 +1,9 @@
 """Commands that watch a model's inputs: ``drift`` (a file against the Bento's training data) and
-``monitor`` (a running service, or a file replayed through a fresh one)."""
+``monitor`` (a running service, or a file replayed through a fresh one).
+
+Both exit with the status of what they judged (:data:`EXIT_CODES`): 0 PASS, 1 FAIL, 3
+INCONCLUSIVE (not enough data to judge; 0 with ``monitor.fail_on_inconclusive: false``), and 2
+on bad input."""
 
 from __future__ import annotations
 
@@ -10,12 +14,26 @@ from typing import Any
 
 from workbench.cli.arguments import rate, report_folder, rows, seconds, share, write_report
 from workbench.errors import DataError
-from workbench.monitoring import drift_report
+from workbench.monitoring import drift_report, find_bento
+from workbench.monitoring.drift import read_monitor_settings
 from workbench.monitoring.live import MAX_REPLAY_SECONDS
 from workbench.reports.monitoring import drift_page, verdict_line
+from workbench.reports.quality import quality_table, status_line
 from workbench.reports.text import drift_table
 from workbench.runtime import API_KEY_ENV
-from workbench.runtime.drift import DEFAULT_OPTIONS, DriftOptions
+from workbench.runtime.quality import Status
+from workbench.runtime.settings import MonitorSettings
+
+EXIT_CODES: dict[Status, int] = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 3}
+"""What ``drift`` and ``monitor`` exit with, by status (INCONCLUSIVE: unless
+``fail_on_inconclusive`` is off, then 0); 2 is bad input."""
+
+
+def exit_code(status: Status, monitor: MonitorSettings) -> int:
+    """The exit status of a judged status under ``monitor.fail_on_inconclusive``."""
+    if status == "INCONCLUSIVE" and not monitor.fail_on_inconclusive:
+        return 0
+    return EXIT_CODES[status]
 
 
 def add_commands(sub: Any) -> None:
@@ -30,8 +48,11 @@ def _add_drift(sub: Any) -> None:
         help="check a CSV/Parquet file of live inputs for drift against a Bento's training data",
         description=(
             "Compare each input column of FILE with the training reference the Bento ships "
-            "(src/drift_reference.json) and write drift.json and drift.html. Exit status: 0 no "
-            "drift, 1 the dataset drifted (e.g. a retraining trigger), 2 bad input."
+            "(src/drift_reference.json): drift, and the data-quality checks (missing, constant, "
+            "unseen, out-of-range values, absent columns), judged with the Bento's monitor: "
+            "settings; write drift.json and drift.html. Exit status: 0 PASS, 1 FAIL (the "
+            "dataset drifted or a data-quality check failed: e.g. a retraining trigger), 3 "
+            "INCONCLUSIVE (too few rows to judge; 0 with --no-fail-on-inconclusive), 2 bad input."
         ),
     )
     drift_p.add_argument("bento", help="a Bento tag in the BentoML store, or a Bento folder")
@@ -41,18 +62,26 @@ def _add_drift(sub: Any) -> None:
         "--threshold-share",
         type=share,
         metavar="SHARE",
-        default=DEFAULT_OPTIONS.drift_share,
-        help="the dataset drifts when at least this share of the tested columns drift "
-        "(default: %(default)s)",
+        help="the dataset drifts when at least this share of the testable columns drift "
+        "(default: the Bento's monitor.drift_share, 0.5 unless set)",
     )
     drift_p.add_argument(
         "--min-rows",
         type=rows,
         metavar="N",
-        default=DEFAULT_OPTIONS.min_window_rows,
-        help="fewest non-missing values a column needs to be tested (default: %(default)s; "
-        "smaller files raise false alarms with large references)",
+        help="fewest non-missing values a column needs to be tested (default: the Bento's "
+        "monitor.min_window_rows, 500 unless set; smaller files raise false alarms with large "
+        "references)",
     )
+    for flag, what in (
+        ("quality", "a failed data-quality check fails the check (exit 1)"),
+        ("inconclusive", "too few rows to judge exits 3 (else 0)"),
+    ):
+        drift_p.add_argument(
+            f"--fail-on-{flag}",
+            action=argparse.BooleanOptionalAction,
+            help=f"{what} (default: the Bento's monitor.fail_on_{flag}, true unless set)",
+        )
     drift_p.set_defaults(func=_cmd_drift)
 
 
@@ -65,9 +94,11 @@ def _add_monitor(sub: Any) -> None:
             "Read GET /monitor of the service at --url (its key from WORKBENCH_API_KEY), after "
             "replaying --file through it when given; without --url, replay --file through a fresh "
             "local server of the packaged model. Labels in the file's target column go to POST "
-            "/feedback. Writes monitor.json and monitor.html. Exit status: 0 pass, 1 the dataset "
-            "drifted (monitor.fail_on_drift) or a live-metric gate in monitor.gates failed (a "
-            "retraining trigger), 2 bad input."
+            "/feedback. Writes monitor.json and monitor.html. Exit status: 0 PASS, 1 FAIL (the "
+            "dataset drifted, monitor.fail_on_drift; a data-quality check failed, "
+            "monitor.fail_on_quality; a live-metric gate in monitor.gates failed: a retraining "
+            "trigger), 3 INCONCLUSIVE (not enough data to judge, e.g. a window under "
+            "monitor.min_window_rows; 0 with monitor.fail_on_inconclusive: false), 2 bad input."
         ),
     )
     monitor_p.add_argument("--url", help="the service, e.g. http://127.0.0.1:3000")
@@ -91,13 +122,25 @@ def _add_monitor(sub: Any) -> None:
         help="without --url: the run folder whose packaged Bento to serve (default: .workbench/ "
         "beside the config, else the newest runs/<time>/)",
     )
-    monitor_p.add_argument("--out", metavar="DIR", help="report folder (default ./monitor-<UTC>)")
+    monitor_p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="report folder (default: runs/monitor-<UTC time> beside the config, which the "
+        "scaffold's .gitignore ignores)",
+    )
     monitor_p.set_defaults(func=_cmd_monitor)
 
 
 def _cmd_drift(args: argparse.Namespace) -> int:
-    options = DriftOptions(drift_share=args.threshold_share, min_window_rows=args.min_rows)
-    result = drift_report(args.bento, Path(args.file), options=options)
+    given = {
+        "drift_share": args.threshold_share,
+        "min_window_rows": args.min_rows,
+        "fail_on_quality": args.fail_on_quality,
+        "fail_on_inconclusive": args.fail_on_inconclusive,
+    }
+    monitor = read_monitor_settings(find_bento(args.bento))
+    monitor = monitor.model_copy(update={k: v for k, v in given.items() if v is not None})
+    result = drift_report(args.bento, Path(args.file), monitor=monitor)
     out = report_folder(args.out, "drift")
     write_report(out, {"drift.json": result.to_json() + "\n", "drift.html": drift_page(result)})
 
@@ -108,13 +151,11 @@ def _cmd_drift(args: argparse.Namespace) -> int:
     print(verdict_line(result))
     if result.drifted:
         print(f"drifted columns: {', '.join(result.drifted_column_names)}")
+    if result.quality is not None:
+        print("\n" + quality_table(result.quality) + "\n")
+    print(status_line(result))
     print(f"\nreport: {out / 'drift.html'}\nresult: {out / 'drift.json'}")
-    if result.drifted is None:
-        raise DataError(
-            f"no verdict, {result.reason}; give a file with more rows, or lower --min-rows "
-            "(below 500 the distances raise false alarms)"
-        )
-    return 1 if result.drifted else 0
+    return exit_code(result.status, monitor)
 
 
 def _package_run(root: Path, given: str | None) -> Path | None:
@@ -129,7 +170,7 @@ def _package_run(root: Path, given: str | None) -> Path | None:
 
 
 def _cmd_monitor(args: argparse.Namespace) -> int:
-    from workbench.config import MonitorSettings, load_config
+    from workbench.config import load_config
     from workbench.monitoring.live import check_packaged, check_service
     from workbench.reports.monitoring import (
         monitor_verdict_line,
@@ -145,8 +186,8 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
         )
     config = load_config(config_path) if args.url is None or config_path.is_file() else None
     bounds = {"rate": args.rate, "max_rows": args.max_rows, "max_seconds": args.max_seconds}
+    options = config.monitor if config is not None else MonitorSettings()
     if args.url is not None:
-        options = config.monitor if config is not None else MonitorSettings()
         file = None if args.file is None else Path(args.file)
         key = os.environ.get(API_KEY_ENV, "").strip()
         result = check_service(args.url, options, key=key, file=file, **bounds)
@@ -159,7 +200,8 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
             on_serve=lambda s: print(f"serving {s.bento_tag} at {s.url} for the replay"),
             **bounds,
         )
-    out = report_folder(args.out, "monitor")
+    root = config.root if config is not None else Path.cwd()
+    out = report_folder(args.out, "monitor", under=root / "runs")
     write_monitor_report(out, result)
     window = result.report.get("window", {})
     if result.replay is not None:
@@ -171,6 +213,8 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
     )
     if result.columns:
         print("\n" + drift_table(result) + "\n")
+    if result.quality is not None:
+        print(quality_table(result.quality) + "\n")
     print(monitor_verdict_line(result))
     print(f"\nreport: {out / 'monitor.html'}\nresult: {out / 'monitor.json'}")
-    return 0 if result.passed else 1
+    return exit_code(result.status, options)

@@ -10,14 +10,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from workbench.artifacts import load_model
+from workbench.config import Task
 from workbench.packaging import bentoml_home
 from workbench.pipeline import STAGES, init_project, run, verify
+from workbench.pipeline.project import GATES
 from workbench.reports import gate_table
 from workbench.results import GateVerdict
 from workbench.runtime import API_KEY_ENV
 from workbench.serving.processes import ServerRecord, owner_alive
 from workbench.serving.processes import stop as stop_server
 from workbench.serving.server import state_dir
+from workbench.validation.inputs import infer_task
 
 
 def add_commands(sub: Any) -> None:
@@ -50,6 +54,12 @@ def add_commands(sub: Any) -> None:
     verify_p.set_defaults(func=_cmd_verify)
     init_p = sub.add_parser("init", help="scaffold a model project (notebooks, config, CI)")
     init_p.add_argument("dir", help="the project folder (created if missing)")
+    init_p.add_argument(
+        "--task",
+        choices=("classification", "regression"),
+        help="the model's task, whose metric the gates use (default: inferred from "
+        "DIR/models/model.joblib when it is there)",
+    )
     init_p.add_argument("--force", action="store_true", help="overwrite an existing scaffold")
     init_p.set_defaults(func=_cmd_init)
     servers_p = sub.add_parser("servers", help="list servers started by workbench")
@@ -163,12 +173,32 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def _model_task(root: Path) -> Task | None:
+    """The task of the model already in the project (``models/model.joblib``), else ``None``."""
+    path = root / "models" / "model.joblib"
+    if not path.is_file():
+        return None
+    task = infer_task(load_model(path), None)
+    return "regression" if task == "regression" else "classification"
+
+
 def _cmd_init(args: argparse.Namespace) -> int:
-    written = init_project(args.dir, force=args.force)
     root = Path(args.dir).resolve()
+    task: Task | None = args.task or _model_task(root)
+    written = init_project(args.dir, task=task, force=args.force)
     print(f"scaffolded {root} ({len(written)} files):")
     for path in written:
         print(f"  {path.relative_to(root)}")
+    if args.task:
+        print(f"task: {task} (--task): the gates use {GATES[args.task]}")
+    elif task is not None:
+        print(f"task: {task}, inferred from models/model.joblib: the gates use {GATES[task]}")
+    else:
+        print(
+            "task: not known yet (no models/model.joblib, no --task): the gates are a "
+            f"classifier's ({GATES['classification']}); for a regressor run `workbench init "
+            f"{args.dir} --task regression --force` or edit workbench.yaml"
+        )
     print(
         "next: put the fitted model at models/model.joblib and the data at data/train.csv and "
         "data/test.csv, check workbench.yaml, then `workbench run`"

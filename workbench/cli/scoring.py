@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 from workbench.cli.arguments import rows
 from workbench.reports.monitoring import verdict_line
+from workbench.reports.quality import quality_table, status_line
 from workbench.reports.text import drift_table
 from workbench.scoring import ChunkDone, outputs_of, score
 
@@ -24,7 +27,8 @@ def add_commands(sub: Any) -> None:
             "follows the chunk, not the file), in process or on Dask, and write Parquet "
             "predictions to OUT under a temporary name renamed at the end; beside it "
             "OUT.errors.csv (refused rows: row, field, message), OUT.score.json (the record) "
-            "and OUT.drift.json/.html (the scored rows against the Bento's training data)."
+            "and OUT.drift.json/.html (the scored rows' drift and data quality against the Bento's "
+            "training data)."
         ),
     )
     score_p.add_argument("bento", help="a Bento tag in the BentoML store, or a Bento folder")
@@ -36,7 +40,7 @@ def add_commands(sub: Any) -> None:
         required=True,
         metavar="PATH",
         help="a .parquet file (a file's input) or a folder (a folder's or glob's input: one part "
-        "per input part)",
+        "per input part); missing folders above it are created",
     )
     score_p.add_argument(
         "--keep",
@@ -52,6 +56,21 @@ def add_commands(sub: Any) -> None:
         help="a row the service would refuse: fail the job (default; nothing is written but "
         "the error file) or skip it; both list refused rows in OUT.errors.csv",
     )
+    _add_engine_options(score_p)
+    score_p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing OUT and its record"
+    )
+    score_p.add_argument(
+        "--config",
+        metavar="PATH",
+        help="the workbench.yaml of the project whose records vouch for the Bento's bytes "
+        "(default: the nearest one at or above the current folder)",
+    )
+    score_p.set_defaults(func=_cmd_score)
+
+
+def _add_engine_options(score_p: Any) -> None:
+    """How the job runs: the chunk size, and in process or on Dask."""
     score_p.add_argument(
         "--chunk-rows",
         type=rows,
@@ -69,10 +88,6 @@ def add_commands(sub: Any) -> None:
         help="score on a running Dask cluster (tcp://HOST:PORT); its workers need workbench, "
         "the Bento's store (BENTOML_HOME) and the files at the same paths",
     )
-    score_p.add_argument(
-        "--overwrite", action="store_true", help="replace an existing OUT and its record"
-    )
-    score_p.set_defaults(func=_cmd_score)
 
 
 def _score_progress(
@@ -106,22 +121,41 @@ def _score_progress(
     return update, bar.close, False
 
 
+@contextmanager
+def output_folder(out: str) -> Iterator[None]:
+    """The folder ``--out`` goes into, created when missing (``--out scored/new.parquet`` in a
+    fresh project); the folders created are removed again when the job fails and leaves them
+    empty."""
+    parent = Path(out).expanduser().absolute().parent
+    created = [p for p in (parent, *parent.parents) if not p.exists()]  # deepest first
+    parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        for folder in created:
+            with suppress(OSError):  # not empty (the error file of a failed job): kept
+                folder.rmdir()
+        raise
+
+
 def _cmd_score(args: argparse.Namespace) -> int:
     on_chunk, close, dask_bar = _score_progress(dask=bool(args.workers or args.scheduler))
     try:
-        result = score(
-            args.bento,
-            args.input,
-            out=args.out,
-            keep=args.keep,
-            on_error=args.on_error,
-            chunk_rows=args.chunk_rows,
-            workers=args.workers,
-            scheduler=args.scheduler,
-            overwrite=args.overwrite,
-            on_chunk=on_chunk,
-            dask_progress=dask_bar,
-        )
+        with output_folder(args.out):
+            result = score(
+                args.bento,
+                args.input,
+                out=args.out,
+                keep=args.keep,
+                on_error=args.on_error,
+                chunk_rows=args.chunk_rows,
+                workers=args.workers,
+                scheduler=args.scheduler,
+                overwrite=args.overwrite,
+                on_chunk=on_chunk,
+                dask_progress=dask_bar,
+                project=args.config,
+            )
     finally:
         close()
     outputs = outputs_of(args.out)
@@ -136,7 +170,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
     if result.drift is not None:
         print("\n" + drift_table(result.drift) + "\n")
         print(verdict_line(result.drift))
-        print(f"drift report: {outputs.drift_html}")
+        if result.drift.quality is not None:
+            print("\n" + quality_table(result.drift.quality) + "\n")
+        print(f"the scored rows: {status_line(result.drift)}")
+        print(f"drift and data-quality report: {outputs.drift_html}")
     else:
         print(f"no drift report: {result.drift_skipped}")
     print(f"record: {outputs.record}")

@@ -11,11 +11,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from workbench.cli.arguments import report_folder, rows, seconds, write_report
+from workbench.cli.arguments import (
+    model_name,
+    model_reference,
+    report_folder,
+    rows,
+    seconds,
+    write_report,
+)
 from workbench.cli.rollout import add_canary_options, serve_canary
 from workbench.config import Config, load_config
-from workbench.errors import VersionError
-from workbench.promotions import history_path, promoted_tag
+from workbench.errors import GateFailure, VersionError
+from workbench.integrity import verify_bento
+from workbench.promotions import history_path, promoted_tag, read_history
 from workbench.reports.versions import (
     compare_page,
     compare_text,
@@ -40,7 +48,7 @@ def add_commands(sub: Any) -> None:
     """``versions``, ``promote``, ``rollback``, ``serve``, ``compare`` and ``shadow``."""
     config_help = "the project's workbench.yaml (default: %(default)s)"
     p = sub.add_parser("versions", help="list the packaged versions of a model")
-    p.add_argument("name", help="the model (service) name")
+    p.add_argument("name", type=model_name, help="the model (service) name")
     p.add_argument("--config", default="workbench.yaml", help=config_help)
     p.set_defaults(func=_cmd_versions)
     p = sub.add_parser(
@@ -50,18 +58,18 @@ def add_commands(sub: Any) -> None:
         "the champion gate against the promoted version, both re-scored on the test data. "
         "Exit status: 0 promoted, 1 a gate failed (nothing changed), 2 bad input.",
     )
-    p.add_argument("version", metavar="NAME:VERSION")
+    p.add_argument("version", type=model_reference, metavar="NAME:VERSION")
     p.add_argument("--reason", required=True, help="why (recorded in the history)")
     p.add_argument("--force", action="store_true", help="promote although a gate fails")
     p.add_argument("--config", default="workbench.yaml", help=config_help)
     p.set_defaults(func=_cmd_promote)
     p = sub.add_parser("rollback", help="return to the version promoted before the current one")
-    p.add_argument("name")
+    p.add_argument("name", type=model_name)
     p.add_argument("--reason", default="", help="why (recorded in the history)")
     p.add_argument("--config", default="workbench.yaml", help=config_help)
     p.set_defaults(func=_cmd_rollback)
     p = sub.add_parser("serve", help="serve the promoted version (or NAME:VERSION) on 127.0.0.1")
-    p.add_argument("name", metavar="NAME[:VERSION]")
+    p.add_argument("name", type=model_reference, metavar="NAME[:VERSION]")
     p.add_argument("--port", type=int, help="port on 127.0.0.1 (default: a free one)")
     p.add_argument("--config", default="workbench.yaml", help=config_help)
     add_canary_options(p)
@@ -69,8 +77,13 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser(
         "compare", help="two versions side by side, re-scored on the same test data (HTML report)"
     )
-    p.add_argument("a", metavar="A", help="NAME:VERSION (or a VERSION of the config's model)")
-    p.add_argument("b", metavar="B")
+    p.add_argument(
+        "a",
+        type=model_reference,
+        metavar="A",
+        help="NAME:VERSION (or a VERSION of the config's model)",
+    )
+    p.add_argument("b", type=model_reference, metavar="B")
     p.add_argument("--config", default="workbench.yaml", help=config_help)
     p.add_argument("--out", metavar="DIR", help="report folder (default: ./compare-<UTC time>)")
     p.set_defaults(func=_cmd_compare)
@@ -81,8 +94,8 @@ def add_commands(sub: Any) -> None:
         "by --max-rows and --max-seconds), compare their answers, write shadow.json and "
         "shadow.html. Exit status: 0 the shadow: gates pass, 1 one fails, 2 bad input.",
     )
-    p.add_argument("champion", metavar="CHAMPION", help="NAME:VERSION")
-    p.add_argument("challenger", metavar="CHALLENGER", help="NAME:VERSION")
+    p.add_argument("champion", type=model_reference, metavar="CHAMPION", help="NAME:VERSION")
+    p.add_argument("challenger", type=model_reference, metavar="CHALLENGER", help="NAME:VERSION")
     p.add_argument("--replay", required=True, metavar="FILE", help="CSV or Parquet of requests")
     p.add_argument("--max-rows", type=rows, help="rows replayed at most (default: shadow.max_rows)")
     p.add_argument("--max-seconds", type=seconds, help="time bound (default: shadow.max_seconds)")
@@ -119,7 +132,12 @@ def _cmd_versions(args: argparse.Namespace) -> int:
 def _cmd_promote(args: argparse.Namespace) -> int:
     config = _project(args.config, _name(args.version), required=True)
     assert config is not None
-    result = promote(config, args.version, reason=args.reason, force=args.force)
+    if not args.reason.strip():
+        raise VersionError("--reason is empty: say why (it is recorded in the history file)")
+    try:
+        result = promote(config, args.version, reason=args.reason, force=args.force)
+    except GateFailure as exc:  # the core says what failed; the command says how to override
+        raise GateFailure(exc.failed, f"{exc}: pass --force to promote anyway") from exc
     print(promotion_text(result))
     return 0
 
@@ -127,7 +145,16 @@ def _cmd_promote(args: argparse.Namespace) -> int:
 def _cmd_rollback(args: argparse.Namespace) -> int:
     config = _project(args.config, args.name, required=True)
     assert config is not None
-    print(promotion_text(rollback(config, reason=args.reason)))
+    nothing_before = read_history(config.root, config.name).rollback_target is None
+    try:
+        done = rollback(config, reason=args.reason)
+    except VersionError as exc:
+        if not nothing_before:
+            raise
+        raise VersionError(
+            f"{exc}; promote a version with `workbench promote {config.name}:VERSION --reason ...`"
+        ) from exc
+    print(promotion_text(done))
     return 0
 
 
@@ -146,8 +173,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             f"(`workbench promote {name}:VERSION --reason ...`) or serve NAME:VERSION"
         )
     tag = resolve_version(tag, name=name).tag
+    verify_bento(root, tag)
     timeout = config.launch.ready_timeout if config else 90.0
     server = Server.start(tag, port=args.port, timeout=timeout)
+    server.set_origin("workbench serve")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         print(f"serving {tag} at {server.url} (pid {server.pid}); Ctrl-C stops it", flush=True)

@@ -1,11 +1,15 @@
-"""Offline drift: a CSV or Parquet file of live inputs against the reference a Bento ships.
+"""Offline drift and data quality: a CSV or Parquet file of live inputs against the reference a
+Bento ships.
 
 Every Bento built by the package stage carries ``src/drift_reference.json`` (the training inputs'
 summaries, :func:`workbench.validation.reference.build_reference`) beside ``src/model_card.json``
-(whose ``input_schema`` names the model's input columns). :func:`drift_report` reads both, checks
-that the file has every input column (other columns, such as a target or an id, are ignored and
-reported) and runs :func:`workbench.runtime.drift.dataset_drift`, the same statistics the running
-service uses on its windows.
+(whose ``input_schema`` names the model's input columns) and ``src/settings.json`` (its
+``monitor:`` settings). :func:`drift_report` reads them, notes the input columns the file lacks
+(the ``absent`` check fails them; other columns, such as a target or an id, are ignored and
+reported) and runs :func:`workbench.runtime.drift.dataset_drift` and
+:func:`workbench.runtime.quality.dataset_quality`, judged by
+:func:`workbench.runtime.monitoring.judgement.judge_report`: the code the running service uses
+on its windows, with the settings it was packaged with.
 """
 
 from __future__ import annotations
@@ -25,17 +29,35 @@ import yaml
 from workbench.artifacts import sha256_file
 from workbench.data import load_frame
 from workbench.errors import ConfigError, DataError
-from workbench.results import ColumnDriftResult, DriftResult, DriftTestResult
+from workbench.results import (
+    ColumnDriftResult,
+    DriftResult,
+    DriftTestResult,
+    QualityCheckResult,
+    QualityResult,
+)
 from workbench.runtime.card import ModelCard
 from workbench.runtime.drift import (
-    DEFAULT_OPTIONS,
     ColumnDrift,
+    DatasetDrift,
     DriftOptions,
     TestOutcome,
     dataset_drift,
 )
-from workbench.runtime.settings import CARD_FILE, DRIFT_REFERENCE_FILE
-from workbench.runtime.sketch import REFERENCE_FORMAT, WindowColumn
+from workbench.runtime.monitoring.judgement import Judgement, judge_report
+from workbench.runtime.quality import DataQuality, dataset_quality
+from workbench.runtime.settings import (
+    CARD_FILE,
+    DRIFT_REFERENCE_FILE,
+    SETTINGS_FILE,
+    MonitorSettings,
+)
+from workbench.runtime.sketch import (
+    REFERENCE_FORMAT,
+    ColumnWindow,
+    WindowColumn,
+    summarize_window,
+)
 
 REFERENCE_FILE = DRIFT_REFERENCE_FILE
 """The reference's name in a Bento's ``src`` folder (``drift_reference.json``)."""
@@ -144,6 +166,20 @@ def read_model_card(source: BentoSource) -> ModelCard:
     return card
 
 
+def read_monitor_settings(source: BentoSource) -> MonitorSettings:
+    """The ``monitor:`` settings the Bento was packaged with (its ``settings.json``), so a file
+    is judged as the service judges its window; the defaults for a Bento without them."""
+    path = source.src / SETTINGS_FILE
+    if not path.is_file():
+        return MonitorSettings()
+    try:
+        return MonitorSettings.model_validate(_read_json(path, "settings").get("monitor", {}))
+    except (AttributeError, ValueError) as exc:
+        raise DataError(
+            f"{str(path)!r}: no valid monitor settings ({exc}); package the model again"
+        ) from exc
+
+
 def _input_columns(card: ModelCard, reference: Mapping[str, Any]) -> list[str]:
     """The model's input columns, then any reference column the schema lacks."""
     names = card.input_columns
@@ -173,6 +209,8 @@ def column_result(drift: ColumnDrift | Mapping[str, Any]) -> ColumnDriftResult:
         values = {k: v for k, v in drift.items() if k in names}
         test = values.get("missing_share_test")
         values["missing_share_test"] = None if test is None else TestOutcome(**test)
+        if "status" not in values:  # a runtime from before statuses
+            values["status"] = {True: "FAIL", False: "PASS"}.get(values["drifted"], "INCONCLUSIVE")
         drift = ColumnDrift(**values)
     return ColumnDriftResult(
         column=drift.column,
@@ -189,23 +227,45 @@ def column_result(drift: ColumnDrift | Mapping[str, Any]) -> ColumnDriftResult:
         unseen_share=drift.unseen_share,
         missing_share_test=_test(drift.missing_share_test),
         reason=drift.reason,
+        status=drift.status,
+        values_needed=drift.values_needed,
+    )
+
+
+def quality_result(quality: DataQuality | Mapping[str, Any]) -> QualityResult:
+    """The data-quality checks as a result: from :func:`window_report`'s, or from a ``GET
+    /monitor`` report's JSON (``DataQuality.to_dict``)."""
+    data = quality.to_dict() if isinstance(quality, DataQuality) else dict(quality)
+    return QualityResult(
+        checks=[QualityCheckResult(**c) for c in data["checks"]],
+        status=data["status"],
+        failed=data["failed"],
+        inconclusive=data["inconclusive"],
+        options=data["options"],
     )
 
 
 def drift_report(
-    bento: str | Path, file: Path, *, options: DriftOptions = DEFAULT_OPTIONS
+    bento: str | Path,
+    file: Path,
+    *,
+    options: DriftOptions | None = None,
+    monitor: MonitorSettings | None = None,
 ) -> DriftResult:
-    """Check a CSV or Parquet file of live inputs for drift against a Bento's training reference.
+    """Check a CSV or Parquet file of live inputs for drift and data quality against a Bento's
+    training reference.
 
     ``bento``: a tag in the BentoML store (``name:version``, or ``name`` for the latest) or the
-    path of a Bento folder or of its ``src``. The file must hold every input column of the
-    Bento's model card; other columns are ignored and listed in ``ignored_columns``.
-    ``options``: thresholds and cut-offs (:class:`workbench.runtime.drift.DriftOptions`; the
-    dataset verdict is drift when at least ``options.drift_share`` of the tested columns drift).
+    path of a Bento folder or of its ``src``. An input column of the Bento's model card that the
+    file lacks fails the ``absent`` check (a file with none of them is refused); other columns
+    are ignored and listed in ``ignored_columns``. ``monitor``: the data-quality thresholds and
+    ``fail_on_quality`` (None: the Bento's, :func:`read_monitor_settings`); ``options``: the drift
+    thresholds and cut-offs (None: ``monitor``'s).
 
     Raises :class:`~workbench.errors.ConfigError` for an unknown Bento and
     :class:`~workbench.errors.DataError` for a Bento without a reference, an unreadable file or
-    missing columns. Too few rows is not an error: the verdict is then ``not enough data``.
+    one without any input column. Too few rows is not an error: the verdict is then ``not enough
+    data`` and the status INCONCLUSIVE.
     """
     started = time.perf_counter()
     checked_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -216,31 +276,48 @@ def drift_report(
     frame = _read_file(file)
 
     expected = _input_columns(card, reference)
-    present = {str(c) for c in frame.columns}
-    missing = [c for c in expected if c not in present]
-    if missing:
-        raise DataError(
-            f"{str(file)!r} lacks {len(missing)} of the model's {len(expected)} input columns: "
-            f"{', '.join(map(repr, missing))}; the file must have every input column of Bento "
-            f"{source.tag} (extra columns are ignored)"
-        )
-    ignored = [str(c) for c in frame.columns if str(c) not in set(expected)]
     frame.columns = [str(c) for c in frame.columns]
-
+    present = [c for c in expected if c in set(frame.columns)]
+    if not present:
+        raise DataError(
+            f"{str(file)!r} has none of the model's {len(expected)} input columns "
+            f"({', '.join(map(repr, expected[:5]))}{' ...' if len(expected) > 5 else ''}): is it "
+            f"a file of Bento {source.tag}'s inputs?"
+        )
+    ignored = [c for c in frame.columns if c not in set(expected)]
     return window_report(
         source,
         card,
         reference,
-        frame[expected],
+        frame[present],
         file=str(file.resolve()),
         file_sha256=sha256_file(file),
         file_bytes=file.stat().st_size,
         rows=len(frame),
         ignored_columns=ignored,
         options=options,
+        monitor=monitor,
         checked_at=checked_at,
         started=started,
     )
+
+
+def _judge_windows(
+    reference: Mapping[str, Any],
+    windows: Mapping[str, ColumnWindow],
+    *,
+    monitor: MonitorSettings,
+    options: DriftOptions,
+) -> tuple[DatasetDrift, DataQuality, Judgement]:
+    """Drift and data quality of ``windows`` against ``reference``, and their verdict (a dataset
+    drift always fails it; a failed check when ``monitor.fail_on_quality``)."""
+    drift = dataset_drift(reference, windows, options)
+    quality = dataset_quality(reference, windows, monitor.quality)
+    judged = judge_report(
+        {"drift": drift.to_dict(), "quality": quality.to_dict()},
+        fail_on_quality=monitor.fail_on_quality,
+    )
+    return drift, quality, judged
 
 
 def window_report(  # noqa: PLR0913 - the report's inputs, then where the window came from
@@ -254,12 +331,15 @@ def window_report(  # noqa: PLR0913 - the report's inputs, then where the window
     file_bytes: int,
     rows: int,
     ignored_columns: list[str],
-    options: DriftOptions = DEFAULT_OPTIONS,
+    options: DriftOptions | None = None,
+    monitor: MonitorSettings | None = None,
     checked_at: str | None = None,
     started: float | None = None,
 ) -> DriftResult:
-    """The drift report of ``window`` (a frame, or column -> :class:`ColumnWindow`, e.g. the
-    sketches a batch job accumulated chunk by chunk) against the Bento's ``reference``.
+    """The drift and data-quality report of ``window`` (a frame, or column ->
+    :class:`ColumnWindow`, e.g. the sketches a batch job accumulated chunk by chunk) against the
+    Bento's ``reference``, and its status (a dataset drift always fails it; a failed check when
+    ``monitor.fail_on_quality``). ``monitor`` and ``options`` as for :func:`drift_report`.
 
     ``file``, ``file_sha256``, ``file_bytes``, ``rows`` and ``ignored_columns`` describe where
     the window came from (for a job over several files: the input as given and a digest of
@@ -267,7 +347,10 @@ def window_report(  # noqa: PLR0913 - the report's inputs, then where the window
     """
     started = time.perf_counter() if started is None else started
     checked_at = checked_at or datetime.now(timezone.utc).isoformat(timespec="seconds")
-    drift = dataset_drift(reference, window, options)
+    monitor = read_monitor_settings(source) if monitor is None else monitor
+    options = monitor.drift if options is None else options
+    windows = summarize_window(reference, window)
+    drift, quality, judged = _judge_windows(reference, windows, monitor=monitor, options=options)
     return DriftResult(
         bento_tag=source.tag,
         bento_path=str(source.src.resolve()),
@@ -285,7 +368,13 @@ def window_report(  # noqa: PLR0913 - the report's inputs, then where the window
         threshold=drift.threshold,
         verdict=drift.verdict,
         reason=drift.reason,
+        values_needed=drift.values_needed,
         options=options.model_dump(),
+        quality=quality_result(quality),
+        status=judged.status,
+        failures=judged.failures,
+        inconclusive=judged.inconclusive,
+        notes=judged.notes,
         checked_at=checked_at,
         seconds=time.perf_counter() - started,
     )

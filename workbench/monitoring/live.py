@@ -3,10 +3,10 @@
 :func:`replay` sends a CSV or Parquet file's rows to ``POST /predict`` at a bounded rate (rows per
 second) and, when the file has the model's target column, each row's true label to
 ``POST /feedback`` under the answer's ``X-Request-Id``. :func:`check_service` reads the service's
-report and fails it when the dataset drifted (``monitor.fail_on_drift``) or a live-metric gate
-(``monitor.gates``) fails: what ``workbench monitor`` exits 1 on. :func:`check_packaged` does the
-same through a fresh local server of the project's packaged model, stopped after (the headless
-monitor notebook and ``workbench monitor --file``).
+report and judges it by ``monitor:`` (FAIL when the dataset drifted, a data-quality check or a
+live-metric gate failed; INCONCLUSIVE without enough data): what ``workbench monitor`` exits on.
+:func:`check_packaged` does the same through a fresh local server of the project's packaged
+model, stopped after (the headless monitor notebook and ``workbench monitor --file``).
 """
 
 from __future__ import annotations
@@ -23,19 +23,21 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from workbench.config import Config, Gate, MonitorSettings
+from workbench.config import Config, MonitorSettings
 from workbench.data import load_frame
 from workbench.errors import DataError, ServingError
-from workbench.monitoring.drift import column_result, find_bento, read_model_card
+from workbench.monitoring.drift import column_result, find_bento, quality_result, read_model_card
 from workbench.monitoring.traffic import Scrape, Traffic, scrape, traffic
 from workbench.results import MonitorResult, ReplayResult
 from workbench.runtime.card import ModelCard
+from workbench.runtime.monitoring.judgement import judge_report
 from workbench.runtime.settings import FEEDBACK_PATH, METADATA_PATH, MONITOR_PATH
 from workbench.schema import InputSchema
 from workbench.serving.launch import serve, served_tag
+from workbench.serving.network import require_loopback
 from workbench.serving.replay import REQUEST_TIMEOUT_S, Answers, Target
 from workbench.serving.replay import replay as replay_rows
-from workbench.serving.server import Server, require_loopback
+from workbench.serving.server import Server
 
 #: Labels per ``POST /feedback``.
 FEEDBACK_BATCH = 1000
@@ -181,33 +183,6 @@ def fetch_report(url: str, *, key: str = "", timeout: float = 30.0) -> dict[str,
     return report
 
 
-def _gate_passed(gate: Gate, value: float) -> bool:
-    return (gate.min is None or value >= gate.min) and (gate.max is None or value <= gate.max)
-
-
-def _judge_gates(
-    gates: Mapping[str, Gate], metrics: Mapping[str, Any], failures: list[str], notes: list[str]
-) -> None:
-    """Each live-metric gate on the report's ``metrics``: a failure, or a note without a value."""
-    live = metrics.get("live", {})
-    for metric, gate in gates.items():
-        value = live.get(metric)
-        if value is None:
-            notes.append(
-                f"gate {metric}: no live value ({metrics.get('labelled_rows', 0)} labelled rows, "
-                f"{metrics.get('min_labelled_rows', '?')} needed)"
-            )
-        elif not _gate_passed(gate, float(value)):
-            bounds = " and ".join(
-                f"{word} {bound:g}"
-                for word, bound in (("min", gate.min), ("max", gate.max))
-                if bound is not None
-            )
-            validation = metrics.get("validation", {}).get(metric)
-            was = "" if validation is None else f"; {validation:.4g} at validation"
-            failures.append(f"live {metric} {value:.4g} fails its gate ({bounds}{was})")
-
-
 def judge(
     url: str,
     report: Mapping[str, Any],
@@ -217,39 +192,38 @@ def judge(
     replayed: ReplayResult | None = None,
     seconds: float = 0.0,
 ) -> MonitorResult:
-    """The report with ``options``' drift and live-metric gates applied."""
-    failures: list[str] = []
-    notes: list[str] = []
-    drift = report.get("drift")
-    verdict = None if drift is None else drift["verdict"]
-    if drift is None:
-        notes.append("the service ships no drift reference: drift was not checked")
-    elif verdict == "drift" and options.fail_on_drift:
-        drifted = [c["column"] for c in drift["columns"] if c["drifted"]]
-        failures.append(
-            f"the dataset drifted: {drift['drifted_columns']} of {drift['tested_columns']} tested "
-            f"columns ({', '.join(drifted[:8])}{' ...' if len(drifted) > 8 else ''})"
-        )
-    elif verdict == "not enough data":
-        notes.append(f"drift: not enough data ({drift.get('reason')})")
+    """The report judged by ``options`` (drift, data quality, live-metric gates:
+    :func:`~workbench.runtime.monitoring.judgement.judge_report`) and a replay's refused
+    requests."""
+    refused = []
     if replayed is not None and replayed.failed_requests:
         first = replayed.first_errors[0] if replayed.first_errors else "no answer"
-        failures.append(
+        refused.append(
             f"the service refused {replayed.failed_requests:,} of {replayed.requests:,} replayed "
             f"requests, so their rows are not in the window (first: {first}); `workbench score` "
             f"of {replayed.file} with --on-error skip lists every refused row and why"
         )
-    _judge_gates(options.gates, report.get("metrics", {}), failures, notes)
+    judged = judge_report(
+        report,
+        fail_on_drift=options.fail_on_drift,
+        fail_on_quality=options.fail_on_quality,
+        gates=options.gates,
+        failures=refused,
+    )
+    drift, quality = report.get("drift"), report.get("quality")
     return MonitorResult(
         url=url,
         model_tag=model_tag,
-        verdict=verdict,
+        verdict=None if drift is None else drift["verdict"],
         columns=[column_result(c) for c in (drift or {}).get("columns", [])],
+        quality=None if quality is None else quality_result(quality),
         report=dict(report),
         replay=replayed,
-        failures=failures,
-        notes=notes,
-        passed=not failures,
+        status=judged.status,
+        failures=judged.failures,
+        inconclusive=judged.inconclusive,
+        notes=judged.notes,
+        passed=judged.status == "PASS",
         checked_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         seconds=round(seconds, 3),
     )

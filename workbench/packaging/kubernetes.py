@@ -1,6 +1,18 @@
-"""The Kubernetes manifests in the Bento (Deployment, Service and HorizontalPodAutoscaler), and a
-rollout's recipe: both versions' Deployments and Services and a Gateway API ``HTTPRoute`` that
-splits the traffic between them by weight."""
+"""The Kubernetes manifests in the Bento: Deployment, Service, HorizontalPodAutoscaler,
+NetworkPolicy and PodDisruptionBudget; and a rollout's recipe: both versions' Deployments and
+Services and a Gateway API ``HTTPRoute`` that splits the traffic between them by weight.
+
+The pod runs as the image's numeric non-root user (:data:`~workbench.packaging.image.IMAGE_UID`)
+with no privilege escalation, every capability dropped, the runtime's default seccomp profile, a
+read-only root filesystem and no service-account token. What ``bentoml serve`` writes at run time
+goes to an ``emptyDir`` at ``/tmp``: its Unix sockets to the workers, the Prometheus multiprocess
+folder (``$BENTOML_HOME`` is read-only, so BentoML makes it under ``/tmp``), the runtime's
+cross-worker files and onnxruntime's cache (the image sets ``HOME=/tmp``). Measured: ``strace``
+of ``bentoml serve`` on a Bento, serving requests and ``/metrics``, shows no other write (but
+bytecode beside the sources, which the image turns off: ``PYTHONDONTWRITEBYTECODE``). The
+NetworkPolicy admits traffic to the HTTP port only and lets the pod open no connection (it needs
+none); the PodDisruptionBudget lets a drain take one pod at a time.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +21,37 @@ from typing import Any
 import yaml
 
 from workbench.config import Config
+from workbench.packaging.image import IMAGE_UID
 from workbench.runtime import API_KEY_ENV
 
 HTTP_PORT = 3000
 """The port ``bentoml serve`` listens on inside the image."""
 PRE_STOP_S = 5
 """Seconds a stopping pod keeps serving while it leaves the Service's endpoints."""
+TMP_SIZE = "256Mi"
+"""The ``emptyDir`` at ``/tmp`` (sockets, Prometheus files, cross-worker files): counted in the
+pod's memory when the node backs it with RAM, so bounded."""
+POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": IMAGE_UID,
+    "runAsGroup": IMAGE_UID,
+    "fsGroup": IMAGE_UID,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": IMAGE_UID,
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "privileged": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 
 
 def render_kubernetes(name: str, bento_version: str, config: Config) -> str:
-    """Deployment (probes on the health endpoints), Service and HorizontalPodAutoscaler.
+    """Deployment (probes on the health endpoints), Service, HorizontalPodAutoscaler,
+    NetworkPolicy and PodDisruptionBudget.
 
     The image is the one ``bentoml containerize <name>:<version>`` tags. With ``service.auth:
     api_key`` the key comes from a Secret the cluster owner creates (never from this file), and the
@@ -34,6 +67,8 @@ def render_kubernetes(name: str, bento_version: str, config: Config) -> str:
         ),
         _service(k8s_name, labels),
         _autoscaler(k8s_name, labels),
+        _network_policy(k8s_name, labels),
+        _disruption_budget(k8s_name, labels),
     ]
     return yaml.dump_all(documents, Dumper=_PlainDumper, sort_keys=False)
 
@@ -42,7 +77,7 @@ def _container(
     k8s_name: str, image: str, config: Config, *, secret_name: str | None = None
 ) -> dict[str, Any]:
     """The serving container: its port, the API key from the Secret (``<name>-api-key``, or
-    ``secret_name``), probes and resources."""
+    ``secret_name``), its security context and writable ``/tmp``, probes and resources."""
     # A large request holds the worker's event loop for up to ~0.1 s: probes get 5 s to answer.
     probe = {
         "httpGet": {"path": "/livez", "port": "http"},
@@ -54,8 +89,11 @@ def _container(
     return {
         "name": k8s_name,
         "image": image,
+        "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": "http", "containerPort": HTTP_PORT}],
         "env": env if config.service.auth == "api_key" else [],
+        "securityContext": CONTAINER_SECURITY,
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_S)]}}},
         "resources": {
             "requests": {"cpu": str(config.service.workers), "memory": "512Mi"},
@@ -80,11 +118,14 @@ def _deployment(
         "metadata": {"name": k8s_name, "labels": labels},
         "spec": {
             "replicas": 1,
-            "selector": {"matchLabels": {"app.kubernetes.io/name": k8s_name}},
+            "selector": _selector(k8s_name),
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
                     "terminationGracePeriodSeconds": PRE_STOP_S + config.service.timeout + 10,
+                    "automountServiceAccountToken": False,
+                    "securityContext": POD_SECURITY,
+                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE}}],
                     "containers": [container],
                 },
             },
@@ -117,6 +158,36 @@ def _autoscaler(k8s_name: str, labels: dict[str, str]) -> dict[str, Any]:
             "metrics": [{"type": "Resource", "resource": cpu}],
         },
     }
+
+
+def _network_policy(k8s_name: str, labels: dict[str, str]) -> dict[str, Any]:
+    """Traffic in to the HTTP port only; no connection out (the pod needs none)."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": k8s_name, "labels": labels},
+        "spec": {
+            "podSelector": _selector(k8s_name),
+            "policyTypes": ["Ingress", "Egress"],
+            # Narrow `from` to the callers (an ingress controller, a namespace) where it is known.
+            "ingress": [{"ports": [{"protocol": "TCP", "port": HTTP_PORT}]}],
+            "egress": [],
+        },
+    }
+
+
+def _disruption_budget(k8s_name: str, labels: dict[str, str]) -> dict[str, Any]:
+    """A drain takes one pod at a time."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": k8s_name, "labels": labels},
+        "spec": {"maxUnavailable": 1, "selector": _selector(k8s_name)},
+    }
+
+
+def _selector(k8s_name: str) -> dict[str, Any]:
+    return {"matchLabels": {"app.kubernetes.io/name": k8s_name}}
 
 
 ROLLOUT_WEIGHT = 10_000

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from workbench.compilation import CompiledModel
 from workbench.config import METRICS, Config
 from workbench.errors import PackagingError
 from workbench.packaging.guide import README_FILE, render_readme
+from workbench.packaging.image import docker_options, image_files
 from workbench.packaging.plan import ServingPlan
 from workbench.packaging.requirements import ModelNeeds
 from workbench.results import ValidationResult
@@ -265,7 +265,7 @@ def render_bentofile(
             ],
             "labels": {"generated-by": "workbench"},
             "python": {"packages": packages, "lock_packages": False},
-            "docker": {"python_version": f"{sys.version_info.major}.{sys.version_info.minor}"},
+            "docker": docker_options(),  # the two-stage, pinned image (packaging/image.py)
         },
         sort_keys=False,
     )
@@ -363,6 +363,7 @@ def service_files(spec: ServiceSpec, config: Config, packages: list[str]) -> dic
             code=[*spec.needs.code, *extra],
         ),
         CARD_FILE: model_card(spec, config, packages).write(),
+        **image_files(),
         README_FILE: render_readme(
             config,
             model_tag=spec.model_tag,

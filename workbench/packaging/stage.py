@@ -22,13 +22,21 @@ from typing import Any
 
 import bentoml
 import pandas as pd
+from bentoml._internal.models.model import ModelSignature  # what bentoml.sklearn passes
 
-from workbench.artifacts import load_model, records_dir, sha256_file, sha256_text, write_record
+from workbench.artifacts import (
+    load_model,
+    records_dir,
+    sha256_file,
+    sha256_text,
+    write_record,
+)
 from workbench.compilation import CompiledModel
 from workbench.config import Config
 from workbench.data import load_frame, split_features
 from workbench.errors import PackagingError
 from workbench.explanation import Chosen, choose_explanation
+from workbench.integrity import check_stored_pickle, is_vouched, vouch_packaged
 from workbench.packaging.code import ProjectModules
 from workbench.packaging.kubernetes import render_kubernetes
 from workbench.packaging.plan import measure_call_cost, plan_serving
@@ -96,8 +104,8 @@ def _store_has(kind: str, tag: str) -> bool:
     return True
 
 
-def save_model(config: Config, validation: ValidationResult, model: Any) -> tuple[str, bool]:
-    """Save ``model`` under a content-derived version; returns (tag, newly saved)."""
+def save_model(config: Config, validation: ValidationResult) -> tuple[str, bool]:
+    """Save the validated model file under a content-derived version; returns (tag, newly saved)."""
     # BentoML metadata takes only basic, non-null values: nested documents go in as JSON text.
     meta = {
         "task": validation.task,
@@ -113,11 +121,13 @@ def save_model(config: Config, validation: ValidationResult, model: Any) -> tupl
     version = sha256_text(validation.inputs["model"], json.dumps(meta, sort_keys=True))[:16]
     tag = f"{config.name}:{version}"
     if _store_has("model", tag):
+        check_stored_pickle(tag, validation.inputs["model"])
         return tag, False
     try:
-        bentoml.sklearn.save_model(
+        store_model(
             tag,
-            model,
+            config.model_path,
+            validation.inputs["model"],
             labels={"generated-by": "workbench", "task": validation.task},
             metadata=meta,
         )
@@ -126,6 +136,39 @@ def save_model(config: Config, validation: ValidationResult, model: Any) -> tupl
             f"saving model {tag} to the BentoML store failed ({type(exc).__name__}: {exc})"
         ) from exc
     return tag, True
+
+
+def store_model(
+    tag: str,
+    model_file: Path,
+    model_sha256: str,
+    *,
+    labels: dict[str, str],
+    metadata: dict[str, Any],
+) -> None:
+    """Save a model as ``bentoml.sklearn.save_model`` does (its module, signature and context:
+    ``bentoml.sklearn.load_model`` reads it), its ``saved_model.pkl`` the project's model file
+    byte for byte (a joblib file, which ``load_model`` read). Pickling the loaded model again
+    would give bytes that depend on the process (which equal strings happen to be one object),
+    so the same model would get another Bento version in another process."""
+    context = bentoml.models.ModelContext(
+        framework_name="sklearn",
+        framework_versions={"scikit-learn": importlib_metadata.version("scikit-learn")},
+    )
+    with bentoml.models.create(
+        tag,
+        module="bentoml.sklearn",
+        signatures={"predict": ModelSignature(batchable=False)},
+        labels=labels,
+        metadata=metadata,
+        context=context,
+    ) as stored:
+        copy = Path(stored.path_of(MODEL_FILE))
+        shutil.copyfile(model_file, copy)
+        if sha256_file(copy) != model_sha256:  # aborts the save: nothing half-written is kept
+            raise PackagingError(
+                f"model file {str(model_file)!r} changed after validation; run validate again"
+            )
 
 
 def build_bento(service_dir: Path, version: str) -> None:
@@ -168,10 +211,18 @@ def package(config: Config, *, run_dir: str | Path | None = None) -> PackageResu
     folder = records_dir(config.root, run_dir)
     validation = passed_validation(config, folder)
     materials = read_materials(config, folder, validation)
-    model_tag, saved = save_model(config, validation, materials.model)
+    model_tag, saved = save_model(config, validation)
     try:
         spec = service_spec(config, validation, materials, model_tag)
         built = build_service(config, spec, materials)
+        vouch_packaged(
+            config.root,
+            built.bento_tag,
+            model_tag=model_tag,
+            model_sha256=spec.model_sha256,
+            built=built.created,
+            records=os.path.relpath(folder, config.root),
+        )
     except BaseException:
         if saved:
             bentoml.models.delete(model_tag)
@@ -295,6 +346,11 @@ def build_service(config: Config, spec: ServiceSpec, materials: Materials) -> Bu
         graph.unlink(missing_ok=True)
     bento_tag = f"{config.name}:{version}"
     created = not _store_has("bento", bento_tag)
+    if not created and not is_vouched(config.root, bento_tag):
+        # Of unknown origin (no record of this project names it): built again, so the package
+        # ledger vouches for what this call built, never for what it found.
+        bentoml.bentos.delete(bento_tag)
+        created = True
     if created:
         build_bento(service_dir, version)
     return Built(service_dir, bento_tag, created)

@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
+from workbench.config import Task
 from workbench.errors import WorkbenchError
 from workbench.pipeline.provenance import DISTRIBUTION
 
@@ -21,6 +22,23 @@ FILES = {
     "pre-commit-config.yaml": ".pre-commit-config.yaml",
     "README.md": "README.md",
 }
+
+
+#: The gate the scaffold writes for each task, on the test data and on live labelled rows.
+GATES = {"classification": "accuracy: {min: 0.8}", "regression": "r2: {min: 0.5}"}
+
+
+def task_line(task: Task | None) -> str:
+    """The scaffold's ``task:`` line: the task when known, else a comment (classification
+    gates are written then; see :data:`GATES`)."""
+    if task is None:
+        return (
+            "# task: classification         # or regression; inferred from the model when left "
+            "out\n# The gates below are a classifier's: for a regressor use r2 (e.g. "
+            "`r2: {min: 0.5}`) here\n# and under monitor.gates, or run "
+            "`workbench init --task regression --force`."
+        )
+    return f"task: {task:<25}# the model's: the gates below use a {task} metric"
 
 
 def project_name(folder: Path) -> str:
@@ -47,10 +65,12 @@ def requirements_txt(version: str) -> str:
     )
 
 
-def init_project(dest: str | Path, *, force: bool = False) -> list[Path]:
+def init_project(dest: str | Path, *, task: Task | None = None, force: bool = False) -> list[Path]:
     """Write the stage notebooks, a commented config, ``bentos/``, ``.gitignore``, a CI workflow.
 
-    Refuses to overwrite an existing ``workbench.yaml`` unless ``force``. Returns the files written.
+    ``task``: the model's task, whose metric the gates (``gates`` and ``monitor.gates``) use;
+    ``None`` writes a classifier's gates and says how to change them. Refuses to overwrite an
+    existing ``workbench.yaml`` unless ``force``. Returns the files written.
     """
     folder = Path(dest).expanduser().resolve()
     if (folder / "workbench.yaml").exists() and not force:
@@ -61,6 +81,8 @@ def init_project(dest: str | Path, *, force: bool = False) -> list[Path]:
     values = {
         "name": project_name(folder),
         "python_version": f"{sys.version_info.major}.{sys.version_info.minor}",
+        "task_line": task_line(task),
+        "gate": GATES[task or "classification"],
     }
     written = []
     for source, target in FILES.items():

@@ -8,7 +8,6 @@ and the stored model (their ``creation_time`` stamps left out, the only part tha
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import subprocess
@@ -18,10 +17,9 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from workbench.artifacts import sha256_file
 from workbench.errors import WorkbenchError
+from workbench.integrity import tree_hashes
 
 MANIFEST = "manifest.json"
 #: The name workbench is installed under (`pip install deployment-workbench`); the import name
@@ -43,29 +41,6 @@ VERSIONED = (
     "ipykernel",
     "jupyterlab",
 )
-_TIME_KEYS = {"creation_time"}
-
-
-def _without_times(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_times(v) for k, v in value.items() if k not in _TIME_KEYS}
-    if isinstance(value, list):
-        return [_without_times(v) for v in value]
-    return value
-
-
-def tree_hashes(folder: Path) -> dict[str, str]:
-    """sha256 of every file under ``folder``; YAML manifests hashed without creation times."""
-    hashes = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        relative = path.relative_to(folder).as_posix()
-        if path.name in ("bento.yaml", "model.yaml"):
-            content = _without_times(yaml.safe_load(path.read_text()))
-            canonical = json.dumps(content, sort_keys=True, default=str).encode()
-            hashes[relative] = hashlib.sha256(canonical).hexdigest()
-        else:
-            hashes[relative] = sha256_file(path)
-    return hashes
 
 
 def git_state(folder: Path) -> dict[str, Any]:

@@ -17,6 +17,8 @@ from pathlib import Path
 import nbformat
 from nbconvert import HTMLExporter
 
+from workbench.artifacts import write_atomic
+
 PACKAGE = Path(__file__).resolve().parents[1]
 STATIC = PACKAGE / "static"
 TEMPLATES = PACKAGE / "templates" / "nbconvert"
@@ -35,7 +37,7 @@ def render_html(notebook: Path) -> Path:
         nbformat.read(notebook, as_version=4), resources=resources
     )
     target = notebook.with_suffix(".html")
-    target.write_text(body, encoding="utf-8")
+    write_atomic(target, body)
     return target
 
 

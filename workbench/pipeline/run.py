@@ -12,6 +12,7 @@ import os
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,8 +25,10 @@ import nbformat
 import papermill
 from papermill.exceptions import PapermillExecutionError
 
+from workbench.artifacts import replace_atomic, write_atomic
 from workbench.config import Config, load_config
 from workbench.errors import ConfigError, GateFailure, WorkbenchError, error_type
+from workbench.pipeline.kernel import QuietShutdownKernelManager
 from workbench.pipeline.provenance import MANIFEST, build_manifest
 from workbench.pipeline.report import render_html
 
@@ -159,22 +162,38 @@ def _records(out: Path) -> dict[str, dict[str, Any]]:
 def _execute(
     notebook: Path, target: Path, *, parameters: dict[str, Any], kernel: str, progress: bool
 ) -> tuple[int, str | None]:
-    """Run one notebook; returns (exit code, error line). The output notebook is always saved."""
+    """Run one notebook; returns (exit code, error line). papermill saves the executed notebook
+    (with a failing cell marked) under a temporary name beside ``target``, renamed into place
+    once saved whole: a full disk leaves no truncated notebook, and the error names ``target``."""
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        papermill.execute_notebook(
-            str(notebook),
-            str(target),
-            parameters=parameters,
-            kernel_name=kernel,
-            cwd=str(notebook.parent),
-            progress_bar=progress,
-            log_output=False,
-        )
-    except PapermillExecutionError as exc:
-        return _describe(exc, notebook.name)
-    except Exception as exc:  # dead kernel, timeout, unreadable notebook: still one line
-        return 2, f"{notebook.name}: {type(exc).__name__}: {exc}"
-    return 0, None
+        try:
+            papermill.execute_notebook(
+                str(notebook),
+                str(tmp),
+                parameters=parameters,
+                kernel_name=kernel,
+                cwd=str(notebook.parent),
+                progress_bar=progress,
+                log_output=False,
+                kernel_manager_class=QuietShutdownKernelManager,
+            )
+            outcome: tuple[int, str | None] = (0, None)
+        except PapermillExecutionError as exc:
+            outcome = _describe(exc, notebook.name)
+        except OSError as exc:
+            where = target if exc.filename in (None, str(tmp)) else exc.filename
+            return 2, f"{notebook.name}: could not write {where} ({exc.strerror or exc})"
+        except Exception as exc:  # dead kernel, timeout, unreadable notebook: still one line
+            outcome = (2, f"{notebook.name}: {type(exc).__name__}: {exc}")
+        if tmp.is_file():
+            try:
+                replace_atomic(tmp, target)
+            except OSError as exc:
+                return 2, f"{notebook.name}: could not write {target} ({exc.strerror or exc})"
+        return outcome
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def run(
@@ -229,7 +248,7 @@ def run(
         error=executed.error,
         project=config.root,
     )
-    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    write_atomic(out_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return RunOutcome(
         out=out_dir,
         manifest=manifest,

@@ -17,8 +17,17 @@ STYLE = (
     "<style>.wb-table{border-collapse:collapse;margin:4px 0;font-size:13px}"
     ".wb-table th,.wb-table td{border:1px solid #d0d7de;padding:3px 10px;text-align:left}"
     ".wb-table th{background:#f6f8fa}.wb-pass{color:#1a7f37;font-weight:600}"
-    ".wb-fail{color:#cf222e;font-weight:600}.wb-code{font-family:monospace;"
+    ".wb-fail{color:#cf222e;font-weight:600}.wb-warn{color:#9a6700;font-weight:600}"
+    ".wb-code{font-family:monospace;"
     "background:#f6f8fa;padding:2px 6px}</style>"
+)
+
+
+#: Code to copy: monospace, whole lines (a long line scrolls; a token is never cut in two).
+SNIPPET_STYLE = (
+    "line-height:1.35;font-family:var(--jp-code-font-family,monospace);white-space:pre;"
+    "overflow-x:auto;word-break:normal;overflow-wrap:normal;background:#f6f8fa;padding:6px 8px;"
+    "max-width:100%;box-sizing:border-box"
 )
 
 
@@ -43,6 +52,25 @@ def table_html(headers: list[str], rows: list[list[str]], *, css_class: str = ""
 def verdict_html(passed: bool, text: str | None = None) -> str:
     label = text or ("PASS" if passed else "FAIL")
     return f"<span class='{'wb-pass' if passed else 'wb-fail'}'>{html.escape(label)}</span>"
+
+
+def verdict_word(line: str) -> str:
+    """The verdict a line from the core starts with (``PASS``, ``FAIL``, ``INCONCLUSIVE``...)."""
+    return line.strip().split(":")[0].split(" ")[0]
+
+
+def status_html(status: str, text: str | None = None) -> str:
+    """A verdict of the PASS / FAIL / INCONCLUSIVE scheme: PASS green, FAIL red, anything else
+    (inconclusive, not enough data, a note) amber."""
+    css = {"PASS": "wb-pass", "FAIL": "wb-fail"}.get(status.upper(), "wb-warn")
+    return f"<span class='{css}'>{html.escape(text or status)}</span>"
+
+
+def verdict_line_html(line: str, *, word_only: bool = False) -> str:
+    """A verdict line from the core, shown as it is, coloured by its first word
+    (:func:`status_html`)."""
+    word = verdict_word(line)
+    return status_html(word, word if word_only else line)
 
 
 def img(png: bytes, alt: str) -> str:
@@ -124,8 +152,8 @@ def launch_html(result: LaunchResult) -> str:
     )
     probe = probe_html(result.probe) if result.probe else ""
     snippets = "".join(
-        f"<p>{html.escape(name)}:</p>"
-        f"<pre class='wb-snippet' style='line-height:1.35'>{html.escape(code)}</pre>"
+        f"<p>{html.escape(name)}:</p><pre class='wb-snippet' style='{SNIPPET_STYLE}'>"
+        f"{html.escape(code)}</pre>"
         for name, code in result.snippets.items()
     )
     return head + table_html(["check", "verdict", "detail"], rows) + probe + snippets

@@ -1,4 +1,5 @@
-"""HTML of a drift check: the verdict, then one row per input column coloured by its verdict."""
+"""HTML of a drift check and of a service's monitoring: the status (PASS, FAIL, INCONCLUSIVE) and
+why, one row per input column coloured by its drift verdict, then the data-quality checks."""
 
 from __future__ import annotations
 
@@ -9,30 +10,49 @@ from typing import Any
 from workbench.artifacts import write_atomic
 from workbench.errors import DataError
 from workbench.reports import plots
-from workbench.reports.html import STYLE, fmt, img, page, table_html, verdict_html
+from workbench.reports.html import (
+    STYLE,
+    fmt,
+    img,
+    page,
+    status_html,
+    table_html,
+    verdict_html,
+)
+from workbench.reports.quality import quality_html, status_block, status_line
 from workbench.results import ColumnDriftResult, DriftResult, MonitorResult, ReplayResult
+from workbench.runtime.stattests import STATTESTS
 
 DRIFT_STYLE = (
     "<style>.wb-drift tr.wb-row-drift td{background:#ffebe9}"
     ".wb-drift tr.wb-row-ok td{background:#dafbe1}"
+    ".wb-drift tr.wb-row-inconclusive td{background:#fff8c5}"
     ".wb-drift tr.wb-row-untested td{background:#f6f8fa;color:#57606a}"
-    ".wb-drift td.wb-num{text-align:right;font-variant-numeric:tabular-nums}"
-    ".wb-untested{color:#57606a;font-weight:600}</style>"
+    ".wb-drift td.wb-num{text-align:right;font-variant-numeric:tabular-nums}</style>"
 )
 
-TESTS = {
-    "ks": "two-sample Kolmogorov-Smirnov (drift when p < threshold)",
-    "chisquare": "chi-square test of homogeneity (drift when p < threshold)",
-    "z": "two-proportion Z-test (drift when p < threshold)",
-    "wasserstein": "Wasserstein distance / reference std (drift when >= threshold)",
-    "jensenshannon": "Jensen-Shannon distance (drift when >= threshold)",
+#: Short names of the tests' statistics, for one line of text.
+STATISTICS = {
+    "ks": "Kolmogorov-Smirnov statistic",
+    "chisquare": "chi-square statistic",
+    "z": "two-proportion z statistic",
+    "wasserstein": "Wasserstein distance / reference std",
+    "jensenshannon": "Jensen-Shannon distance",
 }
+#: A long drift table scrolls inside the panel or page instead of stretching it.
+SCROLL = "<div class='wb-scroll' style='max-height:420px;overflow:auto'>{}</div>"
+#: A table wider than the panel scrolls sideways instead of being cut off.
+WIDE_TABLE = "<div style='overflow-x:auto'>{}</div>"
+
+TESTS = {name: test.description for name, test in STATTESTS.items()}
+"""Each drift test's label, from the registry."""
 
 
 def column_verdict(column: ColumnDriftResult) -> str:
-    """``drift``, ``no drift`` or ``untested`` (the words the text and HTML tables use)."""
+    """``drift``, ``no drift``, ``inconclusive`` (too few values yet) or ``n/a`` (nothing to test
+    against): the words the text and HTML tables use."""
     if column.drifted is None:
-        return "untested"
+        return "n/a" if column.status is None else "inconclusive"
     return "drift" if column.drifted else "no drift"
 
 
@@ -46,14 +66,15 @@ def p_value(value: float | None) -> str:
 
 def _verdict_cell(column: ColumnDriftResult) -> str:
     if column.drifted is None:
-        return "<span class='wb-untested'>untested</span>"
+        return status_html(column.status or "n/a", column_verdict(column))
     return verdict_html(not column.drifted, column_verdict(column))
 
 
 def _note(column: ColumnDriftResult) -> str:
     notes = []
     if column.reason:
-        notes.append(column.reason)
+        needed = column.values_needed
+        notes.append(column.reason + (f" ({needed:,} more needed)" if needed else ""))
     test = column.missing_share_test
     if test is not None:
         notes.append(
@@ -65,6 +86,8 @@ def _note(column: ColumnDriftResult) -> str:
 
 
 def _columns_html(result: DriftResult | MonitorResult) -> str:
+    """One row per column; a note several rows share is said once, under the table, and the
+    rows point at it (``[1]``); the table scrolls inside its box when long."""
     headers = [
         "column",
         "kind",
@@ -78,11 +101,17 @@ def _columns_html(result: DriftResult | MonitorResult) -> str:
         "note",
     ]
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    notes = [_note(c) for c in result.columns]
+    shared = [n for n in dict.fromkeys(notes) if n and notes.count(n) > 1]
     rows = []
-    for c in result.columns:
-        row = {"drift": "wb-row-drift", "no drift": "wb-row-ok"}.get(
-            column_verdict(c), "wb-row-untested"
-        )
+    for c, note in zip(result.columns, notes, strict=True):
+        row = {
+            "drift": "wb-row-drift",
+            "no drift": "wb-row-ok",
+            "inconclusive": "wb-row-inconclusive",
+        }.get(column_verdict(c), "wb-row-untested")
+        if note in shared:
+            note = f"[{shared.index(note) + 1}]"
         cells = [
             f"<td>{html.escape(c.column)}</td>",
             f"<td>{html.escape(c.kind)}</td>",
@@ -94,19 +123,22 @@ def _columns_html(result: DriftResult | MonitorResult) -> str:
             f"<td class='wb-num'>{share(c.missing_share_reference)} → "
             f"{share(c.missing_share_live)}</td>",
             f"<td class='wb-num'>{share(c.unseen_share)}</td>",
-            f"<td>{_note(c)}</td>",
+            f"<td class='wb-note'>{note}</td>",
         ]
         rows.append(f"<tr class='{row}'>{''.join(cells)}</tr>")
-    return (
+    footnotes = "".join(
+        f"<li>[{i}] {note} ({notes.count(note)} columns)</li>" for i, note in enumerate(shared, 1)
+    )
+    return SCROLL.format(
         f"<table class='wb-table wb-drift'><thead><tr>{head}</tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
-    )
+    ) + (f"<ul class='wb-notes wb-shared-notes'>{footnotes}</ul>" if footnotes else "")
 
 
 def verdict_line(result: DriftResult) -> str:
     """One sentence: the verdict and why (plain text)."""
     if result.drifted_share is None:
-        return f"not enough data: {result.reason}"
+        return f"not enough data for drift: {result.reason}"
     return (
         f"{result.verdict}: {result.drifted_columns} of {result.tested_columns} tested columns "
         f"drifted ({result.drifted_share:.0%}; the dataset drifts at {result.threshold:.0%} "
@@ -116,12 +148,9 @@ def verdict_line(result: DriftResult) -> str:
 
 def drift_html(result: DriftResult) -> str:
     """The report as an HTML fragment (for a notebook; :func:`drift_page` for a file)."""
-    if result.drifted is None:
-        verdict = "<span class='wb-untested'>not enough data</span>"
-    else:
-        verdict = verdict_html(not result.drifted, result.verdict)
     facts = [
-        ["verdict", html.escape(verdict_line(result))],
+        ["status", status_block(result)],
+        ["drift", html.escape(verdict_line(result))],
         ["Bento", f"<span class='wb-code'>{html.escape(result.bento_tag)}</span>"],
         ["model", f"<span class='wb-code'>{html.escape(result.model_tag)}</span>"],
         [
@@ -147,17 +176,18 @@ def drift_html(result: DriftResult) -> str:
     )
     return (
         f"{STYLE}{DRIFT_STYLE}"
-        f"<h4>Drift of <code>{html.escape(PurePath(result.file).name)}</code> against "
-        f"<code>{html.escape(result.bento_tag)}</code>: {verdict}</h4>"
+        f"<h4>Drift and data quality of <code>{html.escape(PurePath(result.file).name)}</code> "
+        f"against <code>{html.escape(result.bento_tag)}</code>: {status_html(result.status)}</h4>"
         + table_html(["", ""], facts)
         + _columns_html(result)
         + (f"<ul class='wb-notes'>{legend}</ul>" if legend else "")
+        + (quality_html(result.quality) if result.quality is not None else "")
     )
 
 
 def drift_page(result: DriftResult) -> str:
     """The report as a self-contained HTML document (styles inline, nothing fetched)."""
-    return page(f"drift: {result.bento_tag}: {result.verdict}", drift_html(result))
+    return page(f"drift: {result.bento_tag}: {result.status}", drift_html(result))
 
 
 def replay_line(replayed: ReplayResult, name: str) -> str:
@@ -176,10 +206,8 @@ def replay_line(replayed: ReplayResult, name: str) -> str:
 
 
 def monitor_verdict_line(result: MonitorResult) -> str:
-    """One sentence: passed or why not (plain text)."""
-    if result.failures:
-        return "FAIL: " + "; ".join(result.failures)
-    return "PASS" + (f" ({'; '.join(result.notes)})" if result.notes else "")
+    """One sentence: the status and why (plain text)."""
+    return status_line(result)
 
 
 def _predictions_html(predictions: dict[str, Any]) -> str:
@@ -191,8 +219,13 @@ def _predictions_html(predictions: dict[str, Any]) -> str:
     drift = predictions.get("drift") or {}
     verdict = ""
     if drift.get("drifted") is not None:
+        test = str(drift.get("test"))
+        p = drift.get("p_value")
+        cut = "below" if p is not None else "at or above"
+        measured = f", p {p_value(p)}" if p is not None else ""
         verdict = (
-            f" — {html.escape(str(drift.get('test')))} {fmt(drift.get('statistic'))}: "
+            f" — {html.escape(STATISTICS.get(test, test))} {fmt(drift.get('statistic'))}"
+            f"{measured} (drift {cut} {fmt(drift.get('threshold'))}): "
             + verdict_html(not drift["drifted"], "drift" if drift["drifted"] else "no drift")
         )
     return f"<h4>Predictions: test rows at packaging against the window{verdict}</h4>" + table_html(
@@ -217,8 +250,9 @@ def _metrics_html(metrics: dict[str, Any]) -> str:
             )
         rows.append([html.escape(name), fmt(validation.get(name)), fmt(live.get(name)), cell])
     head = (
-        f"<h4>Live metrics over {metrics.get('labelled_rows', 0):,} labelled rows "
-        f"(from {metrics.get('min_labelled_rows', '?')}) against validation</h4>"
+        f"<h4>Live metrics over the {metrics.get('labelled_rows', 0):,} labelled rows of the "
+        "window, against validation (computed once "
+        f"{metrics.get('min_labelled_rows', '?')} rows are labelled)</h4>"
     )
     return head + table_html(["metric", "validation", "live", "gate"], rows)
 
@@ -229,9 +263,13 @@ def monitor_html(result: MonitorResult) -> str:
     window = report.get("window", {})
     drift = report.get("drift") or {}
     facts = [
-        ["result", verdict_html(result.passed, monitor_verdict_line(result))],
+        ["status", status_block(result)],
         ["service", f"<span class='wb-code'>{html.escape(result.url)}</span>"],
-        ["model", f"<span class='wb-code'>{html.escape(result.model_tag)}</span>"],
+        [
+            "model",
+            f"<span class='wb-code'>{html.escape(result.model_tag)}</span> (the model inside "
+            "the served Bento; the Bento has a tag of its own)",
+        ],
         [
             "window",
             f"{window.get('rows', 0):,} rows in {window.get('requests', 0):,} requests "
@@ -262,15 +300,14 @@ def monitor_html(result: MonitorResult) -> str:
                 ),
             ]
         )
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
     return (
         f"{STYLE}{DRIFT_STYLE}"
-        f"<h4>Monitoring of <code>{html.escape(result.model_tag or result.url)}</code>: "
-        f"{verdict_html(result.passed)}</h4>"
-        + table_html(["", ""], facts)
-        + (f"<ul class='wb-notes'>{notes}</ul>" if notes else "")
+        f"<h4>Monitoring of the service at <code>{html.escape(result.url)}</code>: "
+        f"{status_html(result.status)}</h4>"
+        + WIDE_TABLE.format(table_html(["", ""], facts))
         + "<h4>Input drift against the training reference</h4>"
         + _columns_html(result)
+        + (quality_html(result.quality) if result.quality is not None else "")
         + _plots_html(report)
         + _predictions_html(report.get("predictions") or {})
         + _metrics_html(report.get("metrics") or {})
@@ -290,8 +327,7 @@ def _plots_html(report: dict[str, Any]) -> str:
 
 def monitor_page(result: MonitorResult) -> str:
     """The monitoring report as a self-contained HTML document."""
-    verdict = "PASS" if result.passed else "FAIL"
-    return page(f"monitor: {result.model_tag}: {verdict}", monitor_html(result))
+    return page(f"monitor: {result.model_tag}: {result.status}", monitor_html(result))
 
 
 def write_monitor_report(folder: Path, result: MonitorResult) -> Path:

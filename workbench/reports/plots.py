@@ -295,8 +295,16 @@ def prediction_png(predictions: Mapping[str, Any]) -> bytes | None:
     axes.bar(x + 0.2, [live.get(k, 0.0) for k in keys], width=0.4, color=BLUE, label="live")
     axes.set_xticks(x, [str(k)[:10] for k in keys], fontsize=8)
     axes.set_title("predictions", fontsize=9)
-    axes.legend(fontsize=7)
+    _legend_above_bars(axes, [*ref.values(), *live.values()])
     return _png(figure)
+
+
+def _legend_above_bars(axes: Any, values: Sequence[float]) -> None:
+    """A legend in a band of its own above the tallest bar, so it covers none."""
+    top = max([float(v) for v in values if v is not None] + [0.0])
+    if top > 0:
+        axes.set_ylim(top=top * 1.45)
+    axes.legend(fontsize=7, loc="upper center", ncol=3, frameon=False)
 
 
 def metric_bars_png(
@@ -316,7 +324,7 @@ def metric_bars_png(
         positions = np.arange(len(keys)) + i * width
         axes.bar(positions, values, width=width, label=name, color=(BLUE, RED, GREY)[i % 3])
     axes.set_xticks(np.arange(len(keys)) + width * (len(names) - 1) / 2, keys, fontsize=8)
-    axes.legend(fontsize=7)
+    _legend_above_bars(axes, [float(metrics[n][m] or 0.0) for n in names for m in keys])
     axes.set_title(title, fontsize=10)
     return _png(figure)
 

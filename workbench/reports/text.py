@@ -30,6 +30,8 @@ def drift_table(result: DriftResult | MonitorResult) -> str:
             verdict = "DRIFT"
         if c.reason:
             verdict += f": {c.reason}"
+        if c.values_needed:
+            verdict += f" ({c.values_needed:,} more needed)"
         rows.append(
             [
                 c.column,

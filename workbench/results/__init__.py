@@ -13,6 +13,8 @@ from workbench.results.monitoring import (
     DriftResult,
     DriftTestResult,
     MonitorResult,
+    QualityCheckResult,
+    QualityResult,
     ReplayResult,
 )
 from workbench.results.package import PackageResult
@@ -68,6 +70,8 @@ __all__ = [
     "PackageResult",
     "ProbeResult",
     "PromotionResult",
+    "QualityCheckResult",
+    "QualityResult",
     "ReferenceProfile",
     "ReplayResult",
     "Result",
@@ -79,7 +83,6 @@ __all__ = [
     "ServerStatus",
     "ShadowGateVerdict",
     "ShadowResult",
-    "ValidationResult",
     "ValidationResult",
     "ValidationSettings",
     "VersionInfo",

@@ -1,10 +1,12 @@
-"""What an offline drift check found: a file of live inputs against a Bento's training reference."""
+"""What monitoring found: a file of live inputs (or a service's window) against a Bento's training
+reference, drift and data quality, and the verdict over them (PASS, FAIL, INCONCLUSIVE)."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
 from workbench.results.base import Result
+from workbench.runtime.quality import Status
 
 DriftVerdict = Literal["drift", "no drift", "not enough data"]
 
@@ -46,13 +48,50 @@ class ColumnDriftResult(Result):
     unseen_share: float | None = None
     missing_share_test: DriftTestResult | None = None
     reason: str | None = None
+    status: Status | None = None
+    """FAIL (drifted), PASS, INCONCLUSIVE (untested for want of values) or None (the reference
+    has no values for it)."""
+    values_needed: int | None = None
+    """INCONCLUSIVE: the non-missing values it still needs to be tested."""
+
+
+class QualityCheckResult(Result):
+    """One data-quality check of one column (``workbench.runtime.quality``): ``value`` the
+    file's (or window's) figure, ``expected`` training's, ``count`` the rows or values judged,
+    ``needed`` (INCONCLUSIVE) how many more it needs before it could fail."""
+
+    check: str
+    column: str
+    status: Status
+    value: float | None
+    expected: float | None
+    p_value: float | None
+    threshold: float | None
+    count: int
+    needed: int | None = None
+    note: str | None = None
+
+
+class QualityResult(Result):
+    """Every data-quality check of every column, and their verdict (FAIL if any failed, else
+    INCONCLUSIVE if any could not decide yet, else PASS)."""
+
+    checks: list[QualityCheckResult]
+    status: Status
+    failed: int
+    inconclusive: int
+    options: dict[str, float]
+    """The thresholds used (``workbench.runtime.quality.QualityOptions``' fields)."""
 
 
 class DriftResult(Result):
-    """A file of live inputs checked for drift against the reference shipped in a Bento.
+    """A file of live inputs checked for drift and data quality against the reference shipped in
+    a Bento.
 
-    ``verdict``: ``drift`` when at least ``threshold`` of the tested columns drifted,
-    ``no drift`` otherwise, ``not enough data`` (with ``reason``) when no column could be tested.
+    ``verdict``: ``drift`` when at least ``threshold`` of the testable columns drifted, ``no
+    drift`` when fewer would have even if every untested one had, else ``not enough data`` (with
+    ``reason``). ``status``: the verdict over drift and the data-quality checks, with its
+    ``failures`` and ``inconclusive`` reasons (``workbench.runtime.monitoring.judgement``).
     """
 
     bento_tag: str
@@ -74,8 +113,15 @@ class DriftResult(Result):
     threshold: float
     verdict: DriftVerdict
     reason: str | None = None
+    values_needed: int | None = None
+    """``not enough data``: the most non-missing values an untested column still needs."""
     options: dict[str, int | float]
     """The thresholds and cut-offs used (``workbench.runtime.drift.DriftOptions``' fields)."""
+    quality: QualityResult | None = None
+    status: Status = "INCONCLUSIVE"
+    failures: list[str] = []
+    inconclusive: list[str] = []
+    notes: list[str] = []
     checked_at: str
     """When the check ran (UTC, ISO 8601)."""
     seconds: float
@@ -112,22 +158,28 @@ class ReplayResult(Result):
 
 
 class MonitorResult(Result):
-    """A service's monitoring report (``GET /monitor``) and the gates applied to it.
+    """A service's monitoring report (``GET /monitor``) judged by the project's ``monitor:``.
 
-    ``passed`` is false when the dataset drifted (``monitor.fail_on_drift``), a live-metric gate
-    failed or the service refused requests of the replay; ``failures`` says which. A verdict of
-    "not enough data" or a gate without enough labelled rows fails nothing (``notes`` says so).
+    ``status``: FAIL when the dataset drifted (``monitor.fail_on_drift``), a data-quality check
+    failed (``monitor.fail_on_quality``), a live-metric gate failed or the service refused
+    requests of the replay (``failures`` says which); else INCONCLUSIVE when something lacked
+    data (the drift verdict "not enough data", a check that cannot decide yet, a gate without
+    enough labelled rows; ``inconclusive`` says what and how much more); else PASS. ``passed``
+    is ``status == "PASS"``: not enough data is never a pass.
     """
 
     url: str
     model_tag: str
     verdict: DriftVerdict | None
-    """The dataset verdict (None: the service ships no drift reference)."""
+    """The dataset drift verdict (None: the service ships no drift reference)."""
     columns: list[ColumnDriftResult]
+    quality: QualityResult | None = None
     report: dict[str, Any]
     """``GET /monitor`` as the service answered it."""
     replay: ReplayResult | None = None
+    status: Status = "INCONCLUSIVE"
     failures: list[str]
+    inconclusive: list[str] = []
     notes: list[str] = []
     passed: bool
     checked_at: str

@@ -16,7 +16,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -31,13 +31,13 @@ class Job:
     """One request's rows in the queue, and what the model answered them."""
 
     rows: list[Any]
-    future: asyncio.Future[list[str]]
+    future: asyncio.Future[Sequence[str]]
     queued_at: float
     """When the rows were queued (loop time)."""
     context: Any = None
     """The caller's, handed back to :data:`AfterCall` with the answers (e.g. the request's
     place in a monitoring window)."""
-    answers: list[str] | None = None
+    answers: Sequence[str] | None = None
     """Set in the model thread once answered."""
 
 
@@ -73,7 +73,7 @@ class Batcher:
 
     def __init__(
         self,
-        fn: Callable[[list[Any]], list[str]],
+        fn: Callable[[list[Any]], Sequence[str]],
         *,
         max_rows: int,
         max_wait_s: float,
@@ -111,13 +111,13 @@ class Batcher:
         calls = math.ceil(self.queued_rows / self.max_rows) + 1
         return max(1, math.ceil(calls * self.call_s))
 
-    async def submit(self, rows: list[Any], *, context: Any = None) -> list[str]:
+    async def submit(self, rows: list[Any], *, context: Any = None) -> Sequence[str]:
         """The answers of ``rows`` (at most ``max_rows`` of them), from the next model call;
         ``context`` goes with them to :data:`AfterCall`."""
         if self.queue and self.queued_rows + len(rows) > self.max_queued_rows:
             raise QueueFull(self.retry_after_s())
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[str]] = loop.create_future()
+        future: asyncio.Future[Sequence[str]] = loop.create_future()
         now = loop.time()
         self.queue.append(Job(rows, future, now, context))
         self.queued_rows += len(rows)

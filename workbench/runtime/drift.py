@@ -49,7 +49,11 @@ Departures from Evidently, each measured in ``benchmarks/drift.py``:
 * Distances (Wasserstein, Jensen-Shannon) are not calibrated by sample size: a small window is
   far from any reference by chance alone. Columns with fewer than ``min_window_rows``
   non-missing values in the window are therefore not tested (``drifted`` is None, with a
-  reason).
+  reason and the values they still need): their drift is INCONCLUSIVE, never a pass.
+* The dataset verdict is given only once the untested columns could not change it: "drift"
+  when at least ``drift_share`` of all the testable columns drifted, "no drift" when fewer would
+  have even if every untested one drifted, else "not enough data" (Evidently tests every column,
+  so its share over the tested ones is the same rule when none is left untested).
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ import numpy as np
 import pandas as pd
 
 from .columns import COLUMN_KINDS
+from .quality import Status
 from .sketch import (
     DISCRETE_MAX_VALUES,
     ColumnWindow,
@@ -82,6 +87,11 @@ from .stattests import (
 )
 
 Verdict = Literal["drift", "no drift", "not enough data"]
+STATUS: dict[Verdict, Status] = {
+    "drift": "FAIL",
+    "no drift": "PASS",
+    "not enough data": "INCONCLUSIVE",
+}
 
 
 # ---------------------------------------------------------------- results
@@ -96,7 +106,9 @@ class ColumnDrift:
     is the test of the missing share, and ``drifted`` is true when either drifted.
     ``unseen_share``: share of the window's non-missing values that are not among the
     reference's counted values (categories, booleans, numbers with few distinct values; None
-    for text).
+    for text). ``status``: FAIL (drifted), PASS, INCONCLUSIVE (too few values: ``values_needed``
+    more non-missing values would test it; None when it never could, e.g. a column not in the
+    window) or None (a reference with no values: nothing to test).
     """
 
     column: str
@@ -113,12 +125,15 @@ class ColumnDrift:
     unseen_share: float | None = None
     missing_share_test: TestOutcome | None = None
     reason: str | None = None
+    status: Status | None = "INCONCLUSIVE"
+    values_needed: int | None = None
 
 
 @dataclass(frozen=True)
 class DatasetDrift:
-    """All columns' drift and the verdict: ``"drift"`` when at least ``threshold`` of the tested
-    columns drifted; ``"not enough data"`` (with ``reason``) when no column could be tested."""
+    """All columns' drift and the verdict (see the module): ``"not enough data"`` (with
+    ``reason``, and ``values_needed`` by the untested column that needs the most) while the
+    untested columns could change it. ``drifted_share`` is over the tested columns."""
 
     columns: tuple[ColumnDrift, ...]
     tested_columns: int
@@ -127,6 +142,11 @@ class DatasetDrift:
     threshold: float
     verdict: Verdict
     reason: str | None = None
+    values_needed: int | None = None
+
+    @property
+    def status(self) -> Status:
+        return STATUS[self.verdict]
 
     @property
     def drifted(self) -> bool | None:
@@ -134,7 +154,7 @@ class DatasetDrift:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (every float is finite)."""
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "status": self.status}
 
 
 # ---------------------------------------------------------------- tests
@@ -217,14 +237,18 @@ def column_drift(
         options = options.model_copy(update={"p_value_threshold": options.p_value_threshold / 2})
         if window.rows >= options.min_window_rows and reference["rows"]:
             missing_test = _missing_test(reference, window, options)
-    reason = _untestable(window, n_ref, options)
-    if reason is not None:
+    untestable = _untestable(window, n_ref, options)
+    if untestable is not None:
+        reason, needed = untestable
+        untested = _untested(name, reference, window, reason, needed)
         if missing_test is None:
-            return _untested(name, reference, window, reason)
-        return dataclasses.replace(
-            _untested(name, reference, window, f"{reason}: only the missing share was tested"),
+            return untested
+        return dataclasses.replace(  # the lengths are INCONCLUSIVE unless the missing share drifted
+            untested,
+            reason=f"{reason}: only the missing share was tested",
             drifted=missing_test.drifted,
             missing_share_test=missing_test,
+            status="FAIL" if missing_test.drifted else untested.status,
         )
 
     small = n_ref <= options.small_reference_rows
@@ -235,38 +259,49 @@ def column_drift(
     else:
         sketch = reference["lengths" if summary == "lengths" else "sketch"]
         outcome, unseen = _numeric_test(kind, sketch, n_ref, window.values, options)
+    drifted = outcome.drifted or (missing_test is not None and missing_test.drifted)
     return dataclasses.replace(
-        _untested(name, reference, window, None),
+        _untested(name, reference, window, None, None),
         test=outcome.test,
         statistic=outcome.statistic,
         p_value=outcome.p_value,
         threshold=outcome.threshold,
-        drifted=outcome.drifted or (missing_test is not None and missing_test.drifted),
+        drifted=drifted,
         unseen_share=None if kind == "text" else unseen,  # a length is never "unseen"
         missing_share_test=missing_test,
+        status="FAIL" if drifted else "PASS",
     )
 
 
-def _untestable(window: ColumnWindow, n_ref: int, options: DriftOptions) -> str | None:
-    """Why the column's values cannot be tested (None: they can)."""
+def _untestable(
+    window: ColumnWindow, n_ref: int, options: DriftOptions
+) -> tuple[str, int | None] | None:
+    """Why the column's values cannot be tested, and the values it still needs (None: it never
+    can); None when they can be tested."""
     present = window.rows - window.missing
-    if not window.rows:
-        return "the window is empty"
     if not n_ref:
-        return "the reference has no values for this column"
+        return "the reference has no values for this column", None
+    if not window.rows:
+        return "the window is empty", options.min_window_rows
     if present < options.min_window_rows:
-        return (
-            f"{present} non-missing value(s) in the window, fewer than "
-            f"min_window_rows={options.min_window_rows}"
+        reason = (
+            f"{present} non-missing value(s), fewer than the "
+            f"min_window_rows={options.min_window_rows} a test needs"
         )
+        return reason, options.min_window_rows - present
     return None
 
 
 def _untested(
-    name: str, reference: Mapping[str, Any], window: ColumnWindow | None, reason: str | None
+    name: str,
+    reference: Mapping[str, Any],
+    window: ColumnWindow | None,
+    reason: str | None,
+    needed: int | None,
 ) -> ColumnDrift:
     """The column's sizes, missing shares and (for a category) the share of unseen values, with
-    no test (``window`` None: not in it)."""
+    no test (``window`` None: not in it): INCONCLUSIVE, or no verdict when the reference has no
+    values to test against."""
     rows, missing = int(reference["rows"]), int(reference["missing"])
     unseen = None
     if window is not None and str(reference["kind"]) == "category" and window.counts:
@@ -287,6 +322,8 @@ def _untested(
         missing_share_window=window.missing / window.rows if window and window.rows else None,
         unseen_share=unseen,
         reason=reason,
+        status=None if rows == missing else "INCONCLUSIVE",
+        values_needed=needed,
     )
 
 
@@ -306,28 +343,41 @@ def dataset_drift(
         if name in window:
             results.append(column_drift(name, spec, window[name], options))
         else:
-            results.append(_untested(name, spec, None, "the column is not in the window"))
-    tested = [r for r in results if r.drifted is not None]
-    drifted = sum(1 for r in tested if r.drifted)
-    if not tested:
-        reasons = sorted({r.reason for r in results if r.reason})
-        return DatasetDrift(
-            columns=tuple(results),
-            tested_columns=0,
-            drifted_columns=0,
-            drifted_share=None,
-            threshold=options.drift_share,
-            verdict="not enough data",
-            reason="no column could be tested: " + ("; ".join(reasons) or "no columns"),
+            results.append(_untested(name, spec, None, "the column is not in the window", None))
+    return _verdict(results, options.drift_share)
+
+
+def _verdict(results: list[ColumnDrift], share: float) -> DatasetDrift:
+    """The dataset verdict, given only where the untested columns could not change it."""
+    tested = [r for r in results if r.status in ("PASS", "FAIL")]
+    pending = [r for r in results if r.status == "INCONCLUSIVE"]
+    drifted = sum(1 for r in tested if r.status == "FAIL")
+    testable = len(tested) + len(pending)
+    if tested and drifted / testable >= share:
+        verdict: Verdict = "drift"
+    elif tested and (drifted + len(pending)) / testable < share:
+        verdict = "no drift"
+    else:
+        verdict = "not enough data"
+    reason = None
+    if verdict == "not enough data":
+        reasons = sorted({r.reason for r in pending if r.reason})
+        reason = (
+            "no column could be tested: " + ("; ".join(reasons) or "no columns")
+            if not tested
+            else f"{len(pending)} of {testable} columns untested could still change the verdict "
+            f"({drifted} of {len(tested)} tested drifted; the dataset drifts at {share:.0%})"
         )
-    share = drifted / len(tested)
+    needed = [r.values_needed for r in pending if r.values_needed is not None]
     return DatasetDrift(
         columns=tuple(results),
         tested_columns=len(tested),
         drifted_columns=drifted,
-        drifted_share=share,
-        threshold=options.drift_share,
-        verdict="drift" if share >= options.drift_share else "no drift",
+        drifted_share=drifted / len(tested) if tested else None,
+        threshold=share,
+        verdict=verdict,
+        reason=reason,
+        values_needed=max(needed) if verdict == "not enough data" and needed else None,
     )
 
 

@@ -14,9 +14,9 @@ say) or give a non-finite answer. Then the rows at fault are found by halving th
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from operator import attrgetter
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,67 @@ from pydantic import BaseModel
 from .settings import Settings
 
 MAX_ISOLATION_CALLS = 16
+SHOWN_CHARS = 40
+"""An unseen category's warning shows at most this many of its characters (a client's value is
+never echoed whole: it could be 100,000 characters)."""
+
+
+def unseen_warning(name: str, value: Any, replaced_by: str | None) -> str:
+    """The warning of a row whose column ``name`` holds the unseen category ``value``."""
+    text = str(value)
+    shown = repr(text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…")
+    if len(text) > SHOWN_CHARS:
+        shown += f" ({len(text):,} characters)"
+    message = f"{name}: unseen category {shown}"
+    return message if replaced_by is None else f"{message} replaced by {replaced_by!r}"
+
+
+class Answers(Sequence[str]):
+    """A model call's answers: each row's JSON text (what the client gets) and, for the
+    monitoring window, each prediction and the class probabilities (rows x classes, the model's
+    class order; None without) as the model gave them. Slices are Answers."""
+
+    __slots__ = ("predictions", "probabilities", "texts")
+
+    def __init__(self, texts: list[str], predictions: list[Any], probabilities: Any) -> None:
+        self.texts = texts
+        self.predictions = predictions
+        self.probabilities = probabilities
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.texts)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Answers: ...
+
+    def __getitem__(self, index: int | slice) -> str | Answers:
+        if isinstance(index, slice):
+            proba = self.probabilities
+            return Answers(
+                self.texts[index], self.predictions[index], None if proba is None else proba[index]
+            )
+        return self.texts[index]
+
+    @staticmethod
+    def join(parts: Sequence[Sequence[str]]) -> Sequence[str]:
+        """The answers of several calls in order (Answers when every part is)."""
+        if len(parts) == 1:
+            return parts[0]
+        if parts and all(isinstance(part, Answers) for part in parts):
+            answers = [part for part in parts if isinstance(part, Answers)]
+            probas = [a.probabilities for a in answers]
+            return Answers(
+                [t for a in answers for t in a.texts],
+                [p for a in answers for p in a.predictions],
+                None if any(p is None for p in probas) else np.concatenate(probas),
+            )
+        return [text for part in parts for text in part]
 
 
 class RowsRefused(ValueError):
@@ -73,12 +134,9 @@ class Predictor:
                 if value is not None and value not in seen:
                     if settings.unseen_policy == "replace":
                         record[name] = settings.fallback[name]
-                        warnings[i].append(
-                            f"{name}: unseen category {value!r} replaced by "
-                            f"{settings.fallback[name]!r}"
-                        )
+                        warnings[i].append(unseen_warning(name, value, settings.fallback[name]))
                     else:
-                        warnings[i].append(f"{name}: unseen category {value!r}")
+                        warnings[i].append(unseen_warning(name, value, None))
         frame = pd.DataFrame.from_records(records, columns=settings.columns)
         return self._cast(frame), warnings
 
@@ -101,14 +159,9 @@ class Predictor:
         for name, seen in self.seen.items():
             column = frame[name]
             unseen = (column.notna() & ~column.isin(seen)).to_numpy()
+            replaced_by = settings.fallback[name] if settings.unseen_policy == "replace" else None
             for i in np.flatnonzero(unseen).tolist():
-                value = column.iat[i]
-                if settings.unseen_policy == "replace":
-                    warnings[i].append(
-                        f"{name}: unseen category {value!r} replaced by {settings.fallback[name]!r}"
-                    )
-                else:
-                    warnings[i].append(f"{name}: unseen category {value!r}")
+                warnings[i].append(unseen_warning(name, column.iat[i], replaced_by))
             if settings.unseen_policy == "replace" and unseen.any():
                 frame[name] = column.where(~unseen, settings.fallback[name])
         return self._cast(frame), warnings
@@ -125,7 +178,7 @@ class Predictor:
                 frame[name] = column.where(~missing, np.nan)
         return frame
 
-    def answer(self, rows: Sequence[BaseModel]) -> list[str]:
+    def answer(self, rows: Sequence[BaseModel]) -> Answers:
         """Each row's answer as JSON text, in order; :class:`RowsRefused` names the rows the model
         could not answer."""
         try:
@@ -189,14 +242,15 @@ class Predictor:
             raise ValueError("the model answered a non-finite value")
         return labels, None
 
-    def _answer(self, rows: Sequence[BaseModel]) -> list[str]:
+    def _answer(self, rows: Sequence[BaseModel]) -> Answers:
         X, warnings = self.inputs(rows)
         none: list[str] = []
         labels, proba = self.predict(X)
+        values: list[Any] = labels.tolist()
         if proba is not None:
             table: list[list[Any]] = proba.tolist()
             classes = self.classes or []
-            return [
+            texts = [
                 json.dumps(
                     {
                         "prediction": label,
@@ -204,10 +258,10 @@ class Predictor:
                         "warnings": none if warnings is None else warnings[i],
                     }
                 )
-                for i, (label, probs) in enumerate(zip(labels.tolist(), table, strict=True))
+                for i, (label, probs) in enumerate(zip(values, table, strict=True))
             ]
-        values: list[Any] = labels.tolist()
-        return [
+            return Answers(texts, values, proba)
+        texts = [
             json.dumps(
                 {
                     "prediction": value,
@@ -217,3 +271,4 @@ class Predictor:
             )
             for i, value in enumerate(values)
         ]
+        return Answers(texts, values, None)

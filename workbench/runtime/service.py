@@ -2,11 +2,12 @@
 the model, its batcher and whether it is ready.
 
 The generated ``service.py`` reads its :class:`~.settings.Settings` (``settings.json``), creates
-one :class:`Serving` at import, adds :meth:`Serving.middlewares` (the route table's dispatcher,
-:mod:`.http`) to the BentoML service class, calls :meth:`Serving.check_deployment`
-from an ``@bentoml.on_deployment`` hook (once, in the ``bentoml serve`` process, before any worker
-starts: a problem there is one line and exit code 1, not a worker restarting forever) and
-:meth:`Serving.start` from the service's ``__init__`` in each worker.
+one :class:`Serving` at import, puts the route table's dispatcher in front of BentoML's app with
+:meth:`Serving.install` (:mod:`.http.edge`), calls :meth:`Serving.deploy` (the start-up checks
+and the workers' shared folder) from an ``@bentoml.on_deployment`` hook (once, in the ``bentoml
+serve`` process, before any worker starts: a problem there is one line and exit code 1, not a
+worker restarting forever) and :meth:`Serving.start` from the service's ``__init__`` in each
+worker.
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ from pydantic import BaseModel, TypeAdapter
 from .batching import Batcher, Overloaded, QueueFull
 from .card import ModelCard
 from .explainer import ExplainBusy, Explainer, ExplainRefused, read_background
+from .http.edge import install
 from .http.handlers import route_table
-from .http.routes import Dispatcher
-from .monitoring.gauges import prometheus_text
+from .http.routes import ASGIApp, Dispatcher
+from .http.traffic import Traffic
 from .monitoring.monitor import Monitor
+from .monitoring.sharing import create_folder
 from .predictor import Predictor, RowsRefused
-from .settings import API_KEY_ENV, MODEL_FILE, ONNX_FILE, Settings
+from .settings import API_KEY_ENV, MODEL_FILE, ONNX_FILE, PREDICT_PATH, Settings
 
 logger = logging.getLogger("bentoml.service")
 
@@ -47,6 +50,9 @@ logger = logging.getLogger("bentoml.service")
 GC_THRESHOLDS = (50_000, 50, 100)
 #: ``POST /explain`` requests explained or waiting at once per worker; more is 429.
 MAX_EXPLAINING = 4
+MIN_KEY_CHARS = 16
+"""The shortest API key a Bento serves with (``service.auth: api_key``)."""
+MAKE_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(24))'"
 
 
 class DeploymentError(Exception):
@@ -73,6 +79,7 @@ class Serving:
         self.rows_adapter: TypeAdapter[list[Any]] = TypeAdapter(list[row_model])  # type: ignore[valid-type]
         self.batcher: Batcher | None = None
         self.monitor: Monitor | None = None
+        self.traffic: Traffic | None = None
         self.ready = False
         self.explained: Any = None
         """The scikit-learn model ``/explain`` explains (loaded by :meth:`load` when on)."""
@@ -82,33 +89,51 @@ class Serving:
         # One thread of its own: explanations never wait in, or hold up, the model thread.
         self.explain_pool: ThreadPoolExecutor | None = None
 
-    def middlewares(
-        self, service_class: type[Any] | None = None
-    ) -> list[tuple[type[Any], dict[str, Any]]]:
-        """(ASGI middleware class, options) in the order to add them (the first is outermost):
-        the dispatcher of the route table. With the service class, its ``/metrics`` also answers
-        the monitoring gauges (``__metrics__``, BentoML's hook)."""
-        if service_class is not None and self.settings.monitor.enabled:
-            serving = self
+    def app(
+        self,
+        inner: ASGIApp,
+        *,
+        traffic: Traffic | None = None,
+        started: Callable[[], None] | None = None,
+    ) -> Dispatcher:
+        """The route table's dispatcher in front of ``inner`` (BentoML's app), counting into
+        ``traffic`` (a new :class:`~.http.traffic.Traffic` if not given)."""
+        if traffic is None:
+            name = self.settings.model_tag.partition(":")[0]
+            traffic = Traffic(
+                service_name=name, service_version="", runner_name=name, paths=[PREDICT_PATH]
+            )
+        self.traffic = traffic
+        return Dispatcher(
+            inner,
+            routes=route_table(self),
+            settings=self.settings,
+            traffic=traffic,
+            started=started,
+        )
 
-            async def __metrics__(instance: Any, text: str) -> str:  # noqa: ARG001 - BentoML's hook
-                return await serving.metrics(text)
-
-            # BentoML's service object wraps the class (`inner`), whose instances answer /metrics.
-            getattr(service_class, "inner", service_class).__metrics__ = __metrics__
-        return [(Dispatcher, {"routes": route_table(self), "settings": self.settings})]
+    def install(self, service: Any) -> None:
+        """Serve BentoML's ``service`` object behind this route table (:func:`.http.edge.install`:
+        the dispatcher in front of BentoML's whole app in every worker)."""
+        install(service, self)
 
     def check_deployment(self, model_dir: Path) -> None:
         """Refuse to serve without the API key auth requires, or with a model whose bytes are not
         the ones packaged; say at start which auth is in force."""
         settings = self.settings
         auth = settings.service.auth
-        if auth == "api_key" and not os.environ.get(API_KEY_ENV, "").strip():
+        key = os.environ.get(API_KEY_ENV, "").strip()
+        if auth == "api_key" and not key:
             raise DeploymentError(
                 f"{API_KEY_ENV} is not set: this Bento requires an API key on every API route "
                 f"(service.auth: api_key). Set {API_KEY_ENV}=<key> where it runs (a Kubernetes "
                 "Secret, see deploy/kubernetes.yaml), or package it with `service.auth: none` to "
                 "serve an open API"
+            )
+        if auth == "api_key" and len(key) < MIN_KEY_CHARS:
+            raise DeploymentError(
+                f"{API_KEY_ENV} is {len(key)} characters long; a key must have at least "
+                f"{MIN_KEY_CHARS}: make one with {MAKE_KEY}"
             )
         served = [(model_dir / MODEL_FILE, settings.model_sha256)]
         if settings.service.runtime == "onnx":
@@ -125,6 +150,14 @@ class Serving:
             logger.info("auth: every API route requires 'Authorization: Bearer <%s>'", API_KEY_ENV)
         else:
             logger.warning("auth: none (service.auth: none): every API route is open")
+
+    def deploy(self, model_dir: Path) -> None:
+        """Once, in the ``bentoml serve`` process before any worker starts: the start-up checks
+        (:meth:`check_deployment`), and with several monitored workers the private folder they
+        share (:func:`~.monitoring.sharing.create_folder`; the workers inherit its name)."""
+        self.check_deployment(model_dir)
+        if self.settings.service.workers > 1 and self.settings.monitor.enabled:
+            create_folder()
 
     def load(self, sklearn_model: Callable[[], Any]) -> Any:
         """What answers requests: the ONNX graph beside ``service.py`` (``runtime: onnx``), else
@@ -226,18 +259,6 @@ class Serving:
             return await loop.run_in_executor(self.explain_pool, self._explain_or_refuse, rows)
         finally:
             self.explaining -= 1
-
-    async def metrics(self, text: str) -> str:
-        """BentoML's ``/metrics`` text with the monitoring gauges added (``workbench_monitor_*``,
-        computed at most every ``monitor.refresh_seconds``)."""
-        if self.monitor is None:
-            return text
-        try:
-            report = await self.monitor.report()
-        except Exception:  # noqa: BLE001 - /metrics keeps answering BentoML's own figures
-            logger.exception("monitoring: the report for /metrics failed")
-            return text
-        return text.rstrip("\n") + "\n" + prometheus_text(report)
 
     async def predict(self, rows: Sequence[BaseModel]) -> list[Any]:
         """The typed API's answer (BentoML's own path: only when the runtime's route is not in

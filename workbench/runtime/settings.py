@@ -20,6 +20,7 @@ from pydantic_core import PydanticUndefined
 
 from .explainer import ExplanationSpec
 from .live_metrics import ALL_METRICS
+from .quality import QualityOptions
 from .stattests import DriftOptions
 
 API_KEY_ENV = "WORKBENCH_API_KEY"
@@ -244,8 +245,29 @@ class MonitorSettings(Strict):
     min_labelled_rows: int = Field(
         default=30, ge=1, description="live metrics are reported from this many labelled rows"
     )
+    public_metrics: bool = Field(
+        default=False,
+        description="the monitoring gauges (the status, drift, data-quality checks, prediction "
+        "shares, live and validation metrics, label counts) in GET /metrics for anyone; false: "
+        "only a scrape with the API key gets them (without it, /metrics has the HTTP series "
+        "alone)",
+    )
     fail_on_drift: bool = Field(
         default=True, description="`workbench monitor` exits 1 when the dataset drifted"
+    )
+    missing_p_value: float = field_of(QualityOptions, "missing_p_value")
+    constant_p_value: float = field_of(QualityOptions, "constant_p_value")
+    unseen_p_value: float = field_of(QualityOptions, "unseen_p_value")
+    range_p_value: float = field_of(QualityOptions, "range_p_value")
+    fail_on_quality: bool = Field(
+        default=True,
+        description="`workbench monitor` and `workbench drift` exit 1 when a data-quality check "
+        "fails",
+    )
+    fail_on_inconclusive: bool = Field(
+        default=True,
+        description="`workbench monitor` and `workbench drift` exit 3 when the verdict is "
+        "INCONCLUSIVE (not enough data to judge); false: exit 0",
     )
     gates: dict[str, Gate] = Field(
         default_factory=dict,
@@ -295,6 +317,11 @@ class MonitorSettings(Strict):
     def drift(self) -> DriftOptions:
         """The drift options these settings choose (the others at their defaults)."""
         return DriftOptions(min_window_rows=self.min_window_rows, drift_share=self.drift_share)
+
+    @property
+    def quality(self) -> QualityOptions:
+        """The data-quality thresholds these settings choose."""
+        return QualityOptions(**{k: getattr(self, k) for k in QualityOptions.model_fields})
 
     @property
     def capture_file_bytes(self) -> int:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -95,14 +95,22 @@ def count_values(kind: str, present: pd.Series) -> dict[str, int]:
     return counts
 
 
-def finite_numbers(values: Values) -> Floats:
-    """Finite values as float64, in input order (missing, non-numeric and +-inf dropped)."""
+@overload
+def finite_numbers(values: Values) -> Floats: ...
+@overload
+def finite_numbers(values: Values, *, infinite: Literal[True]) -> tuple[Floats, int]: ...
+def finite_numbers(values: Values, *, infinite: bool = False) -> Floats | tuple[Floats, int]:
+    """Finite values as float64, in input order (missing, non-numeric and +-inf dropped); with
+    ``infinite``, also how many were +-inf."""
     try:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):  # text or mixed objects: coerce what parses, drop the rest
         coerced = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
         array = coerced.to_numpy(dtype=np.float64, na_value=np.nan)
-    return array[np.isfinite(array)]
+    finite = np.isfinite(array)
+    if not infinite:
+        return array[finite]
+    return array[finite], int(np.isinf(array).sum())
 
 
 def text_lengths(present: pd.Series) -> Floats:
@@ -201,7 +209,9 @@ class ColumnWindow:
 
     ``values``: sorted finite numbers (number, integer) or string lengths (text); empty for
     boolean and category. ``counts``: value key -> count for boolean and category, else empty.
-    ``rows`` counts every row of the window, ``missing`` those without a value.
+    ``rows`` counts every row of the window, ``missing`` those without a value (for numbers:
+    without a finite value), ``nonfinite`` the +-inf among those (numbers; the data-quality
+    checks count them as out of range, the drift tests as missing).
     """
 
     kind: str
@@ -209,6 +219,7 @@ class ColumnWindow:
     missing: int
     values: Floats = field(default_factory=lambda: _frozen(np.empty(0)))
     counts: Mapping[str, int] = field(default_factory=dict)
+    nonfinite: int = 0
 
     @classmethod
     def of(cls, kind: str, values: Values) -> ColumnWindow:
@@ -216,14 +227,22 @@ class ColumnWindow:
         if kind not in KINDS:
             raise ValueError(f"unknown column kind {kind!r}; expected one of {KINDS}")
         if kind in NUMERIC_KINDS:
-            finite = finite_numbers(values)
-            return cls(kind, len(values), len(values) - len(finite), _frozen(np.sort(finite)))
+            finite, infinite = finite_numbers(values, infinite=True)
+            missing = len(values) - len(finite)
+            return cls(kind, len(values), missing, _frozen(np.sort(finite)), nonfinite=infinite)
         series = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
         present = series[series.notna()]
         missing = len(series) - len(present)
         if kind == "text":
             return cls(kind, len(series), missing, _frozen(np.sort(text_lengths(present))))
         return cls(kind, len(series), missing, counts=count_values(kind, present))
+
+    @classmethod
+    def of_lengths(cls, lengths: Values) -> ColumnWindow:
+        """A text column's window from its values' lengths (NaN: missing), as :meth:`of` makes
+        it from the values (a window that keeps text as lengths, not as the text)."""
+        finite = finite_numbers(lengths)
+        return cls("text", len(lengths), len(lengths) - len(finite), _frozen(np.sort(finite)))
 
     def merge(self, other: ColumnWindow) -> ColumnWindow:
         """The window holding both windows' rows (the same column, e.g. from two workers)."""
@@ -234,7 +253,12 @@ class ColumnWindow:
             counts[key] = counts.get(key, 0) + count
         values = _frozen(np.sort(np.concatenate([self.values, other.values])))
         return ColumnWindow(
-            self.kind, self.rows + other.rows, self.missing + other.missing, values, counts
+            self.kind,
+            self.rows + other.rows,
+            self.missing + other.missing,
+            values,
+            counts,
+            self.nonfinite + other.nonfinite,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -245,13 +269,17 @@ class ColumnWindow:
             "missing": self.missing,
             "values": self.values.tolist(),
             "counts": dict(self.counts),
+            "nonfinite": self.nonfinite,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ColumnWindow:
         values = _frozen(np.sort(np.asarray(data["values"], dtype=np.float64)))
         counts = {str(k): int(v) for k, v in data["counts"].items()}
-        return cls(str(data["kind"]), int(data["rows"]), int(data["missing"]), values, counts)
+        nonfinite = int(data.get("nonfinite", 0))
+        return cls(
+            str(data["kind"]), int(data["rows"]), int(data["missing"]), values, counts, nonfinite
+        )
 
 
 WindowColumn = ColumnWindow | Values

@@ -277,6 +277,57 @@ def default_stattest(kind: str, *, distinct: int | None, small: bool) -> StatTes
     return test
 
 
+# ---------------------------------------------------------------- one-sided exact tests
+# (the data-quality checks of :mod:`.quality`)
+
+
+def all_of_p(hits: int, total: int) -> Callable[[int], float]:
+    """Fisher's exact p-value of a window whose ``n`` rows are all hits, against a reference
+    with ``hits`` of ``total`` (``C(h + n, n) / C(T + n, n)``), in closed form."""
+
+    def p(n: int) -> float:
+        log = (
+            math.lgamma(hits + n + 1)
+            + math.lgamma(total + 1)
+            - math.lgamma(hits + 1)
+            - math.lgamma(total + n + 1)
+        )
+        return math.exp(log)
+
+    return p
+
+
+def fisher_greater(hits: int, n: int, ref_hits: int, ref_total: int) -> float:
+    """One-sided Fisher's exact test: the window's share of hits above the reference's."""
+    if not hits:
+        return 1.0
+    from scipy import stats
+
+    table = [[hits, n - hits], [ref_hits, ref_total - ref_hits]]
+    return float(stats.fisher_exact(table, alternative="greater").pvalue)
+
+
+def all_beyond_p(ref_values: int) -> Callable[[int], float]:
+    """:func:`beyond_p` of ``n`` values all beyond, in closed form: ``(n + 1)! N! / (n + N)!``."""
+
+    def p(n: int) -> float:
+        log = math.lgamma(n + 2) + math.lgamma(ref_values + 1) - math.lgamma(n + ref_values + 1)
+        return math.exp(log)
+
+    return p
+
+
+def beyond_p(beyond: int, n: int, ref_values: int) -> float:
+    """P(at least ``beyond`` of ``n`` new values fall outside the minimum-maximum of
+    ``ref_values`` values from the same continuous law): Beta-binomial(n, 2, N - 1), exact (the
+    share outside is Beta(2, N - 1)); with ties it only overstates the chance (conservative)."""
+    if not beyond:
+        return 1.0
+    from scipy import stats
+
+    return float(stats.betabinom.sf(beyond - 1, n, 2, ref_values - 1))
+
+
 __all__ = [
     "DEFAULT_OPTIONS",
     "STATTESTS",
@@ -285,6 +336,10 @@ __all__ = [
     "StatTest",
     "TestOutcome",
     "Values",
+    "all_beyond_p",
+    "all_of_p",
+    "beyond_p",
     "default_stattest",
+    "fisher_greater",
     "get_stattest",
 ]

@@ -1,14 +1,16 @@
 """``score()``: a Bento's model over a file, a folder or a glob, in process or on Dask.
 
-The job reads as its steps: open the Bento (model card, drift reference), plan the job (the
+The job reads as its steps: open the Bento (its files and model checked against the project's
+records, :mod:`workbench.integrity`; its model card and drift reference), plan the job (the
 input's format and columns, the output path, the tasks: everything checked before a row is
 scored), run the tasks (:mod:`workbench.scoring.task`) through the engine's runner (this process
 or a ``dask.distributed`` cluster, :mod:`workbench.scoring.engine`), test the scored rows for
-drift, assemble the result, record it. Everything is written under temporary names beside
-``out`` and renamed at the end (:mod:`workbench.scoring.outputs`): an interrupted or failed job
-leaves nothing under the final names. Beside the output it writes ``<out>.errors.csv`` (refused
-rows), ``<out>.score.json`` (:class:`ScoreResult`) and the drift report of the scored rows
-against the Bento's reference (``<out>.drift.json`` and ``.html``).
+drift and data quality, assemble the result, record it. Everything is written under temporary
+names beside ``out`` and renamed at the end (:mod:`workbench.scoring.outputs`): an interrupted or
+failed job leaves nothing under the final names. Beside the output it writes ``<out>.errors.csv``
+(refused rows), ``<out>.score.json`` (:class:`ScoreResult`, its status included) and the drift and
+data-quality report of the scored rows against the Bento's reference (``<out>.drift.json`` and
+``.html``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 from workbench.artifacts import sha256_file, write_atomic
 from workbench.errors import DataError
+from workbench.integrity import VouchedBento, find_project, verify_bento
 from workbench.monitoring import (
     BentoSource,
     find_bento,
@@ -33,7 +36,7 @@ from workbench.monitoring import (
 from workbench.reports.monitoring import drift_page
 from workbench.results import DriftResult, ScoredFile, ScoreResult
 from workbench.runtime.card import ModelCard
-from workbench.runtime.drift import DEFAULT_OPTIONS, DriftOptions
+from workbench.runtime.drift import DriftOptions
 from workbench.scoring.engine import DEFAULT_CHUNK_ROWS, DEFAULT_TASK_ROWS, Engine, Runner
 from workbench.scoring.inputs import ScoringInput, Task, resolve_input
 from workbench.scoring.outputs import (
@@ -61,10 +64,11 @@ def score(  # noqa: PLR0913 - the public entry point's options, keyword-only (pa
     workers: int | None = None,
     scheduler: str | None = None,
     overwrite: bool = False,
-    drift_options: DriftOptions = DEFAULT_OPTIONS,
+    drift_options: DriftOptions | None = None,
     sample_rows: int = DEFAULT_SAMPLE_ROWS,
     on_chunk: OnChunk | None = None,
     dask_progress: bool = False,
+    project: str | Path | None = None,
 ) -> ScoreResult:
     """Score every row of ``input`` with the Bento's model into the Parquet ``out``.
 
@@ -76,7 +80,11 @@ def score(  # noqa: PLR0913 - the public entry point's options, keyword-only (pa
     output, ``skip`` scores the others; both list the refused rows in ``<out>.errors.csv``.
     ``workers``: a local Dask cluster of that many worker processes; ``scheduler``: the address
     of a running one (``tcp://host:port``). ``on_chunk``: called after each chunk (in process;
-    on Dask after each task). ``dask_progress``: show Dask's progress bar.
+    on Dask after each task). ``dask_progress``: show Dask's progress bar. ``project``: the
+    project (its folder or ``workbench.yaml``) whose records vouch for the Bento's bytes
+    (:mod:`workbench.integrity`); default the nearest ``workbench.yaml`` at or above the current
+    folder. Drift and data quality: with the Bento's ``monitor:`` (``drift_options`` overrides
+    its drift options).
 
     Raises :class:`~workbench.errors.DataError` (a wrong input or output, refused rows under
     ``fail``) and :class:`~workbench.errors.ConfigError` (an unknown Bento) before any work
@@ -84,7 +92,7 @@ def score(  # noqa: PLR0913 - the public entry point's options, keyword-only (pa
     """
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     engine = Engine(chunk_rows, task_rows, workers, scheduler, progress=dask_progress)
-    opened = open_bento(bento)
+    opened = open_bento(bento, project=project)
     job = plan_job(
         opened,
         input,
@@ -104,10 +112,12 @@ def score(  # noqa: PLR0913 - the public entry point's options, keyword-only (pa
 
 @dataclass(frozen=True)
 class OpenedBento:
-    """A Bento's files a job reads: its model card and its drift reference (None, and why,
-    for a Bento packaged before drift references)."""
+    """A Bento's files a job reads, once the project's records vouch for them (``vouched``: the
+    hashes every process that loads the model checks again): its model card and its drift
+    reference (None, and why, for a Bento packaged before drift references)."""
 
     source: BentoSource
+    vouched: VouchedBento
     card: ModelCard
     reference: dict[str, Any] | None
     drift_skipped: str | None
@@ -125,14 +135,19 @@ class OpenedBento:
         return self.card.runtime.runtime
 
 
-def open_bento(bento: str | Path) -> OpenedBento:
-    """The Bento named by a tag or a folder, with its model card and drift reference."""
+def open_bento(bento: str | Path, *, project: str | Path | None = None) -> OpenedBento:
+    """The Bento named by a tag or a folder, if the records of ``project`` (a folder or its
+    ``workbench.yaml``; default :func:`~workbench.integrity.find_project`) vouch for its files
+    and model, with its model card and drift reference."""
     source = find_bento(bento)
+    given = Path(project) if project is not None else find_project()
+    root = (given.parent if given.is_file() else given).resolve()
+    vouched = verify_bento(root, source.tag, path=source.src.parent)
     card = read_model_card(source)
     try:
-        return OpenedBento(source, card, read_reference(source), None)
+        return OpenedBento(source, vouched, card, read_reference(source), None)
     except DataError as exc:
-        return OpenedBento(source, card, None, str(exc))
+        return OpenedBento(source, vouched, card, None, str(exc))
 
 
 @dataclass(frozen=True)
@@ -171,6 +186,7 @@ def plan_job(
         engine.chunk_rows,
         {} if bento.reference is None else sample_kinds(bento.reference, bento.names),
         sample_rows,
+        bento.vouched,
     )
     return Job(source, _hash_inputs(source), outputs, spec, engine.plan(source))
 
@@ -270,9 +286,10 @@ def run_job(job: Job, runner: Runner, *, on_chunk: OnChunk | None) -> Scored:
 
 
 def drift_of(
-    bento: OpenedBento, job: Job, scored: Scored, *, options: DriftOptions
+    bento: OpenedBento, job: Job, scored: Scored, *, options: DriftOptions | None
 ) -> DriftResult | None:
-    """The drift report of the scored rows against the Bento's reference (None without one)."""
+    """The drift and data-quality report of the scored rows against the Bento's reference, judged
+    by its ``monitor:`` (None without a reference)."""
     if bento.reference is None:
         return None
     sample = DriftSample(job.spec.drift_kinds, job.spec.sample_rows)

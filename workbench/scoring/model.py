@@ -3,9 +3,12 @@
 :func:`load_bento_model` imports the Bento's own ``service.py`` (under a private module name, with
 the ``workbench_runtime`` it ships) for its ``SETTINGS``, its ``Row`` model and its ``SERVING``,
 and asks ``SERVING.load`` for what answers requests: the ONNX graph beside ``service.py`` when the
-Bento serves with onnxruntime, else the scikit-learn model from the BentoML store. The result is
+Bento serves with onnxruntime, else the scikit-learn model from the BentoML store. Before the
+import, the Bento's files are hashed, and the model's pickle as it is unpickled, against the hashes
+the job verified with the project's records (:class:`~workbench.integrity.VouchedBento`): every
+process checks the copy of the store it reads. No bytecode is written into the Bento. The result is
 cached per process and keyed by the Bento's ``src`` path, so a Dask worker loads the model once
-and every task it runs reuses it; tasks carry only the path, never the model.
+and every task it runs reuses it; tasks carry only the path and the hashes, never the model.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import contextlib
 import hashlib
 import importlib.util
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +26,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from workbench.errors import ModelError
+from workbench.errors import IntegrityError, ModelError
+from workbench.integrity import (
+    VouchedBento,
+    check_bento_files,
+    stored_model_path,
+    unpickle_verified,
+)
 from workbench.runtime.predictor import Predictor
 
 _LOCK = threading.Lock()
@@ -41,12 +51,13 @@ class BentoModel:
     predictor: Predictor
 
 
-def load_bento_model(src: str | Path) -> BentoModel:
-    """The model of the Bento whose ``src`` folder is ``src``, loaded once per process."""
+def load_bento_model(src: str | Path, vouched: VouchedBento) -> BentoModel:
+    """The model of the Bento whose ``src`` folder is ``src``, loaded once per process, if its
+    files and model are the ones ``vouched`` for."""
     key = str(Path(src).resolve())
     with _LOCK:
         if key not in _LOADED:
-            _LOADED[key] = _load(Path(key))
+            _LOADED[key] = _load(Path(key), vouched)
             _LOADS[0] += 1
         return _LOADED[key]
 
@@ -56,16 +67,20 @@ def load_count() -> int:
     return _LOADS[0]
 
 
-def _load(src: Path) -> BentoModel:
+def _load(src: Path, vouched: VouchedBento) -> BentoModel:
     service_file = src / "service.py"
     if not service_file.is_file():
         raise ModelError(f"{str(src)!r} has no service.py; give a Bento built by workbench")
+    check_bento_files(src.parent, vouched.bento_sha256, tag=vouched.tag, source="the job")
 
     def sklearn_model() -> Any:
-        import bentoml
-
+        path = stored_model_path(vouched.model_tag)
         try:
-            return bentoml.sklearn.load_model(settings.model_tag)
+            return unpickle_verified(
+                path, {vouched.model_sha256}, what=f"model {vouched.model_tag}"
+            )
+        except IntegrityError:
+            raise
         except Exception as exc:  # noqa: BLE001 - any failure is the same advice
             raise ModelError(
                 f"model {settings.model_tag} of the Bento in {str(src)!r} could not be loaded "
@@ -88,10 +103,18 @@ def _bento_modules(src: Path) -> Iterator[None]:
     for k in saved:
         del sys.modules[k]
     sys.path.insert(0, str(src))
-    try:
-        yield
-    finally:
-        sys.path.remove(str(src))
+    # The Bento stays as verified: no bytecode written into it, none read from it (a prefix of
+    # its own, empty, instead of the __pycache__ folders beside its sources).
+    bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    prefix = sys.pycache_prefix
+    with tempfile.TemporaryDirectory(prefix="workbench-pycache-") as empty:
+        sys.pycache_prefix = empty
+        try:
+            yield
+        finally:
+            sys.pycache_prefix = prefix
+            sys.dont_write_bytecode = bytecode
+            sys.path.remove(str(src))
         for k in [k for k in sys.modules if k.split(".")[0] == "workbench_runtime"]:
             del sys.modules[k]
         sys.modules.update(saved)

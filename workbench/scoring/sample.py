@@ -4,8 +4,8 @@ Counted columns (boolean, category) keep exact counts (:class:`ColumnWindow`, me
 Every other column keeps a uniform sample of at most ``size`` rows: each row draws a random key
 (seeded by its row number, so a row draws the same key in process and on any worker) and the
 ``size`` rows with the smallest keys are kept (bottom-k sampling: merging two samples and keeping
-the smallest keys gives the sample of the union). Row and missing counts stay exact. So a file of
-any length costs ``size`` values per column, and chunks and workers merge in any order.
+the smallest keys gives the sample of the union). Row, missing and +-inf counts stay exact. So a
+file of any length costs ``size`` values per column, and chunks and workers merge in any order.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.runtime.sketch import COUNTED_KINDS, ColumnWindow
+from workbench.runtime.sketch import COUNTED_KINDS, NUMERIC_KINDS, ColumnWindow
 
 DEFAULT_SAMPLE_ROWS = 100_000
 SEED = 20261202
@@ -34,6 +34,7 @@ class DriftSample:
     counted: dict[str, ColumnWindow] = field(default_factory=dict)
     rows: int = 0
     missing: dict[str, int] = field(default_factory=dict)
+    nonfinite: dict[str, int] = field(default_factory=dict)
 
     def add(self, frame: pd.DataFrame, row_numbers: np.ndarray) -> None:
         """Take in scored rows (``row_numbers``: their input-wide numbers, for the keys)."""
@@ -51,11 +52,18 @@ class DriftSample:
         chunk.keys = keys[keep]
         for name, kind in self.kinds.items():
             values = frame[name]
-            chunk.missing[name] = int(values.isna().sum())
             if kind in COUNTED_KINDS:
                 chunk.counted[name] = ColumnWindow.of(kind, values)
+                continue
+            if kind in NUMERIC_KINDS:  # missing: no finite value, +-inf apart (as ColumnWindow)
+                numbers = pd.to_numeric(values, errors="coerce").to_numpy(
+                    np.float64, na_value=np.nan
+                )
+                chunk.missing[name] = int((~np.isfinite(numbers)).sum())
+                chunk.nonfinite[name] = int(np.isinf(numbers).sum())
             else:
-                chunk.sampled[name] = values.to_numpy()[keep]
+                chunk.missing[name] = int(values.isna().sum())
+            chunk.sampled[name] = values.to_numpy()[keep]
         self.merge(chunk)
 
     def merge(self, other: DriftSample) -> None:
@@ -63,6 +71,8 @@ class DriftSample:
         self.rows += other.rows
         for name, count in other.missing.items():
             self.missing[name] = self.missing.get(name, 0) + count
+        for name, count in other.nonfinite.items():
+            self.nonfinite[name] = self.nonfinite.get(name, 0) + count
         for name, window in other.counted.items():
             counted = self.counted.get(name)
             self.counted[name] = window if counted is None else counted.merge(window)
@@ -88,7 +98,12 @@ class DriftSample:
         for name, values in self.sampled.items():
             window = ColumnWindow.of(self.kinds[name], values)
             out[name] = ColumnWindow(
-                window.kind, self.rows, self.missing.get(name, 0), window.values, window.counts
+                window.kind,
+                self.rows,
+                self.missing.get(name, 0),
+                window.values,
+                window.counts,
+                self.nonfinite.get(name, 0),
             )
         return out
 

@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from workbench.integrity import VouchedBento
 from workbench.scoring.inputs import Task, read_chunks
 from workbench.scoring.model import BentoModel, load_bento_model
 from workbench.scoring.rows import check_rows
@@ -50,6 +51,9 @@ class TaskSpec:
     chunk_rows: int
     drift_kinds: dict[str, str]
     sample_rows: int
+    vouched: VouchedBento
+    """The hashes of the Bento's files and model the job checked against the project's records;
+    each process checks what it loads against them."""
 
     @property
     def input_names(self) -> list[str]:
@@ -301,7 +305,7 @@ def run_task(
 ) -> TaskOutcome:
     """Score ``task``'s rows into the Parquet file ``out``; refused rows go to ``errors``."""
     started = time.perf_counter()
-    model = load_bento_model(spec.bento_src)
+    model = load_bento_model(spec.bento_src, spec.vouched)
     outcome = TaskOutcome(task.index, out=out, errors=errors, pid=os.getpid())
     outcome.load_seconds = time.perf_counter() - started
     sample = DriftSample(spec.drift_kinds, spec.sample_rows)

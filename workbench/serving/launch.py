@@ -13,6 +13,7 @@ from workbench.artifacts import load_model, read_record, records_dir, write_reco
 from workbench.config import Config
 from workbench.data import load_frame, split_features
 from workbench.errors import ServingError, StageOrderError
+from workbench.integrity import load_stored_model, verify_bento
 from workbench.promotions import history_path, promoted_tag
 from workbench.results import (
     CheckResult,
@@ -95,12 +96,15 @@ def serve(
     portable: bool | None = None,
     api_key: str | None = None,
 ) -> Server:
-    """Start the Bento the launch stage serves (:func:`served_tag`) or ``bento_tag``; the caller
-    stops it (or uses ``with``). ``portable`` (default ``launch.portable``): serve it from a
-    clean environment built from its own requirements, the proof that they suffice. ``api_key``:
-    the key it requires (default ``$WORKBENCH_API_KEY``, else one made for it)."""
+    """Start the Bento the launch stage serves (:func:`served_tag`) or ``bento_tag``, once its
+    files and model are the ones the project recorded (:func:`~workbench.integrity.verify_bento`,
+    before its requirements are read); the caller stops it (or uses ``with``). ``portable``
+    (default ``launch.portable``): serve it from a clean environment built from its own
+    requirements, the proof that they suffice. ``api_key``: the key it requires (default
+    ``$WORKBENCH_API_KEY``, else one made for it)."""
     folder = records_dir(config.root, run_dir)
     tag = bento_tag or served_tag(config, run_dir=run_dir)
+    verify_bento(config.root, tag)
     clean = config.launch.portable if portable is None else portable
     environment = clean_environment(tag) if clean else None
     try:
@@ -136,10 +140,12 @@ def portability(server: Server, checks: list[CheckResult]) -> tuple[bool, str]:
     return True, f"every check passed serving from {server.environment.describe()}"
 
 
-def _stored_bento(tag: str) -> tuple[Any, InputSchema, str, str]:
-    """(model, input schema, model tag, task) of a Bento in the store, from its model card."""
+def _stored_bento(root: Path, tag: str) -> tuple[Any, InputSchema, str, str]:
+    """(model, input schema, model tag, task) of a Bento in the store, from its model card; the
+    Bento and its model as the project at ``root`` recorded them."""
+    verify_bento(root, tag)
     card = ModelCard.read(Path(str(bentoml.bentos.get(tag).path)) / "src" / CARD_FILE)
-    model = bentoml.sklearn.load_model(card.model_tag)
+    model = load_stored_model(root, card.model_tag)
     return model, card.input_schema, card.model_tag, card.task
 
 
@@ -156,7 +162,7 @@ def check(server: Server, config: Config, *, run_dir: str | Path | None = None) 
         model, schema = load_model(config.model_path), validation.input_schema
         model_tag, task = packaged.model_tag, validation.task
     else:  # another version (the promoted one): checked against its own stored model
-        model, schema, model_tag, task = _stored_bento(server.bento_tag)
+        model, schema, model_tag, task = _stored_bento(config.root, server.bento_tag)
     X, y = split_features(
         load_frame(config.test_path, what="test data"), config.data.target, what="test data"
     )

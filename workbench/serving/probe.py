@@ -14,7 +14,7 @@ import numpy as np
 
 from workbench.errors import ServingError
 from workbench.results import ProbeResult
-from workbench.serving.server import require_loopback
+from workbench.serving.network import require_loopback
 
 MAX_REQUESTS = 100_000
 MAX_SECONDS = 300.0

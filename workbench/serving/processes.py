@@ -117,6 +117,11 @@ class ServerRecord:
     log: str
     started_at: float
     watchdog: ProcessId | None = None
+    api_key: str = field(default="", repr=False)
+    """The key the server requires: another kernel of this user connects with it (the record is
+    readable by its owner only, see :meth:`save`); never printed."""
+    origin: str = ""
+    """What started the server, in words a person knows (``3 · Launch``, ``workbench serve``)."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -135,16 +140,22 @@ class ServerRecord:
                 log=str(data["log"]),
                 started_at=float(data["started_at"]),
                 watchdog=watchdog,
+                api_key=str(data.get("api_key") or ""),
+                origin=str(data.get("origin") or ""),
                 **ids,
             )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a server record of this workbench ({exc!r})") from exc
 
     def save(self, path: Path) -> None:
-        """Write to a temporary name beside ``path``, then rename: never half a record."""
+        """Write to a temporary name beside ``path``, then rename: never half a record. The file
+        is readable and writable by its owner only (it holds the server's key)."""
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            tmp.write_text(self.to_json())
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(self.to_json())
+            os.chmod(tmp, 0o600)  # an older temporary file of this name kept its mode
             tmp.replace(path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -248,16 +259,6 @@ def terminate_tree(pid: int, *, grace: float = 10.0) -> None:
             with suppress(psutil.Error):
                 proc.terminate()
     kill_survivors(procs, grace=grace)
-
-
-def listens_on(pids: set[int], port: int) -> bool:
-    """Whether one of ``pids`` holds the listening socket on ``HOST:port``."""
-    for pid in pids:
-        with suppress(psutil.Error):
-            for conn in psutil.Process(pid).net_connections(kind="tcp"):
-                if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr[1] == port:
-                    return True
-    return False
 
 
 def watch(record_path: Path, *, interval: float = WATCH_INTERVAL_S) -> int:

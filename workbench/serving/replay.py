@@ -20,7 +20,7 @@ import httpx
 
 from workbench.errors import DataError
 from workbench.runtime.settings import PREDICT_PATH, REQUEST_ID_HEADER
-from workbench.serving.server import require_loopback
+from workbench.serving.network import require_loopback
 
 REQUEST_TIMEOUT_S = 30.0
 #: Messages kept of a target's failed requests.

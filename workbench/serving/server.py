@@ -16,7 +16,6 @@ import functools
 import os
 import re
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,6 @@ from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import httpx
 import psutil
@@ -34,58 +32,39 @@ from prometheus_client.parser import text_string_to_metric_families
 from workbench.errors import ServingError
 from workbench.runtime import API_KEY_ENV
 from workbench.serving import processes
+from workbench.serving.network import HOST, free_port, listens_on, port_is_free
 from workbench.serving.portable import CleanEnvironment
 from workbench.serving.processes import (
     MARKER_ENV,
     ProcessId,
     ServerRecord,
-    listens_on,
     terminate_tree,
 )
 
-HOST = "127.0.0.1"
 #: Tries at a free port: another process can take the one chosen before ``bentoml`` binds it.
 PORT_ATTEMPTS = 3
 HEALTH = {"/livez", "/readyz", "/healthz", "/metrics"}
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 #: What a worker's log says when the service's start (importing it, loading the model) raised.
 STARTUP_FAILED = "Application startup failed"
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception): ")
-
-
-def require_loopback(url: str, *, what: str) -> tuple[str, int]:
-    """(host, port) of ``url``, or :class:`ServingError` when it is not on this machine.
-
-    Load and replay loops only ever target loopback: ``what`` names the loop in the message.
-    """
-    parsed = urlparse(url)
-    if parsed.hostname not in LOOPBACK:
-        raise ServingError(f"{what} only targets this machine (127.0.0.1); got {url!r}")
-    return parsed.hostname or HOST, parsed.port or 80
 
 
 def state_dir() -> Path:
     """Where running servers are recorded (``$WORKBENCH_STATE_DIR``, else ``~/.workbench``)."""
     root = Path(os.environ.get("WORKBENCH_STATE_DIR", Path.home() / ".workbench")).expanduser()
     folder = root / "servers"
-    folder.mkdir(parents=True, exist_ok=True)
+    if not folder.is_dir():
+        root.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, exist_ok=True)  # records hold keys (each file 0600 as well)
     return folder
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-        return True
+def bytecode_cache() -> Path:
+    """The private bytecode cache of the servers workbench starts (beside their records)."""
+    folder = state_dir().parent / "pycache"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    folder.chmod(0o700)
+    return folder
 
 
 def _stop_at_exit(record: ServerRecord, path: Path) -> None:
@@ -112,7 +91,8 @@ class Server:
     log_path: Path
     api_key: str = field(default="", repr=False)
     """The key the server requires (``service.auth: api_key``): ``$WORKBENCH_API_KEY`` when set
-    here, else one made for this server alone (never written to a file)."""
+    here, else one made for this server alone. It is kept in the server's record, a file only
+    this user can read, so another notebook of the project can connect; never printed."""
     started_at: float = field(default_factory=time.time)
     server_id: str = field(default_factory=lambda: secrets.token_hex(8))
     """The marker every process of this server carries (:mod:`.processes`)."""
@@ -201,6 +181,11 @@ class Server:
         env = {
             **(environment.process_env(os.environ) if environment else os.environ),
             "BENTOML_DO_NOT_TRACK": "True",
+            # The Bento stays as verified (workbench.integrity): bytecode is read from and written
+            # to a private cache of this user's (0700), never beside the Bento's sources, so a
+            # planted __pycache__ is ignored. The cache persists: only the first start compiles
+            # (an empty one cost 10-16 s more per start on 2 loaded cores).
+            "PYTHONPYCACHEPREFIX": str(bytecode_cache()),
             API_KEY_ENV: api_key,
             MARKER_ENV: server_id,
             **(program.env if program else {}),
@@ -241,6 +226,7 @@ class Server:
             url=self.url,
             log=str(self.log_path),
             started_at=self.started_at,
+            api_key=self.api_key,
         )
         record.save(self.record_path)
         # Stopped when this interpreter exits (a kernel shutdown or restart), not when the handle
@@ -262,6 +248,12 @@ class Server:
             record = replace(record, watchdog=ProcessId.of(self.watchdog.pid))
             record.save(self.record_path)
         self.record = record
+
+    def set_origin(self, origin: str) -> None:
+        """Say in the server's record what started it (shown to whoever finds it running)."""
+        if self.record is not None:
+            self.record = replace(self.record, origin=origin)
+            self.record.save(self.record_path)
 
     def wait_ready(self, timeout: float) -> None:
         """Wait until ``/readyz`` answers 200 from this server's own processes.

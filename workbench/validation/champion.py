@@ -2,10 +2,13 @@
 the model of the same name packaged last, re-scored on the candidate's test data.
 
 Read-only: the BentoML store is listed and the champion loaded, nothing is written. Only models
-saved by workbench count (label ``generated-by: workbench``), and a stored model made from the very
+saved by workbench count (label ``generated-by: workbench``) that a record of the project vouches
+for (:mod:`workbench.integrity`: packaged by this project), and a stored model made from the very
 same model file as the candidate is skipped (comparing a model with itself says nothing). Anything
 that stops the comparison (another task, columns the test data lacks, classes it does not know, a
-model that no longer loads) is reported in :class:`ChampionResult.error`, never raised.
+model that no longer loads) is reported in :class:`ChampionResult.error`, never raised; except a
+champion whose bytes are not the ones the project recorded: that is an
+:class:`~workbench.errors.IntegrityError`, raised before it is unpickled.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench.errors import IntegrityError
+from workbench.integrity import anchors, load_stored_model
 from workbench.results import ChampionResult
 from workbench.runtime.card import ModelCard
 from workbench.runtime.settings import CARD_FILE
@@ -41,35 +46,44 @@ def _promoted_model(promoted: str | None) -> str | None:
 
 
 def find_champion(
-    name: str, *, candidate_sha: str, promoted: str | None = None
+    name: str, *, root: Path, candidate_sha: str, promoted: str | None = None
 ) -> tuple[Any | None, str]:
     """The promoted version's model when there is one (``promoted``: its Bento tag), else the
-    latest workbench-saved ``name`` model; never one made from ``candidate_sha``. And a note."""
+    latest workbench-saved ``name`` model the project at ``root`` packaged; never one made from
+    ``candidate_sha``. And a note."""
     import bentoml
 
     try:
         stored = bentoml.models.list(name)
     except bentoml.exceptions.NotFound:
         stored = []
-    ours = [m for m in stored if m.info.labels.get("generated-by") == "workbench"]
+    vouched = {a.model_tag for a in anchors(root, name)}
+    workbench_saved = [m for m in stored if m.info.labels.get("generated-by") == "workbench"]
+    ours = [m for m in workbench_saved if str(m.tag) in vouched]
     others = [m for m in ours if _model_sha(m.info.metadata) != candidate_sha]
     promoted_model = _promoted_model(promoted)
     for model in others:
         if str(model.tag) == promoted_model:
             return model, f"the promoted version {promoted}"
+    unvouched = len(workbench_saved) - len(ours)
+    unknown = (
+        f"; skipped {unvouched} stored model(s) of that name no record of this project vouches for"
+        if unvouched
+        else ""
+    )
     if not others:
         why = (
             f"the only stored {name!r} model is this very model file"
             if ours
             else f"no model named {name!r} has been packaged yet"
         )
-        return None, why
+        return None, why + unknown
     latest = max(others, key=lambda m: m.info.creation_time)
     skipped = len(ours) - len(others)
     note = f"packaged {latest.info.creation_time:%Y-%m-%d %H:%M} UTC"
     if skipped:
         note += f"; skipped {skipped} stored version(s) made from this very model file"
-    return latest, note
+    return latest, note + unknown
 
 
 def _model_sha(metadata: Any) -> str | None:
@@ -94,6 +108,7 @@ def _stored_metrics(metadata: dict[str, Any]) -> dict[str, float | None]:
 def evaluate_champion(
     name: str,
     *,
+    root: Path,
     task: str,
     candidate_sha: str,
     y: pd.Series,
@@ -101,9 +116,7 @@ def evaluate_champion(
     promoted: str | None = None,
 ) -> ChampionResult:
     """Find the champion and compute its metrics on the same test rows as the candidate."""
-    import bentoml
-
-    found, note = find_champion(name, candidate_sha=candidate_sha, promoted=promoted)
+    found, note = find_champion(name, root=root, candidate_sha=candidate_sha, promoted=promoted)
     if found is None:
         return ChampionResult(note=note)
     tag = str(found.tag)
@@ -115,7 +128,7 @@ def evaluate_champion(
             update={"error": f"it is a {stored_task} model and the candidate a {task} model"}
         )
     try:
-        model = bentoml.sklearn.load_model(found)
+        model = load_stored_model(root, tag)
         features = _features(model, metadata)
         X = test_rows(features)
         if task == "classification":
@@ -129,6 +142,8 @@ def evaluate_champion(
             labels = y.to_numpy(dtype=float)
         out = model_outputs(model, X, task, what=f"champion {tag}")
         values, _ = metric_values(task, labels, out)
+    except IntegrityError:
+        raise
     except Exception as exc:
         return result.model_copy(
             update={"error": f"it could not be scored ({type(exc).__name__}: {str(exc)[:300]})"}

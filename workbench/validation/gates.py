@@ -13,6 +13,7 @@ from workbench.config import (
     BASELINE_GATE,
     CHAMPION_GATE,
     CV_PREFIX,
+    METRICS,
     Gate,
     ValidationOptions,
 )
@@ -50,6 +51,17 @@ def check_gate_names(
                     "set it to 2 or more or remove the gate"
                 )
         check_metric_fits(metric, task, proba=proba, scores=scores, label=f"gate `{name}`")
+
+
+def check_monitor_gates(gates: dict[str, Gate], task: str) -> None:
+    """Every live-metric gate (``monitor.gates``) is a metric of the task, or one
+    :class:`ConfigError` now, before validation writes anything (packaging would refuse it)."""
+    for metric in gates:
+        if metric not in METRICS[task]:
+            raise ConfigError(
+                f"monitor.gates: {metric!r} is not a {task} metric; live metrics of a {task} "
+                f"model are {', '.join(METRICS[task])}. Change it in workbench.yaml"
+            )
 
 
 def _within(value: float, gate: Gate) -> str:

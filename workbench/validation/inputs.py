@@ -19,7 +19,7 @@ from workbench.config import Config
 from workbench.data import load_frame, release_arrow_memory, split_features
 from workbench.errors import ConfigError, DataError, ModelError
 from workbench.schema import check_columns, check_supported
-from workbench.validation.gates import check_gate_names
+from workbench.validation.gates import check_gate_names, check_monitor_gates
 from workbench.validation.metrics import align_labels, capabilities, primary_metric
 
 
@@ -93,6 +93,7 @@ def read_inputs(config: Config) -> Inputs:
     model = load_model(config.model_path)
     task = infer_task(model, config.task)
     check_model_task(model, task)
+    check_monitor_gates(config.monitor.gates, task)
     train = load_frame(config.train_path, what="training data")
     X_train, y_train_raw = split_features(train, target, what="training data")
     del train  # one copy of the data at a time

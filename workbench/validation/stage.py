@@ -182,6 +182,7 @@ def _plot_data(task: str, y: np.ndarray, out: Outputs, seed: int) -> dict[str, A
 def _champion(config: Config, inputs: Inputs) -> ChampionResult:
     return evaluate_champion(
         config.name,
+        root=config.root,
         task=inputs.task,
         candidate_sha=inputs.model_sha,
         y=inputs.y_test_raw,

@@ -9,6 +9,7 @@ session's record (``.workbench/package.json``).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import timezone
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import bentoml
 
 from workbench.artifacts import RECORDS_DIR
+from workbench.config import NAME_PATTERN
 from workbench.errors import VersionError
 from workbench.promotions import history_path, read_history
 from workbench.results import GateVerdict, VersionInfo, VersionsResult
@@ -77,8 +79,28 @@ def _stored(bento: Any) -> StoredVersion | None:
     )
 
 
+#: BentoML's bound on a tag's name and on its version.
+TAG_PART_MAX = 63
+
+
+def check_reference(reference: str) -> str:
+    """``reference`` if it is a model name, ``NAME:VERSION`` or a version; anything else (a path
+    such as ``../x``, spaces, capitals, a second colon) is a :class:`VersionError` before it is
+    used to find a file or a version."""
+    parts = reference.split(":", 1)
+    for part in parts:
+        if len(part) > TAG_PART_MAX or not re.fullmatch(NAME_PATTERN, part):
+            raise VersionError(
+                f"{reference!r} is not a model name or NAME:VERSION: a name and a version are "
+                f"lowercase letters, digits, `_`, `-` and `.`, start and end with a letter or "
+                f"digit, at most {TAG_PART_MAX} characters; `workbench versions NAME` lists them"
+            )
+    return reference
+
+
 def stored_versions(name: str) -> list[StoredVersion]:
     """Every workbench-built Bento of ``name`` in the store, newest first."""
+    check_reference(name)
     try:
         bentos = bentoml.bentos.list(name)
     except bentoml.exceptions.NotFound:
@@ -93,6 +115,7 @@ def resolve_version(reference: str, *, name: str | None = None) -> StoredVersion
     An unknown tag, a Bento workbench did not build or one of another model is a
     :class:`VersionError` listing what there is.
     """
+    check_reference(reference)
     tag = reference if ":" in reference else f"{name}:{reference}" if name else reference
     model, _, version = tag.partition(":")
     if not version:
@@ -152,6 +175,7 @@ def _size(path: Path) -> int:
 
 def list_versions(root: Path, name: str) -> VersionsResult:
     """Every packaged version of ``name``, newest first, with its run, commit and the pointer."""
+    check_reference(name)
     history = read_history(root, name)
     runs = run_records(root)
     versions = []

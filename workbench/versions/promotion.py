@@ -8,7 +8,10 @@ records that, and the failed verdicts, with the reason. A rollback returns to th
 before the current one and is not gated: it is the way back when production misbehaves.
 
 Nothing is written to the BentoML store; the history file and the promoted manifest change
-together or not at all (:func:`workbench.promotions.record_change`).
+together or not at all (:func:`workbench.promotions.record_change`). The version promoted or rolled
+back to is first checked against the project's records (:func:`workbench.integrity.verify_bento`),
+and its entry records the hashes of its model and files: an anchor, reviewed in git, for every
+later command that loads it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Literal
 
 from workbench.config import BASELINE_GATE, CHAMPION_GATE, CV_PREFIX, Config, Gate
 from workbench.errors import GateFailure, VersionError
+from workbench.integrity import VouchedBento, verify_bento
 from workbench.promotions import (
     MANIFEST_FILE,
     Promotion,
@@ -127,13 +131,12 @@ def promote(
     version promoted already or an empty reason.
     """
     if not reason.strip():
-        raise VersionError(
-            "a promotion needs a reason (--reason '...'); it is recorded in the history file"
-        )
+        raise VersionError("a promotion needs a reason; it is recorded in the history file")
     candidate = resolve_version(reference, name=config.name)
     history = read_history(config.root, config.name)
     if history.promoted == candidate.tag:
         raise VersionError(f"{candidate.tag} is already the promoted version of {config.name!r}")
+    vouched = verify_bento(config.root, candidate.tag)
     verdicts, scored, champion = promotion_gates(config, candidate, promoted=history.promoted)
     failed = [g for g in verdicts if not g.passed]
     if failed and not force:
@@ -142,11 +145,13 @@ def promote(
             f"{candidate.tag} cannot be promoted: {len(failed)} gate(s) failed on "
             f"{config.test_path.name}: "
             + "; ".join(_line(g) for g in failed)
-            + ". Promote another version, or pass --force with a --reason (it is recorded)",
+            + ". Promote another version, or force the promotion (recorded with the reason and "
+            "the failed gates)",
         )
     return _record(
         config,
         candidate,
+        vouched,
         action="promote",
         previous=history.promoted,
         reason=reason.strip(),
@@ -175,12 +180,13 @@ def rollback(config: Config, *, reason: str = "", by: str | None = None) -> Prom
             else "nothing is promoted yet"
         )
         raise VersionError(
-            f"{config.name!r} has no earlier promoted version to roll back to ({why}); "
-            f"promote a version with `workbench promote {config.name}:VERSION --reason ...`"
+            f"{config.name!r} has no earlier promoted version to roll back to ({why})"
         )
+    version = resolve_version(target, name=config.name)
     return _record(
         config,
-        resolve_version(target, name=config.name),
+        version,
+        verify_bento(config.root, version.tag),
         action="rollback",
         previous=history.promoted,
         reason=reason.strip() or "rollback",
@@ -191,6 +197,7 @@ def rollback(config: Config, *, reason: str = "", by: str | None = None) -> Prom
 def _record(  # noqa: PLR0913 - keyword-only, the fields of one history entry
     config: Config,
     version: StoredVersion,
+    vouched: VouchedBento,
     *,
     action: Literal["promote", "rollback"],
     previous: str | None,
@@ -214,6 +221,9 @@ def _record(  # noqa: PLR0913 - keyword-only, the fields of one history entry
         run=run,
         git_commit=commit,
         gates=[_line(g) for g in gates or []],
+        model_tag=vouched.model_tag,
+        model_sha256=vouched.model_sha256,
+        bento_sha256=vouched.bento_sha256,
     )
     record_change(config.root, config.name, change, manifest=version.manifest)
     return PromotionResult(

@@ -1,22 +1,24 @@
 """A stored version re-scored on the project's test data (never the metrics copied from its card).
 
-The model each Bento serves is loaded from the store (``bentoml.sklearn.load_model``: the very
-bytes the Bento checks at start-up) and scored with the validate stage's metric code on the rows
-of ``data.test`` in ``workbench.yaml``, so two versions are always compared on the same rows.
+The model each Bento serves is loaded from the store, unpickled only when its bytes are the ones
+a record of the project vouches for (:func:`workbench.integrity.load_stored_model`), and scored
+with the validate stage's metric code on the rows of ``data.test`` in ``workbench.yaml``, so two
+versions are always compared on the same rows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import bentoml
 import numpy as np
 import pandas as pd
 
 from workbench.config import Config
 from workbench.data import load_frame, split_features
-from workbench.errors import DataError, VersionError
+from workbench.errors import DataError, VersionError, WorkbenchError
+from workbench.integrity import load_stored_model
 from workbench.validation.metrics import (
     Metrics,
     Outputs,
@@ -57,11 +59,14 @@ class Scored:
     primary: str
 
 
-def load_stored_model(version: StoredVersion) -> Any:
-    """The scikit-learn model a version's Bento serves, from the store."""
+def load_version_model(version: StoredVersion, root: Path) -> Any:
+    """The scikit-learn model a version's Bento serves, from the store, if the project at
+    ``root`` vouches for its bytes (:class:`~workbench.errors.IntegrityError` otherwise)."""
     model_tag = version.card.model_tag
     try:
-        return bentoml.sklearn.load_model(model_tag)
+        return load_stored_model(root, model_tag)
+    except WorkbenchError:
+        raise
     except Exception as exc:
         raise VersionError(
             f"the model {model_tag!r} of {version.tag} cannot be loaded from the store "
@@ -78,7 +83,7 @@ def score_version(version: StoredVersion, data: TestData, config: Config) -> Sco
             f"the test data {data.path} lacks columns {version.tag} needs: {missing[:5]}; "
             "compare versions on test data with every column both were trained on"
         )
-    model = load_stored_model(version)
+    model = load_version_model(version, config.root)
     task = version.task
     if task == "classification":
         labels, unseen = align_labels(data.target, np.asarray(model.classes_))

@@ -19,6 +19,7 @@ import pandas as pd
 from workbench.config import Config, ShadowOptions
 from workbench.data import load_frame
 from workbench.errors import DataError, VersionError
+from workbench.integrity import verify_bento
 from workbench.results import ShadowGateVerdict, ShadowResult
 from workbench.serving.replay import Replay, Target, replay
 from workbench.serving.server import Server
@@ -200,7 +201,10 @@ def _replay_both(
     max_rows: int,
     max_seconds: float,
 ) -> Replay:
-    """Serve both versions, send both the same rows, stop both servers."""
+    """Serve both versions (once the project's records vouch for both Bentos and models), send
+    both the same rows, stop both servers."""
+    for version in versions:  # before either is served
+        verify_bento(config.root, version.tag)
     servers = _start_both(versions, config, log_dir)
     try:
         targets = [

@@ -1,4 +1,12 @@
-"""What every stage panel shares: a title, a status line, a results area and error display."""
+"""What every stage panel shares: a title, a state, a status line, a results area, errors.
+
+A panel is a small state machine. Its ``state`` (idle, connecting, serving, live, stopped, error,
+or working and done for the panels that run a job) is drawn as a badge beside the title, and
+:meth:`Panel.enabled` names the buttons that act in it: every other button is off. Each click is
+one numbered action: its answer replaces the last one in the status line (an error also clears
+the results it would otherwise sit above), and the status carries the action's number
+(``data-action``), so whoever watches the panel can tell this click's answer from the last one's.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +22,41 @@ from workbench.errors import WorkbenchError
 
 logger = logging.getLogger(__name__)
 
+#: Status colours: an action's outcome (info, ok, error) and a verdict (pass, fail, warn).
+COLOURS = {
+    "info": "#57606a",
+    "ok": "#1a7f37",
+    "error": "#cf222e",
+    "pass": "#1a7f37",
+    "fail": "#cf222e",
+    "warn": "#9a6700",
+}
+#: Badge colours by state.
+STATE_COLOURS = {
+    "idle": "#8c959f",
+    "connecting": "#9a6700",
+    "working": "#9a6700",
+    "serving": "#1a7f37",
+    "live": "#1a7f37",
+    "done": "#1a7f37",
+    "stopped": "#8c959f",
+    "error": "#cf222e",
+}
+
+
+def verdict_kind(verdict: str) -> str:
+    """How to colour a verdict line from the core, shown as it is: ``pass`` (PASS: green),
+    ``fail`` (FAIL: red), ``warn`` for anything else (INCONCLUSIVE, not enough data: amber)."""
+    word = verdict.strip().split(":")[0].split(" ")[0].upper()
+    return {"PASS": "pass", "FAIL": "fail"}.get(word, "warn")
+
 
 class Panel(w.VBox):
     """A stage panel: subclasses add controls above ``self.status`` and ``self.results``.
 
     Every button handler goes through :meth:`guarded`: the panel's buttons are disabled while it
-    runs and re-enabled after (also when it fails), and any error becomes one line in the status
-    (details, such as a server log, folded beneath it), never a traceback.
+    runs and set by :meth:`enabled` after (also when it fails), and any error becomes one line in
+    the status (details, such as a server log, folded beneath it), never a traceback.
     """
 
     title = ""
@@ -32,16 +68,26 @@ class Panel(w.VBox):
         self.status.add_class("wb-status")
         self.results = w.HTML(value="")
         self.results.add_class("wb-results")
+        self.badge = w.HTML(value="")
+        self.badge.add_class("wb-badge")
         self.busy = False
+        self.state = "idle"
+        self.action = 0
+        """The number of the last action (click); the status line carries it."""
         self.last_traceback = ""
         """The traceback of the last unexpected error (a bug), kept out of the panel."""
         header = w.HTML(f"<h3 style='margin:4px 0'>{html.escape(self.title)}</h3>")
-        super().__init__([header, *controls, self.status, self.results, *(footer or [])], **kwargs)
+        top = w.HBox([header, self.badge], layout=w.Layout(align_items="center", gap="12px"))
+        super().__init__([top, *controls, self.status, self.results, *(footer or [])], **kwargs)
         self.add_class("wb-panel")
         self.buttons = list(_buttons(self))
+        self.show_state("idle")
 
-    def say(self, text: str, *, kind: str = "info") -> None:
-        colour = {"info": "#57606a", "ok": "#1a7f37", "error": "#cf222e"}[kind]
+    # ------------------------------------------------------------ what the panel shows
+
+    def say(self, text: str, *, kind: str = "info", action: int | None = None) -> None:
+        """Replace the status line: the first line of ``text``, the rest folded beneath it.
+        ``action``: the click this answers (default: the current one)."""
         first, _, rest = text.strip().partition("\n")
         details = (
             f"<details><summary>details</summary><pre class='wb-details'>"
@@ -49,12 +95,40 @@ class Panel(w.VBox):
             if rest.strip()
             else ""
         )
+        number = self.action if action is None else action
         self.status.value = (
-            f"<span class='wb-{kind}' style='color:{colour}'>{html.escape(first)}</span>{details}"
+            f"<span class='wb-{kind}' data-action='{number}' style='color:{COLOURS[kind]}'>"
+            f"{html.escape(first)}</span>{details}"
         )
 
+    def show_state(self, state: str, detail: str = "") -> None:
+        """Set the panel's state and draw it (with ``detail``, plain text) beside the title."""
+        self.state = state
+        colour = STATE_COLOURS.get(state, "#57606a")
+        extra = f" <span class='wb-state-detail'>{html.escape(detail)}</span>" if detail else ""
+        self.badge.value = (
+            f"<span class='wb-state-{state}' style='color:{colour}'>●</span> "
+            f"<span class='wb-state'>{html.escape(state)}</span>{extra}"
+        )
+        self.refresh_controls()
+
+    # ------------------------------------------------------------ buttons
+
+    def enabled(self) -> set[w.Button] | None:
+        """The buttons that act in the panel's current state; ``None``: all of them."""
+        return None
+
     def refresh_controls(self) -> None:
-        """Enable or disable controls for the panel's state (after every handler)."""
+        """Enable exactly the buttons :meth:`enabled` names (not while an action runs)."""
+        if self.busy:
+            return
+        on = self.enabled()
+        for btn in self.buttons:
+            btn.disabled = on is not None and btn not in on
+
+    def failed(self, error: Exception) -> None:
+        """After an action failed: the state it leaves the panel in (default: ``error``)."""
+        self.show_state("error")
 
     def guarded(self, action: Callable[[], None]) -> Callable[[Any], None]:
         """Wrap a button handler: buttons off while it runs, any error one line in the panel."""
@@ -63,29 +137,38 @@ class Panel(w.VBox):
             if self.busy:  # a click queued while the same panel was working
                 return
             self.busy = True
-            enabled = [(b, b.disabled) for b in self.buttons]
+            self.action += 1
             for btn in self.buttons:
                 btn.disabled = True
             try:
                 action()
             except WorkbenchError as exc:
+                self.results.value = ""  # an old result must not sit under a new error
                 self.say(str(exc), kind="error")
+                self._failed(exc)
             except Exception as exc:
                 # A bug, not a user error: one line here; the traceback is kept for a report.
                 self.last_traceback = traceback.format_exc()
                 logger.debug("panel handler failed", exc_info=True)
+                self.results.value = ""
                 self.say(
                     f"unexpected error: {type(exc).__name__}: {exc} (a bug in workbench; the "
                     "traceback is in panel.last_traceback)",
                     kind="error",
                 )
+                self._failed(exc)
             finally:
-                for btn, disabled in enabled:
-                    btn.disabled = disabled
                 self.busy = False
                 self.refresh_controls()
 
         return handler
+
+    def _failed(self, error: Exception) -> None:
+        self.busy = False  # failed() may redraw the state, which sets the buttons
+        try:
+            self.failed(error)
+        except Exception:  # the state after a failure must not hide the failure itself
+            logger.debug("panel state after a failure could not be set", exc_info=True)
 
 
 def _buttons(widget: w.Widget) -> Iterator[w.Button]:
@@ -100,8 +183,13 @@ def button(description: str, *, style: str = "primary", icon: str = "") -> w.But
         description=description,
         button_style=style,
         icon=icon,
-        # flex 0 0 auto: in a row beside a long status line the label stays whole, not "St…"
-        layout=w.Layout(width="auto", flex="0 0 auto"),
+        # flex 0 0 auto: in a row beside a long status line the label stays whole, not "St…";
+        # align_self: a button alone in a column keeps its own width instead of the column's
+        layout=w.Layout(width="auto", flex="0 0 auto", align_self="flex-start"),
     )
     btn.add_class(f"wb-{description.lower().replace(' ', '-')}")
     return btn
+
+
+#: A control's ``style`` that shows its whole description ("force (promote although a …" not).
+WIDE = {"description_width": "initial"}

@@ -21,7 +21,7 @@ def _key_source() -> str:
     """Where the server's API key came from (the key itself is never shown)."""
     if os.environ.get(API_KEY_ENV):
         return f"API key from ${API_KEY_ENV}"
-    return "API key made for this server (<code>panel.server.api_key</code>)"
+    return "API key made for this server (<code>panel.server.api_key</code>; 4 · Monitor finds it)"
 
 
 def _environment(server: Server | None) -> str:
@@ -34,7 +34,9 @@ def _environment(server: Server | None) -> str:
 class LaunchPanel(Panel):
     """Start, Check, Stop. While the server runs its status (uptime, requests served, last
     error) refreshes every ``status_interval`` seconds from a background thread, which ends when
-    the server stops or the panel is closed."""
+    the server stops or the panel is closed. States: idle, connecting (starting), serving,
+    stopped, error; Start acts when no server of this panel runs, Check and Stop while one
+    does."""
 
     title = "3 · Launch"
 
@@ -48,7 +50,11 @@ class LaunchPanel(Panel):
         self.config = config
         self.run_dir = run_dir
         self.session = LaunchSession(
-            config, run_dir=run_dir, on_status=self._on_status, interval=status_interval
+            config,
+            run_dir=run_dir,
+            on_status=self._on_status,
+            interval=status_interval,
+            origin=self.title,
         )
         self.result: LaunchResult | None = None
         self.light = w.HTML()
@@ -89,6 +95,7 @@ class LaunchPanel(Panel):
                 self.canary,
             ]
         )
+        self.badge.layout.display = "none"  # the light beside the buttons shows the state
         self.refresh()
 
     @property
@@ -96,10 +103,11 @@ class LaunchPanel(Panel):
         return self.session.server
 
     def _on_status(self, status: ServerStatus) -> None:
-        """From the status thread: show the snapshot; buttons follow once the server stopped."""
+        """From the status thread: show the snapshot; the state follows once the server
+        stopped by itself."""
         self._show(status)
         if status.state != "running" and not self.busy:
-            self.refresh_controls()
+            self.show_state("stopped")
 
     def _show(self, status: ServerStatus | None) -> None:
         running = status is not None and status.state == "running"
@@ -127,15 +135,20 @@ class LaunchPanel(Panel):
             f"<span class='wb-state'>{word}</span>{details}"
         )
 
+    def enabled(self) -> set[w.Button]:
+        if self.session.running:
+            return {self.check_button, self.stop_button, self.refresh_button}
+        return {self.start_button, self.refresh_button}
+
     def refresh_controls(self) -> None:
-        running = self.session.running
-        self.start_button.disabled = running
-        self.clean_box.disabled = running
-        self.check_button.disabled = not running
-        self.stop_button.disabled = not running
+        super().refresh_controls()
+        self.clean_box.disabled = self.session.running
         if self.server is not None:
             self.log_view.value = self.server.log_tail(30)
         self.canary.refresh_controls()
+
+    def failed(self, error: Exception) -> None:
+        self.show_state("serving" if self.session.running else "error")
 
     def refresh(self) -> None:
         self._show(self.session.status())
@@ -143,16 +156,20 @@ class LaunchPanel(Panel):
 
     def start(self) -> None:
         self.say("starting bentoml serve ...")
+        self.show_state("connecting", "starting bentoml serve")
         started = self.session.start(portable=self.clean_box.value)
         server = self.session.server
         assert server is not None  # start() either starts one or keeps the running one
         if started:
-            self.say(f"serving {server.bento_tag}", kind="ok")
+            self.say(
+                f"serving Bento {server.bento_tag} at {server.url} (pid {server.pid})", kind="ok"
+            )
         else:
             self.say(
                 f"a server is already running at {server.url} (pid {server.pid}); nothing was "
                 "started: press Stop first to start another"
             )
+        self.show_state("serving")
         self.refresh()
 
     def check(self) -> None:
@@ -162,7 +179,7 @@ class LaunchPanel(Panel):
         self.say(
             ("all checks pass" if self.result.passed else "checks failed")
             + f"; portable: {self.result.portable}",
-            kind="ok" if self.result.passed else "error",
+            kind="pass" if self.result.passed else "fail",
         )
         self.refresh()
 
@@ -175,8 +192,15 @@ class LaunchPanel(Panel):
             self.stop()
 
     def stop(self) -> None:
-        self.session.stop()
-        self.say("server stopped", kind="info")
+        stopped = self.session.stop()
+        if stopped is None:
+            self.say("no server of this panel is running: nothing was stopped")
+        else:
+            self.say(
+                f"server stopped: Bento {stopped.bento_tag} at {stopped.url} (pid "
+                f"{stopped.pid}), the one this panel started"
+            )
+        self.show_state("stopped")
         self.refresh()
 
     def close(self) -> None:

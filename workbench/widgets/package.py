@@ -35,10 +35,12 @@ class PackagePanel(Panel):
 
     def build(self) -> None:
         self.say("saving the model and building the Bento ...")
+        self.show_state("working", "building")
         self.result = package(self.config, run_dir=self.run_dir)
         self.results.value = to_html(self.result)
         self.source.value = _sources_html(self.result)
         self.say(f"Bento {self.result.bento_tag} ready", kind="ok")
+        self.show_state("done")
 
 
 PRE_STYLE = "font-size:12px;line-height:1.35"

@@ -95,6 +95,7 @@ class ValidatePanel(Panel):
         self.result = None
         self.results.value = ""
         self.explanation.show(None)
+        self.show_state("working", "validating")
         self.result = validate(
             self.edited_config(), run_dir=self.run_dir, on_progress=self._progress
         )
@@ -103,8 +104,9 @@ class ValidatePanel(Panel):
         self.explanation.show(self.result.explanation)
         self.say(
             "all gates pass" if self.result.passed else "some gates failed",
-            kind="ok" if self.result.passed else "error",
+            kind="pass" if self.result.passed else "fail",
         )
+        self.show_state("done")
 
     def save(self) -> None:
         path = self.config_path or self.config.root / "workbench.yaml"

@@ -3,8 +3,10 @@
 - ``POST /predict``: a body that is not JSON is 415; one over the size limit is 413 before it is
   read (from ``Content-Length``) or as soon as it passes the limit (chunked); more rows than the
   row limit is 413. Rows are validated by the generated ``Row`` model in slices, yielding to the
-  event loop between them, so health checks keep answering while a large request is parsed; a
-  request with more rows than one model batch goes to the model in several batches. A full queue
+  event loop between them, so health checks keep answering while a large request is parsed;
+  checking stops at the first :data:`MAX_DETAIL` errors (a small body of many bad rows costs
+  what a few rows do). A request with more rows than one model batch goes to the model in
+  several batches. A full queue
   is 429 and a request queued too long 503, both with ``Retry-After``.
 - ``POST /explain`` (``service.explain: true``): each input column's contribution to each
   row's prediction (:mod:`..explainer`), at most ``max_rows`` rows, in a thread of its own.
@@ -12,6 +14,9 @@
 - ``POST /feedback`` and ``GET /monitor`` (monitoring on): true labels for answered rows, and the
   monitoring report (:mod:`..monitoring`).
 - ``GET /docs.json``: BentoML's document, made to tell the truth (:mod:`.openapi`).
+- ``GET /metrics``: the HTTP series of every worker (:mod:`.traffic`), open; with monitoring on,
+  the monitoring gauges (:mod:`..monitoring.gauges`) too, but only to a scrape with the API key
+  unless ``monitor.public_metrics`` (or ``service.auth: none``).
 
 :func:`route_table` is the table the dispatcher serves (:mod:`.routes`): adding a route is one
 handler method of :class:`Handlers` and one entry of :func:`route_table`, with its OpenAPI path
@@ -22,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
@@ -30,8 +37,9 @@ from pydantic_core import from_json
 from ..batching import Batcher, Overloaded, QueueFull
 from ..explainer import ExplainBusy, Explainer, ExplainRefused
 from ..monitoring.feedback import FeedbackError
+from ..monitoring.gauges import prometheus_text
 from ..monitoring.monitor import Monitor, Watched
-from ..predictor import RowsRefused
+from ..predictor import Answers, RowsRefused
 from ..settings import (
     DOCS_PATH,
     EXPLAIN_PATH,
@@ -44,12 +52,22 @@ from ..settings import (
 )
 from . import openapi
 from .routes import FORWARD, ClientGone, Forward, Refusal, Request, Response, Route, Routes
+from .traffic import CONTENT_TYPE, Traffic
+
+logger = logging.getLogger("bentoml.service")
 
 #: Rows validated between two yields to the event loop (about 5 ms of pydantic work each).
 VALIDATION_SLICE = 500
-#: A 400 lists at most this many errors (its `error` line counts them all).
+#: The first slice's rows; each next slice twice the last, up to VALIDATION_SLICE. A failing
+#: slice makes pydantic build the errors of all its rows: small first slices keep a refused
+#: request's cost near that of its first bad rows.
+FIRST_SLICE = 32
+#: Checking a request's rows stops at this many errors, which a 400 lists: a body of a few KiB
+#: with thousands of bad rows costs the errors of a few rows, not of all.
 MAX_DETAIL = 100
 LARGE_JOBS = "score large files offline in batches instead of over HTTP"
+EXTRA = "Extra inputs are not permitted"
+"""pydantic's message for a field the row model does not have."""
 #: The largest ``POST /feedback`` body.
 MAX_FEEDBACK_BYTES = 4 << 20
 
@@ -60,11 +78,13 @@ class Serving(Protocol):
     settings: Settings
     card_json: bytes
     batcher: Batcher | None
+    row_model: type[BaseModel]
     rows_adapter: TypeAdapter[list[Any]]
     monitor: Monitor | None
     explainer: Explainer | None
 
     async def explain(self, rows: list[Any]) -> list[str]: ...
+    traffic: Traffic | None
 
 
 class Envelope(BaseModel):
@@ -75,15 +95,13 @@ class Envelope(BaseModel):
     rows: list[Any]
 
 
-def validation_error(errors: list[dict[str, Any]]) -> Refusal:
+def validation_error(errors: list[dict[str, Any]], *, stopped: bool = False) -> Refusal:
+    """A 400 listing ``errors`` (``stopped``: checking stopped there, there may be more)."""
     count = len(errors)
-    return Refusal(
-        400,
-        {
-            "error": f"{count} validation error{'s' if count != 1 else ''} in the request",
-            "detail": errors[:MAX_DETAIL],
-        },
-    )
+    what = f"{count} validation error{'s' if count != 1 else ''} in the request"
+    if stopped:
+        what = f"at least {what} (checking stops at {MAX_DETAIL})"
+    return Refusal(400, {"error": what, "detail": errors[:MAX_DETAIL]})
 
 
 def pydantic_errors(exc: ValidationError) -> list[dict[str, Any]]:
@@ -159,18 +177,49 @@ async def parse_rows(
         )
     rows: list[Any] = []
     errors: list[dict[str, Any]] = []
-    for start in range(0, len(raw), VALIDATION_SLICE):
+    wide = len(serving.row_model.model_fields) + MAX_DETAIL
+    start, size = 0, FIRST_SLICE
+    while start < len(raw):
         if start:
             await asyncio.sleep(0)  # let health checks and other requests in
+        part = raw[start : start + size]
         try:
-            rows += serving.rows_adapter.validate_python(raw[start : start + VALIDATION_SLICE])
-        except ValidationError as exc:
-            for error in pydantic_errors(exc):
-                index, *field = error["loc"]
-                errors.append({**error, "loc": ["rows", start + int(index), *field]})
+            if any(type(row) is dict and len(row) > wide for row in part):
+                raise ValueError("a row with more unknown fields than a 400 lists")
+            rows += serving.rows_adapter.validate_python(part)
+        except (ValidationError, ValueError):
+            errors += row_errors(part, start, serving.row_model, MAX_DETAIL - len(errors))
+            if len(errors) >= MAX_DETAIL:
+                raise validation_error(errors, stopped=True) from None
+        start, size = start + size, min(2 * size, VALIDATION_SLICE)
     if errors:
         raise validation_error(errors)
     return rows
+
+
+def row_errors(
+    part: list[Any], start: int, row_model: type[BaseModel], room: int
+) -> list[dict[str, Any]]:
+    """The errors of rows ``part`` (the first at ``start``), one row at a time, stopping once
+    ``room`` are found. A row with more unknown fields than a 400 lists (it could hold
+    thousands) has its first unknown fields named without pydantic building an error for each."""
+    fields = row_model.model_fields
+    names = {field.alias or name for name, field in fields.items()}
+    errors: list[dict[str, Any]] = []
+    for i, row in enumerate(part, start):
+        if type(row) is dict and len(row) > len(fields) + MAX_DETAIL:
+            extra = (key for key in row if key not in names)
+            for key, _ in zip(extra, range(room - len(errors)), strict=False):
+                errors.append({"type": "extra_forbidden", "loc": ["rows", i, key], "msg": EXTRA})
+        else:
+            try:
+                row_model.model_validate(row)
+            except ValidationError as exc:
+                for error in pydantic_errors(exc):
+                    errors.append({**error, "loc": ["rows", i, *error["loc"]]})
+        if len(errors) >= room:
+            return errors[:room]
+    return errors
 
 
 def _retry(status: int, message: str, seconds: int) -> Refusal:
@@ -179,13 +228,13 @@ def _retry(status: int, message: str, seconds: int) -> Refusal:
 
 async def answer_rows(
     rows: list[Any], batcher: Batcher, batch_rows: int, *, context: Any = None
-) -> list[str]:
+) -> Sequence[str]:
     """Each row's answer, the rows sent to the model at most ``batch_rows`` at a time (each
     part with ``context``, for the batcher's after-call hook)."""
-    answers: list[str] = []
+    parts: list[Sequence[str]] = []
     for start in range(0, len(rows), batch_rows):
         try:
-            answers += await batcher.submit(rows[start : start + batch_rows], context=context)
+            parts.append(await batcher.submit(rows[start : start + batch_rows], context=context))
         except RowsRefused as exc:
             raise validation_error(
                 [
@@ -204,7 +253,7 @@ async def answer_rows(
         except Overloaded as exc:
             message = f"overloaded: queued too long, retry in {exc.retry_after_s} s"
             raise _retry(503, message, exc.retry_after_s) from None
-    return answers
+    return Answers.join(parts) if parts else []
 
 
 class Handlers:
@@ -261,10 +310,11 @@ class Handlers:
     async def feedback(self, request: Request) -> Response | Forward:
         """``{"feedback": [{"request_id": "<X-Request-Id>", "row": 0, "label": <value>}]}``
         (``row``: the row's index in its request, default 0). Answers how many were ``applied``
-        (first label), ``unchanged`` (the same label again: repeats are idempotent), ``updated``
-        (another label: the last one counts) and ``unknown`` (an id not in the window, or
-        already dropped from it), listing the unknown ids. Any bad item is one 400 naming each
-        bad item, and nothing is applied."""
+        (the row's first label), ``unchanged`` (the same label again: repeats are idempotent),
+        a ``conflict`` (another label: the first stands; never a silent overwrite) and
+        ``unknown`` (not an id of this service, or no longer in the window: at once), listing
+        the unknown and conflicting ids. Any bad item is one 400 naming each bad item, and
+        nothing is applied."""
         monitor = self.serving.monitor
         if monitor is None:
             return FORWARD
@@ -289,6 +339,30 @@ class Handlers:
             return FORWARD
         return Response.json(200, await monitor.report())
 
+    async def metrics(self, request: Request) -> Response:
+        """Every worker's HTTP series; the monitoring gauges where :meth:`quality_shown`."""
+        serving = self.serving
+        text = b"" if serving.traffic is None else serving.traffic.exposition()
+        monitor = serving.monitor
+        if monitor is not None and self.quality_shown(request):
+            try:
+                report = await monitor.report()
+            except Exception:  # noqa: BLE001 - /metrics keeps answering the HTTP series
+                logger.exception("monitoring: the report for /metrics failed")
+            else:
+                text += prometheus_text(report).encode()
+        return Response(200, text, content_type=CONTENT_TYPE.encode())
+
+    def quality_shown(self, request: Request) -> bool:
+        """Whether ``/metrics`` shows the monitoring gauges (model quality, drift, predictions,
+        labels, and the status and data-quality alarms: an alarm anyone can read tells whoever
+        shapes the inputs how far to go) to this request: with the key, or where the deployer
+        made them public."""
+        settings = self.serving.settings
+        return (
+            settings.service.auth == "none" or settings.monitor.public_metrics or request.authorized
+        )
+
     async def docs(self, request: Request) -> Response | Forward:
         if request.method != "GET":
             return FORWARD
@@ -311,7 +385,7 @@ def route_table(serving: Serving) -> dict[str, Route]:
             "/livez": Route(None, auth=False, doc=openapi.plain_text),
             "/healthz": Route(None, auth=False, doc=openapi.plain_text),
             "/readyz": Route(None, auth=False, doc=openapi.readyz),
-            "/metrics": Route(None, auth=False, doc=openapi.plain_text),
+            "/metrics": Route(frozenset({"GET"}), h.metrics, auth=False, doc=openapi.metrics),
             "/": Route(None, auth=False),  # BentoML's docs page and its assets
             "/static_content/": Route(frozenset({"GET", "HEAD"}), auth=False, prefix=True),
             "/schema.json": Route(None),  # BentoML's API schema: behind the key, as it was

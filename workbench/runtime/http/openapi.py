@@ -16,6 +16,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from ..monitoring.feedback import FEEDBACK_STATUSES
 from ..settings import EXPLAIN_PATH, PREDICT_PATH, Settings
 from .routes import Route
 
@@ -73,6 +74,11 @@ UNAUTHORIZED = _error(
     "missing or wrong API key: send `Authorization: Bearer <key>`",
     headers={"WWW-Authenticate": {"schema": {"type": "string"}}},
 )
+KEY_LIMITED = _error(
+    "too many requests with a wrong API key from this address (their answers are slowed): "
+    "retry after `Retry-After` seconds",
+    headers=RETRY_AFTER,
+)
 BEARER = {
     "type": "http",
     "scheme": "bearer",
@@ -108,7 +114,16 @@ def predict(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
             f"{service.max_request_rows:,} rows: send fewer rows per request"
         ),
         "415": _error("the body is not `application/json`"),
-        "429": _error("the queue is full: retry after `Retry-After` seconds", headers=RETRY_AFTER),
+        "429": _error(
+            "the queue is full"
+            + (
+                ", or too many requests with a wrong API key from this address"
+                if service.auth == "api_key"
+                else ""
+            )
+            + ": retry after `Retry-After` seconds",
+            headers=RETRY_AFTER,
+        ),
         "503": _error(
             f"queued longer than {service.max_latency_ms} ms (overloaded): retry after "
             "`Retry-After` seconds",
@@ -219,13 +234,37 @@ def metadata(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
 
 
 def plain_text(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """BentoML's health and metrics routes as it documents them, answering plain text (absent
-    when BentoML does not document the route, e.g. ``/metrics`` turned off)."""
+    """BentoML's health routes as it documents them, answering plain text (absent when BentoML
+    does not document the route)."""
     operation = item.get("get")
     if operation is None:
         return {}
     operation["responses"]["200"]["content"] = TEXT
     return {"get": operation}
+
+
+def metrics(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """``GET /metrics`` (the dispatcher answers it; BentoML's metrics are off)."""
+    shown = (
+        "for anyone (`monitor.public_metrics`)"
+        if settings.monitor.public_metrics or settings.service.auth == "none"
+        else "only to a scrape with the API key"
+    )
+    gauges = (
+        f" With monitoring on, the monitoring gauges (`workbench_monitor_*`) too, {shown}."
+        if settings.monitor.enabled
+        else ""
+    )
+    return {
+        "get": {
+            "summary": "Prometheus metrics",
+            "description": "Requests by route (`endpoint`: the route's path, `(unmatched)` for "
+            "any other), their status and duration, requests in progress and failed API key "
+            f"checks, all workers together.{gauges}",
+            "tags": ["Infrastructure"],
+            "responses": {"200": {"description": "the text exposition format", "content": TEXT}},
+        }
+    }
 
 
 def readyz(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -258,6 +297,7 @@ def document(
         if route.auth and secured:
             for operation in item.values():
                 operation["responses"]["401"] = copy.deepcopy(UNAUTHORIZED)
+                operation["responses"].setdefault("429", copy.deepcopy(KEY_LIMITED))
                 operation["security"] = [{"bearerAuth": []}]
         paths[path] = item
     spec["paths"] = paths
@@ -305,12 +345,22 @@ def _feedback_body(settings: Settings) -> dict[str, Any]:
 
 def feedback(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """``POST /feedback``."""
-    counts = {name: {"type": "integer"} for name in ("applied", "unchanged", "updated", "unknown")}
-    answer = {"type": "object", "properties": {**counts, "unknown_ids": {"type": "array"}}}
+    counts = {name: {"type": "integer"} for name in FEEDBACK_STATUSES}
+    ref = {
+        "type": "object",
+        "properties": {"request_id": {"type": "string"}, "row": {"type": "integer"}},
+    }
+    listed = {"type": "array", "items": ref, "description": "the first 1,000"}
+    answer = {
+        "type": "object",
+        "properties": {**counts, "unknown_ids": listed, "conflict_ids": listed},
+    }
     return {
         "post": {
             "summary": "true labels for answered rows, by request id",
-            "description": "Repeats are idempotent; ids not in the window are reported unknown.",
+            "description": "A row's first label stands: the same again is `unchanged`, another "
+            "is a `conflict` (counted and listed, never applied); ids not in the window, or "
+            "not ids of this service, are `unknown`.",
             "tags": ["Service APIs"],
             "requestBody": {
                 "required": True,
@@ -318,7 +368,7 @@ def feedback(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
             },
             "responses": {
                 "200": {
-                    "description": "how many items were applied, unchanged, updated, unknown",
+                    "description": "how many items were applied, unchanged, conflicting, unknown",
                     "content": {JSON: {"schema": answer}},
                 },
                 "400": {
@@ -338,7 +388,8 @@ def monitor(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
     return {
         "get": {
             "summary": "the monitoring report of the recent window",
-            "description": "Window, per-column drift, dataset verdict, predictions, missing and "
+            "description": "Status (PASS, FAIL, INCONCLUSIVE = not enough data) and why, window, "
+            "per-column drift, dataset verdict, data-quality checks, predictions, missing and "
             f"unseen shares, live metrics; recomputed at most every "
             f"{settings.monitor.refresh_seconds:g} s.",
             "tags": ["Service APIs"],

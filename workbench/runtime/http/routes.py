@@ -1,9 +1,10 @@
-"""The route table and the one dispatcher that serves it, in front of BentoML's router.
+"""The route table and the one dispatcher that serves it, in front of BentoML's whole app.
 
 A table maps each path to a :class:`Route`: the methods it answers, its handler and whether it
-needs the API key. BentoML's own routes (health, metrics, the docs page) are entries too, with no
+needs the API key. BentoML's own routes (health, the docs page) are entries too, with no
 handler: they are passed inward, to BentoML. :class:`Dispatcher`, a plain ASGI app taking the table
-and the settings, decides every request in one place, in this order:
+and the settings (put in front of BentoML's app and its middlewares by :mod:`.edge`), counts
+every request under its table path (:mod:`.traffic`) and decides it in one place, in this order:
 
 1. the route: the path's entry, exactly (``/static_content/`` by prefix); a path not in the table
    is handed inward to BentoML, after the API key check (an unknown path is not told apart from a
@@ -12,11 +13,13 @@ and the settings, decides every request in one place, in this order:
    inward to BentoML's CORS middleware, only when CORS is on;
 3. ``route.auth`` with ``service.auth: api_key``: ``Authorization: Bearer <key>``, compared in
    constant time, else 401 with ``WWW-Authenticate`` (before the method check: nothing about a
-   protected route is told without the key);
+   protected route is told without the key); an address that keeps failing is answered late,
+   then 429 (:mod:`.guard`);
 4. a method the route does not answer: 405 with ``Allow`` from ``route.methods``;
-5. the handler: a plain async function of the :class:`Request` that returns a :class:`Response`
-   (or :data:`FORWARD`, to hand the request to BentoML) or raises a :class:`Refusal` (a 4xx); any
-   other exception is logged and answered 500.
+5. the handler, within ``service.timeout`` (else 504): a plain async function of the
+   :class:`Request` that returns a :class:`Response` (or :data:`FORWARD`, to hand the request to
+   BentoML) or raises a :class:`Refusal` (a 4xx); any other exception is logged and answered
+   500.
 
 CORS: the headers of a simple response are decided once per request and added to every answer the
 dispatcher makes (BentoML's CORS middleware sits inside and never sees them). Every error body is
@@ -25,15 +28,33 @@ dispatcher makes (BentoML's CORS middleware sits inside and never sees them). Ev
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
+import math
 import os
+import sys
+import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ..settings import API_KEY_ENV, Settings
+from .guard import AuthGuard
+from .traffic import UNMATCHED, Traffic, log_access
+
+T = TypeVar("T")
+
+
+async def within(seconds: float, awaitable: Awaitable[T]) -> T:
+    """``awaitable``'s result, or ``asyncio.TimeoutError`` after ``seconds``."""
+    if sys.version_info >= (3, 11):  # a timer, not a task per request
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    else:  # pragma: no cover - a Bento may serve on Python 3.10
+        return await asyncio.wait_for(awaitable, seconds)
+
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -71,6 +92,7 @@ class Response:
     body: bytes
     headers: Headers = field(default_factory=list)
     relayed: bool = False
+    content_type: bytes = b"application/json"
 
     @classmethod
     def json(cls, status: int, payload: Any, headers: Headers | None = None) -> Response:
@@ -103,6 +125,13 @@ class Request:
     scope: Scope
     receive: Receive
     inward: ASGIApp
+    check: Callable[[Scope], bool] = lambda _scope: False
+    """The dispatcher's API key check."""
+
+    @property
+    def authorized(self) -> bool:
+        """Whether the request carries the API key (whatever its route requires)."""
+        return self.check(self.scope)
 
     @property
     def method(self) -> str:
@@ -166,7 +195,7 @@ async def send_response(send: Send, response: Response) -> None:
     headers = response.headers
     if not response.relayed:
         length = str(len(response.body)).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", length), *headers]
+        headers = [(b"content-type", response.content_type), (b"content-length", length), *headers]
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": response.body})
 
@@ -182,29 +211,59 @@ def _with_headers(send: Send, extra: Headers) -> Send:
     return wrapped
 
 
-class Dispatcher:
-    """The route table served in one place (see the module docstring for the order)."""
+def _after_start_up(send: Send, hook: Callable[[], None]) -> Send:
+    """``send`` calling ``hook`` when the lifespan start-up completes."""
 
-    def __init__(self, app: ASGIApp, *, routes: Routes, settings: Settings) -> None:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "lifespan.startup.complete":
+            try:
+                hook()
+            except Exception:  # noqa: BLE001 - the service serves without it; the log says so
+                logger.exception("the start-up hook failed")
+        await send(message)
+
+    return wrapped
+
+
+class Dispatcher:
+    """The route table served in one place (see the module docstring for the order), each
+    request counted under its table path (:mod:`.traffic`)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        routes: Routes,
+        settings: Settings,
+        traffic: Traffic | None = None,
+        started: Callable[[], None] | None = None,
+    ) -> None:
         self.app = app
+        self.started = started
+        """Called once the lifespan start-up is complete (in the event loop)."""
         self.routes = routes
         self.prefixes = [(path, route) for path, route in routes.items() if route.prefix]
         self.origins = list(settings.service.cors_origins)
         self.auth = settings.service.auth == "api_key"
+        self.timeout = float(settings.service.timeout)
+        self.traffic = traffic
+        self.guard = AuthGuard()
+        self.access_log = settings.service.access_log
         # A Secret made with `kubectl create secret --from-file` usually ends in a newline. With
         # no key at all (the start-up check refuses that, but another entry point might skip it)
         # every protected request is 401: it fails closed.
         key = os.environ.get(API_KEY_ENV, "").strip()
         self.expected = key.encode() if key else None
 
-    def match(self, path: str) -> Route:
+    def match(self, path: str) -> tuple[str, Route]:
+        """The route of ``path`` and its table path (:data:`UNMATCHED` for none)."""
         route = self.routes.get(path)
         if route is not None and not route.prefix:
-            return route
+            return path, route
         for prefix, candidate in self.prefixes:
             if path.startswith(prefix):
-                return candidate
-        return UNKNOWN
+                return prefix, candidate
+        return UNMATCHED, UNKNOWN
 
     def authorized(self, scope: Scope) -> bool:
         scheme, _, given = (header(scope, b"authorization") or b"").partition(b" ")
@@ -216,10 +275,34 @@ class Dispatcher:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "lifespan" and self.started is not None:
+                send = _after_start_up(send, self.started)
             await self.app(scope, receive, send)
             return
+        label, route = self.match(scope["path"])
+        traffic = self.traffic
+        if traffic is None and not self.access_log:
+            await self.dispatch(route, scope, receive, send)
+            return
+        started = time.perf_counter() if traffic is None else traffic.started(label)
+        answered: Message = {}
+
+        async def noting(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                answered.update(message)
+            await send(message)
+
+        try:
+            await self.dispatch(route, scope, receive, noting)
+        finally:
+            status = answered.get("status")
+            if traffic is not None:
+                traffic.count(label, status, started)
+            if self.access_log:
+                log_access(scope, answered, started)
+
+    async def dispatch(self, route: Route, scope: Scope, receive: Receive, send: Send) -> None:
         path, method = scope["path"], scope["method"]
-        route = self.match(path)
         if (
             self.origins
             and method == "OPTIONS"
@@ -230,10 +313,11 @@ class Dispatcher:
             return
         cors = cors_headers(scope, self.origins)
         ours = _with_headers(send, cors) if cors else send
-        if route.auth and self.auth and not self.authorized(scope):
-            error = {"error": "missing or wrong API key: send 'Authorization: Bearer <key>'"}
-            await send_response(ours, Response.json(401, error, [(b"www-authenticate", b"Bearer")]))
-            return
+        if route.auth and self.auth:
+            refused = await self.refuse(scope)
+            if refused is not None:
+                await send_response(ours, refused)
+                return
         if route.methods is not None and method not in route.methods:
             allowed = ", ".join(sorted(route.methods))
             error = {"error": f"{method} is not allowed on {path}: use {allowed}"}
@@ -243,11 +327,15 @@ class Dispatcher:
             await self.app(scope, receive, send)
             return
         try:
-            answer = await route.handler(Request(scope, receive, self.app))
+            request = Request(scope, receive, self.app, self.authorized)
+            answer = await within(self.timeout, route.handler(request))
         except Refusal as refusal:
             answer = Response.json(refusal.status, refusal.payload, refusal.headers)
         except ClientGone:
             return
+        except asyncio.TimeoutError:
+            message = f"not answered within {self.timeout:g} s (service.timeout)"
+            answer = Response.json(504, {"error": message})
         except Exception:  # noqa: BLE001 - logged; the client gets a generic 500
             logger.exception("Exception on %s [%s]", path, method)
             answer = Response.json(500, {"error": UNEXPECTED})
@@ -255,6 +343,35 @@ class Dispatcher:
             await self.app(scope, receive, send)
         else:
             await send_response(send if answer.relayed else ours, answer)
+
+    async def refuse(self, scope: Scope) -> Response | None:
+        """None when the request has the key, else the answer: 401 (late after repeated
+        failures), or 429 while its address has as many failures waiting as it may
+        (:mod:`.guard`, checked before the key)."""
+        client = scope.get("client")
+        address = str(client[0]) if client else "unknown"
+        guard = self.guard
+        if guard.saturated(address):
+            self._note_failure("limited")
+            message = f"too many requests with a wrong API key from {address}: retry later"
+            retry = [(b"retry-after", str(math.ceil(guard.delay_s)).encode())]
+            return Response.json(429, {"error": message}, retry)
+        if self.authorized(scope):
+            return None
+        entry = guard.failed(address)
+        self._note_failure("refused" if entry is None else "delayed")
+        if entry is not None:
+            entry.waiting += 1
+            try:
+                await asyncio.sleep(guard.delay_s)
+            finally:
+                entry.waiting -= 1
+        error = {"error": "missing or wrong API key: send 'Authorization: Bearer <key>'"}
+        return Response.json(401, error, [(b"www-authenticate", b"Bearer")])
+
+    def _note_failure(self, action: str) -> None:
+        if self.traffic is not None:
+            self.traffic.auth_failure(action)
 
 
 __all__ = [

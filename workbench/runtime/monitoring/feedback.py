@@ -9,8 +9,12 @@ from typing import Any
 
 #: The most items one ``POST /feedback`` may carry.
 MAX_FEEDBACK_ITEMS = 10_000
+#: What became of a feedback item: its label ``applied`` (the row's first), ``unchanged`` (the
+#: same label again), a ``conflict`` (another label for a labelled row: counted, not applied), or
+#: ``unknown`` (no such request or row in the window).
+FEEDBACK_STATUSES = ("applied", "unchanged", "conflict", "unknown")
 #: The feedback counts each worker keeps and the report adds up.
-FEEDBACK_COUNTS = ("received", "applied", "unchanged", "updated", "unknown")
+FEEDBACK_COUNTS = ("received", *FEEDBACK_STATUSES)
 
 
 class FeedbackError(ValueError):
@@ -78,4 +82,11 @@ def true_label(value: Any, task: str, classes: Sequence[Any]) -> tuple[Any, str 
     return None, f"the label {json.dumps(value)} is not one of the model's classes ({shown})"
 
 
-__all__ = ["FEEDBACK_COUNTS", "MAX_FEEDBACK_ITEMS", "FeedbackError", "read_feedback", "true_label"]
+__all__ = [
+    "FEEDBACK_COUNTS",
+    "FEEDBACK_STATUSES",
+    "MAX_FEEDBACK_ITEMS",
+    "FeedbackError",
+    "read_feedback",
+    "true_label",
+]

@@ -1,6 +1,9 @@
 """The monitoring report as Prometheus gauges (``/metrics``, after BentoML's own series).
 
-Bounded series: one per column, class and metric of this model, fixed at packaging.
+Bounded series: one per column, class and metric of this model, fixed at packaging. All of them,
+the status and the data-quality series (:data:`QUALITY_SERIES`) included, are model and data
+information: ``/metrics`` shows them only to a scrape with the API key unless the deployer made
+them public (``monitor.public_metrics``; :meth:`..http.handlers.Handlers.quality_shown`).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..quality import QUALITY_CHECKS, STATUSES
 from ..stattests import STATTESTS
 
 Samples = Iterable[tuple[dict[str, Any], Any]]
@@ -84,6 +88,51 @@ def _drift(out: Exposition, drift: Mapping[str, Any]) -> None:
     )
 
 
+QUALITY_SERIES: dict[str, str] = {
+    "status": "The report's verdict as a state set: 1 on the current status (PASS, FAIL, "
+    "INCONCLUSIVE = not enough data), 0 on the others.",
+    "quality_failed_checks": "Data-quality checks that failed, all columns together.",
+    "quality_inconclusive_checks": "Data-quality checks without enough data to decide yet.",
+    "column_quality_failed": "1 when a column fails a data-quality check, 0 when it passes "
+    f"(absent: not enough data); label check: {', '.join(QUALITY_CHECKS)}.",
+    "column_quality_value": "A column's data-quality figure (label check): the share missing, "
+    "unseen or out of range; constant: the most frequent value's share.",
+}
+"""The series of the verdict and the data-quality checks, name -> help (one place, in order)."""
+
+
+def _quality(out: Exposition, report: Mapping[str, Any]) -> None:
+    """The verdict (a state set) and the data-quality checks (:data:`QUALITY_SERIES`)."""
+    help_ = QUALITY_SERIES
+    status = report.get("status")
+    if status is not None:
+        out.gauge("status", help_["status"], [({"status": s}, s == status) for s in STATUSES])
+    quality = report.get("quality")
+    if quality is None:
+        return
+    checks = quality["checks"]
+    out.gauge("quality_failed_checks", help_["quality_failed_checks"], [({}, quality["failed"])])
+    out.gauge(
+        "quality_inconclusive_checks",
+        help_["quality_inconclusive_checks"],
+        [({}, quality["inconclusive"])],
+    )
+    out.gauge(
+        "column_quality_failed",
+        help_["column_quality_failed"],
+        [
+            ({"column": c["column"], "check": c["check"]}, c["status"] == "FAIL")
+            for c in checks
+            if c["status"] != "INCONCLUSIVE"
+        ],
+    )
+    out.gauge(
+        "column_quality_value",
+        help_["column_quality_value"],
+        [({"column": c["column"], "check": c["check"]}, c["value"]) for c in checks],
+    )
+
+
 def _predictions(out: Exposition, predictions: Mapping[str, Any]) -> None:
     out.gauge(
         "prediction",
@@ -126,6 +175,7 @@ def prometheus_text(report: Mapping[str, Any], prefix: str = "workbench_monitor"
     out.gauge("labelled_rows", "Rows of the window with feedback.", [({}, window["labelled_rows"])])
     if report.get("drift") is not None:
         _drift(out, report["drift"])
+    _quality(out, report)
     out.gauge(
         "unseen_rows_share",
         "Share of window rows with at least one unseen category.",

@@ -3,11 +3,13 @@ the report computed lazily from the windows.
 
 **Per model call** (the only work on the hot path, in the model thread, where the batch's rows
 already are: the batcher's after-call hook, :meth:`Monitor.after_call`): the rows' values and
-their answers (the JSON text already made for the responses) are written into the worker's
-:class:`.window.Window`, arrays of ``monitor.window_rows / service.workers`` rows allocated once,
-the oldest rows overwritten first; each request gets its id (``X-Request-Id``). Nothing is
-parsed, summarised or tested per request, and nothing is kept per request but slots in those
-arrays.
+their predictions (and class probabilities, as the model gave them) are written into the
+worker's :class:`.window.Window`, arrays of ``monitor.window_rows / service.workers`` rows
+allocated once, the oldest rows overwritten first; each request gets its id (``X-Request-Id``).
+Nothing is parsed, summarised or tested per request, and nothing is kept per request but slots
+in those arrays. What a client sent is kept bounded (:class:`.window.Intake`): a text value as
+its length, a category seen in training as the training value, any other long string as its
+first characters and a digest; the answers' JSON text (with its warnings) is not kept.
 
 **Lazily** (``GET /monitor``, ``/metrics``; at most every ``monitor.refresh_seconds``, the
 result cached in between): the window is summarised per column (:class:`~..sketch.ColumnWindow`),
@@ -43,12 +45,13 @@ from pydantic import BaseModel
 from ..batching import Job
 from ..card import ModelCard
 from ..settings import CAPTURE_DIR_ENV, DRIFT_REFERENCE_FILE, PREDICTION_REFERENCE_FILE, Settings
-from ..sketch import NUMERIC_KINDS, ColumnWindow, reference_columns
+from ..sketch import ColumnWindow, reference_columns
 from .capture import Capture
-from .feedback import FEEDBACK_COUNTS, read_feedback
+from .feedback import FEEDBACK_COUNTS, FEEDBACK_STATUSES, read_feedback
+from .ids import RequestIds, blank_id, new_tag, tag_of
 from .report import ReportBuilder, utc
-from .sharing import Feedback, Sharing, alive, id_prefix, owner_of, position_of, request_id
-from .window import MISSING, Window
+from .sharing import Feedback, worker_sharing
+from .window import MISSING, Intake
 
 logger = logging.getLogger("bentoml.service")
 
@@ -92,18 +95,26 @@ class Monitor:
         self.reports = ReportBuilder(settings, card, reference, predictions)
         self.seen = {name: set(values) for name, values in settings.categories.items()}
         self.specs = reference_columns(reference) if reference is not None else {}
-        numeric = {n for n, spec in self.specs.items() if spec["kind"] in NUMERIC_KINDS}
+        kinds = {column.name: column.kind for column in card.input_schema.columns}
+        kinds.update({n: spec["kind"] for n, spec in self.specs.items()})
+        self.intake = Intake(names, kinds, settings.categories, self.classes)
         # The columns a summary reads: those the reference tests, and those with known categories.
         self.summarised = [n for n in names if n in self.specs or n in self.seen]
-        self.window = Window(self.capacity, names, numeric)
+        self.window = self.intake.window(
+            self.capacity,
+            probabilities=settings.probabilities,
+            regression=self.task == "regression",
+        )
         self.lock = threading.Lock()  # the model thread adds to the window, the loop reads it
-        self.empty = 0  # requests with no rows (their ids name no position)
         self.pid = os.getpid()
-        self.prefix = id_prefix(self.pid)
+        self.tag = new_tag()
+        self.sharing = worker_sharing(workers, self.tag)
+        self.ids = RequestIds(
+            os.urandom(32) if self.sharing is None else self.sharing.key, self.tag
+        )
         self.changed = 0  # bumped on every change of the window
         self.feedback = dict.fromkeys(FEEDBACK_COUNTS, 0)
         self.cache: tuple[float, dict[str, Any]] | None = None
-        self.sharing = Sharing() if workers > 1 else None
         self.published = -1
         self.published_ids = -1
         self.task_handle: asyncio.Task[None] | None = None
@@ -129,21 +140,21 @@ class Monitor:
             for job, given in zip(kept, ids, strict=True):
                 job.context.request_id = given
 
-    def keep(self, parts: list[list[BaseModel]], answers: list[list[str]]) -> list[str]:
+    def keep(self, parts: list[list[BaseModel]], answers: list[Sequence[str]]) -> list[str]:
         """Keep answered requests in the window (and the capture); their request ids."""
         values = self.values
         rows = [values(row) for part in parts for row in part]
-        flat = [a for given in answers for a in given]
         starts, n = [], 0
         for given in answers:
             starts.append(n)
             n += len(given)
-        columns = list(zip(*rows, strict=True)) if rows else [()] * len(self.names)
+        columns = self.intake.columns(rows)
+        predictions, probabilities = self.intake.predictions(answers)
         now = time.time()
         with self.lock:
-            first = self.window.add(columns, flat, starts, now)
+            first = self.window.add(columns, predictions, probabilities, starts, now)
             self.changed += 1
-        ids = [request_id(self.pid, first + start) for start in starts]
+        ids = [self.ids.id_of(first + start) for start in starts]
         if self.capture is not None:
             stamp = utc(now)
             for given_id, start, given in zip(ids, starts, answers, strict=True):
@@ -168,7 +179,7 @@ class Monitor:
         return Watched() if 0 < len(rows) <= batch_rows else None
 
     def request_id(
-        self, watched: Watched | None, rows: Sequence[BaseModel], answers: list[str]
+        self, watched: Watched | None, rows: Sequence[BaseModel], answers: Sequence[str]
     ) -> str:
         """The id of an answered request: the one the after-call hook gave it, else it is kept
         now (a request answered by several model calls, or by none)."""
@@ -176,9 +187,7 @@ class Monitor:
         if watched is not None and watched.request_id:
             return watched.request_id
         if not rows:
-            with self.lock:
-                self.empty += 1
-                return f"{self.prefix}n{self.empty:x}"  # no position: feedback finds no row
+            return blank_id(self.tag)  # no position: feedback finds no row
         return self.keep([list(rows)], [answers])[0]
 
     def start(self) -> None:
@@ -194,63 +203,76 @@ class Monitor:
         return read_feedback(body, self.task, self.classes)
 
     def apply(self, items: Iterable[Feedback]) -> dict[str, list[Any]]:
-        """Apply feedback to this worker's window: status -> the items (as given)."""
-        status: dict[str, list[Any]] = {k: [] for k in ("applied", "unchanged", "updated")}
-        status["unknown"] = []
+        """Apply feedback to this worker's window: status -> the items (as given). A row's
+        first label stands: the same again is ``unchanged``, another is a ``conflict``, kept
+        out of the live metrics and counted, never applied."""
+        status: dict[str, list[Any]] = {k: [] for k in FEEDBACK_STATUSES}
         window = self.window
         for given_id, row, label in items:
             ref = {"request_id": given_id, "row": row}
-            position = position_of(given_id) if given_id.startswith(self.prefix) else None
+            position = self.ids.position_of(given_id)
             with self.lock:
                 slot = None if position is None else window.slot(position, row)
                 if slot is None:
                     status["unknown"].append(ref)
                     continue
                 old = window.labels[slot]
-                window.labels[slot] = label
-            key = "applied" if old is MISSING else ("unchanged" if old == label else "updated")
+                if old is MISSING:
+                    window.labels[slot] = label
+            key = "applied" if old is MISSING else ("unchanged" if old == label else "conflict")
             status[key].append(ref)
             if self.capture is not None and key != "unchanged":
                 line = {"feedback": given_id, "row": row, "label": label, "time": utc(time.time())}
-                self.capture.add(json.dumps(line))
-        if any(status[k] for k in ("applied", "updated")):
-            with self.lock:
-                self.changed += 1
+                self.capture.add(
+                    json.dumps(line | ({"conflict": True} if key == "conflict" else {}))
+                )
+        with self.lock:
+            self.changed += 1  # the counts are in the summary: republish it
         return status
 
     async def give_feedback(self, items: list[Feedback]) -> dict[str, Any]:
-        """Apply feedback, sending other workers' ids to them; the answer of ``/feedback``."""
+        """Apply feedback, sending other workers' items to them; the answer of ``/feedback``.
+        An item for another worker's request is answered ``applied`` when that worker holds
+        the request; that worker counts it as it finds it (a conflict, say) when it applies it
+        (within a second), so the report's counts are exact."""
         sharing = self.sharing
-        mine = [i for i in items if sharing is None or i[0].startswith(self.prefix)]
+        mine: list[Feedback] = []
+        foreign: dict[str, list[Feedback]] = {}
+        unknown = []
+        for item in items:
+            if sharing is None or tag_of(item[0]) == self.tag:
+                mine.append(item)
+            elif (owner := sharing.owner(item[0])) is not None:
+                foreign.setdefault(owner, []).append(item)
+            else:
+                unknown.append({"request_id": item[0], "row": item[1]})
         status = self.apply(mine)
-        foreign: dict[int, list[Feedback]] = {}
-        for item in items if sharing is not None else []:
-            if not item[0].startswith(self.prefix):
-                owner = owner_of(item[0])
-                if owner is None or not alive(owner):
-                    status["unknown"].append({"request_id": item[0], "row": item[1]})
-                else:
-                    foreign.setdefault(owner, []).append(item)
+        status["unknown"] += unknown
+        self._count(status, received=len(items))
+        forwarded: list[Any] = []
         for owner, owned in foreign.items():
             assert sharing is not None
             known = await sharing.forward(owner, owned)
             for item in owned:
-                key = "applied" if item in known else "unknown"
-                status[key].append({"request_id": item[0], "row": item[1]})
+                ref = {"request_id": item[0], "row": item[1]}
+                (forwarded if item in known else status["unknown"]).append(ref)
+        self._count({"unknown": status["unknown"][len(unknown) :]})
         counts = {k: len(v) for k, v in status.items()}
-        self.feedback["received"] += len(items)
-        for key, count in counts.items():
-            self.feedback[key] += count
-        with self.lock:  # the counts are in the summary: republish it even if none was mine
-            self.changed += 1
-        return {**counts, "unknown_ids": status["unknown"][:1000]}
+        counts["applied"] += len(forwarded)
+        conflicts = status["conflict"][:1000]
+        return {**counts, "unknown_ids": status["unknown"][:1000], "conflict_ids": conflicts}
+
+    def _count(self, status: dict[str, list[Any]], *, received: int = 0) -> None:
+        self.feedback["received"] += received
+        for key, refs in status.items():
+            self.feedback[key] += len(refs)
 
     def _drain_inbox(self) -> None:
-        """Apply the feedback other workers left for this worker's ids (they counted it)."""
+        """Apply (and count) the feedback other workers left for this worker's requests."""
         if self.sharing is not None:
             items = self.sharing.take_inbox()
             if items:
-                self.apply(items)
+                self._count(self.apply(items))
 
     # ------------------------------------------------------------ summaries
 
@@ -260,29 +282,23 @@ class Monitor:
         with self.lock:  # a copy of the window as it is now (fancy indexing copies)
             order = window.order()
             by_name = {name: window.columns[name][order] for name in self.summarised}
-            answers = window.answers[order]
             predicted = window.predictions[order]
+            probabilities = None if window.probabilities is None else window.probabilities[order]
             labels = window.labels[order]
             requests = window.requests[order]
             times = window.times[order]
-        unread = [i for i, p in enumerate(predicted) if p is MISSING]
-        for i in unread:
-            predicted[i] = json.loads(answers[i])["prediction"]
-        with self.lock:  # read once: kept for the rows not overwritten meanwhile
-            for i in unread:
-                slot = order[i]
-                if window.answers[slot] is answers[i]:
-                    window.predictions[slot] = predicted[i]
         rows = len(order)
         columns: dict[str, Any] = {}
         if rows:
             for name, spec in self.specs.items():
-                if name in by_name:
+                if name in self.intake.lengths:
+                    columns[name] = ColumnWindow.of_lengths(by_name[name]).to_dict()
+                elif name in by_name:
                     columns[name] = ColumnWindow.of(spec["kind"], by_name[name]).to_dict()
         kind = "number" if self.task == "regression" else "category"
         labelled = [
-            [label, json.loads(answer)]
-            for label, answer in zip(labels.tolist(), answers.tolist(), strict=True)
+            [label, self._answer(predicted[i], None if probabilities is None else probabilities[i])]
+            for i, label in enumerate(labels.tolist())
             if label is not MISSING
         ]
         return {
@@ -297,6 +313,13 @@ class Monitor:
             "unseen_rows": self._unseen_rows(by_name, rows),
             "feedback": dict(self.feedback),
         }
+
+    def _answer(self, prediction: Any, probabilities: Any) -> dict[str, Any]:
+        """A labelled row's answer as the live metrics read it."""
+        if probabilities is None:
+            return {"prediction": prediction, "probabilities": None}
+        shares = dict(zip(self.intake.keys, probabilities.tolist(), strict=True))
+        return {"prediction": prediction, "probabilities": shares}
 
     def _unseen_rows(self, by_name: dict[str, np.ndarray], rows: int) -> int:
         """Rows with at least one category unseen in training."""
@@ -332,7 +355,7 @@ class Monitor:
                     if self.published_ids != self.window.end:
                         with self.lock:
                             held, newest = self.window.request_rows(), self.window.end - 1
-                        self.sharing.publish_ids(held, newest)
+                        self.sharing.publish_held(held, newest)
                         self.published_ids = newest + 1
                     now = time.monotonic()
                     if now - last_summary >= self.settings.monitor.refresh_seconds:

@@ -1,6 +1,7 @@
 """The monitoring report (``GET /monitor``) from the workers' window summaries: drift against the
-training reference, predictions against the test rows' at packaging, missing and unseen values,
-profiles for plots and the live metrics with their gates."""
+training reference, the data-quality checks, predictions against the test rows' at packaging,
+missing and unseen values, profiles for plots, the live metrics with their gates, and the
+verdict over them all (``status``, PASS / FAIL / INCONCLUSIVE, :mod:`.judgement`)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ import numpy as np
 from ..card import ModelCard
 from ..drift import column_drift, dataset_drift
 from ..live_metrics import LOWER_IS_BETTER, METRICS, gate_verdicts, live_metrics
+from ..quality import dataset_quality
 from ..settings import PREDICTION_COLUMN, Settings
 from ..sketch import COUNTED_KINDS, ColumnWindow, merge_windows, reference_columns
 from .feedback import FEEDBACK_COUNTS
+from .judgement import judge_report
 
 #: Quantiles per numeric column and values per category column in the report's profiles.
 PROFILE_POINTS = 21
@@ -50,25 +53,58 @@ class ReportBuilder:
 
     def build(self, summaries: list[dict[str, Any]]) -> dict[str, Any]:
         """The report from the workers' summaries."""
-        rows = sum(s["rows"] for s in summaries)
         windows = merge_windows(
             *[{n: ColumnWindow.from_dict(c) for n, c in s["columns"].items()} for s in summaries]
         )
-        options = self.settings.monitor.drift
+        monitor = self.settings.monitor
+        options = monitor.drift
         drift: dict[str, Any] | None = None
+        quality: dict[str, Any] | None = None
         if self.reference is not None:
+            # Every column of a request is in the window (a left-out one as missing values).
+            for name, spec in reference_columns(self.reference).items():
+                windows.setdefault(name, ColumnWindow(str(spec["kind"]), 0, 0))
             drift = dataset_drift(self.reference, windows, options).to_dict()
+            quality = dataset_quality(self.reference, windows, monitor.quality).to_dict()
         predictions = self._predictions(
             merge_windows(*[{"p": ColumnWindow.from_dict(s["predictions"])} for s in summaries])
         )
-        drifts = (drift or {}).get("columns", [])
-        unseen_rows = sum(s.get("unseen_rows", 0) for s in summaries)
-        return {
+        report = {
             "window": self._window(summaries),
             "drift": drift,
             "verdict": None if drift is None else drift["verdict"],
+            "quality": quality,
             "predictions": predictions,
             "profiles": self._profiles(windows),
+            **self._shares(drift, summaries),
+            "metrics": self._metrics([pair for s in summaries for pair in s["labelled"]]),
+            "feedback": {
+                key: sum(int(s.get("feedback", {}).get(key, 0)) for s in summaries)
+                for key in FEEDBACK_COUNTS
+            },
+            "options": {
+                "drift_share": options.drift_share,
+                "min_window_rows": options.min_window_rows,
+                "small_reference_rows": options.small_reference_rows,
+                "refresh_seconds": monitor.refresh_seconds,
+            },
+            "computed_at": utc(time.time()),
+        }
+        judgement = judge_report(
+            report,
+            fail_on_drift=monitor.fail_on_drift,
+            fail_on_quality=monitor.fail_on_quality,
+            gates=monitor.gates,
+        )
+        return {**report, "status": judgement.status, "judgement": judgement.to_dict()}
+
+    @staticmethod
+    def _shares(drift: dict[str, Any] | None, summaries: list[dict[str, Any]]) -> dict[str, Any]:
+        """Each column's missing share against the reference's, and the unseen categories."""
+        drifts = (drift or {}).get("columns", [])
+        rows = sum(s["rows"] for s in summaries)
+        unseen_rows = sum(s.get("unseen_rows", 0) for s in summaries)
+        return {
             "missing": [
                 {
                     "column": c["column"],
@@ -86,18 +122,6 @@ class ReportBuilder:
                     c["column"]: c["unseen_share"] for c in drifts if c["kind"] == "category"
                 },
             },
-            "metrics": self._metrics([pair for s in summaries for pair in s["labelled"]]),
-            "feedback": {
-                key: sum(int(s.get("feedback", {}).get(key, 0)) for s in summaries)
-                for key in FEEDBACK_COUNTS
-            },
-            "options": {
-                "drift_share": options.drift_share,
-                "min_window_rows": options.min_window_rows,
-                "small_reference_rows": options.small_reference_rows,
-                "refresh_seconds": self.settings.monitor.refresh_seconds,
-            },
-            "computed_at": utc(time.time()),
         }
 
     def _window(self, summaries: list[dict[str, Any]]) -> dict[str, Any]:

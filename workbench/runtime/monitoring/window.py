@@ -1,10 +1,15 @@
 """A worker's window of recent traffic: the last ``capacity`` answered rows, column by column in
-arrays allocated once (a ring), with each row's answer and, once feedback gives it, its label.
+arrays allocated once (a ring), with each row's prediction (and class probabilities) and, once
+feedback gives it, its label.
 
 Nothing is kept per request but slots in these arrays: a number column is one float64 array
-(``None`` as NaN); the other columns, the answers' JSON text and the labels are object arrays
-holding values the requests already made (strings and numbers, which the garbage collector does
-not track). The size is fixed when the worker starts. On the reference forest at c=32
+(``None`` as NaN), and so are the predictions of a regressor and the class probabilities of a
+classifier (one row of floats each); the other columns, a classifier's predictions and the
+labels are object arrays holding strings and numbers (which the garbage collector does not
+track). What a client sent is bounded before it gets here (:meth:`.monitor.Monitor.keep`): a
+text value is kept as its length, a category seen in training as the training value, an unseen
+one longer than a few dozen characters as a short digest; an answer's JSON text is not kept. The
+size is fixed when the worker starts. On the reference forest at c=32
 (``benchmarks/monitoring.py``, ``docs/benchmarks.md``) this measured a few points better than
 the window it replaced (an entry object per request in a dict), within the noise of one run.
 
@@ -16,29 +21,116 @@ the window when its position is, and the slot's recorded request is that request
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import hashlib
+import json
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from ..predictor import Answers
+from ..sketch import NUMERIC_KINDS
+
 MISSING = object()
 """A row with no label (yet)."""
+KEPT_CHARS = 64
+"""A string a client sent is kept in the window whole up to this many characters."""
+MAX_KEPT_CLASSES = 100
+"""The window keeps class probabilities for classifiers with at most this many classes."""
+
+
+def stand_in(text: str) -> str:
+    """What the window keeps of a string over :data:`KEPT_CHARS`: its first characters and a
+    digest of it, so distinct values stay distinct in the counts (and the report shows no more
+    of a client's value than this)."""
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+    return f"{text[:16]}…#{digest}"
+
+
+class Intake:
+    """What a window keeps of a model call's rows and answers, bounded whatever clients send:
+    a text column's values as their lengths; in the other non-number columns a category seen in
+    training as the training value (one object for all its rows) and any other string over
+    :data:`KEPT_CHARS` characters as its :func:`stand_in`; a classifier's predictions as its
+    class objects and its probabilities as floats (none above :data:`MAX_KEPT_CLASSES`)."""
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        kinds: Mapping[str, str],
+        categories: Mapping[str, Sequence[str]],
+        classes: Sequence[Any],
+    ) -> None:
+        self.names = list(names)
+        self.lengths = {n for n in names if kinds.get(n) == "text"}
+        self.numeric = {n for n in names if kinds.get(n) in NUMERIC_KINDS} | self.lengths
+        self.known = {name: {v: v for v in values} for name, values in categories.items()}
+        self.keys = [str(c) for c in classes]
+        self.class_of = {c: c for c in classes}
+
+    def window(self, capacity: int, *, probabilities: bool, regression: bool) -> Window:
+        """An empty window of ``capacity`` rows for what this intake keeps."""
+        kept = len(self.keys) if probabilities and len(self.keys) <= MAX_KEPT_CLASSES else 0
+        return Window(capacity, self.names, self.numeric, classes=kept, regression=regression)
+
+    def columns(self, rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+        """The rows' values (each in :attr:`names` order), column by column, as kept."""
+        raw = list(zip(*rows, strict=True)) if rows else [()] * len(self.names)
+        return [self.bounded(name, values) for name, values in zip(self.names, raw, strict=True)]
+
+    def bounded(self, name: str, values: Sequence[Any]) -> Sequence[Any]:
+        if name in self.lengths:
+            return [None if v is None else len(v) for v in values]
+        if name in self.numeric:
+            return values
+        known = self.known.get(name, {})
+        return [
+            (known.get(v) or (v if len(v) <= KEPT_CHARS else stand_in(v))) if type(v) is str else v
+            for v in values
+        ]
+
+    def predictions(self, answers: Sequence[Sequence[str]]) -> tuple[list[Any], Any]:
+        """The predictions and class probabilities (rows x classes, or None) of answers."""
+        if all(isinstance(given, Answers) for given in answers):
+            parts = [given for given in answers if isinstance(given, Answers)]
+            predictions = [p for given in parts for p in given.predictions]
+            probas = [given.probabilities for given in parts]
+            proba = None if any(p is None for p in probas) else np.concatenate(probas)
+        else:  # answers as JSON text (not from the predictor): read once here
+            read = [json.loads(text) for given in answers for text in given]
+            read = [a if isinstance(a, dict) else {} for a in read]
+            predictions = [a.get("prediction") for a in read]
+            proba = None
+            if read and all(isinstance(a.get("probabilities"), dict) for a in read):
+                proba = np.asarray([[a["probabilities"][k] for k in self.keys] for a in read])
+        if self.class_of:
+            predictions = [self.class_of.get(p, p) for p in predictions]
+        return predictions, proba
 
 
 class Window:
-    """The last ``capacity`` rows: values of the columns asked for, answers, labels, times."""
+    """The last ``capacity`` rows: values of the columns asked for, predictions, labels, times."""
 
-    def __init__(self, capacity: int, names: Sequence[str], numeric: Collection[str]) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        names: Sequence[str],
+        numeric: Collection[str],
+        *,
+        classes: int = 0,
+        regression: bool = False,
+    ) -> None:
+        """``numeric``: the columns kept as floats (numbers, text lengths); ``classes``: the
+        width of the class probabilities kept per row (0: none); ``regression``: predictions
+        are numbers."""
         self.capacity = capacity
         self.names = list(names)
         self.columns: dict[str, np.ndarray] = {
             name: np.full(capacity, np.nan) if name in numeric else np.full(capacity, None)
             for name in names
         }
-        self.answers = np.full(capacity, None)
-        # Each answer's prediction (a number or a label, not a container), read from the answer's
-        # JSON once, by the first report that sees it.
-        self.predictions = np.full(capacity, MISSING)
+        self.predictions = np.full(capacity, np.nan) if regression else np.full(capacity, None)
+        self.probabilities = np.full((capacity, classes), np.nan) if classes else None
         self.labels = np.full(capacity, MISSING)
         self.requests = np.full(capacity, -1, dtype=np.int64)  # each row's request: its 1st row
         self.times = np.zeros(capacity)
@@ -52,14 +144,16 @@ class Window:
     def add(
         self,
         columns: Sequence[Sequence[Any]],
-        answers: Sequence[str],
+        predictions: Sequence[Any],
+        probabilities: Any,
         starts: Sequence[int],
         now: float,
     ) -> int:
-        """Append rows: ``columns`` in :attr:`names` order (each as long as ``answers``), and the
-        offsets where each request starts among them (the first is 0). Returns the position of
-        the first row: request ``i`` is named ``that + starts[i]``."""
-        n = len(answers)
+        """Append rows: ``columns`` in :attr:`names` order and ``probabilities`` (rows x
+        classes, or None) each as long as ``predictions``, and the offsets where each request
+        starts among them (the first is 0). Returns the position of the first row: request ``i``
+        is named ``that + starts[i]``."""
+        n = len(predictions)
         first = self.end
         self.end += n
         requests = np.repeat(
@@ -71,8 +165,9 @@ class Window:
             kept += hi - lo
             for name, values in zip(self.names, columns, strict=True):
                 self.columns[name][lo:hi] = values[rows]
-            self.answers[lo:hi] = answers[rows]
-            self.predictions[lo:hi] = MISSING
+            self.predictions[lo:hi] = predictions[rows]
+            if self.probabilities is not None:
+                self.probabilities[lo:hi] = np.nan if probabilities is None else probabilities[rows]
             self.labels[lo:hi] = MISSING
             self.requests[lo:hi] = requests[rows]
             self.times[lo:hi] = now

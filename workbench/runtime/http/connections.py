@@ -1,0 +1,196 @@
+"""A worker's connections: request headers within a deadline, and a shutdown that stops the
+listener first and answers every request it accepted.
+
+BentoML's worker serves with uvicorn, whose HTTP protocols (httptools or h11) close a
+connection only after a response, when it stays idle ``timeout_keep_alive`` seconds: a
+connection that never completes its headers (one header byte a second, "slowloris") is held
+forever, and none of it is settable through ``bentoml serve``. On SIGTERM uvicorn stops its own
+accept loop and closes connections that have no request yet, while the listening socket, shared
+with the other workers and BentoML's arbiter, keeps completing handshakes until the arbiter
+exits: clients that connected after the signal were reset without an answer (issue 29).
+
+- :func:`guarded_protocol` subclasses uvicorn's protocol: a request's headers must arrive
+  within :data:`HEADER_TIMEOUT_S` of the connection (or of the previous answer on a kept-alive
+  one), else the connection is closed (with a 408 when part of a request came). On shutdown a
+  connection with no request yet gets :data:`IDLE_GRACE_S` to send one (answered with
+  ``Connection: close``) instead of being closed under it.
+- :func:`stop_listening_on_exit` makes SIGTERM/SIGINT first take every connection the kernel
+  has queued, then shut the shared listening socket down (a new client is refused at once, and
+  can retry elsewhere), then hand over to uvicorn's graceful shutdown, which drains the requests
+  in progress.
+
+:mod:`.edge` installs both in each worker. They rely on uvicorn's protocol attributes
+(``cycle``, ``transport``, ``loop``), tested against the pinned uvicorn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+logger = logging.getLogger("bentoml.service")
+
+HEADER_TIMEOUT_S = 10.0
+"""A request's line and headers must arrive within this many seconds."""
+IDLE_GRACE_S = 1.0
+"""On shutdown, how long a connection accepted with no request yet may take to send one."""
+_LATE = f'{{"error": "the request headers did not arrive within {HEADER_TIMEOUT_S:g} s"}}'
+TIMED_OUT = (
+    "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+    f"connection: close\r\ncontent-length: {len(_LATE)}\r\n\r\n{_LATE}"
+).encode()
+
+
+class HeaderDeadline:
+    """Mixed in before uvicorn's HTTP protocol class (see :func:`guarded_protocol`)."""
+
+    cycle: Any
+    transport: asyncio.Transport
+    loop: asyncio.AbstractEventLoop
+    spawn: Callable[[], Any] | None = None
+    """Makes another connection of this worker (for the connections taken at shutdown)."""
+    header_timeout: float = HEADER_TIMEOUT_S
+    idle_grace: float = IDLE_GRACE_S
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if type(self).spawn is None:  # uvicorn's arguments are the same for every connection
+            type(self).spawn = functools.partial(type(self), *args, **kwargs)
+        self.deadline: asyncio.TimerHandle | None = None
+        self.partial = False  # part of a request came, its headers are not complete
+        self.draining = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self.arm()
+
+    def arm(self) -> None:
+        self.partial = False
+        self.deadline = self.loop.call_later(self.header_timeout, self.expire)
+
+    def disarm(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+
+    def waiting(self) -> bool:
+        """No request is being answered: the connection waits for the next one's headers."""
+        return self.cycle is None or bool(self.cycle.response_complete)
+
+    def data_received(self, data: bytes) -> None:
+        self.partial = self.deadline is not None
+        super().data_received(data)  # type: ignore[misc]
+        if not self.waiting():  # a request's headers are complete
+            self.disarm()
+            if self.draining:
+                self.cycle.keep_alive = False
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]
+        if self.waiting() and not self.transport.is_closing() and self.deadline is None:
+            self.arm()
+
+    def expire(self) -> None:
+        self.deadline = None
+        if not self.waiting() or self.transport.is_closing():
+            return
+        if self.partial:
+            self.transport.write(TIMED_OUT)
+        self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.disarm()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def shutdown(self) -> None:
+        """uvicorn's graceful shutdown: a connection with no request yet may still send one."""
+        if self.waiting() and not self.transport.is_closing():
+            if self.partial:  # its headers are on their way: the deadline still holds
+                self.draining = True
+                return
+            if self.cycle is None:  # accepted, nothing sent yet
+                self.draining = True
+                self.loop.call_later(self.idle_grace, self.close_idle)
+                return
+        super().shutdown()  # type: ignore[misc]
+
+    def close_idle(self) -> None:
+        if self.waiting() and not self.partial and not self.transport.is_closing():
+            self.transport.close()
+
+
+def guarded_protocol(base: type[asyncio.Protocol]) -> type[asyncio.Protocol]:
+    """uvicorn's protocol class ``base`` with :class:`HeaderDeadline`."""
+    return type(f"Guarded{base.__name__}", (HeaderDeadline, base), {})
+
+
+def take_queued(listener: socket.socket) -> list[socket.socket]:
+    """The connections the kernel completed on ``listener`` and no worker accepted yet."""
+    taken: list[socket.socket] = []
+    while True:
+        try:
+            connection, _ = listener.accept()
+        except OSError:  # BlockingIOError: none left; anything else: nothing more to take
+            return taken
+        connection.setblocking(False)
+        taken.append(connection)
+
+
+def stop_listening(listener: socket.socket, protocol: type[HeaderDeadline]) -> int:
+    """Take the queued connections, shut the shared listening socket down (new clients are
+    refused from now on), and serve what was taken; how many were taken."""
+    taken = take_queued(listener)
+    with contextlib.suppress(OSError):  # another worker was first
+        listener.shutdown(socket.SHUT_RD)
+    spawn, loop = protocol.spawn, asyncio.get_running_loop()
+    for connection in taken:
+        if spawn is None:
+            connection.close()
+        else:
+            loop.create_task(loop.connect_accepted_socket(spawn, connection))
+    return len(taken)
+
+
+def stop_listening_on_exit(fd: int, protocol: type[HeaderDeadline]) -> None:
+    """On SIGTERM or SIGINT, :func:`stop_listening` on the listening socket ``fd`` before the
+    handler that was in place (uvicorn's) starts the graceful shutdown. Call it in the event
+    loop once uvicorn has set its handlers (at lifespan start-up)."""
+    listener = socket.socket(fileno=os.dup(fd))  # ours: uvicorn closes its own at shutdown
+    listener.setblocking(False)
+    loop = asyncio.get_running_loop()
+    stopping: list[bool] = []
+
+    def stop() -> None:
+        taken = stop_listening(listener, protocol)
+        listener.close()
+        logger.info("stopped listening; %d queued connection(s) taken to be answered", taken)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(signum)
+
+        def handler(number: int, frame: FrameType | None, previous: Any = previous) -> None:
+            if not stopping:  # runs between two bytecodes: only schedule the work in the loop
+                stopping.append(True)
+                loop.call_soon_threadsafe(stop)
+            if callable(previous):
+                previous(number, frame)
+
+        signal.signal(signum, handler)
+
+
+__all__ = [
+    "HEADER_TIMEOUT_S",
+    "IDLE_GRACE_S",
+    "HeaderDeadline",
+    "guarded_protocol",
+    "stop_listening",
+    "stop_listening_on_exit",
+]

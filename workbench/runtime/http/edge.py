@@ -1,0 +1,137 @@
+"""Where a worker's connections meet the route table: the dispatcher in front of BentoML's whole
+app, and the connection rules under it.
+
+BentoML builds each worker's ASGI app in ``Service.to_asgi()`` and hands it to uvicorn
+(``_bentoml_impl/worker/service.py``). A middleware added with ``add_asgi_middleware`` runs
+inside BentoML's own (metrics, tracing, access log, timeout), so whatever BentoML does per
+request happens before the route table is consulted: its metrics labelled every unknown path
+(issue 29), and every ``/predict`` paid for five middlewares it does not need. :func:`install`
+puts the dispatcher outside instead: it gives the service object a subclass of its class whose
+``to_asgi`` wraps BentoML's app. ``Service`` is a slotted attrs class (an instance attribute
+cannot shadow a method), so the subclass declares ``__slots__ = ()`` and is assigned to the
+object's ``__class__``; everything else about the service is BentoML's. This relies on how
+bentoml 1.4.39 (the version every Bento pins) starts a worker; ``tests/test_service.py`` and
+``tests/test_faults.py`` serve Bentos for real.
+
+In each worker ``to_asgi`` also:
+
+- counts every request under its table path (:class:`~.traffic.Traffic`; BentoML's metrics
+  middleware is turned off in the generated service);
+- makes uvicorn's ``"auto"`` HTTP protocol the guarded one (:mod:`.connections`: header deadline,
+  shutdown): BentoML creates the worker's ``uvicorn.Config`` right after ``to_asgi`` with the
+  default ``http="auto"``, and uvicorn looks the name up in ``uvicorn.config.HTTP_PROTOCOLS``;
+- at lifespan start-up (uvicorn's signal handlers are in place by then), stops the worker's
+  listening socket (its ``--fd``) on SIGTERM before uvicorn drains (:mod:`.connections`);
+- with ``service.tracing``, opens an OpenTelemetry span per request with BentoML's tracer
+  provider (BentoML's own tracing middleware, behind, excludes every URL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from ..settings import PREDICT_PATH, Settings
+from .connections import HeaderDeadline, guarded_protocol, stop_listening_on_exit
+from .routes import ASGIApp
+from .traffic import Traffic
+
+logger = logging.getLogger("bentoml.service")
+
+
+class Serving(Protocol):
+    """What the edge needs of the service (:class:`~..service.Serving`)."""
+
+    settings: Settings
+
+    def app(
+        self,
+        inner: ASGIApp,
+        *,
+        traffic: Traffic | None = None,
+        started: Callable[[], None] | None = None,
+    ) -> ASGIApp: ...
+
+
+def listener_fd(argv: Sequence[str]) -> int | None:
+    """The listening socket BentoML's arbiter passed this worker (``--fd N``), if it is one."""
+    fd = None
+    for flag, value in zip(argv, argv[1:], strict=False):
+        if flag == "--fd" and value.isdigit():
+            fd = int(value)
+    if fd is None:
+        return None
+    try:
+        with socket.socket(fileno=os.dup(fd)) as probe:
+            listening = probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    except OSError:
+        return None
+    return fd if listening else None
+
+
+def install_protocol() -> type[HeaderDeadline] | None:
+    """uvicorn's ``"auto"`` HTTP protocol made the guarded one; the class (None: no uvicorn)."""
+    try:
+        from uvicorn import config
+        from uvicorn.protocols.http.auto import AutoHTTPProtocol
+    except ImportError:  # pragma: no cover - BentoML's worker always has uvicorn
+        return None
+    guarded = guarded_protocol(AutoHTTPProtocol)
+    # uvicorn's Config.load passes a class given in place of an import string through as it is.
+    config.HTTP_PROTOCOLS["auto"] = guarded  # type: ignore[assignment]
+    return guarded  # type: ignore[return-value]
+
+
+def traced(app: ASGIApp) -> ASGIApp:
+    """``app`` with an OpenTelemetry span per request, exported as BentoML's tracing config says."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    provider = BentoMLContainer.tracer_provider.get()
+    wrapped: ASGIApp = OpenTelemetryMiddleware(app, tracer_provider=provider)
+    return wrapped
+
+
+def edge_app(serving: Serving, inner: ASGIApp, service: Any) -> ASGIApp:
+    """The worker's app: the dispatcher in front of BentoML's ``inner`` app (see above)."""
+    bento = getattr(service, "bento", None)
+    traffic = Traffic(
+        service_name=bento.tag.name if bento is not None else service.name,
+        service_version=(bento.tag.version or "not available") if bento else "not available",
+        runner_name=service.name,
+        paths=[PREDICT_PATH],
+    )
+    protocol = install_protocol()
+    fd = listener_fd(sys.argv)
+    started = None
+    if protocol is not None and fd is not None:
+
+        def started() -> None:
+            stop_listening_on_exit(fd, protocol)
+
+    app: ASGIApp = serving.app(inner, traffic=traffic, started=started)
+    if serving.settings.service.tracing:
+        with contextlib.suppress(ImportError):
+            app = traced(app)
+    return app
+
+
+def install(service: Any, serving: Serving) -> None:
+    """Serve ``service`` (BentoML's service object) behind ``serving``'s route table: its class
+    becomes a subclass whose ``to_asgi`` is :func:`edge_app` around BentoML's app."""
+
+    class WorkbenchService(type(service)):  # type: ignore[misc]
+        __slots__ = ()  # the same layout as BentoML's slotted Service: __class__ can be set
+
+        def to_asgi(self, is_main: bool = True) -> ASGIApp:
+            return edge_app(serving, super().to_asgi(is_main=is_main), self)
+
+    service.__class__ = WorkbenchService
+
+
+__all__ = ["edge_app", "install", "install_protocol", "listener_fd"]
