@@ -123,20 +123,23 @@ def closed(schema: Any) -> Any:
 
 
 @pytest.mark.parametrize("version", ["1.30.0", "1.37.0"])
-def test_the_cluster_recipe_validates_offline(released: tuple[Any, dict[str, str]],
-                                              version: str) -> None:
+def test_the_cluster_recipe_validates_offline(
+    released: tuple[Any, dict[str, str]], version: str
+) -> None:
     """Two Deployments and Services (kubernetes-validate, strict) and an HTTPRoute valid under
     the Gateway API v1.6.1 CRD schema, its weights the share; a broken route is caught."""
     config, tags = released
-    text = render_rollout(config.name, tags["v1"].split(":")[1], tags["v2"].split(":")[1], 0.1,
-                          config)
+    text = render_rollout(
+        config.name, tags["v1"].split(":")[1], tags["v2"].split(":")[1], 0.1, config
+    )
     documents = list(yaml.safe_load_all(text))
     kinds = [d["kind"] for d in documents]
     assert kinds == ["Deployment", "Service", "Deployment", "Service", "HTTPRoute"]
     for document in documents[:-1]:
         kubernetes_validate.validate(document, version, strict=True)
-    schema = closed(json.loads((SCHEMAS / "gateway.networking.k8s.io_httproutes.v1.json")
-                               .read_text()))
+    schema = closed(
+        json.loads((SCHEMAS / "gateway.networking.k8s.io_httproutes.v1.json").read_text())
+    )
     route = documents[-1]
     jsonschema.validate(route, schema)
     backends = route["spec"]["rules"][0]["backendRefs"]
@@ -178,15 +181,20 @@ def test_arms_by_key_are_sticky_and_a_higher_share_only_moves_keys_to_the_challe
     assert all(0 <= key_point(k) < 1 for k in keys[:10])
 
 
-def send(url: str, key: str, rows: list[dict[str, Any]], *, count: int,
-         sticky: list[str] | None = None) -> list[httpx.Response]:
+def send(
+    url: str, key: str, rows: list[dict[str, Any]], *, count: int, sticky: list[str] | None = None
+) -> list[httpx.Response]:
     """``count`` one-row predictions on 8 threads (a bounded load on loopback)."""
     headers = {"Authorization": f"Bearer {key}"}
 
     def one(i: int) -> httpx.Response:
         extra = {"X-Workbench-Key": sticky[i % len(sticky)]} if sticky else {}
-        return httpx.post(f"{url}/predict", json={"rows": [rows[i % len(rows)]]},
-                          headers={**headers, **extra}, timeout=30)
+        return httpx.post(
+            f"{url}/predict",
+            json={"rows": [rows[i % len(rows)]]},
+            headers={**headers, **extra},
+            timeout=30,
+        )
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(pool.map(one, range(count)))
@@ -210,8 +218,11 @@ def test_a_real_split_under_load(released: tuple[Any, dict[str, str]]) -> None:
     test = pd.read_csv(config.test_path)
     rows = test.drop(columns="target").to_dict(orient="records")
     canary, _ = serve_rollout(config, tags["v2"], share=0.25, reason="canary test")
-    pids = [p.pid for s in canary.servers for p in [psutil.Process(s.pid),
-                                                    *psutil.Process(s.pid).children(True)]]
+    pids = [
+        p.pid
+        for s in canary.servers
+        for p in [psutil.Process(s.pid), *psutil.Process(s.pid).children(True)]
+    ]
     try:
         answers = send(canary.url, canary.api_key, rows, count=400)
         arms = Counter(a.headers["x-workbench-arm"] for a in answers)
@@ -227,8 +238,9 @@ def test_a_real_split_under_load(released: tuple[Any, dict[str, str]]) -> None:
         check_each_arm(canary, answers + sticky, test)
         advance_rollout(config, share=0.75)
         wait_for_share(canary.url, 0.75)
-        moved = Counter(a.headers["x-workbench-arm"] for a in send(canary.url, canary.api_key,
-                                                                   rows, count=200))
+        moved = Counter(
+            a.headers["x-workbench-arm"] for a in send(canary.url, canary.api_key, rows, count=200)
+        )
         assert within_binomial(moved["challenger"], 200, 0.75), moved
         abort_rollout(config, reason="done")
         wait_for_share(canary.url, 0.0)
@@ -236,8 +248,11 @@ def test_a_real_split_under_load(released: tuple[Any, dict[str, str]]) -> None:
         assert {a.headers["x-workbench-arm"] for a in ended} == {"primary"}
     finally:
         canary.stop()
-    assert not [pid for pid in pids if psutil.pid_exists(pid) and
-                psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    assert not [
+        pid
+        for pid in pids
+        if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    ]
 
 
 def check_each_arm(canary: Any, answers: list[httpx.Response], test: pd.DataFrame) -> None:
@@ -245,13 +260,19 @@ def check_each_arm(canary: Any, answers: list[httpx.Response], test: pd.DataFram
     key = {"Authorization": f"Bearer {canary.api_key}"}
     arms = Counter(a.headers["x-workbench-arm"] for a in answers)
     versions = {a.headers["x-workbench-arm"]: a.headers["x-workbench-version"] for a in answers}
-    items = [{"request_id": a.headers["x-request-id"], "label": int(test["target"].iloc[0])}
-             for a in answers[:60]]
-    given = httpx.post(f"{canary.url}/feedback", json={"feedback": [*items, {
-        "request_id": "elsewhere.1", "label": 0}]}, headers=key).json()
+    items = [
+        {"request_id": a.headers["x-request-id"], "label": int(test["target"].iloc[0])}
+        for a in answers[:60]
+    ]
+    given = httpx.post(
+        f"{canary.url}/feedback",
+        json={"feedback": [*items, {"request_id": "elsewhere.1", "label": 0}]},
+        headers=key,
+    ).json()
     assert (given["applied"], given["unknown"]) == (60, 1)
-    bad = httpx.post(f"{canary.url}/feedback", json={"feedback": [{**items[0], "label": "x"}]},
-                     headers=key)
+    bad = httpx.post(
+        f"{canary.url}/feedback", json={"feedback": [{**items[0], "label": "x"}]}, headers=key
+    )
     assert bad.status_code == 400 and bad.json()["detail"][0]["loc"] == ["feedback", 0]
     assert httpx.get(f"{canary.url}/monitor").status_code == 401
     report = httpx.get(f"{canary.url}/monitor", headers=key, timeout=30).json()
@@ -262,7 +283,7 @@ def check_each_arm(canary: Any, answers: list[httpx.Response], test: pd.DataFram
         assert figures["report"]["window"]["rows"] == arms[arm]
         assert figures["report"]["feedback"]["applied"] == first[arm]
         assert "predictions" in figures["report"] and "metrics" in figures["report"]
-    metrics = httpx.get(f"{canary.url}/metrics").text
+    metrics = httpx.get(f"{canary.url}/metrics", headers=key).text  # the window's gauges: keyed
     counted: Counter[str] = Counter()
     windows: Counter[str] = Counter()
     timed: Counter[str] = Counter()

@@ -43,10 +43,14 @@ def main(argv: list[str] | None = None) -> int:
         classes=json.loads(args.classes),
         key=os.environ.get(API_KEY_ENV, ""),
     )
-    print(f"[workbench router] {arms['primary'].tag} and {arms['challenger'].tag} behind "
-          f"http://{args.host}:{args.port}, share from {args.rollout}", flush=True)
-    uvicorn.run(router, host=args.host, port=args.port, log_level="warning", access_log=False,
-                lifespan="on")
+    print(
+        f"[workbench router] {arms['primary'].tag} and {arms['challenger'].tag} behind "
+        f"http://{args.host}:{args.port}, share from {args.rollout}",
+        flush=True,
+    )
+    uvicorn.run(
+        router, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="on"
+    )
     return 0
 
 

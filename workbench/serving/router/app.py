@@ -47,16 +47,25 @@ def _feedback_rules() -> Any:
 FEEDBACK = _feedback_rules()
 
 
-async def _answer(send: Send, status: int, payload: Any, headers: list[tuple[bytes, bytes]]
-                  | None = None, *, text: bool = False) -> None:
+async def _answer(
+    send: Send,
+    status: int,
+    payload: Any,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    *,
+    text: bool = False,
+) -> None:
     body = payload.encode() if text else json.dumps(payload).encode()
     kind = b"text/plain; version=0.0.4" if text else b"application/json"
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode()),
-                        *(headers or [])],
+            "headers": [
+                (b"content-type", kind),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})
@@ -222,8 +231,14 @@ class Router:
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > MAX_FEEDBACK_BYTES:
-                await _answer(send, 413, {"error": "the feedback body is over 4 MiB: send the "
-                                          "labels in several requests"})
+                await _answer(
+                    send,
+                    413,
+                    {
+                        "error": "the feedback body is over 4 MiB: send the "
+                        "labels in several requests"
+                    },
+                )
                 return
             more = message.get("more_body", False)
         try:
@@ -231,8 +246,11 @@ class Router:
             data = json.loads(body) if body.strip() else None
             FEEDBACK.read_feedback(data, self.task, self.classes)
         except ValueError as exc:  # FeedbackError is a ValueError; so is bad JSON
-            payload: dict[str, Any] = {"error": str(exc) if isinstance(exc, FEEDBACK.FeedbackError)
-                                       else f"the body is not valid JSON ({exc})"}
+            payload: dict[str, Any] = {
+                "error": str(exc)
+                if isinstance(exc, FEEDBACK.FeedbackError)
+                else f"the body is not valid JSON ({exc})"
+            }
             if getattr(exc, "detail", None):
                 payload["detail"] = exc.detail  # type: ignore[attr-defined]
             await _answer(send, 400, payload)
@@ -265,8 +283,10 @@ class Router:
             counts = json.loads(body)
             for key in ("applied", "unchanged", "updated", "unknown"):
                 totals[key] += int(counts.get(key, 0))
-            unknown += [{**u, "request_id": f"{name}.{u['request_id']}"}
-                        for u in counts.get("unknown_ids", [])]
+            unknown += [
+                {**u, "request_id": f"{name}.{u['request_id']}"}
+                for u in counts.get("unknown_ids", [])
+            ]
         result = {k: totals[k] for k in ("applied", "unchanged", "updated", "unknown")}
         await _answer(send, 200, {**result, "unknown_ids": unknown[:1000]})
 
@@ -298,10 +318,14 @@ class Router:
         )
         state = self.state()
         for (name, arm), (status, body) in zip(self.arms.items(), answers, strict=True):
-            report: Any = json.loads(body) if status == 200 else {
-                "error": f"the {name} version ({arm.tag}) did not report: "
-                f"{status or ''} {body[:200].decode(errors='replace')}".strip()
-            }
+            report: Any = (
+                json.loads(body)
+                if status == 200
+                else {
+                    "error": f"the {name} version ({arm.tag}) did not report: "
+                    f"{status or ''} {body[:200].decode(errors='replace')}".strip()
+                }
+            )
             state["arms"][name]["report"] = report
         await _answer(send, 200, state)
 
@@ -318,9 +342,15 @@ class Router:
 
     async def metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The router's own series, then both arms' (the runtime's) with ``arm`` and
-        ``version`` labels."""
+        ``version`` labels. The caller's key goes on to the arms: with it they add their
+        monitoring series (``monitor.public_metrics``), as each would to the caller directly."""
+        given = _header(scope, b"authorization")
+        headers = {"authorization": given.decode("latin-1")} if given else None
         texts = await asyncio.gather(
-            *(self.fetch("GET", f"{arm.url}/metrics") for arm in self.arms.values())
+            *(
+                self.fetch("GET", f"{arm.url}/metrics", headers=headers)
+                for arm in self.arms.values()
+            )
         )
         families: dict[str, tuple[list[str], list[str]]] = {}
         for arm, (status, body) in zip(self.arms.values(), texts, strict=True):

@@ -60,8 +60,11 @@ class Arm:
         ordered = sorted(self.latencies)
 
         def quantile(q: float) -> float | None:
-            return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 3) \
-                if ordered else None
+            return (
+                round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 3)
+                if ordered
+                else None
+            )
 
         return {
             "version": self.tag,
