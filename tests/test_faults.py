@@ -34,7 +34,7 @@ from workbench.runtime import API_KEY_ENV, MODEL_FILE
 from workbench.serving import Server
 from workbench.serving.checks import auth_headers
 from workbench.serving.network import free_port
-from workbench.serving.server import terminate_tree
+from workbench.serving.processes import terminate_tree
 
 pytestmark = pytest.mark.serve
 FIGURES: dict[str, Any] = {}

@@ -173,6 +173,13 @@ class ValidationOptions(Strict):
     importance_max_rows: int = Field(
         default=2_000, ge=10, description="permutation importance uses a seeded test sample"
     )
+    explain_rows: int = Field(
+        default=100,
+        ge=0,
+        le=1_000,
+        description="test rows explained (each input column's contribution, the method "
+        "POST /explain uses) for the report's global summary and row plots; 0 skips it",
+    )
 
     @model_validator(mode="after")
     def _sane(self) -> ValidationOptions:
