@@ -441,9 +441,11 @@ def test_the_split_keeps_identical_rows_together_and_follows_the_seed_not_the_or
     assert abs(len(first) - 0.3 * len(distinct)) <= 2
 
 
-def test_capture_lines_become_labelled_rows_the_latest_label_winning(tmp_path: Path):
-    """The capture reader: request rows joined to their feedback (a later label replaces an
-    earlier one), unlabelled rows kept as recent traffic, unreadable lines counted."""
+def test_capture_lines_become_labelled_rows_the_first_label_winning(tmp_path: Path):
+    """The capture reader: request rows joined to their feedback, the first label winning as in
+    the service (a later one the service refused as a conflict never trains: a forger with the
+    key cannot relabel what an honest client labelled), unlabelled rows kept as recent traffic,
+    unreadable lines counted."""
     lines = [
         {
             "request_id": "a",
@@ -457,8 +459,14 @@ def test_capture_lines_become_labelled_rows_the_latest_label_winning(tmp_path: P
             "rows": [{"x": 3.0}],
             "answers": [1],
         },
-        {"feedback": "a", "row": 1, "label": 0, "time": "2026-12-01T00:00:02+00:00"},
-        {"feedback": "a", "row": 1, "label": 1, "time": "2026-12-01T00:00:03+00:00"},
+        {"feedback": "a", "row": 1, "label": 1, "time": "2026-12-01T00:00:02+00:00"},
+        {
+            "feedback": "a",
+            "row": 1,
+            "label": 0,
+            "time": "2026-12-01T00:00:03+00:00",
+            "conflict": True,
+        },
         {"feedback": "b", "row": 0, "label": 0, "time": "2026-12-01T00:00:03+00:00"},
         {"feedback": "gone", "row": 0, "label": 0, "time": "2026-12-01T00:00:04+00:00"},
     ]
@@ -471,6 +479,7 @@ def test_capture_lines_become_labelled_rows_the_latest_label_winning(tmp_path: P
         "request rows without a label": 1,
         "labels for requests no longer captured": 1,
         "unreadable lines": 1,
+        "labels the service refused (another label came first)": 1,
     }
 
 

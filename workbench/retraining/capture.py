@@ -47,8 +47,10 @@ class _Lines:
     rows: list[tuple[str, int, int, str, int, dict[str, Any]]] = field(default_factory=list)
     """(time, file index, line, request id, position, row) of each request row."""
     labels: dict[tuple[str, int], tuple[tuple[str, int, int], Any]] = field(default_factory=dict)
-    """(request id, position) -> ((time, file index, line), label): the latest feedback wins."""
+    """(request id, position) -> ((time, file index, line), label): the first feedback wins, as
+    in the service (a later, different label is a ``conflict`` the service did not apply)."""
     unreadable: int = 0
+    conflicts: int = 0
 
 
 def read_capture(folder: Path, *, target: str) -> Captured:
@@ -80,6 +82,7 @@ def read_capture(folder: Path, *, target: str) -> Captured:
         "request rows without a label": len(keys) - len(labelled_at),
         "labels for requests no longer captured": sum(k not in known for k in lines.labels),
         "unreadable lines": lines.unreadable,
+        "labels the service refused (another label came first)": lines.conflicts,
     }
     return Captured(
         labelled=labelled,
@@ -110,8 +113,11 @@ def _take(item: Any, where: tuple[int, int], lines: _Lines) -> bool:
         position = item.get("row", 0)
         if type(position) is not int or "label" not in item:
             return False
+        if item.get("conflict") is True:  # refused by the service: never a training label
+            lines.conflicts += 1
+            return True
         key = (str(item["feedback"]), position)
-        if key not in lines.labels or lines.labels[key][0] <= (when, *where):
+        if key not in lines.labels or (when, *where) < lines.labels[key][0]:
             lines.labels[key] = ((when, *where), item["label"])
         return True
     rows = item.get("rows")
