@@ -168,7 +168,8 @@ def execute_notebook(
     papermill saves the executed notebook (with a failing cell marked) under a temporary name
     beside ``target``, renamed into place once saved whole: a full disk leaves no truncated
     notebook, and the error names ``target``."""
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+    # papermill wants a notebook suffix: hidden, unique, and still ".ipynb"
+    tmp = target.with_name(f".{target.stem}.{uuid.uuid4().hex[:12]}.tmp{target.suffix}")
     try:
         try:
             papermill.execute_notebook(
