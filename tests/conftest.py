@@ -88,6 +88,28 @@ def session_processes() -> list[psutil.Process]:
     return found
 
 
+#: The files that take minutes (several full runs, fresh environments, browsers, fuzzing),
+#: longest first. With ``--dist loadfile`` a file runs whole on one worker, in collection order:
+#: started first, they run beside the many short files instead of alone at the end.
+LONG_FILES = (
+    "test_provenance.py",
+    "test_fuzz.py",
+    "test_lab.py",
+    "test_distribution.py",
+    "test_portable.py",
+    "test_readme.py",
+    "test_retrain.py",
+    "test_faults.py",
+    "test_abuse.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Long files first (:data:`LONG_FILES`), every file's tests in their own order."""
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_server_outlives_the_suite() -> Iterator[None]:
     yield
