@@ -24,7 +24,7 @@ from workbench import runtime
 from workbench.compilation import CompiledModel
 from workbench.config import METRICS, Config
 from workbench.errors import PackagingError
-from workbench.packaging.guide import README_FILE, render_readme
+from workbench.packaging.guide import render_readme
 from workbench.packaging.image import docker_options, image_files
 from workbench.packaging.plan import ServingPlan
 from workbench.packaging.requirements import ModelNeeds
@@ -38,6 +38,7 @@ from workbench.runtime.settings import (
     ONNX_FILE,
     PREDICTION_COLUMN,
     PREDICTION_REFERENCE_FILE,
+    README_FILE,
     SETTINGS_FILE,
     PackagedService,
     Settings,
@@ -103,11 +104,20 @@ def fallbacks(train: pd.DataFrame, schema: InputSchema) -> dict[str, str]:
     return out
 
 
-def _label_type(validation: ValidationResult) -> str:
-    if validation.task == "regression" or not validation.classes:
+def label_type(task: str, classes: list[Any] | None) -> str:
+    """The generated ``Prediction.prediction``'s type(s): a regressor's float, or the Python
+    types of the classifier's class labels."""
+    if task == "regression" or not classes:
         return "float"
-    kinds = {type(c).__name__ for c in validation.classes}
+    kinds = {type(c).__name__ for c in classes}
     return ", ".join(sorted(kinds & {"int", "str", "bool", "float"})) or "str"
+
+
+def row_fields(schema: InputSchema) -> str:
+    """The generated ``Row`` model's field lines: one per column, typed by its kind
+    (``Optional`` when nullable), aliased to its training name."""
+    fields = schema.fields()
+    return "\n".join(_field_line(c, fields[c.name]) for c in schema.columns)
 
 
 def example_row(schema: InputSchema, fallback: dict[str, str]) -> dict[str, Any]:
@@ -169,13 +179,12 @@ class ServiceSpec:
 def render_service(spec: ServiceSpec, config: Config) -> str:
     """The generated ``service.py`` source: the model's row type; every setting is in
     ``settings.json`` (:func:`service_settings`)."""
-    schema = spec.validation.input_schema
-    fields = schema.fields()
+    validation = spec.validation
     return Template(TEMPLATE.read_text()).substitute(
         name=spec.name,
         class_name=class_name(spec.name),
-        label_type=_label_type(spec.validation),
-        fields="\n".join(_field_line(c, fields[c.name]) for c in schema.columns),
+        label_type=label_type(validation.task, validation.classes),
+        fields=row_fields(validation.input_schema),
         auth_doc=AUTH_DOC[config.service.auth],
     )
 

@@ -1,13 +1,17 @@
-"""The OpenAPI document the service serves at ``/docs.json``, made from the route table.
+"""The OpenAPI document of the service (``/docs.json`` and the Bento's ``apis/openapi.yaml``),
+made from the route table.
 
 BentoML generates a document from the typed API; it documents a 400 whose ``detail`` is a string
 (the service sends a list), a 404 and a 500 that ``/predict`` does not send, and nothing of the
 routes the runtime adds. :func:`document` writes the paths of the route table instead
 (:func:`~.handlers.route_table`), each documented route's path item made by its ``doc`` function
 here from BentoML's (the request body of ``/predict`` comes from the generated ``Row`` model):
-every status it can send and the body it really sends, and, from ``route.auth``, the bearer
-scheme when an API key is required. There is no official hook for this in bentoml 1.4, so the
-``/docs.json`` handler rewrites BentoML's answer.
+every status it can send and the body it really sends, an ``operationId`` named after the route
+(what a generated client calls it), and, from ``route.auth``, the bearer scheme when an API key
+is required; then the whole document in the OpenAPI 3.0 dialect (:mod:`.dialect`), with only
+the component schemas it refers to. There is no official hook for this in bentoml 1.4: the
+service object's ``openapi_spec``, which BentoML's ``/docs.json`` view and its build both read,
+is made to return it (:mod:`.edge`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 from ..monitoring.feedback import FEEDBACK_STATUSES
 from ..settings import Settings
+from .dialect import as_openapi30, prune_components
 from .routes import Route
 
 JSON = "application/json"
@@ -212,8 +217,10 @@ def document(
         item = route.doc(given.get(path, {}), settings)
         if not item:
             continue
-        if route.auth and secured:
-            for operation in item.values():
+        name = path.strip("/").replace("/", "_").replace(".", "_")
+        for method, operation in item.items():
+            operation["operationId"] = name if len(item) == 1 else f"{method}_{name}"
+            if route.auth and secured:
                 operation["responses"]["401"] = copy.deepcopy(UNAUTHORIZED)
                 operation["responses"].setdefault("429", copy.deepcopy(KEY_LIMITED))
                 operation["security"] = [{"bearerAuth": []}]
@@ -222,7 +229,7 @@ def document(
     if secured:
         components = spec.setdefault("components", {})
         components.setdefault("securitySchemes", {})["bearerAuth"] = BEARER
-    return spec
+    return prune_components(as_openapi30(spec))
 
 
 FEEDBACK_BODY: dict[str, Any] = {
@@ -249,13 +256,21 @@ FEEDBACK_BODY: dict[str, Any] = {
 }
 
 
+JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
+"""The OpenAPI type of a class label of each Python type (labels of one type get it)."""
+
+
 def _feedback_body(settings: Settings) -> dict[str, Any]:
     """The feedback body, its ``label`` one of the classes (classifiers) or a number."""
+    classes = list(settings.classes or [])
     label: dict[str, Any] = (
         {"type": "number", "description": "the true value"}
         if settings.task == "regression"
-        else {"enum": list(settings.classes or []), "description": "the true class"}
+        else {"enum": classes, "description": "the true class"}
     )
+    kinds = {JSON_TYPES.get(type(value)) for value in classes}
+    if settings.task != "regression" and len(kinds) == 1 and None not in kinds:
+        label["type"] = kinds.pop()
     body = copy.deepcopy(FEEDBACK_BODY)
     body["properties"]["feedback"]["items"]["properties"]["label"] = label
     return body
