@@ -3,145 +3,43 @@
 and BentoML's own client against a served Bento.
 
 The documents of the schema kinds are made in this process as a Bento makes them, without
-building one: the generated ``service.py`` (rendered from the inferred schema, the runtime
-beside it) imported, and its service object's ``openapi_spec`` read, which is what
-``/docs.json`` answers and ``bentoml build`` writes into ``apis/openapi.yaml``. The served tests
-share one server of the example project (module fixture).
+building one (``service_documents.py``). The served tests share one server of the example
+project (module fixture).
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
+import os
+import pkgutil
+import subprocess
 import sys
-import uuid
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from string import Template
 from typing import Any
 
-import numpy as np
+import bentoml
+import httpx
 import pandas as pd
 import pytest
+import yaml
+from bentoml.exceptions import BentoMLException, InvalidArgument
+from conftest import copy_project, edit_config
 from openapi_spec_validator import validate as validate_openapi
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_server import local_config, promtool, running_prometheus
+from service_documents import schema_frame, service_document, walk
 
+from workbench import load_config, package, validate
 from workbench.errors import DataError
-from workbench.packaging.sources import (
-    AUTH_DOC,
-    TEMPLATE,
-    class_name,
-    label_type,
-    row_fields,
-    runtime_files,
-)
-from workbench.runtime.settings import CARD_FILE, SETTINGS_FILE, Settings
+from workbench.packaging.observability import alert_rules
+from workbench.runtime.settings import MonitorSettings, Settings
 from workbench.schema import infer_schema
-
-SERVICE = {
-    "runtime": "sklearn",
-    "max_batch_size": 64,
-    "max_latency_ms": 1000,
-    "max_queue_rows": 8192,
-}
-
-
-def schema_frame(kind: str, rows: int = 60) -> tuple[pd.DataFrame, str, list[Any] | None]:
-    """Training inputs of one kind of schema: (features, task, classes)."""
-    rng = np.random.default_rng(0)
-    numbers = rng.normal(size=rows)
-    if kind == "nullable":  # every column kind with gaps: Optional fields
-        frame = pd.DataFrame(
-            {
-                "size cm": np.where(numbers > 1, np.nan, numbers),
-                "count": pd.array(rng.integers(0, 9, rows), dtype="Int64").astype(float),
-                "flag": [None if i % 7 == 0 else bool(i % 2) for i in range(rows)],
-                "colour": [None if i % 5 == 0 else ["red", "blue"][i % 2] for i in range(rows)],
-            }
-        )
-        frame.loc[3, "count"] = np.nan
-        return frame, "classification", ["no", "yes"]
-    if kind == "category":
-        colours = rng.choice(["red", "green", "blue"], size=rows)
-        return pd.DataFrame({"a": numbers, "colour": colours}), "classification", [0, 1]
-    if kind == "text":
-        notes = [f"note {i} about {w}" for i, w in enumerate(rng.choice(["x", "y"], rows))]
-        return pd.DataFrame({"a": numbers, "note": notes}), "classification", [0, 1]
-    if kind == "datetime":  # dates become numbers before training (their refusal says so)
-        days = pd.date_range("2026-01-01", periods=rows, freq="D")
-        frame = pd.DataFrame({"year": days.year, "month": days.month, "weekday": days.weekday})
-        return frame, "regression", None
-    if kind == "regression":
-        return pd.DataFrame({"a": numbers, "b": numbers * 2}), "regression", None
-    if kind == "multi-class":
-        return (
-            pd.DataFrame({"a": numbers, "n": rng.integers(0, 5, rows)}),
-            "classification",
-            [
-                0,
-                1,
-                2,
-            ],
-        )
-    raise AssertionError(kind)
-
-
-def service_document(
-    folder: Path, frame: pd.DataFrame, task: str, classes: list[Any] | None, **settings: Any
-) -> dict[str, Any]:
-    """The OpenAPI document of the service generated for ``frame``'s schema, as the Bento's
-    service object makes it (``openapi_spec``), through JSON as served."""
-    schema = infer_schema(frame)
-    folder.mkdir()
-    for path, text in runtime_files().items():
-        (folder / path).parent.mkdir(parents=True, exist_ok=True)
-        (folder / path).write_text(text)
-    (folder / CARD_FILE).write_text(json.dumps({"model_tag": "m:1", "task": task}))
-    packaged = Settings.model_validate(
-        {
-            "model_tag": "m:1",
-            "task": task,
-            "columns": schema.names,
-            "dtypes": schema.request_dtypes(),
-            "classes": classes,
-            "probabilities": classes is not None,
-            "categories": {c.name: c.categories for c in schema.columns if c.categories},
-            **settings,
-            "service": {**SERVICE, **settings.get("service", {})},
-        }
-    )
-    (folder / SETTINGS_FILE).write_text(packaged.write())
-    name = f"kind_{uuid.uuid4().hex[:8]}"
-    source = Template(TEMPLATE.read_text()).substitute(
-        name=name,
-        class_name=class_name(name),
-        label_type=label_type(task, classes),
-        fields=row_fields(schema),
-        auth_doc=AUTH_DOC[packaged.service.auth],
-    )
-    (folder / "service.py").write_text(source)
-    sys.path.insert(0, str(folder))
-    try:
-        spec = importlib.util.spec_from_file_location(name, folder / "service.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(folder))
-        for loaded in [m for m in sys.modules if m.split(".")[0] == "workbench_runtime"]:
-            del sys.modules[loaded]  # the next service imports its own copy
-    service = getattr(module, class_name(name))
-    return json.loads(json.dumps(service.openapi_spec.asdict()))
-
-
-def walk(node: Any, where: str = "") -> Any:
-    """Every (location, dict) of a document."""
-    if isinstance(node, dict):
-        yield where, node
-        for key, value in node.items():
-            yield from walk(value, f"{where}/{key}")
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            yield from walk(value, f"{where}/{i}")
-
+from workbench.serving import Server, serve
 
 KINDS = ["nullable", "category", "text", "datetime", "regression", "multi-class"]
 
@@ -187,3 +85,273 @@ def test_a_date_column_is_refused_before_any_schema_is_generated():
     days = pd.DataFrame({"day": pd.date_range("2026-01-01", periods=5).astype(str), "a": range(5)})
     with pytest.raises(DataError, match=r"'day'.*derive numeric features"):
         infer_schema(days)
+
+
+# ---------------------------------------------------------------- a served Bento
+
+MONITOR = {
+    "window_rows": 2000,
+    "min_window_rows": 100,
+    "refresh_seconds": 0.5,
+    "min_labelled_rows": 20,
+    "gates": {"accuracy": {"min": 0.9}},
+}
+FAST_VALIDATION = {"cv_folds": 0, "importance_top": 0, "champion": False}
+
+
+@dataclass(frozen=True)
+class Served:
+    project: Path
+    server: Server
+    bento: Path
+    """The Bento's folder in the store."""
+    name: str
+
+    @property
+    def key(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.server.api_key}"}
+
+    def rows(self, file: str) -> tuple[list[dict[str, Any]], list[int]]:
+        frame = pd.read_csv(self.project / "data" / file)
+        labels = frame.pop("target").tolist()
+        return frame.to_dict("records"), labels
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, example_files: Path) -> Iterator[Served]:
+    """The example packaged with a small monitoring window and served with the API key."""
+    project = copy_project(example_files, tmp_path_factory.mktemp("interop"))
+    edit_config(project, monitor=MONITOR, validation=FAST_VALIDATION)
+    config = load_config(project / "workbench.yaml")
+    validate(config)
+    tag = package(config).bento_tag
+    with serve(config) as server:
+        yield Served(project, server, Path(bentoml.bentos.get(tag).path), config.name)
+
+
+@pytest.mark.serve
+def test_the_served_document_is_valid_unescaped_utf8_and_the_bentos_own(served: Served):
+    """``/docs.json`` (open, like ``/schema.json`` and ``/``) validates, is UTF-8 with no
+    ``\\u`` escapes, and is the Bento's ``apis/openapi.yaml`` (the same routes, schemas and
+    bearer scheme; only the version is unknown while the Bento builds)."""
+    url = served.server.url
+    answer = httpx.get(f"{url}/docs.json", timeout=10)
+    assert answer.status_code == 200
+    assert b"\\u" not in answer.content and "Kolmogorov–Smirnov" in answer.content.decode()
+    doc = answer.json()
+    validate_openapi(doc)
+    for path in ("/schema.json", "/"):
+        assert httpx.get(f"{url}{path}", timeout=10).status_code == 200, path
+    static = yaml.safe_load((served.bento / "apis" / "openapi.yaml").read_text())
+    validate_openapi(static)
+    assert static["info"].pop("version") == "None"
+    doc["info"].pop("version")
+    assert static == doc
+    assert set(doc["paths"]) >= {"/predict", "/feedback", "/metadata", "/monitor"}
+    assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+
+
+def generated_client(doc: dict[str, Any], folder: Path) -> Any:
+    """The package openapi-python-client generates from ``doc``, imported. Offline: any
+    connection it tried would go to a dead proxy."""
+    (folder / "openapi.json").write_text(json.dumps(doc, ensure_ascii=False))
+    (folder / "generator.yaml").write_text("post_hooks: []\npackage_name_override: served_client\n")
+    dead = "http://127.0.0.1:9"
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("openapi-python-client")),
+            "generate",
+            "--path=openapi.json",
+            "--meta=none",
+            "--config=generator.yaml",
+        ],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HTTP_PROXY": dead, "HTTPS_PROXY": dead, "NO_PROXY": ""},
+    )
+    assert done.returncode == 0 and "Warning" not in done.stdout, done.stdout + done.stderr
+    sys.path.insert(0, str(folder))
+    try:
+        package = importlib.import_module("served_client")
+        for module in pkgutil.walk_packages(package.__path__, "served_client."):
+            importlib.import_module(module.name)
+    finally:
+        sys.path.remove(str(folder))
+    return package
+
+
+def operation(package: Any, name: str) -> Any:
+    """The generated module of the operation ``name`` (its ``operationId``)."""
+    found = [m for key, m in sys.modules.items() if key.startswith("served_client.api.")]
+    (module,) = [m for m in found if m.__name__.rsplit(".", 1)[-1] == name]
+    return module
+
+
+@pytest.mark.serve
+def test_a_client_generated_by_openapi_python_client_calls_every_route(
+    served: Served, tmp_path: Path
+):
+    """A client generated from ``/docs.json`` calls every documented operation and parses
+    each answer as documented (``raise_on_unexpected_status``: an undocumented status raises),
+    feedback with unknown ids included; a wrong key is the documented 401."""
+    url = served.server.url
+    doc = httpx.get(f"{url}/docs.json", timeout=10).json()
+    package = generated_client(doc, tmp_path)
+    models = sys.modules["served_client.models"]
+    client = package.AuthenticatedClient(
+        base_url=url, token=served.server.api_key, raise_on_unexpected_status=True
+    )
+    rows, labels = served.rows("test.csv")
+    call = {
+        op: operation(package, op)
+        for item in doc["paths"].values()
+        for op in (o["operationId"] for o in item.values())
+    }
+    body = models.PredictInput.from_dict({"rows": rows[:5]})
+    predicted = call.pop("predict").sync_detailed(client=client, body=body)
+    direct = httpx.post(f"{url}/predict", json={"rows": rows[:5]}, headers=served.key)
+    assert predicted.status_code == 200
+    assert [answer.to_dict() for answer in predicted.parsed] == direct.json()
+    request_id = predicted.headers["x-request-id"]
+    feedback = models.FeedbackBody.from_dict(
+        {
+            "feedback": [
+                {"request_id": request_id, "row": 0, "label": labels[0]},
+                {"request_id": "not-an-id", "label": 1},
+            ]
+        }
+    )
+    given = call.pop("feedback").sync(client=client, body=feedback)
+    assert (given.applied, given.unknown) == (1, 1)
+    assert [item.request_id for item in given.unknown_ids] == ["not-an-id"]
+    card = call.pop("metadata").sync(client=client)
+    assert card.additional_properties["model_tag"].startswith(served.name)
+    report = call.pop("monitor").sync(client=client)
+    assert report.additional_properties["status"] in ("PASS", "FAIL", "INCONCLUSIVE")
+    for name, module in call.items():  # /metrics and health: plain text
+        assert module.sync_detailed(client=client).status_code == 200, name
+    wrong = package.AuthenticatedClient(base_url=url, token="a-wrong-key-of-16-chars")
+    refused = operation(package, "metadata").sync(client=wrong)
+    assert "missing or wrong API key" in refused.error
+
+
+@pytest.mark.serve
+def test_bentomls_client_predicts_and_raises_the_services_refusals(served: Served):
+    """``bentoml.SyncHTTPClient``: typed calls answer as curl's; a bad value is its
+    ``InvalidArgument`` with the service's 400; a wrong key the service's 401 (the schema it
+    reads first is open); a field the schema does not list is dropped before sending (the
+    guide says so)."""
+    rows, _ = served.rows("test.csv")
+    url = served.server.url
+    direct = httpx.post(f"{url}/predict", json={"rows": rows[:3]}, headers=served.key).json()
+    with bentoml.SyncHTTPClient(url, token=served.server.api_key) as client:
+        assert client.predict(rows=rows[:3]) == direct
+        assert client.predict(rows=[{**rows[0], "not a column": 1.0}]) == direct[:1]
+        with pytest.raises(InvalidArgument, match=r"loc.*rows.*0.*mean radius"):
+            client.predict(rows=[{**rows[0], "mean radius": "wide"}])
+    wrong = bentoml.SyncHTTPClient(url, token="a-wrong-key-of-16-chars")
+    with wrong, pytest.raises(BentoMLException, match="missing or wrong API key") as refused:
+        wrong.predict(rows=rows[:1])
+    assert refused.value.error_code == 401
+
+
+# ---------------------------------------------------------------- Prometheus
+
+
+@pytest.mark.serve
+def test_the_metrics_follow_prometheus_conventions_and_count_feedback_once(served: Served):
+    """``promtool check metrics`` finds nothing in a keyed scrape; every counter ends in
+    ``_total``, no series is a ``_share``; the feedback counter's series add up to the items
+    received (each once, unknown ones included), with no ``received`` series to double them."""
+    rows, labels = served.rows("test.csv")
+    url, key = served.server.url, served.key
+    answer = httpx.post(f"{url}/predict", json={"rows": rows[:2]}, headers=key)
+    items = [
+        {"request_id": answer.headers["x-request-id"], "row": 1, "label": labels[1]},
+        {"request_id": "forged", "label": 1},
+    ]
+    httpx.post(f"{url}/feedback", json={"feedback": items}, headers=key).raise_for_status()
+    time.sleep(MONITOR["refresh_seconds"] * 2)  # the report's cache is renewed
+    received = httpx.get(f"{url}/monitor", headers=key).json()["feedback"]["received"]
+    text = httpx.get(f"{url}/metrics", headers=key).text
+    checked = promtool("check", "metrics", stdin=text)
+    assert checked.returncode == 0 and not checked.stdout + checked.stderr, checked
+    families = list(text_string_to_metric_families(text))
+    for family in families:
+        assert not family.name.endswith("_share"), family.name
+        if family.type == "counter":
+            assert all(s.name.endswith(("_total", "_created")) for s in family.samples)
+    (feedback,) = [f for f in families if f.name == "workbench_monitor_feedback_items"]
+    by_status = {s.labels["status"]: s.value for s in feedback.samples}
+    assert set(by_status) == {"applied", "unchanged", "conflict", "unknown"}
+    assert sum(by_status.values()) == received >= 2
+
+
+def test_the_alert_rules_of_every_kind_of_bento_pass_promtool(served: Served, tmp_path: Path):
+    """``promtool check rules`` passes the rules the example Bento ships (error rate, latency,
+    no traffic, drift, data quality, its live-metric gate) and those of a Bento without
+    monitoring, and the scrape config passes ``promtool check config``."""
+    shipped = served.bento / "src" / "deploy"
+    checked = promtool("check", "rules", str(shipped / "prometheus-rules.yaml"))
+    assert checked.returncode == 0 and "SUCCESS: 6 rules found" in checked.stdout, checked
+    settings = Settings.read(served.bento / "src")
+    bare = settings.model_copy(update={"monitor": MonitorSettings(window_rows=0)})
+    (tmp_path / "bare.yaml").write_text(yaml.safe_dump(alert_rules("bare", bare)))
+    checked = promtool("check", "rules", str(tmp_path / "bare.yaml"))
+    assert checked.returncode == 0 and "SUCCESS: 3 rules found" in checked.stdout, checked
+    config = local_config(shipped, tmp_path, target="127.0.0.1:9", key="k" * 20)
+    checked = promtool("check", "config", str(config))
+    assert checked.returncode == 0, checked
+
+
+@pytest.mark.serve
+def test_a_real_prometheus_fires_the_drift_alert_on_drifted_traffic_only(
+    served: Served, tmp_path: Path
+):
+    """A real Prometheus scraping the Bento with its shipped scrape config and rules (the
+    ``for:`` shortened to seconds): on clean traffic the window's drift gauge reads 0 for
+    several evaluations and no drift alert is pending or firing; on the drifted copy the alert
+    fires, labelled with the service. Every query of the shipped dashboard is valid PromQL."""
+    host_port = served.server.url.removeprefix("http://")
+    deploy = served.bento / "src" / "deploy"
+    config = local_config(deploy, tmp_path, target=host_port, key=served.server.api_key)
+    drift = f'workbench_monitor_dataset_drift{{job="{served.name}"}}'
+    clean, _ = served.rows("test.csv")
+    drifted, _ = served.rows("drifted.csv")
+    with running_prometheus(config, tmp_path) as prometheus:
+        send(served, clean)
+        prometheus.wait_for(
+            "five clean scrapes of the drift gauge",
+            lambda: prometheus.values(f"count_over_time({drift}[1m])") >= [5.0],
+        )
+        assert prometheus.values(f"max_over_time({drift}[1m])") == [0.0]
+        assert prometheus.alerts("WorkbenchDatasetDrift") == []
+        send(served, drifted)
+        firing = prometheus.wait_for(
+            "the drift alert firing",
+            lambda: [
+                a for a in prometheus.alerts("WorkbenchDatasetDrift") if a["state"] == "firing"
+            ],
+        )
+        assert firing[0]["labels"]["service"] == served.name
+        dashboard = json.loads((deploy / "grafana-dashboard.json").read_text())
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                assert prometheus.query(target["expr"])["status"] == "success", target["expr"]
+        assert prometheus.values(
+            f'sum(rate(bentoml_service_request_total{{job="{served.name}"}}[1m]))'
+        )
+
+
+def send(served: Served, rows: list[dict[str, Any]], *, per_request: int = 100) -> None:
+    """``rows`` through ``/predict``, ``per_request`` at a time."""
+    for start in range(0, len(rows), per_request):
+        answer = httpx.post(
+            f"{served.server.url}/predict",
+            json={"rows": rows[start : start + per_request]},
+            headers=served.key,
+            timeout=30,
+        )
+        answer.raise_for_status()

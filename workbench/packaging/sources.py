@@ -26,6 +26,7 @@ from workbench.config import METRICS, Config
 from workbench.errors import PackagingError
 from workbench.packaging.guide import render_readme
 from workbench.packaging.image import docker_options, image_files
+from workbench.packaging.observability import observability_files
 from workbench.packaging.plan import ServingPlan
 from workbench.packaging.requirements import ModelNeeds
 from workbench.results import ValidationResult
@@ -345,9 +346,12 @@ def runtime_files() -> dict[str, str]:
 
 def service_files(spec: ServiceSpec, config: Config, packages: list[str]) -> dict[str, str]:
     """``bentos/<name>/`` as relative path -> text (without the Kubernetes manifests)."""
+    settings = service_settings(spec, config)
     return {
         "service.py": render_service(spec, config),
-        SETTINGS_FILE: service_settings(spec, config).write(),
+        SETTINGS_FILE: settings.write(),
+        # Prometheus rules, scrape config, Grafana dashboard (deploy/; packaging/observability.py)
+        **observability_files(spec.name, settings),
         **runtime_files(),
         **{path: source.read_text(encoding="utf-8") for path, source in spec.needs.code.items()},
         "bentofile.yaml": render_bentofile(
