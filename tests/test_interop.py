@@ -33,6 +33,7 @@ from openapi_spec_validator import validate as validate_openapi
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_server import local_config, promtool, running_prometheus
 from service_documents import schema_frame, service_document, walk
+from test_monitor import FAST_VALIDATION, MONITOR
 
 from workbench import load_config, package, validate
 from workbench.errors import DataError
@@ -88,15 +89,6 @@ def test_a_date_column_is_refused_before_any_schema_is_generated():
 
 
 # ---------------------------------------------------------------- a served Bento
-
-MONITOR = {
-    "window_rows": 2000,
-    "min_window_rows": 100,
-    "refresh_seconds": 0.5,
-    "min_labelled_rows": 20,
-    "gates": {"accuracy": {"min": 0.9}},
-}
-FAST_VALIDATION = {"cv_folds": 0, "importance_top": 0, "champion": False}
 
 
 @dataclass(frozen=True)
