@@ -38,6 +38,7 @@ from test_monitor import FAST_VALIDATION, MONITOR
 from workbench import load_config, package, validate
 from workbench.errors import DataError
 from workbench.packaging.observability import alert_rules
+from workbench.runtime.http.dialect import as_schema30, prune_components
 from workbench.runtime.settings import MonitorSettings, Settings
 from workbench.schema import infer_schema
 from workbench.serving import Server, serve
@@ -78,6 +79,38 @@ def test_the_document_of_every_schema_kind_is_valid_openapi_30(kind: str, tmp_pa
         item = label["schema"]["properties"]["feedback"]["items"]["properties"]["label"]
         assert item["enum"] == classes
         assert item["type"] == ("string" if isinstance(classes[0], str) else "integer")
+
+
+def test_json_schema_keywords_become_their_openapi_30_forms():
+    """``null`` branches and types become ``nullable`` (a ``$ref`` under ``allOf``), ``const``
+    an ``enum``, numeric exclusive bounds the 3.0 flags; keywords are read by structure (a
+    property named ``const`` stays a property); unreferenced components are dropped."""
+    ref = {"$ref": "#/components/schemas/Kept"}
+    schema = {
+        "type": "object",
+        "properties": {
+            "const": {"anyOf": [{"type": "string", "maxLength": 3}, {"type": "null"}]},
+            "pick": {"anyOf": [ref, {"type": "null"}], "default": None},
+            "level": {"type": ["integer", "null"], "exclusiveMinimum": 0, "const": 2},
+        },
+    }
+    converted = as_schema30(schema)["properties"]
+    assert converted["const"] == {"type": "string", "maxLength": 3, "nullable": True}
+    assert converted["pick"] == {"allOf": [ref], "default": None, "nullable": True}
+    assert converted["level"] == {
+        "type": "integer",
+        "nullable": True,
+        "enum": [2],
+        "minimum": 0,
+        "exclusiveMinimum": True,
+    }
+    spec = {
+        "paths": {"/a": {"get": {"responses": {"200": {"content": {"j": {"schema": ref}}}}}}},
+        "components": {
+            "schemas": {"Kept": {"$ref": "#/components/schemas/Inner"}, "Inner": {}, "Unused": {}}
+        },
+    }
+    assert set(prune_components(spec)["components"]["schemas"]) == {"Kept", "Inner"}
 
 
 def test_a_date_column_is_refused_before_any_schema_is_generated():
