@@ -314,6 +314,7 @@ def test_the_metrics_follow_prometheus_conventions_and_count_feedback_once(serve
     assert sum(by_status.values()) == received >= 2
 
 
+@pytest.mark.serve
 def test_the_alert_rules_of_every_kind_of_bento_pass_promtool(served: Served, tmp_path: Path):
     """``promtool check rules`` passes the rules the example Bento ships (error rate, latency,
     no traffic, drift, data quality, its live-metric gate) and those of a Bento without
