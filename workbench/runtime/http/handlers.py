@@ -20,7 +20,7 @@
 
 :func:`route_table` is the table the dispatcher serves (:mod:`.routes`): adding a route is one
 handler method of :class:`Handlers` and one entry of :func:`route_table`, with its OpenAPI path
-item in :mod:`.openapi`.
+item in :mod:`.openapi` (:mod:`.openapi_monitoring` for the monitoring routes).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from ..settings import (
     REQUEST_ID_HEADER,
     Settings,
 )
-from . import openapi
+from . import openapi, openapi_monitoring
 from .routes import FORWARD, ClientGone, Forward, Refusal, Request, Response, Route
 from .traffic import CONTENT_TYPE, Traffic
 
@@ -346,8 +346,9 @@ def route_table(serving: Serving) -> dict[str, Route]:
         "/schema.json": Route(None, auth=False),
     }
     if serving.settings.monitor.enabled:
-        table[FEEDBACK_PATH] = Route(frozenset({"POST"}), h.feedback, doc=openapi.feedback)
-        table[MONITOR_PATH] = Route(frozenset({"GET"}), h.monitor, doc=openapi.monitor)
+        monitoring = openapi_monitoring
+        table[FEEDBACK_PATH] = Route(frozenset({"POST"}), h.feedback, doc=monitoring.feedback)
+        table[MONITOR_PATH] = Route(frozenset({"GET"}), h.monitor, doc=monitoring.monitor)
     return table
 
 
