@@ -492,7 +492,7 @@ class RawServer:
     (:func:`workbench.serving.server.terminate_tree`, as :class:`Server` stops a Bento)."""
 
     def __init__(self, process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
-        from workbench.serving.server import terminate_tree
+        from workbench.serving.processes import terminate_tree
 
         self.process, self.port, self.log_path = process, port, log_path
         self.api_key = ""  # no auth: the header is sent and ignored, as by the open Bentos
@@ -508,7 +508,7 @@ class RawServer:
         return self.process.pid
 
     def stop(self) -> None:
-        from workbench.serving.server import terminate_tree
+        from workbench.serving.processes import terminate_tree
 
         terminate_tree(self.pid, grace=5.0)
         self.process.wait(timeout=5)

@@ -38,6 +38,9 @@ THIRD_PARTY_ALLOWED = {
     # the live metrics of GET /monitor (runtime/live_metrics.py): the validate stage's definitions;
     # every Bento pins scikit-learn (its model is stored as a BentoML scikit-learn model)
     "sklearn",
+    # POST /explain of a scikit-learn tree ensemble (runtime/explainer.py, TreeSHAP): imported
+    # only there, and only such a Bento pins shap
+    "shap",
 }
 
 

@@ -66,6 +66,8 @@ SKIPS: list[tuple[str, str]] = [
     (r"^curl\b", "requests to that server (tests/test_launch_panel.py runs the snippet)"),
     # long or measured elsewhere
     (r"^workbench shadow\b", "two servers and a replay (~35 s): tests/test_shadow.py"),
+    # a retrain promotes a version of its own, which the versions commands after it would meet
+    (r"^workbench retrain\b", "fits, packages, shadows, promotes (~35 s): tests/test_retrain.py"),
     (r"benchmarks/", "benchmarks need a quiet machine and minutes (docs/benchmarks.md)"),
     (r"^st run\b", "schemathesis against a served Bento: tests/test_fuzz.py"),
 ]
@@ -362,7 +364,8 @@ def test_papermill_runs_the_notebooks_of_a_scaffold_from_its_root_and_from_noteb
 ):
     """In the project `workbench init` made (the example's model and data dropped in), each
     stage notebook runs straight under papermill, from the project root and from notebooks/,
-    finding workbench.yaml by itself; `score --out` writes into a folder that did not exist."""
+    finding workbench.yaml by itself (07_retrain, which needs new rows and a promoted version to
+    run headless, opens its panel); `score --out` writes into a folder that did not exist."""
     project = sandbox.root / "my-project"
     if not (project / "workbench.yaml").is_file():  # when the manual's init did not run first
         sandbox.run(".venv/bin/workbench init my-project")
@@ -378,6 +381,7 @@ def test_papermill_runs_the_notebooks_of_a_scaffold_from_its_root_and_from_noteb
     ]:
         target = tmp_path / Path(notebook).name
         sandbox.run(f"papermill {notebook} {target} -p interactive False", cwd=cwd)
+    sandbox.run(f"papermill 07_retrain.ipynb {tmp_path / '07.ipynb'}", cwd=notebooks)
     assert (project / "scored" / "test.parquet").is_file()  # 06's default output
     sandbox.run("workbench score my-project data/test.csv --out fresh/new.parquet", cwd=project)
     assert len(pd.read_parquet(project / "fresh" / "new.parquet")) == 143

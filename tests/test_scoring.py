@@ -31,7 +31,7 @@ from workbench.scoring.model import load_count
 from workbench.scoring.sample import DriftSample
 from workbench.serving import Server
 from workbench.serving.checks import auth_headers
-from workbench.serving.server import terminate_tree
+from workbench.serving.processes import terminate_tree
 
 WORKBENCH = str(Path(sys.executable).with_name("workbench"))
 DASK = str(Path(sys.executable).with_name("dask"))

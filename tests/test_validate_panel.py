@@ -33,7 +33,7 @@ def test_the_panel_shows_progress_gate_colours_and_plots(project: Path):
     assert panel.progress.value == 1.0 and panel.progress.bar_style == "danger"
     html = panel.results.value
     assert "wb-row-fail" in html and "wb-row-pass" in html
-    assert html.count("data:image/png;base64,") == 4
+    assert html.count("data:image/png;base64,") == 6  # 2 explanations
     assert "some gates failed" in panel.status.value
 
     panel.bounds[("roc_auc", "min")].value = 0.9

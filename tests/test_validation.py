@@ -282,7 +282,7 @@ def test_the_report_shows_coloured_gates_side_by_side_metrics_and_plots(project:
     assert "wb-row-fail" in report and "wb-row-pass" in report
     assert "below the minimum 0.9999" in report
     assert "CV mean ± sd (5 folds)" in report and "baseline (Dummy (class prior))" in report
-    assert report.count("data:image/png;base64,") == 4
+    assert report.count("data:image/png;base64,") == 6  # 2 explanations
     for name in ("confusion matrix", "ROC curve", "precision-recall curve", "permutation"):
         assert name in report
     assert "save / reload" in report and "latency, 1,000 rows" in report

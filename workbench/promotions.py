@@ -107,7 +107,8 @@ def history_path(root: Path, name: str) -> Path:
     return release_dir(root, name) / HISTORY_FILE
 
 
-def _yaml() -> YAML:
+def round_trip_yaml() -> YAML:
+    """The YAML reader and writer of the release files: comments and key order survive."""
     yaml = YAML()  # round-trip: comments and key order survive
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.width = 100
@@ -118,7 +119,7 @@ def _load_document(path: Path) -> CommentedMap | None:
     if not path.is_file():
         return None
     try:
-        document = _yaml().load(path.read_text(encoding="utf-8"))
+        document = round_trip_yaml().load(path.read_text(encoding="utf-8"))
     except YAMLError as exc:
         raise VersionError(
             f"{path} is not valid YAML ({str(exc).splitlines()[0]}); fix it by hand or restore it "
@@ -138,7 +139,8 @@ def _parse(document: CommentedMap | None, name: str, path: Path) -> PromotionHis
     if document is None:
         return PromotionHistory(name=name)
     try:
-        history = PromotionHistory.model_validate({"name": name, **_plain(document)}, strict=False)
+        data = {"name": name, **plain_data(document)}
+        history = PromotionHistory.model_validate(data, strict=False)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
@@ -153,11 +155,12 @@ def _parse(document: CommentedMap | None, name: str, path: Path) -> PromotionHis
     return history
 
 
-def _plain(value: Any) -> Any:
+def plain_data(value: Any) -> Any:
+    """A round-trip document as plain dicts and lists (for pydantic)."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain_data(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain_data(v) for v in value]
     return value
 
 
@@ -172,7 +175,7 @@ def promoted_tag(root: Path, name: str) -> str | None:
     return read_history(root, name).promoted
 
 
-def _replace_atomically(path: Path, text: str) -> Path:
+def write_beside(path: Path, text: str) -> Path:
     """Write ``text`` beside ``path`` under a temporary name; the caller renames it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -231,25 +234,25 @@ def _record_change(
         document["history"] = entries
     entries.append(CommentedMap(change.model_dump(mode="json", exclude_none=True)))
     buffer = io.StringIO()
-    _yaml().dump(document, buffer)
+    round_trip_yaml().dump(document, buffer)
     text = buffer.getvalue()
-    updated = _parse(_yaml().load(text), name, path)
+    updated = _parse(round_trip_yaml().load(text), name, path)
 
     manifest_path = release_dir(root, name) / MANIFEST_FILE
     previous_manifest = manifest_path.read_bytes() if manifest_path.is_file() else None
     temps: list[Path] = []
     try:
-        history_tmp = _replace_atomically(path, text)
+        history_tmp = write_beside(path, text)
         temps.append(history_tmp)
         if manifest is not None:
-            manifest_tmp = _replace_atomically(manifest_path, manifest)
+            manifest_tmp = write_beside(manifest_path, manifest)
             temps.append(manifest_tmp)
             os.replace(manifest_tmp, manifest_path)
         try:
             os.replace(history_tmp, path)
         except BaseException:
             if manifest is not None:
-                _restore(manifest_path, previous_manifest)
+                restore_file(manifest_path, previous_manifest)
             raise
     except OSError as exc:
         raise VersionError(
@@ -261,10 +264,11 @@ def _record_change(
     return updated
 
 
-def _restore(path: Path, content: bytes | None) -> None:
+def restore_file(path: Path, content: bytes | None) -> None:
+    """Put ``path`` back as it was (``None``: it did not exist)."""
     if content is None:
         path.unlink(missing_ok=True)
         return
-    tmp = _replace_atomically(path, "")
+    tmp = write_beside(path, "")
     tmp.write_bytes(content)
     os.replace(tmp, path)

@@ -2,7 +2,8 @@
 
 Each module registers the commands on what it names: :mod:`~workbench.cli.pipeline` (run, verify,
 init, servers), :mod:`~workbench.cli.monitoring` (drift, monitor), :mod:`~workbench.cli.scoring`
-(score) and :mod:`~workbench.cli.versions` (versions, promote, rollback, serve, compare, shadow).
+(score), :mod:`~workbench.cli.versions` (versions, promote, rollback, serve, compare, shadow) and
+:mod:`~workbench.cli.retraining` (retrain), :mod:`~workbench.cli.rollout` (rollout; serve --canary).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from workbench.cli import monitoring, pipeline, scoring, versions
+from workbench.cli import monitoring, pipeline, retraining, rollout, scoring, versions
 from workbench.errors import WorkbenchError
 
 
@@ -25,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for commands in (pipeline, monitoring, scoring, versions):
+    for commands in (pipeline, monitoring, scoring, versions, retraining, rollout):
         commands.add_commands(sub)
     return parser
 

@@ -13,7 +13,7 @@ from typing import Any
 from workbench.artifacts import load_model
 from workbench.config import Task
 from workbench.packaging import bentoml_home
-from workbench.pipeline import STAGES, init_project, run, verify
+from workbench.pipeline import STAGES, RunOutcome, init_project, run, verify
 from workbench.pipeline.project import GATES
 from workbench.reports import gate_table
 from workbench.results import GateVerdict
@@ -108,12 +108,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     gates = [GateVerdict.model_validate(g) for g in manifest.get("gates") or []]
     if gates:
         print("\n" + gate_table(gates))
-    print(f"\nrun folder: {outcome.out}")
-    for report in outcome.reports:
-        print(f"  report:   {report}")
-    print(f"  manifest: {outcome.out / 'manifest.json'}")
-    if outcome.error:
-        print(f"\nerror: {outcome.error}", file=sys.stderr)
+    if not print_run(outcome):
         return outcome.exit_code
     if manifest.get("bento_tag"):
         home = bentoml_home()
@@ -123,6 +118,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"\nBento: {manifest['bento_tag']} (store {home})")
         print(f"serve it:  {prefix}{_bentoml_command()} serve {manifest['bento_tag']}")
     return 0
+
+
+def print_run(outcome: RunOutcome) -> bool:
+    """Where a headless run wrote (its folder, reports, manifest), and its error on stderr;
+    False when it failed."""
+    print(f"\nrun folder: {outcome.out}")
+    for report in outcome.reports:
+        print(f"  report:   {report}")
+    print(f"  manifest: {outcome.out / 'manifest.json'}")
+    if outcome.error:
+        print(f"\nerror: {outcome.error}", file=sys.stderr)
+    return not outcome.error
 
 
 def _cmd_servers(args: argparse.Namespace) -> int:

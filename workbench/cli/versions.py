@@ -19,6 +19,7 @@ from workbench.cli.arguments import (
     seconds,
     write_report,
 )
+from workbench.cli.rollout import add_canary_options, serve_canary
 from workbench.config import Config, load_config
 from workbench.errors import GateFailure, VersionError
 from workbench.integrity import verify_bento
@@ -71,6 +72,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("name", type=model_reference, metavar="NAME[:VERSION]")
     p.add_argument("--port", type=int, help="port on 127.0.0.1 (default: a free one)")
     p.add_argument("--config", default="workbench.yaml", help=config_help)
+    add_canary_options(p)
     p.set_defaults(func=_cmd_serve)
     p = sub.add_parser(
         "compare", help="two versions side by side, re-scored on the same test data (HTML report)"
@@ -159,6 +161,10 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     name = _name(args.name)
     config = _project(args.config, name, required=False)
+    if args.canary is not None:
+        return serve_canary(args, config)
+    if args.share is not None:
+        raise VersionError("--share is the challenger's: give it with --canary VERSION")
     root = config.root if config else Path.cwd()
     tag = args.name if ":" in args.name else promoted_tag(root, name)
     if tag is None:

@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from workbench.errors import ConfigError
+from workbench.options import RetrainOptions
 from workbench.project_code import CODE_KEY, entry_problem, import_roots
 from workbench.project_code import module_name as code_module_name
 from workbench.runtime.live_metrics import ALL_METRICS as ALL_METRICS
@@ -172,6 +173,13 @@ class ValidationOptions(Strict):
     importance_max_rows: int = Field(
         default=2_000, ge=10, description="permutation importance uses a seeded test sample"
     )
+    explain_rows: int = Field(
+        default=100,
+        ge=0,
+        le=1_000,
+        description="test rows explained (each input column's contribution, the method "
+        "POST /explain uses) for the report's global summary and row plots; 0 skips it",
+    )
 
     @model_validator(mode="after")
     def _sane(self) -> ValidationOptions:
@@ -221,6 +229,10 @@ class Config(Strict):
     )
     shadow: ShadowOptions = Field(
         default_factory=ShadowOptions, description="`workbench shadow`: bounds and gates"
+    )
+    retrain: RetrainOptions = Field(
+        default_factory=RetrainOptions,
+        description="`workbench retrain`: how the challenger is fitted, the split of new rows",
     )
     code: list[str] = Field(
         default_factory=list,

@@ -1,5 +1,6 @@
 """The Kubernetes manifests in the Bento: Deployment, Service, HorizontalPodAutoscaler,
-NetworkPolicy and PodDisruptionBudget.
+NetworkPolicy and PodDisruptionBudget; and a rollout's recipe: both versions' Deployments and
+Services and a Gateway API ``HTTPRoute`` that splits the traffic between them by weight.
 
 The pod runs as the image's numeric non-root user (:data:`~workbench.packaging.image.IMAGE_UID`)
 with no privilege escalation, every capability dropped, the runtime's default seccomp profile, a
@@ -72,16 +73,18 @@ def render_kubernetes(name: str, bento_version: str, config: Config) -> str:
     return yaml.dump_all(documents, Dumper=_PlainDumper, sort_keys=False)
 
 
-def _container(k8s_name: str, image: str, config: Config) -> dict[str, Any]:
-    """The serving container: its port, the API key from the Secret, its security context and
-    writable ``/tmp``, probes and resources."""
+def _container(
+    k8s_name: str, image: str, config: Config, *, secret_name: str | None = None
+) -> dict[str, Any]:
+    """The serving container: its port, the API key from the Secret (``<name>-api-key``, or
+    ``secret_name``), its security context and writable ``/tmp``, probes and resources."""
     # A large request holds the worker's event loop for up to ~0.1 s: probes get 5 s to answer.
     probe = {
         "httpGet": {"path": "/livez", "port": "http"},
         "periodSeconds": 10,
         "timeoutSeconds": 5,
     }
-    secret = {"name": f"{k8s_name}-api-key", "key": "key", "optional": False}
+    secret = {"name": secret_name or f"{k8s_name}-api-key", "key": "key", "optional": False}
     env = [{"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": secret}}]
     return {
         "name": k8s_name,
@@ -185,6 +188,87 @@ def _disruption_budget(k8s_name: str, labels: dict[str, str]) -> dict[str, Any]:
 
 def _selector(k8s_name: str) -> dict[str, Any]:
     return {"matchLabels": {"app.kubernetes.io/name": k8s_name}}
+
+
+ROLLOUT_WEIGHT = 10_000
+"""The two weights of the HTTPRoute add up to this: shares to 0.01 %."""
+GATEWAY = "workbench-gateway"
+"""The Gateway the HTTPRoute attaches to (``parentRefs``): the cluster's own, set its name."""
+ROLLOUT_HEADER = (
+    "# The rollout of {name}: {primary} (primary) and {challenger} (challenger, {percent} of\n"
+    "# requests), behind one Gateway API HTTPRoute with weighted backendRefs. Written by\n"
+    "# `workbench serve --canary` / `workbench rollout advance|abort` beside rollout.yaml; needs\n"
+    "# the Gateway API CRDs and a Gateway named {gateway} (change parentRefs to yours), and the\n"
+    "# Secret {secret}. Each answer says which version answered (X-Workbench-Version).\n"
+)
+
+
+def render_rollout(
+    name: str, primary: str, challenger: str, share: float, config: Config
+) -> str:
+    """Both versions (Bento versions ``primary`` and ``challenger``) as a Deployment and a Service
+    each, and an HTTPRoute sending ``share`` of the requests to the challenger."""
+    k8s_name = name.replace("_", "-").replace(".", "-")
+    challenger_weight = round(share * ROLLOUT_WEIGHT)
+    documents: list[dict[str, Any]] = []
+    backends = []
+    for arm, version, weight in (
+        ("primary", primary, ROLLOUT_WEIGHT - challenger_weight),
+        ("challenger", challenger, challenger_weight),
+    ):
+        deployment, service, backend = _arm(name, arm, version, weight, config)
+        documents += [deployment, service]
+        backends.append(backend)
+    everything = {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}
+    route = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": k8s_name, "labels": {"app.kubernetes.io/name": k8s_name}},
+        "spec": {
+            "parentRefs": [{"name": GATEWAY}],
+            "rules": [{**everything, "backendRefs": backends}],
+        },
+    }
+    text = yaml.dump_all([*documents, route], Dumper=_PlainDumper, sort_keys=False)
+    head = ROLLOUT_HEADER.format(
+        name=name,
+        primary=primary,
+        challenger=challenger,
+        percent=f"{challenger_weight / ROLLOUT_WEIGHT:.2%}",
+        gateway=GATEWAY,
+        secret=f"{k8s_name}-api-key",
+    )
+    return head + text
+
+
+def _arm(
+    name: str, arm: str, version: str, weight: int, config: Config
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """One version's Deployment and Service (selected by ``instance``, sharing the model's
+    Secret) and its weighted backendRef, which adds ``X-Workbench-Version`` to its answers."""
+    k8s_name = name.replace("_", "-").replace(".", "-")
+    arm_name = f"{k8s_name}-{arm}"
+    labels = {
+        "app.kubernetes.io/name": k8s_name,
+        "app.kubernetes.io/instance": arm_name,
+        "app.kubernetes.io/version": version,
+    }
+    image = f"{name}:{version}"
+    container = _container(k8s_name, image, config, secret_name=f"{k8s_name}-api-key")
+    deployment = _deployment(arm_name, labels, container, config)
+    deployment["spec"]["selector"] = {"matchLabels": {"app.kubernetes.io/instance": arm_name}}
+    service = _service(arm_name, labels)
+    service["spec"]["selector"] = {"app.kubernetes.io/instance": arm_name}
+    header = {"name": "X-Workbench-Version", "value": image}
+    backend = {
+        "name": arm_name,
+        "port": 80,
+        "weight": weight,
+        "filters": [
+            {"type": "ResponseHeaderModifier", "responseHeaderModifier": {"set": [header]}}
+        ],
+    }
+    return deployment, service, backend
 
 
 class _PlainDumper(yaml.SafeDumper):

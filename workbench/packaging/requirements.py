@@ -258,6 +258,16 @@ def _beyond_base(needed: dict[str, set[str]], base: Sequence[str]) -> dict[str, 
     return why
 
 
+def library_pins(names: Sequence[str], *, base: Sequence[str], why: str) -> list[str]:
+    """``name==version`` of each installed distribution of ``names`` and of what it requires
+    beyond ``base`` and bentoml (a library a feature of the Bento needs, not the model)."""
+    needed = _beyond_base({name: {why} for name in names}, base)
+    return [
+        f"{importlib_metadata.distribution(name).metadata['Name']}=={importlib_metadata.version(name)}"
+        for name in sorted(needed)
+    ]
+
+
 def find_needs(model_file: Path, project: ProjectModules, *, base: Sequence[str]) -> ModelNeeds:
     """What the model in ``model_file`` needs beyond the distributions ``base`` (the Bento's
     base list) brings; refused (:class:`PackagingError`) when a module it needs is nowhere."""

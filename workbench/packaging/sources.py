@@ -32,6 +32,7 @@ from workbench.packaging.requirements import ModelNeeds
 from workbench.results import ValidationResult
 from workbench.runtime.card import ModelCard, RuntimeCard
 from workbench.runtime.columns import COLUMN_KINDS
+from workbench.runtime.explainer import BACKGROUND_FILE, ExplanationSpec
 from workbench.runtime.settings import (
     API_KEY_ENV,
     CARD_FILE,
@@ -175,6 +176,16 @@ class ServiceSpec:
     plan: ServingPlan
     needs: ModelNeeds = field(default_factory=ModelNeeds)
     """Distributions and project modules the model needs beyond scikit-learn."""
+    explanation: ExplanationSpec | None = None
+    """How ``/explain`` explains a row (``service.explain: true``), checked on test rows."""
+    background: str | None = None
+    """The ``permutation`` method's background rows, as :data:`BACKGROUND_FILE` holds them."""
+
+    @property
+    def loads_pickle(self) -> bool:
+        """Whether the Bento unpickles the model: scikit-learn serves it, or ``/explain``
+        explains it (an ONNX-served Bento that does not explain never does)."""
+        return self.compiled.runtime != "onnx" or self.explanation is not None
 
 
 def render_service(spec: ServiceSpec, config: Config) -> str:
@@ -235,6 +246,7 @@ def service_settings(spec: ServiceSpec, config: Config) -> Settings:
             example=example_row(schema, spec.fallback),
             service=service,
             monitor=config.monitor,
+            explanation=spec.explanation,
         )
     )
 
@@ -290,7 +302,8 @@ def model_card(spec: ServiceSpec, config: Config, packages: list[str]) -> ModelC
         auth=AUTH_DOC[config.service.auth].replace("\n", " "),
         model_sha256=spec.model_sha256,
         monitor=config.monitor.model_dump(mode="json"),
-        model_needs=spec.needs.card(installed=spec.compiled.runtime != "onnx"),
+        model_needs=spec.needs.card(installed=spec.loads_pickle),
+        explanation=None if spec.explanation is None else spec.explanation.card(),
     )
 
 
@@ -346,8 +359,10 @@ def runtime_files() -> dict[str, str]:
 
 def service_files(spec: ServiceSpec, config: Config, packages: list[str]) -> dict[str, str]:
     """``bentos/<name>/`` as relative path -> text (without the Kubernetes manifests)."""
+    extra = {BACKGROUND_FILE: spec.background} if spec.background is not None else {}
     settings = service_settings(spec, config)
     return {
+        **extra,
         "service.py": render_service(spec, config),
         SETTINGS_FILE: settings.write(),
         # Prometheus rules, scrape config, Grafana dashboard (deploy/; packaging/observability.py)
@@ -355,7 +370,10 @@ def service_files(spec: ServiceSpec, config: Config, packages: list[str]) -> dic
         **runtime_files(),
         **{path: source.read_text(encoding="utf-8") for path, source in spec.needs.code.items()},
         "bentofile.yaml": render_bentofile(
-            spec.name, packages, onnx=spec.compiled.runtime == "onnx", code=spec.needs.code
+            spec.name,
+            packages,
+            onnx=spec.compiled.runtime == "onnx",
+            code=[*spec.needs.code, *extra],
         ),
         CARD_FILE: model_card(spec, config, packages).write(),
         **image_files(),

@@ -35,11 +35,12 @@ from workbench.compilation import CompiledModel
 from workbench.config import Config
 from workbench.data import load_frame, split_features
 from workbench.errors import PackagingError
+from workbench.explanation import Chosen, choose_explanation
 from workbench.integrity import check_stored_pickle, is_vouched, vouch_packaged
 from workbench.packaging.code import ProjectModules
 from workbench.packaging.kubernetes import render_kubernetes
 from workbench.packaging.plan import measure_call_cost, plan_serving
-from workbench.packaging.requirements import ModelNeeds, find_needs
+from workbench.packaging.requirements import ModelNeeds, find_needs, library_pins
 from workbench.packaging.sources import (
     RUNTIME_PACKAGE,
     ServiceSpec,
@@ -244,6 +245,8 @@ class Materials:
     compiled_at: str
     predictions: str
     drift_reference: str
+    explanation: Chosen | None = None
+    """How ``/explain`` explains (``service.explain: true``), chosen on these rows."""
 
 
 def read_materials(config: Config, folder: Path, validation: ValidationResult) -> Materials:
@@ -258,7 +261,19 @@ def read_materials(config: Config, folder: Path, validation: ValidationResult) -
         folder, validation, model, X_test, mode=config.service.runtime
     )
     predictions = prediction_reference(model, X_test, validation.task)
-    return Materials(needs, model, train, compiled, compiled_at, predictions, reference)
+    explanation = None
+    if config.service.explain:
+        explanation = choose_explanation(
+            model,
+            train,
+            X_test,
+            validation.input_schema,
+            classes=validation.classes,
+            seed=config.validation.seed,
+        )
+    return Materials(
+        needs, model, train, compiled, compiled_at, predictions, reference, explanation
+    )
 
 
 def service_spec(
@@ -273,6 +288,10 @@ def service_spec(
     fallback = fallbacks(train, schema)
     check_warm_up(model, schema, example_row(schema, fallback))
     stored = Path(str(bentoml.models.get(model_tag).path))
+    chosen = materials.explanation
+    background = None
+    if chosen is not None and chosen.background is not None:
+        background = json.dumps(schema.to_records(chosen.background)) + "\n"
     return ServiceSpec(
         name=config.name,
         model_tag=model_tag,
@@ -284,6 +303,8 @@ def service_spec(
         fallback=fallback,
         plan=plan_serving(model, schema, options, cost, runtime=materials.compiled.runtime),
         needs=materials.needs,
+        explanation=None if chosen is None else chosen.spec,
+        background=background,
     )
 
 
@@ -301,8 +322,12 @@ def build_service(config: Config, spec: ServiceSpec, materials: Materials) -> Bu
     """Write the Bento's sources under ``bentos/<name>/`` and build them into the store unless a
     Bento of the same content-derived version is there."""
     onnx = spec.compiled.runtime == "onnx"
-    # An ONNX-served Bento never unpickles the model: onnxruntime is all it installs.
-    packages = pinned_packages(onnx=onnx) + ([] if onnx else materials.needs.pins())
+    # An ONNX-served Bento that does not explain never unpickles the model: onnxruntime is all
+    # it installs. One explaining a scikit-learn tree ensemble installs shap too.
+    packages = pinned_packages(onnx=onnx) + (materials.needs.pins() if spec.loads_pickle else [])
+    if spec.explanation is not None and spec.explanation.method == "tree_shap":
+        base = [*RUNTIME_PACKAGES, *ONNX_PACKAGES, *(p.name for p in materials.needs.packages)]
+        packages += library_pins(["shap"], base=base, why="/explain (TreeSHAP)")
     files = service_files(spec, config, packages)
     files[DRIFT_REFERENCE_FILE] = materials.drift_reference
     files[PREDICTION_REFERENCE_FILE] = materials.predictions

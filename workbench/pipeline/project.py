@@ -19,6 +19,8 @@ FILES = {
     "workbench.yaml": "workbench.yaml",
     "gitignore": ".gitignore",
     "workflow.yml": ".github/workflows/workbench.yml",
+    # scheduled monitor -> retrain -> a pull request of the promotion, in a file of its own
+    ".github/workflows/retrain.yml": ".github/workflows/retrain.yml",
     "pre-commit-config.yaml": ".pre-commit-config.yaml",
     "README.md": "README.md",
 }

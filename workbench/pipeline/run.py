@@ -159,13 +159,17 @@ def _records(out: Path) -> dict[str, dict[str, Any]]:
     }
 
 
-def _execute(
+def execute_notebook(
     notebook: Path, target: Path, *, parameters: dict[str, Any], kernel: str, progress: bool
 ) -> tuple[int, str | None]:
-    """Run one notebook; returns (exit code, error line). papermill saves the executed notebook
-    (with a failing cell marked) under a temporary name beside ``target``, renamed into place
-    once saved whole: a full disk leaves no truncated notebook, and the error names ``target``."""
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+    """Run one notebook (a stage of ``workbench run``, the notebook of ``workbench retrain``) in
+    a kernel managed by :class:`QuietShutdownKernelManager`; returns (exit code, error line).
+
+    papermill saves the executed notebook (with a failing cell marked) under a temporary name
+    beside ``target``, renamed into place once saved whole: a full disk leaves no truncated
+    notebook, and the error names ``target``."""
+    # papermill wants a notebook suffix: hidden, unique, and still ".ipynb"
+    tmp = target.with_name(f".{target.stem}.{uuid.uuid4().hex[:12]}.tmp{target.suffix}")
     try:
         try:
             papermill.execute_notebook(
@@ -316,7 +320,7 @@ def _execute_stages(
         notebook = folder / NOTEBOOKS[stage]
         on_event(f"[{stage}] executing {notebook.name}")
         started = time.perf_counter()
-        executed.exit_code, executed.error = _execute(
+        executed.exit_code, executed.error = execute_notebook(
             notebook, out_dir / notebook.name, parameters=params, kernel=kernel, progress=progress
         )
         executed.timings[stage] = round(time.perf_counter() - started, 3)

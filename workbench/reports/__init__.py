@@ -10,6 +10,7 @@ from typing import Any
 
 from workbench.reports.html import launch_html, package_html, probe_html
 from workbench.reports.monitoring import drift_html, monitor_html
+from workbench.reports.retraining import new_rows_html, retrain_html
 from workbench.reports.scoring import score_html
 from workbench.reports.text import gate_table
 from workbench.reports.validation import validation_html
@@ -24,10 +25,12 @@ from workbench.results import (
     DriftResult,
     LaunchResult,
     MonitorResult,
+    NewRows,
     PackageResult,
     ProbeResult,
     PromotionResult,
     Result,
+    RetrainResult,
     ScoreResult,
     ShadowResult,
     ValidationResult,
@@ -46,6 +49,8 @@ RENDERERS: dict[type[Result], Callable[[Any], str]] = {
     PromotionResult: promotion_html,
     ShadowResult: shadow_html,
     ScoreResult: score_html,
+    NewRows: new_rows_html,
+    RetrainResult: retrain_html,
 }
 
 

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from workbench.results import Curve, FeatureImportance, ProbeResult, ValidationResult
+from workbench.results import (
+    ColumnImportance,
+    Curve,
+    FeatureImportance,
+    ProbeResult,
+    RowExplanation,
+    ValidationResult,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -140,6 +147,54 @@ def importance_png(features: Sequence[FeatureImportance], metric: str) -> bytes:
     return _png(figure)
 
 
+def _short(name: str) -> str:
+    return name if len(name) <= 28 else name[:27] + "…"
+
+
+def explanation_summary_png(
+    summary: Sequence[ColumnImportance], *, output: str, rows: int, top: int = 15
+) -> bytes:
+    """The global summary: each column's mean |contribution| over the explained test rows."""
+    shown = list(summary)[:top][::-1]  # largest at the top
+    figure, (axes,) = _figure(6.0, 1.0 + 0.28 * max(len(shown), 1))
+    axes.barh([_short(c.column) for c in shown], [c.mean_abs for c in shown], color=BLUE)
+    axes.tick_params(axis="y", labelsize=8)
+    axes.set_xlabel(f"mean |contribution| ({output})", fontsize=9)
+    axes.set_title(f"explanations: {rows} test rows", fontsize=10)
+    return _png(figure)
+
+
+def row_explanation_png(example: RowExplanation) -> bytes:
+    """One row's explanation as a waterfall: from the base value, each contribution (largest
+    first, the rest summed) to the row's value."""
+    items = example.contributions
+    figure, (axes,) = _figure(6.0, 1.2 + 0.3 * (len(items) + 2))
+    start = example.base_value
+    labels = ["base value"]
+    lefts, widths, colours = [0.0], [start], [GREY]
+    for item in items:
+        labels.append(_short(item.column))
+        lefts.append(start)
+        widths.append(item.contribution)
+        colours.append(BLUE if item.contribution >= 0 else RED)
+        start += item.contribution
+    labels.append("value")
+    lefts.append(0.0)
+    widths.append(example.value)
+    colours.append(GREY)
+    positions = np.arange(len(labels))[::-1]
+    axes.barh(positions, widths, left=lefts, color=colours)
+    axes.set_yticks(positions, labels, fontsize=8)
+    axes.axvline(example.base_value, color=GREY, linewidth=0.8, linestyle="--")
+    axes.set_xlabel(example.output, fontsize=9)
+    axes.set_title(
+        f"test row {example.row}: predicted {example.prediction} "
+        f"({example.value:.4g} = {example.base_value:.4g} + contributions)",
+        fontsize=9,
+    )
+    return _png(figure)
+
+
 def latency_histogram_png(probe: ProbeResult) -> bytes:
     """The load probe's latencies as a histogram, with the percentiles marked."""
     figure, (axes,) = _figure(6.0, 2.6)
@@ -168,6 +223,12 @@ def validation_figures(result: ValidationResult) -> dict[str, bytes]:
         out["permutation importance"] = importance_png(
             result.importance.features, result.importance.metric
         )
+    explanation = result.explanation
+    if explanation is not None and explanation.summary and explanation.examples:
+        out["explanations (global)"] = explanation_summary_png(
+            explanation.summary, output=explanation.output, rows=explanation.rows
+        )
+        out["explanation of one row"] = row_explanation_png(explanation.examples[0])
     return out
 
 

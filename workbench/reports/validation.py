@@ -6,7 +6,7 @@ import html
 
 from workbench.reports import plots
 from workbench.reports.html import STYLE, fmt, img, table_html, verdict_html
-from workbench.results import ValidationResult
+from workbench.results import ExplanationResult, ValidationResult
 
 VALIDATION_STYLE = (
     "<style>.wb-row-pass td{background:#dafbe1}.wb-row-fail td{background:#ffebe9}"
@@ -84,7 +84,23 @@ def validation_notes(result: ValidationResult) -> list[str]:
         notes.append(text + (f": {c.note}" if c.note else "") + (f"; {c.error}" if c.error else ""))
     if result.importance and result.importance.error:
         notes.append(f"permutation importance failed: {result.importance.error}")
+    notes += explanation_notes(result)
     return notes
+
+
+def explanation_notes(result: ValidationResult) -> list[str]:
+    """What the explanations are: method, units, sample size, additivity (or why none)."""
+    e = result.explanation
+    if e is None:
+        return []
+    if e.error:
+        return [f"explanations failed: {e.error}"]
+    size = "exact" if e.sample_size is None else f"{e.sample_size} samples per contribution"
+    return [
+        f"explanations: {e.method} ({size}, {e.library}), output in {e.output}, {e.rows} test "
+        f"rows in {e.seconds:.2f} s; contributions add up to the output minus the base value "
+        f"within {e.additivity_error:.1g} (relative); {e.reason}"
+    ]
 
 
 def _checks_html(result: ValidationResult) -> str:
@@ -193,4 +209,16 @@ def validation_html(result: ValidationResult) -> str:
         + _checks_html(result)
         + (f"<ul class='wb-notes'>{notes}</ul>" if notes else "")
         + _schema_html(result)
+    )
+
+
+def explanation_row_html(explanation: ExplanationResult, row: int) -> str:
+    """One explained test row: its waterfall plot and its contributions as a table."""
+    example = explanation.example(row)
+    rows = [[html.escape(c.column), f"{c.contribution:+.4g}"] for c in example.contributions]
+    rows.append(["<b>base value</b>", f"{example.base_value:.4g}"])
+    rows.append([f"<b>value</b> ({html.escape(example.output)})", f"{example.value:.4g}"])
+    return (
+        img(plots.row_explanation_png(example), f"explanation of test row {row}")
+        + table_html(["column", "contribution"], rows)
     )

@@ -1,6 +1,12 @@
 """Typed stage results: pure data that serialises to JSON. Rendering is :mod:`workbench.reports`."""
 
 from workbench.results.base import Result
+from workbench.results.explanation import (
+    ColumnImportance,
+    Contribution,
+    ExplanationResult,
+    RowExplanation,
+)
 from workbench.results.launch import CheckResult, LaunchResult, ProbeResult, ServerStatus
 from workbench.results.monitoring import (
     ColumnDriftResult,
@@ -13,6 +19,7 @@ from workbench.results.monitoring import (
 )
 from workbench.results.package import PackageResult
 from workbench.results.profile import ColumnProfile, ReferenceProfile
+from workbench.results.retraining import FittedModel, NewRows, RetrainResult, RetrainStep
 from workbench.results.scoring import ScoredFile, ScoreResult
 from workbench.results.validation import (
     BaselineResult,
@@ -46,36 +53,43 @@ __all__ = [
     "CheckResult",
     "ColumnChange",
     "ColumnDriftResult",
+    "ColumnImportance",
     "ColumnProfile",
     "CompareResult",
+    "Contribution",
     "Curve",
     "DriftResult",
-    "MonitorResult",
-    "QualityCheckResult",
-    "QualityResult",
-    "ReplayResult",
     "DriftTestResult",
+    "ExplanationResult",
     "FeatureImportance",
+    "FittedModel",
     "GateVerdict",
     "ImportanceResult",
     "LatencyResult",
     "LatencySummary",
     "LaunchResult",
+    "MonitorResult",
+    "NewRows",
     "PackageResult",
     "ProbeResult",
     "PromotionResult",
+    "QualityCheckResult",
+    "QualityResult",
     "ReferenceProfile",
+    "ReplayResult",
     "Result",
+    "RetrainResult",
+    "RetrainStep",
     "RoundTripResult",
+    "RowExplanation",
     "RuntimeResult",
     "ScoreResult",
     "ScoredFile",
     "ServerStatus",
-    "ValidationResult",
-    "ValidationSettings",
     "ShadowGateVerdict",
     "ShadowResult",
     "ValidationResult",
+    "ValidationSettings",
     "VersionInfo",
     "VersionsResult",
 ]

@@ -12,6 +12,7 @@ from workbench.compilation.conversion import Precision
 from workbench.config import Config
 from workbench.errors import GateFailure, StageOrderError
 from workbench.results.base import Result
+from workbench.results.explanation import ExplanationResult
 from workbench.results.profile import ReferenceProfile
 from workbench.schema import InputSchema
 
@@ -286,6 +287,8 @@ class ValidationResult(Result):
     beside this record (it ships in the Bento)."""
     """Training-input profile for drift checks (quantile bins, category shares)."""
     importance: ImportanceResult | None = None
+    explanation: ExplanationResult | None = None
+    """Each input column's contribution on a sample of test rows (``validation.explain_rows``)."""
     roundtrip: RoundTripResult | None = None
     latency: LatencyResult | None = None
     compiled: RuntimeResult | None = None

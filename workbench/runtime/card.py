@@ -56,6 +56,9 @@ class ModelCard(BaseModel):
     auth: str = ""
     model_sha256: str = ""
     monitor: dict[str, Any] = Field(default_factory=dict)
+    explanation: dict[str, Any] | None = None
+    """``POST /explain``'s method, output units, base values, sample size and additivity
+    (:meth:`~.explainer.ExplanationSpec.card`); None: the Bento does not explain."""
     model_needs: dict[str, Any] = Field(default_factory=dict)
     """What the model's pickle references: each package pinned (``packages``: the pin, the
     modules it was found from, whether the Bento installs it) and each project file shipped

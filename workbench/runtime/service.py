@@ -12,12 +12,14 @@ worker.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hashlib
 import json
 import logging
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from .batching import Batcher, Overloaded, QueueFull
 from .card import ModelCard
+from .explainer import ExplainBusy, Explainer, ExplainRefused, read_background
 from .http import openapi
 from .http.edge import install
 from .http.handlers import route_table
@@ -46,6 +49,8 @@ logger = logging.getLogger("bentoml.service")
 #: from ~60 ms to ~10 ms with monitoring off, the same gain with it on (docs/benchmarks.md).
 #: Garbage in reference cycles waits at most 50,000 container allocations longer.
 GC_THRESHOLDS = (50_000, 50, 100)
+#: ``POST /explain`` requests explained or waiting at once per worker; more is 429.
+MAX_EXPLAINING = 4
 MIN_KEY_CHARS = 16
 """The shortest API key a Bento serves with (``service.auth: api_key``)."""
 MAKE_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(24))'"
@@ -77,6 +82,13 @@ class Serving:
         self.monitor: Monitor | None = None
         self.traffic: Traffic | None = None
         self.ready = False
+        self.explained: Any = None
+        """The scikit-learn model ``/explain`` explains (loaded by :meth:`load` when on)."""
+        self.explainer: Explainer | None = None
+        self.predictor: Predictor | None = None
+        self.explaining = 0
+        # One thread of its own: explanations never wait in, or hold up, the model thread.
+        self.explain_pool: ThreadPoolExecutor | None = None
 
     def app(
         self,
@@ -160,10 +172,13 @@ class Serving:
 
     def load(self, sklearn_model: Callable[[], Any]) -> Any:
         """What answers requests: the ONNX graph beside ``service.py`` (``runtime: onnx``), else
-        ``sklearn_model()``, the scikit-learn model loaded from the store."""
+        ``sklearn_model()``, the scikit-learn model loaded from the store (which ``/explain``
+        explains, whatever serves the predictions)."""
         settings = self.settings
+        if settings.explanation is not None:
+            self.explained = sklearn_model()
         if settings.service.runtime != "onnx":
-            return sklearn_model()
+            return self.explained if self.explained is not None else sklearn_model()
         from .onnx_model import OnnxModel  # onnxruntime is only needed for an ONNX Bento
 
         classes = None if settings.classes is None else np.asarray(settings.classes)
@@ -176,6 +191,7 @@ class Serving:
         collector."""
         settings = self.settings
         predictor = Predictor(model, self.row_model, settings)
+        self.predictor = predictor
         if settings.monitor.enabled:
             self.monitor = Monitor(settings, self.row_model, self.card)
         batcher = Batcher(
@@ -197,12 +213,63 @@ class Serving:
         else:
             self.ready = True
         self.batcher = batcher
+        self.start_explainer(model)
         if freeze:
             # What exists now (libraries, the model) lives as long as the worker: keep it out of
             # the garbage collector's full passes, which would otherwise stall requests ~0.1 s.
             gc.freeze()
             gc.set_threshold(*GC_THRESHOLDS)
         return batcher
+
+    def start_explainer(self, model: Any) -> None:
+        """``/explain``'s explainer (``service.explain: true``), checked on the warm-up row; when
+        it fails, the log says why and ``/explain`` answers 503 (predictions are unaffected)."""
+        spec = self.settings.explanation
+        if spec is None:
+            return
+        settings = self.settings
+        try:
+            self.explainer = Explainer(
+                self.explained if self.explained is not None else model,
+                spec,
+                columns=settings.columns,
+                classes=settings.classes,
+                background=read_background(settings.folder, settings.dtypes),
+            )
+            self._explain([self.row_model.model_validate(settings.example)])
+        except Exception as exc:  # noqa: BLE001 - /explain is off, and the log says why
+            self.explainer = None
+            logger.error("/explain is unavailable: %s: %s", type(exc).__name__, exc)
+            return
+        self.explain_pool = ThreadPoolExecutor(1, thread_name_prefix="workbench-explain")
+
+    def _explain(self, rows: Sequence[BaseModel]) -> list[str]:
+        assert self.explainer is not None and self.predictor is not None
+        X, warnings = self.predictor.inputs(rows)
+        return self.explainer.answers(X, warnings)
+
+    def _explain_or_refuse(self, rows: Sequence[BaseModel]) -> list[str]:
+        try:
+            return self._explain(rows)
+        except Exception as exc:
+            try:
+                self._explain([self.row_model.model_validate(self.settings.example)])
+            except Exception:  # noqa: BLE001 - the explainer itself is broken: a server fault
+                raise exc from None
+            raise ExplainRefused(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+
+    async def explain(self, rows: Sequence[BaseModel]) -> list[str]:
+        """Each row's explanation as JSON text, computed in the explainer's own thread;
+        :class:`ExplainBusy` when :data:`MAX_EXPLAINING` requests are already being explained."""
+        assert self.explain_pool is not None, "no explainer: check `serving.explainer` first"
+        if self.explaining >= MAX_EXPLAINING:
+            raise ExplainBusy(f"{MAX_EXPLAINING} explanations are already in progress")
+        self.explaining += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.explain_pool, self._explain_or_refuse, rows)
+        finally:
+            self.explaining -= 1
 
     async def predict(self, rows: Sequence[BaseModel]) -> list[Any]:
         """The typed API's answer (BentoML's own path: only when the runtime's route is not in

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticUndefined
 
+from .explainer import ExplanationSpec
 from .live_metrics import ALL_METRICS
 from .quality import QualityOptions
 from .stattests import DriftOptions
@@ -28,6 +29,7 @@ PREDICT_PATH = "/predict"
 METADATA_PATH = "/metadata"
 FEEDBACK_PATH = "/feedback"
 MONITOR_PATH = "/monitor"
+EXPLAIN_PATH = "/explain"
 DOCS_PATH = "/docs.json"
 REQUEST_ID_HEADER = "x-request-id"
 """The response header of every ``POST /predict`` answer: the id ``POST /feedback`` refers to."""
@@ -174,6 +176,12 @@ class ServiceSettings(Strict):
     )
     cors_origins: list[str] = Field(
         default_factory=list, description="origins allowed by CORS; empty disables CORS"
+    )
+    explain: bool = Field(
+        default=False,
+        description="POST /explain: per-row contributions of each input column (exact TreeSHAP "
+        "or coefficients where the model allows, else sampled Shapley values); a scikit-learn "
+        "tree ensemble's Bento then installs shap (~190 MB, ~4 s more start-up)",
     )
 
     @model_validator(mode="after")
@@ -363,6 +371,8 @@ class Settings(Strict):
     ``/readyz`` answers 503 until it has been predicted."""
     service: PackagedService
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    explanation: ExplanationSpec | None = None
+    """How ``POST /explain`` explains a row (``service.explain: true``; None: not served)."""
     folder: Path = Field(default=Path(), exclude=True)
     """Where ``settings.json`` is: the model card, the references and the ONNX graph are beside
     it (set by :meth:`read`; not written)."""

@@ -94,12 +94,14 @@ def serve(
     port: int | None = None,
     bento_tag: str | None = None,
     portable: bool | None = None,
+    api_key: str | None = None,
 ) -> Server:
     """Start the Bento the launch stage serves (:func:`served_tag`) or ``bento_tag``, once its
     files and model are the ones the project recorded (:func:`~workbench.integrity.verify_bento`,
     before its requirements are read); the caller stops it (or uses ``with``). ``portable``
     (default ``launch.portable``): serve it from a clean environment built from its own
-    requirements, the proof that they suffice."""
+    requirements, the proof that they suffice. ``api_key``: the key it requires (default
+    ``$WORKBENCH_API_KEY``, else one made for it)."""
     folder = records_dir(config.root, run_dir)
     tag = bento_tag or served_tag(config, run_dir=run_dir)
     verify_bento(config.root, tag)
@@ -112,6 +114,7 @@ def serve(
             timeout=config.launch.ready_timeout,
             log_dir=folder,
             environment=environment,
+            api_key=api_key,
         )
     except ServingError as exc:
         if environment is None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterable
@@ -239,6 +240,25 @@ def kill_survivors(procs: list[psutil.Process], *, grace: float) -> None:
         with suppress(psutil.Error):
             proc.kill()
     psutil.wait_procs(alive, timeout=5)
+
+
+def terminate_tree(pid: int, *, grace: float = 10.0) -> None:
+    """SIGTERM the process group led by ``pid``, wait ``grace`` s, then SIGKILL what remains.
+
+    The descendants are collected first: SIGKILL on the parent alone would orphan the workers.
+    """
+    try:
+        parent = psutil.Process(pid)
+        procs = [parent, *parent.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        for proc in procs:
+            with suppress(psutil.Error):
+                proc.terminate()
+    kill_survivors(procs, grace=grace)
 
 
 def watch(record_path: Path, *, interval: float = WATCH_INTERVAL_S) -> int:

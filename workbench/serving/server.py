@@ -16,7 +16,6 @@ import functools
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -35,7 +34,12 @@ from workbench.runtime import API_KEY_ENV
 from workbench.serving import processes
 from workbench.serving.network import HOST, free_port, listens_on, port_is_free
 from workbench.serving.portable import CleanEnvironment
-from workbench.serving.processes import MARKER_ENV, ProcessId, ServerRecord
+from workbench.serving.processes import (
+    MARKER_ENV,
+    ProcessId,
+    ServerRecord,
+    terminate_tree,
+)
 
 #: Tries at a free port: another process can take the one chosen before ``bentoml`` binds it.
 PORT_ATTEMPTS = 3
@@ -63,28 +67,18 @@ def bytecode_cache() -> Path:
     return folder
 
 
-def terminate_tree(pid: int, *, grace: float = 10.0) -> None:
-    """SIGTERM the process group led by ``pid``, wait ``grace`` s, then SIGKILL what remains.
-
-    The descendants are collected first: SIGKILL on the parent alone would orphan the workers.
-    """
-    try:
-        parent = psutil.Process(pid)
-        procs = [parent, *parent.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        for proc in procs:
-            with suppress(psutil.Error):
-                proc.terminate()
-    processes.kill_survivors(procs, grace=grace)
-
-
 def _stop_at_exit(record: ServerRecord, path: Path) -> None:
     processes.stop(record, grace=5.0)
     path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Program:
+    """What a :class:`Server` runs instead of ``bentoml serve`` (it must take ``--host`` and
+    ``--port`` and answer ``/readyz``), and the environment it adds."""
+
+    command: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -130,12 +124,15 @@ class Server:
         log_dir: Path | None = None,
         extra_args: tuple[str, ...] = (),
         environment: CleanEnvironment | None = None,
+        api_key: str | None = None,
+        program: Program | None = None,
     ) -> Server:
         """Start serving ``bento_tag`` on 127.0.0.1 and wait until ``/readyz`` answers 200; with
-        an ``environment``, on its Python, in its folder, without PYTHONPATH (:mod:`.portable`).
+        an ``environment``, on its Python, in its folder, without PYTHONPATH (:mod:`.portable`);
+        with a ``program``, that instead of ``bentoml serve`` (the canary router).
 
-        The server gets the API key of ``$WORKBENCH_API_KEY``, or a fresh random one when that is
-        unset (a Bento with ``service.auth: api_key`` refuses to start without a key). With no
+        The server gets ``api_key``, else the key of ``$WORKBENCH_API_KEY``, else a fresh random
+        one (a Bento with ``service.auth: api_key`` refuses to start without a key). With no
         ``port``, a free one is chosen, and another when something took it before the server
         bound it (up to :data:`PORT_ATTEMPTS` tries).
         """
@@ -145,7 +142,9 @@ class Server:
                 "for a free one"
             )
         for attempt in range(1, PORT_ATTEMPTS + 1):
-            server = cls._spawn(bento_tag, port or free_port(), log_dir, extra_args, environment)
+            server = cls._spawn(
+                bento_tag, port or free_port(), log_dir, extra_args, environment, api_key, program
+            )
             try:
                 server.wait_ready(timeout)
             except _PortTaken:
@@ -171,9 +170,11 @@ class Server:
         log_dir: Path | None,
         extra_args: tuple[str, ...],
         environment: CleanEnvironment | None,
-    ) -> Server:
+        api_key: str | None = None,
+        program: Program | None = None,
+    ) -> Server:  # noqa: PLR0913 - start()'s options, passed on
         """Start ``bentoml serve`` and its watchdog, record both, register the exit hook."""
-        api_key = os.environ.get(API_KEY_ENV) or secrets.token_urlsafe(24)
+        api_key = api_key or os.environ.get(API_KEY_ENV) or secrets.token_urlsafe(24)
         server_id = secrets.token_hex(8)
         log_dir = log_dir or state_dir()
         log_path = log_dir / f"serve-{bento_tag.replace(':', '-')}-{port}.log"
@@ -187,9 +188,11 @@ class Server:
             "PYTHONPYCACHEPREFIX": str(bytecode_cache()),
             API_KEY_ENV: api_key,
             MARKER_ENV: server_id,
+            **(program.env if program else {}),
         }
         python = str(environment.python) if environment else sys.executable
         command = [python, "-m", "bentoml", "serve", bento_tag]
+        command = list(program.command) if program else command
         with open(log_path, "wb") as log:  # the child keeps its own descriptor
             process = subprocess.Popen(
                 [*command, "--host", HOST, "--port", str(port), *extra_args],

@@ -43,6 +43,7 @@ from workbench.results import (
     BaselineResult,
     ChampionResult,
     CVResult,
+    ExplanationResult,
     GateVerdict,
     ImportanceResult,
     LatencyResult,
@@ -57,6 +58,7 @@ from workbench.schema import InputSchema, infer_schema, pipeline_encoders
 from workbench.validation import diagnostics
 from workbench.validation.champion import evaluate_champion
 from workbench.validation.crossval import cross_validate
+from workbench.validation.explanations import explain_test_rows
 from workbench.validation.gates import check_gates, roundtrip_verdict
 from workbench.validation.inputs import Inputs, read_inputs
 from workbench.validation.metrics import (
@@ -239,6 +241,7 @@ class Serving:
     mode: Mode
     latency: LatencyResult
     onnx_latency: LatencyResult | None
+    explanation: ExplanationResult | None
 
 
 def measure_serving(config: Config, inputs: Inputs, steps: Steps) -> Serving:
@@ -247,6 +250,18 @@ def measure_serving(config: Config, inputs: Inputs, steps: Steps) -> Serving:
         schema = infer_schema(inputs.X_train, encoders=pipeline_encoders(model))
         profile = build_profile(inputs.X_train, schema)
         drift_reference = json.dumps(build_reference(inputs.X_train, drift_kinds(schema)))
+    explanation = None
+    if config.validation.explain_rows:
+        with steps.step("explain", "explaining test rows (what POST /explain answers)", 0.88):
+            explanation = explain_test_rows(
+                model,
+                inputs.X_train,
+                inputs.X_test,
+                schema,
+                classes=_classes(model, inputs.task),
+                rows=config.validation.explain_rows,
+                seed=seed,
+            )
     with steps.step("compile", "compiling to ONNX and checking parity on every test row", 0.9):
         mode: Mode = "sklearn" if config.service.runtime == "sklearn" else "auto"
         served = schema.as_served(inputs.X_test)  # the inputs the service will feed the model
@@ -259,7 +274,13 @@ def measure_serving(config: Config, inputs: Inputs, steps: Steps) -> Serving:
             else None
         )
         del served
-    return Serving(schema, profile, drift_reference, compiled, mode, latency, onnx_latency)
+    return Serving(
+        schema, profile, drift_reference, compiled, mode, latency, onnx_latency, explanation
+    )
+
+
+def _classes(model: Any, task: str) -> list[Any] | None:
+    return np.asarray(model.classes_).tolist() if task == "classification" else None
 
 
 def check_all_gates(config: Config, inputs: Inputs, quality: Quality) -> list[GateVerdict]:
@@ -298,7 +319,7 @@ def validation_result(
         gates=verdicts,
         passed=all(v.passed for v in verdicts),
         input_schema=serving.schema,
-        classes=np.asarray(model.classes_).tolist() if task == "classification" else None,
+        classes=_classes(model, task),
         rows={"train": len(inputs.X_train), "test": len(inputs.X_test)},
         inputs={
             "model": inputs.model_sha,
@@ -314,6 +335,7 @@ def validation_result(
         profile=serving.profile,
         drift_reference_sha256=sha256_text(serving.drift_reference),
         importance=quality.importance,
+        explanation=serving.explanation,
         roundtrip=quality.roundtrip,
         latency=serving.latency,
         compiled=RuntimeResult.of(serving.compiled, mode=serving.mode),

@@ -7,6 +7,7 @@ from workbench.widgets.display import register_html
 from workbench.widgets.launch import LaunchPanel
 from workbench.widgets.monitor import MonitorPanel
 from workbench.widgets.package import PackagePanel
+from workbench.widgets.retrain import RetrainPanel
 from workbench.widgets.score import ScorePanel
 from workbench.widgets.validate import ValidatePanel
 from workbench.widgets.versions import VersionsPanel
@@ -17,6 +18,7 @@ __all__ = [
     "LaunchPanel",
     "MonitorPanel",
     "PackagePanel",
+    "RetrainPanel",
     "ScorePanel",
     "ValidatePanel",
     "VersionsPanel",

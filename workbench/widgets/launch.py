@@ -14,6 +14,7 @@ from workbench.results import LaunchResult, ServerStatus
 from workbench.runtime import API_KEY_ENV
 from workbench.serving import LaunchSession, Server
 from workbench.widgets.base import Panel, button
+from workbench.widgets.canary import CanaryControl
 
 
 def _key_source() -> str:
@@ -77,6 +78,7 @@ class LaunchPanel(Panel):
         self.refresh_button.on_click(self.guarded(self.refresh))
         self.log_view = w.Textarea(value="", layout=w.Layout(width="100%", height="120px"))
         self.log_view.add_class("wb-log")
+        self.canary = CanaryControl(config, guarded=self.guarded, say=self.say)
         super().__init__(
             [
                 w.HBox(
@@ -90,6 +92,7 @@ class LaunchPanel(Panel):
                     ]
                 ),
                 self.log_view,
+                self.canary,
             ]
         )
         self.badge.layout.display = "none"  # the light beside the buttons shows the state
@@ -142,6 +145,7 @@ class LaunchPanel(Panel):
         self.clean_box.disabled = self.session.running
         if self.server is not None:
             self.log_view.value = self.server.log_tail(30)
+        self.canary.refresh_controls()
 
     def failed(self, error: Exception) -> None:
         self.show_state("serving" if self.session.running else "error")

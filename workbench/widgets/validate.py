@@ -13,6 +13,7 @@ from workbench.reports import to_html
 from workbench.results import ValidationResult
 from workbench.validation import validate
 from workbench.widgets.base import Panel, button
+from workbench.widgets.explain import ExplanationView
 
 
 class ValidatePanel(Panel):
@@ -61,12 +62,14 @@ class ValidatePanel(Panel):
             f"<code>{html.escape(config.data.target)}</code>; {cv}, seed {options.seed}. "
             + ("Gates:" if rows else "No gates configured (add them under <code>gates:</code>).")
         )
+        self.explanation = ExplanationView()
         super().__init__(
             [
                 intro,
                 *rows,
                 w.HBox([self.run_button, self.save_button, self.progress, self.step]),
-            ]
+            ],
+            footer=[self.explanation],
         )
 
     def edited_config(self) -> Config:
@@ -91,12 +94,14 @@ class ValidatePanel(Panel):
         self.progress.bar_style = ""
         self.result = None
         self.results.value = ""
+        self.explanation.show(None)
         self.show_state("working", "validating")
         self.result = validate(
             self.edited_config(), run_dir=self.run_dir, on_progress=self._progress
         )
         self.progress.bar_style = "success" if self.result.passed else "danger"
         self.results.value = to_html(self.result)
+        self.explanation.show(self.result.explanation)
         self.say(
             "all gates pass" if self.result.passed else "some gates failed",
             kind="pass" if self.result.passed else "fail",

@@ -8,6 +8,8 @@
   what a few rows do). A request with more rows than one model batch goes to the model in
   several batches. A full queue
   is 429 and a request queued too long 503, both with ``Retry-After``.
+- ``POST /explain`` (``service.explain: true``): each input column's contribution to each
+  row's prediction (:mod:`..explainer`), at most ``max_rows`` rows, in a thread of its own.
 - ``GET /metadata``: the model card this Bento was built with.
 - ``POST /feedback`` and ``GET /monitor`` (monitoring on): true labels for answered rows, and the
   monitoring report (:mod:`..monitoring`).
@@ -34,12 +36,14 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic_core import from_json
 
 from ..batching import Batcher, Overloaded, QueueFull
+from ..explainer import ExplainBusy, Explainer, ExplainRefused
 from ..monitoring.feedback import FeedbackError
 from ..monitoring.gauges import prometheus_text
 from ..monitoring.monitor import Monitor, Watched
 from ..predictor import Answers, RowsRefused
 from ..settings import (
     DOCS_PATH,
+    EXPLAIN_PATH,
     FEEDBACK_PATH,
     METADATA_PATH,
     MONITOR_PATH,
@@ -78,6 +82,9 @@ class Serving(Protocol):
     row_model: type[BaseModel]
     rows_adapter: TypeAdapter[list[Any]]
     monitor: Monitor | None
+    explainer: Explainer | None
+
+    async def explain(self, rows: list[Any]) -> list[str]: ...
     traffic: Traffic | None
 
 
@@ -142,8 +149,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def parse_rows(body: bytes, serving: Serving) -> list[Any]:
-    """The validated rows of a ``{"rows": [...]}`` body, or a 400/413 :class:`Refusal`."""
+async def parse_rows(
+    body: bytes, serving: Serving, *, limit: int | None = None, limit_name: str = ""
+) -> list[Any]:
+    """The validated rows of a ``{"rows": [...]}`` body, or a 400/413 :class:`Refusal`: more
+    rows than ``limit`` (default ``service.max_request_rows``; ``limit_name`` says where that
+    limit comes from) is 413."""
     try:
         data = from_json(body) if body.strip() else {}
     except ValueError as exc:
@@ -153,13 +164,16 @@ async def parse_rows(body: bytes, serving: Serving) -> list[Any]:
         raw = Envelope.model_validate(data).rows
     except ValidationError as exc:
         raise validation_error(pydantic_errors(exc)) from None
-    limit = serving.settings.service.max_request_rows
+    advice = "send fewer rows per request"
+    if limit is None:
+        limit, limit_name = serving.settings.service.max_request_rows, "service.max_request_rows"
+        advice += f", or {LARGE_JOBS}"
     if len(raw) > limit:
         raise Refusal(
             413,
             {
                 "error": f"{len(raw):,} rows are over this service's limit of {limit:,} rows per "
-                f"request (service.max_request_rows): send fewer rows per request, or {LARGE_JOBS}"
+                f"request ({limit_name}): {advice}"
             },
         )
     rows: list[Any] = []
@@ -267,6 +281,28 @@ class Handlers:
             headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
         return Response(200, ("[" + ",".join(answers) + "]").encode(), headers)
 
+    async def explain(self, request: Request) -> Response:
+        """``{"rows": [...]}`` as ``/predict`` takes them, at most the explainer's ``max_rows``:
+        per row the prediction, the explained output and its value, the base value and each input
+        column's contribution, largest first (they add up to the value minus the base value). It
+        runs in a thread of its own, never in the model thread ``/predict`` uses."""
+        serving = self.serving
+        if serving.explainer is None:
+            raise Refusal(503, {"error": "explanations are unavailable (see the server log)"})
+        spec = serving.explainer.spec
+        body = await read_body(request, serving.settings.service.max_body_bytes)
+        rows = await parse_rows(
+            body, serving, limit=spec.max_rows, limit_name="POST /explain"
+        )
+        try:
+            answers = await serving.explain(rows)
+        except ExplainBusy as exc:
+            raise _retry(429, f"{exc}: retry in 1 s", 1) from None
+        except ExplainRefused as exc:
+            error = {"type": "model_refused", "loc": ["rows"], "msg": f"not explained ({exc})"}
+            raise validation_error([error]) from None
+        return Response(200, ("[" + ",".join(answers) + "]").encode())
+
     async def metadata(self, request: Request) -> Response:
         return Response(200, self.serving.card_json)
 
@@ -345,6 +381,8 @@ def route_table(serving: Serving) -> dict[str, Route]:
         # (the same input schema; nothing secret), so a bad key is the API's 401 to them
         "/schema.json": Route(None, auth=False),
     }
+    if serving.settings.explanation is not None:
+        table[EXPLAIN_PATH] = Route(frozenset({"POST"}), h.explain, doc=openapi.explain)
     if serving.settings.monitor.enabled:
         monitoring = openapi_monitoring
         table[FEEDBACK_PATH] = Route(frozenset({"POST"}), h.feedback, doc=monitoring.feedback)

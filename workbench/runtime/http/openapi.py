@@ -20,7 +20,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from ..settings import Settings
+from ..settings import EXPLAIN_PATH, PREDICT_PATH, Settings
 from .dialect import as_openapi30, prune_components
 from .routes import Route
 
@@ -138,6 +138,86 @@ def predict(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
     return {"post": operation}
 
 
+EXPLANATION: dict[str, Any] = {
+    "type": "object",
+    "required": ["prediction", "output", "value", "base_value", "contributions", "warnings"],
+    "properties": {
+        "prediction": {"description": "the predicted label (or value)"},
+        "output": {
+            "type": "string",
+            "description": "what is explained, in which units, e.g. `log-odds of class 1`",
+        },
+        "value": {"type": "number", "description": "the explained output for this row"},
+        "base_value": {
+            "type": "number",
+            "description": "the output with no column known; value = base_value + the sum of "
+            "the contributions",
+        },
+        "contributions": {
+            "type": "array",
+            "description": "input columns, largest |contribution| first (past 20: `(others)`)",
+            "items": {
+                "type": "object",
+                "required": ["column", "contribution"],
+                "properties": {
+                    "column": {"type": "string"},
+                    "contribution": {"type": "number"},
+                },
+            },
+        },
+        "warnings": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+
+def explain(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """``POST /explain``: ``/predict``'s request body (rows bounded by the explainer), each
+    row's contributions."""
+    spec = settings.explanation
+    assert spec is not None, "documented only when the Bento explains"
+    body = predict_request(item, settings)
+    size = "exact" if spec.sample_size is None else f"{spec.sample_size} samples per column"
+    service = settings.service
+    return {
+        "post": {
+            "summary": "each input column's contribution to each row's prediction",
+            "description": f"Method `{spec.method}` ({size}); output in {spec.output}. "
+            f"{spec.reason}.",
+            "tags": ["Service APIs"],
+            **({"requestBody": body} if body else {}),
+            "responses": {
+                "200": {
+                    "description": "one explanation per row, in order",
+                    "content": {JSON: {"schema": {"type": "array", "items": EXPLANATION}}},
+                },
+                "400": {
+                    "description": "a malformed body or row (`loc` names the row and the field)",
+                    "content": {JSON: {"schema": VALIDATION_ERROR}},
+                },
+                "413": _error(
+                    f"the body is over {service.max_body_bytes:,} bytes or holds over "
+                    f"{spec.max_rows} rows: send fewer rows per request"
+                ),
+                "415": _error("the body is not `application/json`"),
+                "429": _error(
+                    "explanations already in progress: retry after `Retry-After` seconds",
+                    headers=RETRY_AFTER,
+                ),
+                "503": _error("explanations are unavailable in this worker (see its log)"),
+                **SERVER_ERRORS,
+            },
+        }
+    }
+
+
+def predict_request(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """``POST /predict``'s request body as :func:`predict` documents it (empty when BentoML
+    gave none)."""
+    documented = predict(item, settings)["post"]
+    body: dict[str, Any] = documented.get("requestBody", {})
+    return body
+
+
 def metadata(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """``GET /metadata`` (other methods are answered 405 with ``Allow: GET``)."""
     return {
@@ -208,6 +288,8 @@ def document(
     """BentoML's OpenAPI document with exactly the documented routes of the table, every status
     they can send, and the bearer scheme on the routes that need the key."""
     given: dict[str, Any] = spec.get("paths", {})
+    # /explain takes /predict's request body: its writer starts from BentoML's /predict item.
+    given.setdefault(EXPLAIN_PATH, copy.deepcopy(given.get(PREDICT_PATH, {})))
     paths: dict[str, Any] = {}
     secured = settings.service.auth == "api_key"
     for path, route in routes.items():
@@ -231,4 +313,4 @@ def document(
     return prune_components(as_openapi30(spec))
 
 
-__all__ = ["document", "metadata", "plain_text", "predict", "readyz"]
+__all__ = ["document", "explain", "metadata", "plain_text", "predict", "readyz"]
