@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install checkov example browser demo test lab lint docs dist clean
+.PHONY: install checkov example browser prometheus demo test lab lint docs dist clean
 
 # uv installs the pinned set, and so fills its cache (~/.cache/uv, or $$UV_CACHE_DIR): the launch
 # stage builds each Bento's clean environment from that cache, offline (docs/models.md).
@@ -41,6 +41,15 @@ browser:
 	test -x /usr/bin/chromium || ($(SUDO) apt-get update && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
+# Debian's Prometheus server and promtool for the observability tests (tests/test_interop.py:
+# `promtool check rules` on each Bento's alerting rules, a real Prometheus scraping a served Bento).
+# Where systemd runs, the package also enables a system Prometheus on :9090; the tests start
+# their own, on a free loopback port.
+prometheus:
+	test -x /usr/bin/promtool -a -x /usr/bin/prometheus || ($(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+		prometheus)
+
 demo: example
 	$(BIN)/workbench run --config workbench.yaml
 	@echo "monitor: replaying data/drifted.csv (every measurement 15 % high) through the model"
@@ -51,7 +60,7 @@ demo: example
 # Two test processes (pytest-xdist), a file each: most tests wait on servers and kernels.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-test: example browser lint checkov
+test: example browser prometheus lint checkov
 	BENTOML_DO_NOT_TRACK=True $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # JupyterLab refuses to run as root without --allow-root (containers, CI machines run as root).

@@ -32,6 +32,9 @@ THIRD_PARTY_ALLOWED = {
     "prometheus_client",
     "uvicorn",
     "opentelemetry",
+    # PyYAML, bentoml's own: it writes the Bento's apis/openapi.yaml with the representer of the
+    # runtime's OpenAPI document (runtime/http/edge.py)
+    "yaml",
     # the live metrics of GET /monitor (runtime/live_metrics.py): the validate stage's definitions;
     # every Bento pins scikit-learn (its model is stored as a BentoML scikit-learn model)
     "sklearn",

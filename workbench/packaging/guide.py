@@ -13,8 +13,8 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 
 from workbench.config import Config
+from workbench.runtime.settings import README_FILE
 
-README_FILE = "README.md"
 GUIDE: Traversable = resources.files("workbench") / "templates" / "bento" / README_FILE
 _RUNTIMES = {
     "onnx": "onnxruntime answers (the compiled graph, `model.onnx`)",

@@ -24,8 +24,9 @@ from workbench import runtime
 from workbench.compilation import CompiledModel
 from workbench.config import METRICS, Config
 from workbench.errors import PackagingError
-from workbench.packaging.guide import README_FILE, render_readme
+from workbench.packaging.guide import render_readme
 from workbench.packaging.image import docker_options, image_files
+from workbench.packaging.observability import observability_files
 from workbench.packaging.plan import ServingPlan
 from workbench.packaging.requirements import ModelNeeds
 from workbench.results import ValidationResult
@@ -39,6 +40,7 @@ from workbench.runtime.settings import (
     ONNX_FILE,
     PREDICTION_COLUMN,
     PREDICTION_REFERENCE_FILE,
+    README_FILE,
     SETTINGS_FILE,
     PackagedService,
     Settings,
@@ -104,11 +106,20 @@ def fallbacks(train: pd.DataFrame, schema: InputSchema) -> dict[str, str]:
     return out
 
 
-def _label_type(validation: ValidationResult) -> str:
-    if validation.task == "regression" or not validation.classes:
+def label_type(task: str, classes: list[Any] | None) -> str:
+    """The generated ``Prediction.prediction``'s type(s): a regressor's float, or the Python
+    types of the classifier's class labels."""
+    if task == "regression" or not classes:
         return "float"
-    kinds = {type(c).__name__ for c in validation.classes}
+    kinds = {type(c).__name__ for c in classes}
     return ", ".join(sorted(kinds & {"int", "str", "bool", "float"})) or "str"
+
+
+def row_fields(schema: InputSchema) -> str:
+    """The generated ``Row`` model's field lines: one per column, typed by its kind
+    (``Optional`` when nullable), aliased to its training name."""
+    fields = schema.fields()
+    return "\n".join(_field_line(c, fields[c.name]) for c in schema.columns)
 
 
 def example_row(schema: InputSchema, fallback: dict[str, str]) -> dict[str, Any]:
@@ -180,13 +191,12 @@ class ServiceSpec:
 def render_service(spec: ServiceSpec, config: Config) -> str:
     """The generated ``service.py`` source: the model's row type; every setting is in
     ``settings.json`` (:func:`service_settings`)."""
-    schema = spec.validation.input_schema
-    fields = schema.fields()
+    validation = spec.validation
     return Template(TEMPLATE.read_text()).substitute(
         name=spec.name,
         class_name=class_name(spec.name),
-        label_type=_label_type(spec.validation),
-        fields="\n".join(_field_line(c, fields[c.name]) for c in schema.columns),
+        label_type=label_type(validation.task, validation.classes),
+        fields=row_fields(validation.input_schema),
         auth_doc=AUTH_DOC[config.service.auth],
     )
 
@@ -350,10 +360,13 @@ def runtime_files() -> dict[str, str]:
 def service_files(spec: ServiceSpec, config: Config, packages: list[str]) -> dict[str, str]:
     """``bentos/<name>/`` as relative path -> text (without the Kubernetes manifests)."""
     extra = {BACKGROUND_FILE: spec.background} if spec.background is not None else {}
+    settings = service_settings(spec, config)
     return {
         **extra,
         "service.py": render_service(spec, config),
-        SETTINGS_FILE: service_settings(spec, config).write(),
+        SETTINGS_FILE: settings.write(),
+        # Prometheus rules, scrape config, Grafana dashboard (deploy/; packaging/observability.py)
+        **observability_files(spec.name, settings),
         **runtime_files(),
         **{path: source.read_text(encoding="utf-8") for path, source in spec.needs.code.items()},
         "bentofile.yaml": render_bentofile(

@@ -29,6 +29,7 @@ from pydantic import BaseModel, TypeAdapter
 from .batching import Batcher, Overloaded, QueueFull
 from .card import ModelCard
 from .explainer import ExplainBusy, Explainer, ExplainRefused, read_background
+from .http import openapi
 from .http.edge import install
 from .http.handlers import route_table
 from .http.routes import ASGIApp, Dispatcher
@@ -36,7 +37,7 @@ from .http.traffic import Traffic
 from .monitoring.monitor import Monitor
 from .monitoring.sharing import create_folder
 from .predictor import Predictor, RowsRefused
-from .settings import API_KEY_ENV, MODEL_FILE, ONNX_FILE, PREDICT_PATH, Settings
+from .settings import API_KEY_ENV, MODEL_FILE, ONNX_FILE, PREDICT_PATH, README_FILE, Settings
 
 logger = logging.getLogger("bentoml.service")
 
@@ -111,6 +112,16 @@ class Serving:
             traffic=traffic,
             started=started,
         )
+
+    def document(self, spec: dict[str, Any], *, built: bool = True) -> dict[str, Any]:
+        """The OpenAPI document of this service's route table, made from BentoML's ``spec``
+        (:func:`.http.openapi.document`). During the build (not ``built``) BentoML describes
+        the service with its boilerplate: the description is the README beside ``service.py``,
+        the one the Bento will hold and describe the service with, as served."""
+        readme = self.settings.folder / README_FILE
+        if not built and readme.is_file():
+            spec.setdefault("info", {})["description"] = readme.read_text(encoding="utf-8")
+        return openapi.document(spec, route_table(self), self.settings)
 
     def install(self, service: Any) -> None:
         """Serve BentoML's ``service`` object behind this route table (:func:`.http.edge.install`:

@@ -51,6 +51,9 @@ ONNX_FILE = "model.onnx"
 PREDICTION_REFERENCE_FILE = "prediction_reference.json"
 """The model's predictions on the test rows at packaging, as a one-column drift reference (the
 column :data:`PREDICTION_COLUMN`): what ``GET /monitor`` compares live predictions with."""
+README_FILE = "README.md"
+"""The Bento's guide beside ``service.py`` in its build folder (the bentofile's description; in
+a built Bento, its ``README.md``): the OpenAPI document's description."""
 PREDICTION_COLUMN = "prediction"
 MIB = 1 << 20
 

@@ -24,17 +24,25 @@ In each worker ``to_asgi`` also:
   listening socket (its ``--fd``) on SIGTERM before uvicorn drains (:mod:`.connections`);
 - with ``service.tracing``, opens an OpenTelemetry span per request with BentoML's tracer
   provider (BentoML's own tracing middleware, behind, excludes every URL).
+
+The subclass also gives the service object an ``openapi_spec`` that is the route table's
+document (:mod:`.openapi`): BentoML's ``/docs.json`` view answers it (as UTF-8 JSON, unescaped:
+Starlette's ``JSONResponse``) and ``bentoml build`` writes it as the Bento's
+``apis/openapi.yaml``, so the static document is the served one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import socket
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
+
+import yaml
 
 from ..settings import PREDICT_PATH, Settings
 from .connections import HeaderDeadline, guarded_protocol, stop_listening_on_exit
@@ -56,6 +64,27 @@ class Serving(Protocol):
         traffic: Traffic | None = None,
         started: Callable[[], None] | None = None,
     ) -> ASGIApp: ...
+
+    def document(self, spec: dict[str, Any], *, built: bool = True) -> dict[str, Any]:
+        """The service's OpenAPI document, given BentoML's (``built``: of a Bento, not of a
+        build under way)."""
+        ...
+
+
+class Document(dict[str, Any]):
+    """The OpenAPI document as BentoML's readers of ``openapi_spec`` take it: ``asdict()`` for
+    the ``/docs.json`` view, a plain YAML mapping for the build's ``apis/openapi.yaml``."""
+
+    def asdict(self) -> dict[str, Any]:
+        return dict(self)
+
+
+def _represent(dumper: yaml.Dumper, document: Document) -> Any:
+    return dumper.represent_dict(document.asdict())
+
+
+# PyYAML (bentoml's own dependency) looks representers up by exact type.
+yaml.add_representer(Document, _represent)
 
 
 def listener_fd(argv: Sequence[str]) -> int | None:
@@ -123,13 +152,20 @@ def edge_app(serving: Serving, inner: ASGIApp, service: Any) -> ASGIApp:
 
 def install(service: Any, serving: Serving) -> None:
     """Serve ``service`` (BentoML's service object) behind ``serving``'s route table: its class
-    becomes a subclass whose ``to_asgi`` is :func:`edge_app` around BentoML's app."""
+    becomes a subclass whose ``to_asgi`` is :func:`edge_app` around BentoML's app and whose
+    ``openapi_spec`` is ``serving``'s document."""
 
     class WorkbenchService(type(service)):  # type: ignore[misc]
         __slots__ = ()  # the same layout as BentoML's slotted Service: __class__ can be set
 
         def to_asgi(self, is_main: bool = True) -> ASGIApp:
             return edge_app(serving, super().to_asgi(is_main=is_main), self)
+
+        @property
+        def openapi_spec(self) -> Document:
+            # as BentoML would serve it: through JSON (its status codes are int keys until then)
+            spec = json.loads(json.dumps(super().openapi_spec.asdict()))
+            return Document(serving.document(spec, built=self.bento is not None))
 
     service.__class__ = WorkbenchService
 

@@ -13,20 +13,21 @@
 - ``GET /metadata``: the model card this Bento was built with.
 - ``POST /feedback`` and ``GET /monitor`` (monitoring on): true labels for answered rows, and the
   monitoring report (:mod:`..monitoring`).
-- ``GET /docs.json``: BentoML's document, made to tell the truth (:mod:`.openapi`).
+- ``GET /docs.json`` and ``GET /schema.json``: BentoML's views of the OpenAPI document (the
+  service's ``openapi_spec``, made to tell the truth: :mod:`.openapi`, :mod:`.edge`) and of its
+  API schema (what ``bentoml.SyncHTTPClient`` reads first), open like the docs page.
 - ``GET /metrics``: the HTTP series of every worker (:mod:`.traffic`), open; with monitoring on,
   the monitoring gauges (:mod:`..monitoring.gauges`) too, but only to a scrape with the API key
   unless ``monitor.public_metrics`` (or ``service.auth: none``).
 
 :func:`route_table` is the table the dispatcher serves (:mod:`.routes`): adding a route is one
 handler method of :class:`Handlers` and one entry of :func:`route_table`, with its OpenAPI path
-item in :mod:`.openapi`.
+item in :mod:`.openapi` (:mod:`.openapi_monitoring` for the monitoring routes).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -50,8 +51,8 @@ from ..settings import (
     REQUEST_ID_HEADER,
     Settings,
 )
-from . import openapi
-from .routes import FORWARD, ClientGone, Forward, Refusal, Request, Response, Route, Routes
+from . import openapi, openapi_monitoring
+from .routes import FORWARD, ClientGone, Forward, Refusal, Request, Response, Route
 from .traffic import CONTENT_TYPE, Traffic
 
 logger = logging.getLogger("bentoml.service")
@@ -259,10 +260,8 @@ async def answer_rows(
 class Handlers:
     """The handlers of the service's own routes, over its :class:`Serving`."""
 
-    def __init__(self, serving: Serving, table: Routes) -> None:
+    def __init__(self, serving: Serving) -> None:
         self.serving = serving
-        self.table = table
-        """The whole table (``/docs.json`` documents it)."""
 
     async def predict(self, request: Request) -> Response | Forward:
         serving = self.serving
@@ -363,39 +362,31 @@ class Handlers:
             settings.service.auth == "none" or settings.monitor.public_metrics or request.authorized
         )
 
-    async def docs(self, request: Request) -> Response | Forward:
-        if request.method != "GET":
-            return FORWARD
-        start, body = await request.call_inward()
-        if start.get("status") != 200:
-            return Response.relay(start, body)
-        spec = openapi.document(json.loads(body), self.table, self.serving.settings)
-        return Response.json(200, spec)
-
 
 def route_table(serving: Serving) -> dict[str, Route]:
     """Every route of the service, ours and BentoML's (see :mod:`.routes`)."""
-    table: dict[str, Route] = {}
-    h = Handlers(serving, table)
-    table.update(
-        {
-            PREDICT_PATH: Route(frozenset({"POST"}), h.predict, doc=openapi.predict),
-            METADATA_PATH: Route(frozenset({"GET"}), h.metadata, doc=openapi.metadata),
-            DOCS_PATH: Route(None, h.docs, auth=False),
-            "/livez": Route(None, auth=False, doc=openapi.plain_text),
-            "/healthz": Route(None, auth=False, doc=openapi.plain_text),
-            "/readyz": Route(None, auth=False, doc=openapi.readyz),
-            "/metrics": Route(frozenset({"GET"}), h.metrics, auth=False, doc=openapi.metrics),
-            "/": Route(None, auth=False),  # BentoML's docs page and its assets
-            "/static_content/": Route(frozenset({"GET", "HEAD"}), auth=False, prefix=True),
-            "/schema.json": Route(None),  # BentoML's API schema: behind the key, as it was
-        }
-    )
+    h = Handlers(serving)
+    table: dict[str, Route] = {
+        PREDICT_PATH: Route(frozenset({"POST"}), h.predict, doc=openapi.predict),
+        METADATA_PATH: Route(frozenset({"GET"}), h.metadata, doc=openapi.metadata),
+        # BentoML's view of the service's openapi_spec: the document of this table (.edge)
+        DOCS_PATH: Route(None, auth=False),
+        "/livez": Route(None, auth=False, doc=openapi.plain_text),
+        "/healthz": Route(None, auth=False, doc=openapi.plain_text),
+        "/readyz": Route(None, auth=False, doc=openapi.readyz),
+        "/metrics": Route(frozenset({"GET"}), h.metrics, auth=False, doc=openapi.metrics),
+        "/": Route(None, auth=False),  # BentoML's docs page and its assets
+        "/static_content/": Route(frozenset({"GET", "HEAD"}), auth=False, prefix=True),
+        # BentoML's API schema, what its clients read first: as open as the OpenAPI document
+        # (the same input schema; nothing secret), so a bad key is the API's 401 to them
+        "/schema.json": Route(None, auth=False),
+    }
     if serving.settings.explanation is not None:
         table[EXPLAIN_PATH] = Route(frozenset({"POST"}), h.explain, doc=openapi.explain)
     if serving.settings.monitor.enabled:
-        table[FEEDBACK_PATH] = Route(frozenset({"POST"}), h.feedback, doc=openapi.feedback)
-        table[MONITOR_PATH] = Route(frozenset({"GET"}), h.monitor, doc=openapi.monitor)
+        monitoring = openapi_monitoring
+        table[FEEDBACK_PATH] = Route(frozenset({"POST"}), h.feedback, doc=monitoring.feedback)
+        table[MONITOR_PATH] = Route(frozenset({"GET"}), h.monitor, doc=monitoring.monitor)
     return table
 
 

@@ -1,13 +1,17 @@
-"""The OpenAPI document the service serves at ``/docs.json``, made from the route table.
+"""The OpenAPI document of the service (``/docs.json`` and the Bento's ``apis/openapi.yaml``),
+made from the route table.
 
 BentoML generates a document from the typed API; it documents a 400 whose ``detail`` is a string
 (the service sends a list), a 404 and a 500 that ``/predict`` does not send, and nothing of the
 routes the runtime adds. :func:`document` writes the paths of the route table instead
 (:func:`~.handlers.route_table`), each documented route's path item made by its ``doc`` function
 here from BentoML's (the request body of ``/predict`` comes from the generated ``Row`` model):
-every status it can send and the body it really sends, and, from ``route.auth``, the bearer
-scheme when an API key is required. There is no official hook for this in bentoml 1.4, so the
-``/docs.json`` handler rewrites BentoML's answer.
+every status it can send and the body it really sends, an ``operationId`` named after the route
+(what a generated client calls it), and, from ``route.auth``, the bearer scheme when an API key
+is required; then the whole document in the OpenAPI 3.0 dialect (:mod:`.dialect`), with only
+the component schemas it refers to. There is no official hook for this in bentoml 1.4: the
+service object's ``openapi_spec``, which BentoML's ``/docs.json`` view and its build both read,
+is made to return it (:mod:`.edge`).
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from ..monitoring.feedback import FEEDBACK_STATUSES
 from ..settings import EXPLAIN_PATH, PREDICT_PATH, Settings
+from .dialect import as_openapi30, prune_components
 from .routes import Route
 
 JSON = "application/json"
@@ -294,8 +298,10 @@ def document(
         item = route.doc(given.get(path, {}), settings)
         if not item:
             continue
-        if route.auth and secured:
-            for operation in item.values():
+        name = path.strip("/").replace("/", "_").replace(".", "_")
+        for method, operation in item.items():
+            operation["operationId"] = name if len(item) == 1 else f"{method}_{name}"
+            if route.auth and secured:
                 operation["responses"]["401"] = copy.deepcopy(UNAUTHORIZED)
                 operation["responses"].setdefault("429", copy.deepcopy(KEY_LIMITED))
                 operation["security"] = [{"bearerAuth": []}]
@@ -304,113 +310,7 @@ def document(
     if secured:
         components = spec.setdefault("components", {})
         components.setdefault("securitySchemes", {})["bearerAuth"] = BEARER
-    return spec
+    return prune_components(as_openapi30(spec))
 
 
-FEEDBACK_BODY: dict[str, Any] = {
-    "type": "object",
-    "required": ["feedback"],
-    "additionalProperties": False,
-    "properties": {
-        "feedback": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": 10_000,
-            "items": {
-                "type": "object",
-                "required": ["request_id", "label"],
-                "additionalProperties": False,
-                "properties": {
-                    "request_id": {"type": "string", "minLength": 1},
-                    "row": {"type": "integer", "minimum": 0, "default": 0},
-                    "label": {"description": "one of the model's classes, or the true value"},
-                },
-            },
-        }
-    },
-}
-
-
-def _feedback_body(settings: Settings) -> dict[str, Any]:
-    """The feedback body, its ``label`` one of the classes (classifiers) or a number."""
-    label: dict[str, Any] = (
-        {"type": "number", "description": "the true value"}
-        if settings.task == "regression"
-        else {"enum": list(settings.classes or []), "description": "the true class"}
-    )
-    body = copy.deepcopy(FEEDBACK_BODY)
-    body["properties"]["feedback"]["items"]["properties"]["label"] = label
-    return body
-
-
-def feedback(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """``POST /feedback``."""
-    counts = {name: {"type": "integer"} for name in FEEDBACK_STATUSES}
-    ref = {
-        "type": "object",
-        "properties": {"request_id": {"type": "string"}, "row": {"type": "integer"}},
-    }
-    listed = {"type": "array", "items": ref, "description": "the first 1,000"}
-    answer = {
-        "type": "object",
-        "properties": {**counts, "unknown_ids": listed, "conflict_ids": listed},
-    }
-    return {
-        "post": {
-            "summary": "true labels for answered rows, by request id",
-            "description": "A row's first label stands: the same again is `unchanged`, another "
-            "is a `conflict` (counted and listed, never applied); ids not in the window, or "
-            "not ids of this service, are `unknown`.",
-            "tags": ["Service APIs"],
-            "requestBody": {
-                "required": True,
-                "content": {JSON: {"schema": _feedback_body(settings)}},
-            },
-            "responses": {
-                "200": {
-                    "description": "how many items were applied, unchanged, conflicting, unknown",
-                    "content": {JSON: {"schema": answer}},
-                },
-                "400": {
-                    "description": "bad feedback: nothing was applied (`detail` names each item)",
-                    "content": {JSON: {"schema": ERROR}},
-                },
-                "413": _error("the body is too large: send the labels in several requests"),
-                "415": _error("the body is not `application/json`"),
-                **SERVER_ERRORS,
-            },
-        }
-    }
-
-
-def monitor(item: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """``GET /monitor``."""
-    return {
-        "get": {
-            "summary": "the monitoring report of the recent window",
-            "description": "Status (PASS, FAIL, INCONCLUSIVE = not enough data) and why, window, "
-            "per-column drift, dataset verdict, data-quality checks, predictions, missing and "
-            f"unseen shares, live metrics; recomputed at most every "
-            f"{settings.monitor.refresh_seconds:g} s.",
-            "tags": ["Service APIs"],
-            "responses": {
-                "200": {
-                    "description": "the report",
-                    "content": {JSON: {"schema": {"type": "object"}}},
-                },
-                **SERVER_ERRORS,
-            },
-        }
-    }
-
-
-__all__ = [
-    "document",
-    "explain",
-    "feedback",
-    "metadata",
-    "monitor",
-    "plain_text",
-    "predict",
-    "readyz",
-]
+__all__ = ["document", "explain", "metadata", "plain_text", "predict", "readyz"]

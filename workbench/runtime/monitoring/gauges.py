@@ -1,5 +1,8 @@
-"""The monitoring report as Prometheus gauges (``/metrics``, after BentoML's own series).
+"""The monitoring report as Prometheus series (``/metrics``, after the HTTP series).
 
+Named as Prometheus' conventions ask: a cumulative count is a counter ending in ``_total``
+(``feedback_items_total{status}``: one series per outcome, which add up to the items received,
+so ``sum()`` counts each item once), a share in [0, 1] ends in ``_ratio``, a time is in seconds.
 Bounded series: one per column, class and metric of this model, fixed at packaging. All of them,
 the status and the data-quality series (:data:`QUALITY_SERIES`) included, are model and data
 information: ``/metrics`` shows them only to a scrape with the API key unless the deployer made
@@ -14,6 +17,7 @@ from typing import Any
 
 from ..quality import QUALITY_CHECKS, STATUSES
 from ..stattests import STATTESTS
+from .feedback import FEEDBACK_STATUSES
 
 Samples = Iterable[tuple[dict[str, Any], Any]]
 
@@ -29,14 +33,15 @@ class Exposition:
         self.prefix = prefix
         self.lines: list[str] = []
 
-    def gauge(self, name: str, help_: str, samples: Samples) -> None:
-        """One gauge family; samples whose value is None are left out (and an empty family)."""
+    def gauge(self, name: str, help_: str, samples: Samples, *, kind: str = "gauge") -> None:
+        """One gauge family (``kind``: or a counter, its name ending in ``_total``); samples
+        whose value is None are left out (and an empty family)."""
         kept = [(labels, value) for labels, value in samples if value is not None]
         if not kept:
             return
         full = f"{self.prefix}_{name}"
         self.lines.append(f"# HELP {full} {help_}")
-        self.lines.append(f"# TYPE {full} gauge")
+        self.lines.append(f"# TYPE {full} {kind}")
         for labels, value in kept:
             text = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
             number = float(value)
@@ -73,7 +78,7 @@ def _drift(out: Exposition, drift: Mapping[str, Any]) -> None:
         [({"column": c["column"]}, _flag(c["drifted"])) for c in cols],
     )
     out.gauge(
-        "column_missing_share",
+        "column_missing_ratio",
         "Share of missing values (source: window or reference).",
         [({"column": c["column"], "source": "window"}, c["missing_share_window"]) for c in cols]
         + [
@@ -82,7 +87,7 @@ def _drift(out: Exposition, drift: Mapping[str, Any]) -> None:
         ],
     )
     out.gauge(
-        "column_unseen_share",
+        "column_unseen_ratio",
         "Share of a category column's window values unseen in training.",
         [({"column": c["column"]}, c["unseen_share"]) for c in cols],
     )
@@ -177,16 +182,18 @@ def prometheus_text(report: Mapping[str, Any], prefix: str = "workbench_monitor"
         _drift(out, report["drift"])
     _quality(out, report)
     out.gauge(
-        "unseen_rows_share",
+        "unseen_rows_ratio",
         "Share of window rows with at least one unseen category.",
         [({}, report["unseen"]["rows_share"])],
     )
     _predictions(out, report["predictions"])
     _metrics(out, report["metrics"])
     out.gauge(
-        "feedback_items",
-        "Feedback items the workers received, by status (their windows merged).",
-        [({"status": k}, v) for k, v in report["feedback"].items()],
+        "feedback_items_total",
+        "Feedback items the workers received, by outcome (status: applied, unchanged, "
+        "conflict, unknown; together every item received, each once).",
+        [({"status": k}, report["feedback"].get(k)) for k in FEEDBACK_STATUSES],
+        kind="counter",
     )
     return out.text()
 

@@ -249,6 +249,7 @@ class Monitor:
         status = self.apply(mine)
         status["unknown"] += unknown
         self._count(status, received=len(items))
+        counted = len(status["unknown"])  # the forwarded items found unknown are counted below
         forwarded: list[Any] = []
         for owner, owned in foreign.items():
             assert sharing is not None
@@ -256,7 +257,7 @@ class Monitor:
             for item in owned:
                 ref = {"request_id": item[0], "row": item[1]}
                 (forwarded if item in known else status["unknown"]).append(ref)
-        self._count({"unknown": status["unknown"][len(unknown) :]})
+        self._count({"unknown": status["unknown"][counted:]})
         counts = {k: len(v) for k, v in status.items()}
         counts["applied"] += len(forwarded)
         conflicts = status["conflict"][:1000]
