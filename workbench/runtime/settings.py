@@ -3,10 +3,9 @@
 ``workbench.yaml``'s ``service:`` and ``monitor:`` sections *are* :class:`ServiceSettings` and
 :class:`MonitorSettings` (``workbench.config`` reuses them): each setting has one name, one
 default and one set of bounds, here. Packaging resolves what the config leaves to it (the batch
-limits from the model's measured cost, ``runtime: auto``) and writes the complete
-:class:`Settings` as ``settings.json`` beside the generated ``service.py``
-(:meth:`Settings.model_dump_json`); the service reads it back at start (:meth:`Settings.read`).
-Units are converted in one place each (the ``*_bytes`` and ``max_wait_s`` properties).
+limits from the model's measured cost, ``runtime: auto``) and writes :class:`Settings` as
+``settings.json`` beside ``service.py``, read back at start (:meth:`Settings.read`); units are
+converted in one place each (the ``*_bytes`` and ``max_wait_s`` properties).
 """
 
 from __future__ import annotations
@@ -34,8 +33,7 @@ DOCS_PATH = "/docs.json"
 REQUEST_ID_HEADER = "x-request-id"
 """The response header of every ``POST /predict`` answer: the id ``POST /feedback`` refers to."""
 CAPTURE_DIR_ENV = "WORKBENCH_CAPTURE_DIR"
-"""Where the Bento runs, a folder to capture requests and feedback into (JSON lines, rotated by
-size, total size capped); unset: nothing is written to disk."""
+"""A folder to capture requests and feedback into (JSON lines, capped); unset: none written."""
 
 SETTINGS_FILE = "settings.json"
 """The complete :class:`Settings` beside ``service.py``."""
@@ -44,16 +42,13 @@ CARD_FILE = "model_card.json"
 MODEL_FILE = "saved_model.pkl"
 """The file of a BentoML scikit-learn model that holds the pickled estimator."""
 DRIFT_REFERENCE_FILE = "drift_reference.json"
-"""The drift reference of the training inputs beside ``service.py`` (built by the validate
-stage; :mod:`.drift` compares traffic, files and scored batches with it)."""
+"""The training inputs' drift reference beside ``service.py`` (built by the validate stage)."""
 ONNX_FILE = "model.onnx"
 """The compiled model beside ``service.py`` when the Bento serves with onnxruntime."""
 PREDICTION_REFERENCE_FILE = "prediction_reference.json"
-"""The model's predictions on the test rows at packaging, as a one-column drift reference (the
-column :data:`PREDICTION_COLUMN`): what ``GET /monitor`` compares live predictions with."""
+"""The test rows' predictions at packaging: ``GET /monitor``'s reference for live predictions."""
 README_FILE = "README.md"
-"""The Bento's guide beside ``service.py`` in its build folder (the bentofile's description; in
-a built Bento, its ``README.md``): the OpenAPI document's description."""
+"""The Bento's guide (the bentofile's description, its ``README.md``, the OpenAPI's)."""
 PREDICTION_COLUMN = "prediction"
 MIB = 1 << 20
 

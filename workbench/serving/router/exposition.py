@@ -55,9 +55,9 @@ def relabel(
 def own_metrics(arms: dict[str, Arm], share: float) -> list[str]:
     """The router's series: the share, requests by arm, path and status, and latency."""
     lines = [
-        "# HELP workbench_rollout_share The challenger's share of requests (the rollout file).",
-        "# TYPE workbench_rollout_share gauge",
-        f"workbench_rollout_share {_number(share)}",
+        "# HELP workbench_rollout_challenger_ratio The challenger's share (the rollout file).",
+        "# TYPE workbench_rollout_challenger_ratio gauge",
+        f"workbench_rollout_challenger_ratio {_number(share)}",
         "# HELP workbench_rollout_requests_total Requests forwarded, by arm, path and status.",
         "# TYPE workbench_rollout_requests_total counter",
     ]
