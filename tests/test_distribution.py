@@ -73,11 +73,12 @@ def test_the_built_wheel_installs_into_a_fresh_venv_and_runs_a_scaffolded_projec
     venv = tmp_path / "venv"
     sh(sys.executable, "-m", "venv", "--without-pip", venv, cwd=tmp_path, env=env)
     python, workbench = venv / "bin" / "python", venv / "bin" / "workbench"
-    # This pip installs into the new venv (no ensurepip); from the local pip cache, the pinned
-    # versions; no byte-compiling of ~190 packages up front (the ~half that is imported is
-    # compiled on first import).
+    # uv (which `make install` installs, and whose cache it fills) installs the wheel and the
+    # pinned versions into the new venv; nothing is byte-compiled up front (the ~half that is
+    # imported is compiled on first import). Measured: the test took 267 s with pip, 96 s with
+    # uv (its install step 3.5 s), on a shared 2-core machine.
     sh(
-        sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-compile",
+        Path(sys.executable).with_name("uv"), "pip", "install", "--python", python, "--quiet",
         "-c", REPO / "requirements.lock", wheel,
         cwd=tmp_path, env=env,
     )  # fmt: skip
