@@ -85,7 +85,8 @@ class Panel(w.VBox):
         super().__init__([top, *controls, self.status, self.results, *(footer or [])], **kwargs)
         self.add_class("wb-panel")
         self.buttons = list(_buttons(self))
-        self.results.observe(lambda _change: self.publish(), names="value")
+        for shown in (self.status, self.results):  # the copy follows what the panel says
+            shown.observe(lambda _change: self.publish(), names="value")
         self.show_state("idle")
 
     def _ipython_display_(self) -> None:
