@@ -139,6 +139,24 @@ def copy_project(example_files: Path, dest: Path) -> Path:
     return dest
 
 
+def static_copy(notebook: Path) -> str:
+    """The text of the last panel's static copy in an executed notebook: what a viewer without a
+    widget manager shows (plain nbconvert, a notebook preview; workbench/widgets/display.py)."""
+    import json
+    import re
+
+    outputs = [
+        out for cell in json.loads(notebook.read_text())["cells"] for out in cell.get("outputs", [])
+    ]
+    copies = [
+        "".join(out["data"]["text/html"])
+        for out in outputs
+        if "wb-static" in "".join(out.get("data", {}).get("text/html", ""))
+    ]
+    assert copies, f"{notebook.name}: no static copy of a panel among its outputs"
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", copies[-1]))
+
+
 @pytest.fixture
 def project(tmp_path: Path, example_files: Path) -> Path:
     """A fresh copy of the example project, for tests that change it."""

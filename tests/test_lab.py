@@ -447,6 +447,11 @@ def test_validate_panel_a_raised_gate_fails_is_saved_and_workbench_run_agrees(
     assert gates["accuracy"]["verdict"] == "PASS" and gates["accuracy"]["colour"] == PASS_COLOUR
     assert colour(panel.locator(".wb-status span")) == FAIL_COLOUR
     assert "gates failed" in panel.locator(".wb-results h4").inner_text()
+    # the copy for viewers without widgets (nbconvert, previews): hidden here, and current after
+    # the click (updated through its display id)
+    static = page.locator(".wb-static")
+    expect(static).to_be_hidden()
+    expect(static).to_contain_text("some gates failed")
     failed_screenshot = shoot(panel, "validate-failed")
 
     panel.locator("button.wb-save-gates").click()

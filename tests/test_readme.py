@@ -36,7 +36,7 @@ import nbformat
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, static_copy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.serve]
 
@@ -69,6 +69,10 @@ SKIPS: list[tuple[str, str]] = [
     # a retrain promotes a version of its own, which the versions commands after it would meet
     (r"^workbench retrain\b", "fits, packages, shadows, promotes (~35 s): tests/test_retrain.py"),
     (r"benchmarks/", "benchmarks need a quiet machine and minutes (docs/benchmarks.md)"),
+    # the rollout page ends with the challenger's promotion, which here (the manual's two example
+    # versions mapped as versions.md uses them) would name the version promoted already;
+    # versions.md's promote and rollback run
+    (r"^workbench promote \S+ --reason \.\.\.", "versions.md's promote and rollback run"),
     (r"^st run\b", "schemathesis against a served Bento: tests/test_fuzz.py"),
 ]
 
@@ -226,6 +230,10 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory, example_files: Path) -> It
 def filled(command: str, box: Sandbox) -> str:
     """The command with its optional parts left out and its placeholders filled."""
     text = re.sub(r"\s\[[^\]]*\]", "", command)  # [--out DIR], [--force] ...
+    for hex_ in re.findall(r"--canary ([0-9a-f]{8,16})\b", text):
+        # the challenger: the version the manual's run packaged (the one it names is promoted)
+        newest = json.loads((box.newest_run() / "manifest.json").read_text())["bento_tag"]
+        text = text.replace(f"--canary {hex_}", f"--canary {newest}")
     literal = re.findall(r"breast_cancer:([0-9a-f]{8,16})", text)
     for hex_ in literal:
         known = next((tag for prefix, tag in box.versions.items() if hex_.startswith(prefix)), None)
@@ -336,10 +344,16 @@ def test_the_manuals_commands_work_as_written(sandbox: Sandbox):
         if text.startswith("make lab"):
             make_lab(sandbox, text)
         elif re.match(r"(\.venv/bin/)?workbench serve\b", text):
-            serving = re.compile(r"serving \S+ at http://127\.0\.0\.1:\d+")
+            serving = re.compile(r"serving (\S+ )?at http://127\.0\.0\.1:\d+")  # a tag, or a router
             run_long(sandbox, text, serving, seconds=120)
-        elif text.startswith("bentoml import"):  # "on another machine": a store of its own
-            other = {**sandbox.env, "BENTOML_HOME": str(sandbox.root.parent / "other-store")}
+        elif re.match(r"(\.venv/bin/)?bentoml export\b", text):
+            # an absolute path: the archive is where the command says, not under /
+            sandbox.run(text)
+            target = text.split()[-1].strip('"').replace("$PWD", str(sandbox.root))
+            assert Path(target).is_absolute() and Path(target).is_file(), text
+        elif re.match(r"(\.venv/bin/)?bentoml import\b", text):  # "another machine": its store
+            store = sandbox.root.parent / f"other-store-{len(ran)}"  # each import its own
+            other = {**sandbox.env, "BENTOML_HOME": str(store)}
             # The engineer of the Bento guide has the archive they received in their folder.
             received = sandbox.root.parent / "received"
             received.mkdir(exist_ok=True)
@@ -383,6 +397,7 @@ def test_papermill_runs_the_notebooks_of_a_scaffold_from_its_root_and_from_noteb
         sandbox.run(f"papermill {notebook} {target} -p interactive False", cwd=cwd)
     sandbox.run(f"papermill 07_retrain.ipynb {tmp_path / '07.ipynb'}", cwd=notebooks)
     assert (project / "scored" / "test.parquet").is_file()  # 06's default output
+    assert "my-project:" in static_copy(tmp_path / "05_versions.ipynb")  # its versions table
     sandbox.run("workbench score my-project data/test.csv --out fresh/new.parquet", cwd=project)
     assert len(pd.read_parquet(project / "fresh" / "new.parquet")) == 143
 

@@ -283,3 +283,84 @@ def test_launch_report_shows_the_checks_and_the_latency_plot(reports: dict[str, 
         ".every(image => image.complete && image.naturalWidth > 0)"
     )
     assert plot.evaluate("image => image.naturalWidth") > 100
+
+
+# --- the same notebooks in any viewer: plain nbconvert, no widget manager ------------------------
+
+WIDGET_SCRIPTS = re.compile(
+    r"<script type=\"application/vnd\.jupyter\.widget-(?:state|view)\+json\">.*?</script>", re.S
+)
+
+
+@pytest.fixture(scope="module")
+def plain_pages(run_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The run's executed notebooks converted by plain `jupyter nbconvert --to html`: no widget
+    manager inlined (offline, a widget needs one from a CDN)."""
+    out = tmp_path_factory.mktemp("plain")
+    jupyter = Path(sys.executable).parent / "jupyter"
+    notebooks = [str(run_folder / f"{stem}.ipynb") for stem in STEMS]
+    subprocess.run(
+        [str(jupyter), "nbconvert", "--to", "html", "--output-dir", str(out), *notebooks],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return {stem: out / f"{stem}.html" for stem in STEMS}
+
+
+def text_of(page: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+
+
+@pytest.mark.e2e
+def test_plain_nbconvert_shows_the_results_outside_the_widget_state(
+    plain_pages: dict[str, Path], manifest: dict[str, Any]
+):
+    """With the widget state and views cut out of the page (what a viewer without a widget
+    manager cannot draw), each notebook still shows its panel's results: the gate table with
+    each gate's verdict, every metric with its value, the plots as PNG; the Bento tag; the
+    launch checks and the latency histogram."""
+    static = {stem: WIDGET_SCRIPTS.sub("", path.read_text()) for stem, path in plain_pages.items()}
+    validate = static["01_validate"]
+    gates = re.search(r"<table class=.wb-table wb-gates.>.*?</table>", validate, re.S)
+    assert gates is not None, "no gate table outside the widget state"
+    for gate in manifest["gates"]:
+        assert re.search(rf"{gate['metric']} .*?PASS", text_of(gates[0])), gate
+    for metric, value in manifest["metrics"].items():
+        assert re.search(rf"\b{metric} {value:.4f}\b", text_of(validate)), metric
+    assert len(re.findall(r"<img alt=[^>]+ src=.data:image/png;base64,", validate)) >= 3
+    assert manifest["bento_tag"] in text_of(static["02_package"])
+    launch = text_of(static["03_launch"])
+    for check in ("livez", "readyz", "predict", "parity", "load probe"):
+        assert re.search(rf"{check} PASS", launch), check
+    assert re.search(r"<img alt=.latency histogram. [^>]*src=.data:image/png", static["03_launch"])
+
+
+@pytest.mark.browser
+@pytest.mark.e2e
+def test_the_static_copy_shows_where_no_widget_renders_and_hides_where_one_does(
+    plain_pages: dict[str, Path], reports: dict[str, Report], browser: BrowserContext
+):
+    """Plain nbconvert's page (its CDN requests aborted, as offline): no panel is drawn and the
+    copy's gate table and plots are visible. The offline report, whose inlined widget manager
+    draws the panel: the copy is there but hidden, so nothing shows twice."""
+    plain = open_plain(browser, plain_pages["01_validate"])
+    assert plain.locator(".wb-panel").count() == 0
+    assert plain.locator(".wb-static table.wb-gates").is_visible()
+    assert plain.locator(".wb-static img").first.is_visible()
+    for stem, report in reports.items():
+        copies = report.page.locator(".wb-static")
+        assert copies.count() == 1 and copies.first.is_hidden(), stem
+
+
+def open_plain(context: BrowserContext, path: Path) -> Page:
+    """A page from file://, every other request aborted (nbconvert's CDN scripts)."""
+    page = context.new_page()
+    page.route(
+        "**/*",
+        lambda route: (
+            route.continue_() if route.request.url.startswith(("file:", "data:")) else route.abort()
+        ),
+    )
+    page.goto(path.as_uri(), wait_until="load")
+    return page

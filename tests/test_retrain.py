@@ -19,7 +19,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import copy_project, edit_config
+from conftest import copy_project, edit_config, static_copy
 
 from workbench.cli import main
 from workbench.config import load_config
@@ -165,6 +165,7 @@ def test_a_retrain_on_drifted_labelled_rows_promotes_a_model_that_wins(retrained
     assert manifest["config"]["gates"]["champion"] == {"min": 0.0, "max": None}
     assert verify(run).ok
     assert "Retrain of" in (run / "07_retrain.html").read_text()
+    assert "Retrain of" in static_copy(run / "07_retrain.ipynb")  # in any viewer
     assert (folder / "workbench.yaml").read_bytes() == config_bytes
     assert "retrain of " in printed and "promote   passed" in printed
 

@@ -76,8 +76,10 @@ def load_model(path: Path) -> Any:
 
 
 def records_dir(root: Path, run_dir: str | Path | None) -> Path:
-    """Where stage records go: the run folder when given, else ``<project>/.workbench``."""
-    folder = Path(run_dir) if run_dir else root / RECORDS_DIR
+    """Where stage records go, as an absolute path: the run folder when given (a relative one
+    against the working directory), else ``<project>/.workbench``. Absolute because BentoML
+    exports the Bento's archive there and resolves a relative path against ``/`` (fsspec)."""
+    folder = Path(run_dir).expanduser().resolve() if run_dir else root.resolve() / RECORDS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

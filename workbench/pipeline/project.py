@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sys
@@ -22,8 +23,17 @@ FILES = {
     # scheduled monitor -> retrain -> a pull request of the promotion, in a file of its own
     ".github/workflows/retrain.yml": ".github/workflows/retrain.yml",
     "pre-commit-config.yaml": ".pre-commit-config.yaml",
+    "requirements.txt": "requirements.txt",
     "README.md": "README.md",
 }
+
+#: The hook tools the scaffold's requirements.txt pins: the versions requirements.lock pins
+#: (tests/test_ci.py holds them equal), which its pre-commit hooks run from the environment.
+HOOK_TOOLS = {"nbstripout_version": "0.9.1", "pre_commit_version": "4.7.0"}
+
+#: What the scaffold's requirements.txt says until someone says where workbench comes from; the
+#: CI workflows stop at their first step while a requirement line holds it.
+UNSET_SOURCE = "git+https://github.com/<owner>/<repo>@<commit>"
 
 
 #: The gate the scaffold writes for each task, on the test data and on live labelled rows.
@@ -49,22 +59,19 @@ def project_name(folder: Path) -> str:
     return name or "model"
 
 
-def requirements_txt(version: str) -> str:
-    """What the project's CI installs: workbench by its distribution name, and how to get it."""
-    wheel = f"{DISTRIBUTION.replace('-', '_')}-{version}-py3-none-any.whl"
-    return (
-        f"# What CI installs. workbench is the distribution {DISTRIBUTION!r} (import name and\n"
-        "# command: workbench). Never `pip install workbench`: on PyPI that is another project.\n"
-        f"# {DISTRIBUTION} is not on PyPI: replace the last line with where your team keeps it,\n"
-        "#   a wheel (`python -m build` in the workbench repository makes it):\n"
-        f"#     ./wheels/{wheel}\n"
-        "#   a git URL:\n"
-        f"#     {DISTRIBUTION} @ git+https://github.com/<your-org>/workbench@v{version}\n"
-        "#   a private index (--index-url, not --extra-index-url, so PyPI cannot answer for it):\n"
-        "#     --index-url https://pypi.internal.example/simple\n"
-        f"#     {DISTRIBUTION}=={version}\n"
-        f"{DISTRIBUTION}=={version}\n"
-    )
+def workbench_source(installed: importlib_metadata.Distribution | None = None) -> str | None:
+    """Where workbench (``installed``, default this one) was installed from as a pinned pip URL
+    (``git+URL@COMMIT``, from the install's PEP 610 record), or ``None`` when not from a git URL
+    (an index, a wheel, a folder)."""
+    installed = installed or importlib_metadata.distribution(DISTRIBUTION)
+    text = installed.read_text("direct_url.json")
+    record = json.loads(text) if text else {}
+    vcs = record.get("vcs_info", {})
+    if vcs.get("vcs") != "git" or not vcs.get("commit_id"):
+        return None
+    subdirectory = record.get("subdirectory")
+    tail = f"#subdirectory={subdirectory}" if subdirectory else ""
+    return f"git+{record['url']}@{vcs['commit_id']}{tail}"
 
 
 def init_project(dest: str | Path, *, task: Task | None = None, force: bool = False) -> list[Path]:
@@ -85,6 +92,10 @@ def init_project(dest: str | Path, *, task: Task | None = None, force: bool = Fa
         "python_version": f"{sys.version_info.major}.{sys.version_info.minor}",
         "task_line": task_line(task),
         "gate": GATES[task or "classification"],
+        "version": importlib_metadata.version(DISTRIBUTION),
+        "workbench_requirement": f"{DISTRIBUTION} @ {workbench_source() or UNSET_SOURCE}",
+        "uv_version": importlib_metadata.version("uv"),
+        **HOOK_TOOLS,
     }
     written = []
     for source, target in FILES.items():
@@ -92,9 +103,6 @@ def init_project(dest: str | Path, *, task: Task | None = None, force: bool = Fa
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(Template(templates.joinpath(source).read_text()).safe_substitute(values))
         written.append(path)
-    requirements = folder / "requirements.txt"
-    requirements.write_text(requirements_txt(importlib_metadata.version(DISTRIBUTION)))
-    written.append(requirements)
     notebooks = folder / "notebooks"
     notebooks.mkdir(exist_ok=True)
     for book in sorted((resources.files("workbench") / "notebooks").iterdir(), key=str):

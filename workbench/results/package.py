@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 from workbench.results.base import Result
 
 
@@ -51,7 +53,7 @@ class PackageResult(Result):
         """Copy-ready commands: serve, move to another machine, build an image, deploy."""
         return {
             "serve": self.serve_command,
-            "import elsewhere": f"bentoml import {self.archive}",
+            "import elsewhere": f"bentoml import {shlex.quote(self.archive)}",
             "container image": f"bentoml containerize {self.bento_tag}",
             "kubernetes": f"kubectl apply -f {self.bento_path}/src/deploy/kubernetes.yaml",
         }

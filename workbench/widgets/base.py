@@ -17,8 +17,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import ipywidgets as w
+from IPython.display import DisplayHandle
 
 from workbench.errors import WorkbenchError
+from workbench.widgets.display import display_with_copy, update_copy
 
 logger = logging.getLogger(__name__)
 
@@ -76,12 +78,26 @@ class Panel(w.VBox):
         """The number of the last action (click); the status line carries it."""
         self.last_traceback = ""
         """The traceback of the last unexpected error (a bug), kept out of the panel."""
+        self.copy: DisplayHandle | None = None
+        """The static copy displayed beneath the panel (:mod:`workbench.widgets.display`)."""
         header = w.HTML(f"<h3 style='margin:4px 0'>{html.escape(self.title)}</h3>")
         top = w.HBox([header, self.badge], layout=w.Layout(align_items="center", gap="12px"))
         super().__init__([top, *controls, self.status, self.results, *(footer or [])], **kwargs)
         self.add_class("wb-panel")
         self.buttons = list(_buttons(self))
+        for shown in (self.status, self.results):  # the copy follows what the panel says
+            shown.observe(lambda _change: self.publish(), names="value")
         self.show_state("idle")
+
+    def _ipython_display_(self) -> None:
+        """Displayed in a notebook: the panel, and beneath it a static copy of what it shows,
+        for viewers without a widget manager (nbconvert, previews), kept current by
+        :meth:`publish`."""
+        self.copy = display_with_copy(self)
+
+    def publish(self) -> None:
+        """Bring the static copy up to date (after an action, a new state, new results)."""
+        update_copy(self.copy, self)
 
     # ------------------------------------------------------------ what the panel shows
 
@@ -111,6 +127,7 @@ class Panel(w.VBox):
             f"<span class='wb-state'>{html.escape(state)}</span>{extra}"
         )
         self.refresh_controls()
+        self.publish()
 
     # ------------------------------------------------------------ buttons
 
@@ -160,6 +177,7 @@ class Panel(w.VBox):
             finally:
                 self.busy = False
                 self.refresh_controls()
+                self.publish()
 
         return handler
 
