@@ -7,6 +7,9 @@ stage builds the same here, offline: ``uv venv`` with this Python, then ``uv pip
 install`` fills), and serves the Bento with that environment's Python, from the environment's own
 folder and without ``PYTHONPATH``: nothing of the project or of this environment can stand in for
 what the Bento lacks. A module the Bento misses then fails the launch, here, not in production.
+What the requirements leave open (bentoml's own dependencies) resolves to the versions installed
+here (:func:`installed_constraints`): those are in uv's cache, where newer ones may be listed but
+not held.
 
 One environment per requirement set (keyed by the sha256 of the requirements, this Python's
 version and uv's), built once under a lock and reused by every Bento with the same requirements;
@@ -26,9 +29,12 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
 
 from filelock import FileLock, Timeout
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 from uv import find_uv_bin
 
 from workbench.errors import ServingError
@@ -125,6 +131,26 @@ def _run_uv(args: list[str], *, what: str, requirements: Path) -> None:
         )
 
 
+def installed_constraints(requirements: list[str]) -> str:
+    """Constraints for the clean environment's resolution: every distribution installed here at
+    its version, but those the Bento's requirements name themselves. Offline, uv resolves from its
+    cache's index pages, which may list newer releases than the wheels it holds (an install
+    elsewhere fetched the page): the versions installed here are the ones whose wheels
+    ``make install`` put in the cache, and the ones validation ran with."""
+    named = set()
+    for line in requirements:
+        try:
+            named.add(canonicalize_name(Requirement(line).name))
+        except InvalidRequirement:
+            continue
+    pins = {}
+    for dist in metadata.distributions():
+        name = canonicalize_name(dist.metadata["Name"] or "")
+        if name and name not in named and "+" not in dist.version:
+            pins[name] = f"{name}=={dist.version}"
+    return "".join(f"{pin}\n" for _, pin in sorted(pins.items()))
+
+
 def _build(path: Path, requirements: list[str], source: Path) -> CleanEnvironment:
     uv = find_uv_bin()
     started = time.perf_counter()
@@ -135,8 +161,10 @@ def _build(path: Path, requirements: list[str], source: Path) -> CleanEnvironmen
         requirements=source,
     )
     python = path / "bin" / "python"
+    constraints = path / "constraints.txt"
+    constraints.write_text(installed_constraints(requirements))
     install = [uv, "pip", "install", "--offline", "--quiet", "--python", str(python)]
-    _run_uv([*install, "-r", str(source)], what=what, requirements=source)
+    _run_uv([*install, "-r", str(source), "-c", str(constraints)], what=what, requirements=source)
     seconds = round(time.perf_counter() - started, 2)
     files_bytes, new_bytes = _sizes(path)
     built = CleanEnvironment(path, tuple(requirements), seconds, files_bytes, new_bytes)
