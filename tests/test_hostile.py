@@ -26,6 +26,7 @@ from test_runtime import (
 )
 
 from workbench.runtime import API_KEY_ENV, Serving
+from workbench.runtime.columns import MAX_CATEGORY_CHARS
 from workbench.runtime.http.guard import AuthGuard
 from workbench.runtime.http.handlers import MAX_DETAIL, route_table
 from workbench.runtime.http.routes import Route
@@ -207,21 +208,25 @@ def test_a_handler_slower_than_the_timeout_is_504(tmp_path: Path):
 
 
 def test_finding_2_long_and_unseen_values_are_kept_short_and_echoed_short(tmp_path):
-    """Unseen category values of 100,000 characters (ASCII and not) are warned about with a
+    """Unseen category values of the most characters a category takes (MAX_CATEGORY_CHARS, ASCII
+    and not) are warned about with a
     short prefix (a small answer) and kept in the window as a short stand-in; answers are not
     kept as text; seen categories are kept as the training value itself."""
     serving = started(tmp_path)
     app = asgi_app(serving)
     sizes = []
     for i, char in enumerate("xé🙂" * 10):
-        value = char * 99_990 + f"{i:010d}"
+        value = char * (MAX_CATEGORY_CHARS - 10) + f"{i:010d}"
         answer = run(
             call(app, "POST", "/predict", json={"rows": [{"size cm": 1.0, "colour": value}]})
         )
         assert answer.status_code == 200
         sizes.append(len(answer.content))
         (warning,) = answer.json()[0]["warnings"]
-        assert warning.startswith("colour: unseen category '") and "(100,000 characters)" in warning
+        assert (
+            warning.startswith("colour: unseen category '")
+            and f"({MAX_CATEGORY_CHARS:,} characters)" in warning
+        )
         assert len(warning) < 120
     assert max(sizes) < 1000  # (a 400 KB value of emoji made a 1.1 MB answer)
     red = run(call(app, "POST", "/predict", json={"rows": [{"size cm": 1.0, "colour": "red"}]}))

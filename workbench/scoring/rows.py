@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 
-from workbench.runtime.columns import MAX_TEXT_CHARS
+from workbench.runtime.columns import MAX_CATEGORY_CHARS, number_bound
 
 INT64_LIMIT = 2.0**63
 TRUE_TEXT = frozenset({"true", "True", "TRUE"})
@@ -60,8 +60,19 @@ def _as_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return converted, doubtful
 
 
-def _column(kind: str, nullable: bool, values: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """The column as the row model's field holds it, and which rows are in doubt."""
+def _column(
+    kind: str, nullable: bool, values: pd.Series, bound: float | None = None
+) -> tuple[pd.Series, np.ndarray]:
+    """The column as the row model's field holds it, and which rows are in doubt (a number
+    beyond ``bound``, the row model's range, is)."""
+    converted, doubtful = _converted(kind, nullable, values)
+    if kind == "number" and bound is not None:
+        with np.errstate(invalid="ignore"):
+            doubtful = doubtful | (np.abs(converted.to_numpy(dtype=np.float64)) > bound)
+    return converted, doubtful
+
+
+def _converted(kind: str, nullable: bool, values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     index = values.index
     if kind == "number" and values.dtype == np.float64:  # the common case, without copies
         numbers = values.to_numpy()
@@ -109,7 +120,7 @@ def _column(kind: str, nullable: bool, values: pd.Series) -> tuple[pd.Series, np
     if kind == "category":
         text = values.astype(object).where(~missing, None)
         is_text = text.map(
-            lambda v: v is None or (isinstance(v, str) and len(v) <= MAX_TEXT_CHARS)
+            lambda v: v is None or (isinstance(v, str) and len(v) <= MAX_CATEGORY_CHARS)
         ).to_numpy(dtype=bool)
         return text, ~is_text | not_allowed
     # A kind this module does not know: every row goes through the row model.
@@ -158,7 +169,10 @@ def check_rows(
     doubts: list[np.ndarray] = []
     for column in columns:
         name = str(column["name"])
-        column_values, doubt = _column(str(column["kind"]), bool(column["nullable"]), frame[name])
+        bound = number_bound(column.get("min"), column.get("max"))
+        column_values, doubt = _column(
+            str(column["kind"]), bool(column["nullable"]), frame[name], bound
+        )
         converted[name] = column_values
         doubts.append(doubt)
     in_doubt = np.column_stack(doubts) if doubts else np.zeros((len(frame), 0), dtype=bool)
