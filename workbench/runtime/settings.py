@@ -107,7 +107,8 @@ class ServiceSettings(Strict):
         default=1,
         ge=1,
         le=64,
-        description="`bentoml serve` worker processes (1 measured fastest on 2 cores)",
+        description="`bentoml serve` worker processes; above 1 each listens on its own "
+        "SO_REUSEPORT socket, so connections spread across them",
     )
     timeout: int = Field(
         default=30,
