@@ -529,3 +529,25 @@ def test_finding_10_headers_must_arrive_in_time_and_shutdown_answers_a_fresh_con
             answer += chunk
         assert answer.startswith(b"HTTP/1.1 200") and answer.endswith((b"ok", b"0\r\n\r\n"))
         fresh.close()
+
+
+def test_request_ids_are_the_keyed_feistel_network_of_their_position():
+    """The ids are six rounds of keyed BLAKE2b over the position's halves, exactly: the round
+    function computed from scratch gives the same ids (the service copies each round's keyed
+    state instead of hashing the key again, issue 24), and each id deciphers to its position."""
+    import hashlib
+
+    from workbench.runtime.monitoring.ids import ROUNDS, RequestIds
+
+    ids = RequestIds(b"k" * 32, "0123abcd")
+
+    def from_scratch(position: int) -> str:
+        left, right = position, 0
+        for r in range(ROUNDS):
+            digest = hashlib.blake2b(right.to_bytes(8, "big"), key=ids.keys[r], digest_size=8)
+            left, right = right, left ^ int.from_bytes(digest.digest(), "big")
+        return f"0123abcd-{left:016x}{right:016x}"
+
+    for position in (0, 1, 4096, 2**63 - 1):
+        assert ids.id_of(position) == from_scratch(position)
+        assert ids.position_of(ids.id_of(position)) == position
