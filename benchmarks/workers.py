@@ -10,7 +10,10 @@ trees, depth 10, 20 numeric features; served by onnxruntime) is packaged with th
 alternate 1, 2, 2, 1, ... (medians over rounds, so the machine's other load hits both alike);
 each round starts the server, warms it, and loads it with wrk at concurrency 32 (one-row JSON
 requests, bounded in requests and seconds), wrk pinned with ``taskset`` to ``--wrk-cpus``
-(default: the last CPU) so it does not migrate between the server's cores. Recorded per round:
+(default: the last CPU) so it does not migrate between the server's cores; the raw-ASGI
+constant endpoint of ``benchmarks/serving.py`` takes the same turns, as the ceiling of one
+process on this HTTP stack (issue 24 asks one worker, API key on, for 25 % of it at c=32 with a
+p99 within 10 ms). Recorded per round:
 req/s and latency, the established connections of each worker during the load and each
 worker's CPU seconds (so an idle second worker shows), and the machine's load average.
 
@@ -36,6 +39,7 @@ RESULTS = HERE / "results"
 QUICK = {"rounds": 2, "seconds": 3.0, "max_requests": 100_000}
 FULL = {"rounds": 6, "seconds": 10.0, "max_requests": 400_000}
 CONCURRENCY = 32
+LABELS = {1: "1 worker", 2: "2 workers", 0: "raw ASGI (the ceiling)"}
 
 
 def package_variants(work: Path) -> tuple[dict[int, str], bytes]:
@@ -62,30 +66,33 @@ def package_variants(work: Path) -> tuple[dict[int, str], bytes]:
     return tags, json.dumps({"rows": [row]}).encode()
 
 
-def watch_connections(pid: int, port: int, stop: threading.Event, seen: list[list[int]]) -> None:
-    """Every 0.5 s, the established connections of each worker of ``bentoml serve`` ``pid``."""
-    from serving import connections_per_worker, workers_of
+def watch_connections(
+    procs: list[Any], port: int, stop: threading.Event, seen: list[list[int]]
+) -> None:
+    """Every 0.5 s, the established connections of each of ``procs`` (the workers)."""
+    from serving import connections_per_worker
 
     while not stop.wait(0.5):
-        seen.append(connections_per_worker(workers_of(pid), port))
+        seen.append(connections_per_worker(procs, port))
 
 
-def one_round(tag: str, body: bytes, logs: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """Start ``tag``, warm it, load it at c=32; the load's figures and the workers' share."""
+def one_round(tag: str | None, body: bytes, logs: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Start ``tag`` (None: the raw-ASGI ceiling), warm it, load it at c=32; the load's figures
+    and the workers' share."""
     from loadgen import load
-    from serving import cpu_seconds, start_server, workers_of
+    from serving import RawServer, cpu_seconds, start_server, tree, workers_of
 
-    server, cold = start_server(tag, logs)
+    server, cold = start_server(tag, logs) if tag is not None else RawServer.start(logs)
     try:
         key = {"Authorization": f"Bearer {server.api_key}"}
         url = f"{server.url}/predict"
         time.sleep(1.0)  # a second worker may still be loading its model after /readyz
         load(url, body, concurrency=8, max_requests=4000, seconds=1.0, headers=key)
-        workers = workers_of(server.pid)
+        workers = workers_of(server.pid) if tag is not None else tree(server.pid)[:1]
         before = cpu_seconds(workers)
         stop, seen = threading.Event(), []  # type: ignore[var-annotated]
         port = int(server.url.rsplit(":", 1)[1])
-        watcher = threading.Thread(target=watch_connections, args=(server.pid, port, stop, seen))
+        watcher = threading.Thread(target=watch_connections, args=(workers, port, stop, seen))
         watcher.start()
         result = load(
             url,
@@ -119,22 +126,27 @@ def markdown(report: dict[str, Any]) -> str:
         f"{report['cpus']} CPUs; load average {report['loadavg_start'][0]:.2f} at the start, "
         f"{report['loadavg_end'][0]:.2f} at the end.",
         "",
-        "| workers | req/s | p50 ms | p99 ms | connections per worker (each round) "
+        "| server | req/s | p50 ms | p99 ms | connections per worker (each round) "
         "| worker CPU s (each round) |",
-        "|---:|---:|---:|---:|---|---|",
+        "|---|---:|---:|---:|---|---|",
     ]
     for workers, summary in report["summary"].items():
         runs = report["runs"][workers]
         lines.append(
-            f"| {workers} | {summary['requests_per_s']:,.0f} | {summary['p50_ms']:.2f} "
+            f"| {LABELS[workers]} | {summary['requests_per_s']:,.0f} | {summary['p50_ms']:.2f} "
             f"| {summary['p99_ms']:.2f} | "
             + "; ".join("/".join(map(str, r["connections_per_worker"])) for r in runs)
             + " | "
             + "; ".join("/".join(map(str, r["worker_cpu_s"])) for r in runs)
             + " |"
         )
-    ratio = report["ratio_2_to_1"]
-    lines += ["", f"2 workers against 1: **{ratio:.2f}×** req/s." if ratio else "", ""]
+    ratio, ceiling = report["ratio_2_to_1"], report["ratio_1_to_raw"]
+    lines += [
+        "",
+        f"2 workers against 1: **{ratio:.2f}×** req/s. One worker (API key on) against the "
+        f"raw-ASGI ceiling: **{ceiling:.1%}**, p99 {report['summary'][1]['p99_ms']:.1f} ms.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -159,13 +171,13 @@ def main() -> int:
         tags, body = package_variants(work)
         logs = work / "logs"
         logs.mkdir()
-        runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
+        runs: dict[int, list[dict[str, Any]]] = {1: [], 2: [], 0: []}
         for round_ in range(args.rounds):
-            for workers in (1, 2) if round_ % 2 == 0 else (2, 1):
-                result = one_round(tags[workers], body, logs, args)
+            for workers in (1, 2, 0) if round_ % 2 == 0 else (0, 2, 1):
+                result = one_round(tags.get(workers), body, logs, args)
                 runs[workers].append(result)
                 print(
-                    f"round {round_ + 1}, {workers} worker(s): {result['requests_per_s']:,.0f} "
+                    f"round {round_ + 1}, {LABELS[workers]}: {result['requests_per_s']:,.0f} "
                     f"req/s, p99 {result['p99_ms']:.1f} ms, connections "
                     f"{result['connections_per_worker']}, CPU s {result['worker_cpu_s']}",
                     flush=True,
@@ -185,6 +197,7 @@ def main() -> int:
             "wrk_cpus": args.wrk_cpus,
             "summary": summary,
             "ratio_2_to_1": summary[2]["requests_per_s"] / summary[1]["requests_per_s"],
+            "ratio_1_to_raw": summary[1]["requests_per_s"] / summary[0]["requests_per_s"],
             "runs": runs,
             "loadavg_start": load_start,
             "loadavg_end": os.getloadavg(),
