@@ -490,6 +490,7 @@ def test_a_number_beyond_the_columns_bound_is_refused_in_a_file_as_in_a_request(
     assert number_bound(20.0, 200.0) == 1e9
     assert number_bound(-0.5, 0.3) == 1e6  # at least 1: values under 1 take ±1e6
     assert number_bound(None, 1.0) is None
+    assert number_bound(0.0, 1e299) is None  # past 1e300 a bound means nothing
     bound = number_bound(20.0, 200.0)
     row: type[BaseModel] = create_model(
         "Row",

@@ -54,15 +54,20 @@ RANGE_FACTOR_DIGITS = 6
 of its training values (:func:`number_bound`)."""
 
 
+MAX_BOUND_DIGITS = 300
+"""Past ``1e300`` a bound means nothing (training values that large): no bound then."""
+
+
 def number_bound(low: float | None, high: float | None) -> float | None:
     """The largest magnitude a number column with training range ``low``..``high`` takes: the
     next power of ten at or above its largest training magnitude (at least 1), times
-    ``10**RANGE_FACTOR_DIGITS``; None without a range. A power of ten keeps the generated
-    source (and so the Bento's version) stable and the bound readable."""
+    ``10**RANGE_FACTOR_DIGITS``; None without a range or past ``1e300``. A power of ten keeps
+    the generated source (and so the Bento's version) stable and the bound readable."""
     if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
         return None
     magnitude = max(abs(low), abs(high), 1.0)
-    return float(10 ** (math.ceil(math.log10(magnitude)) + RANGE_FACTOR_DIGITS))
+    digits = math.ceil(math.log10(magnitude)) + RANGE_FACTOR_DIGITS
+    return float(10**digits) if digits <= MAX_BOUND_DIGITS else None
 
 
 def _whole(value: Any) -> Any:
