@@ -503,3 +503,32 @@ def test_a_number_beyond_the_columns_bound_is_refused_in_a_file_as_in_a_request(
     assert checked.accepted.tolist() == [True, False, False, True]
     assert [(r, f) for r, f, _ in checked.refusals] == [(1, "area"), (2, "area")]
     assert "less than or equal to 1000000000" in checked.refusals[0][2]
+
+
+def test_one_large_row_group_is_split_across_tasks_that_read_every_row_once(tmp_path: Path):
+    """A Parquet file written as one row group of 10,000 rows, planned for tasks of 2,500 rows
+    (a cluster's workers): four tasks, each a slice of the group numbered from its own first
+    row, and read back in task order they give every row once, in order (before, the whole
+    group was one task, so one worker scored it all)."""
+    from workbench.scoring.inputs import plan_tasks, read_chunks, resolve_input
+
+    frame = pd.DataFrame({"a": np.arange(10_000, dtype=np.float64), "b": np.arange(10_000) % 7})
+    path = tmp_path / "one_group.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=10_000)
+    source = resolve_input(path, ["a", "b"], bento="test:1")
+    assert [p.row_groups for p in source.parts] == [(10_000,)]
+    tasks = plan_tasks(source, task_rows=2_500)
+    assert [(t.first_row, t.row_groups, t.skip, t.rows) for t in tasks] == [
+        (0, (0,), 0, 2_500),
+        (2_500, (0,), 2_500, 2_500),
+        (5_000, (0,), 5_000, 2_500),
+        (7_500, (0,), 7_500, 2_500),
+    ]
+    read = [
+        batch.column("a").to_numpy()
+        for task in tasks
+        for batch in read_chunks(task, chunk_rows=1_000, columns=["a"])
+    ]
+    assert np.array_equal(np.concatenate(read), frame["a"].to_numpy())
+    # groups under twice the task size stay whole, as before
+    assert len(plan_tasks(source, task_rows=6_000)) == 1
