@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install checkov example browser prometheus demo test lab lint docs dist clean
+.PHONY: install checkov peers example browser prometheus demo test lab lint docs dist clean
 
 # uv installs the pinned set, and so fills its cache (~/.cache/uv, or $$UV_CACHE_DIR): the launch
 # stage builds each Bento's clean environment from that cache, offline (docs/models.md).
@@ -28,6 +28,18 @@ $(CHECKOV_STAMP): requirements-checkov.lock $(STAMP)
 	touch $@
 
 checkov: $(CHECKOV_STAMP)
+
+# The servers benchmarks/peers.py compares the Bento with (MLServer, FastAPI, Starlette): MLServer
+# pins its own fastapi, starlette and uvicorn, so they get an environment of their own, installed
+# exactly as benchmarks/requirements-peers.lock pins it (from uv's cache once it has them).
+PEERS_STAMP := $(VENV)/peers/.installed-stamp
+$(PEERS_STAMP): benchmarks/requirements-peers.lock $(STAMP)
+	$(BIN)/uv venv --quiet --python $(BIN)/python $(VENV)/peers
+	$(BIN)/uv pip install --python $(VENV)/peers/bin/python --quiet --no-deps \
+		-r benchmarks/requirements-peers.lock
+	touch $@
+
+peers: $(PEERS_STAMP)
 
 models/model.joblib data/train.csv data/test.csv data/drifted.csv &: examples/breast_cancer.py $(STAMP)
 	$(BIN)/python examples/breast_cancer.py

@@ -117,8 +117,10 @@ def wrk_load(
     max_requests: int,
     seconds: float,
     headers: dict[str, str] | None = None,
+    cpus: str | None = None,
 ) -> LoadResult:
-    """``wrk -t1 -c<concurrency> -d<seconds>``, each thread stopping after its share of requests."""
+    """``wrk -t1 -c<concurrency> -d<seconds>``, each thread stopping after its share of requests;
+    with ``cpus`` (``taskset`` syntax, e.g. ``"0"``) pinned to those CPUs."""
     require_loopback(url, what="the load generator")
     binary = wrk_path()
     if binary is None:
@@ -134,8 +136,10 @@ def wrk_load(
             "WB_MAX_PER_THREAD": str(max(1, max_requests // threads)),
             "WB_AUTH": (headers or {}).get("Authorization", ""),
         }
+        pin = ["taskset", "-c", cpus] if cpus and shutil.which("taskset") else []
         proc = subprocess.run(
             [
+                *pin,
                 binary,
                 f"-t{threads}",
                 f"-c{concurrency}",
@@ -285,9 +289,12 @@ def load(
     seconds: float,
     generator: str = "auto",
     headers: dict[str, str] | None = None,
+    cpus: str | None = None,
 ) -> LoadResult:
-    """One bounded closed-loop level with wrk when available (``generator="auto"``)."""
+    """One bounded closed-loop level with wrk when available (``generator="auto"``); ``cpus``
+    pins wrk (``taskset`` syntax; the asyncio client is not pinned)."""
     use_wrk = generator == "wrk" or (generator == "auto" and wrk_path() is not None)
+    options: dict[str, Any] = {"cpus": cpus} if use_wrk else {}
     run = wrk_load if use_wrk else asyncio_load
     return run(
         url,
@@ -296,4 +303,5 @@ def load(
         max_requests=max_requests,
         seconds=seconds,
         headers=headers,
+        **options,
     )

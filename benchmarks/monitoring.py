@@ -1,7 +1,9 @@
 """What monitoring costs a served model: throughput with it on and off, and memory over a long run.
 
     .venv/bin/python benchmarks/monitoring.py [--rounds N] [--seconds S] [--requests N]
-        [--memory-only] [--variants on,off,plain] [--out DIR]
+        [--memory-only] [--variants on,off,plain] [--profile S] [--out DIR]
+    .venv/bin/python benchmarks/monitoring.py --rounds 0 --variants "" --profile 10 \
+        --out /tmp/wb-monitor-profile     # the profiles alone: ~2 min
 
 The reference model of ``benchmarks/serving.py`` (``forest``: RandomForestClassifier, 100 trees,
 depth 10, 20 numeric features; served by onnxruntime) is packaged twice in a temporary BentoML
@@ -16,6 +18,12 @@ store: with the default ``monitor:`` section (a 10,000-row window) and with
   300,000 requests and after ``--requests`` (1,000,000 by default): monitoring on (``/monitor``
   read every 5 s throughout), monitoring off, and ``plain``, the hand-written BentoML service of
   ``baselines/plain`` (what BentoML itself grows by under the same load).
+
+With ``--profile S``, each server (on, then off) is also profiled under c=32 for S seconds by
+py-spy (``record --nonblocking --threads``, as ``benchmarks/serving.py --profile`` does):
+``profile-forest-monitor_<on|off>-*.collapsed.txt`` and ``-top.txt`` in ``--out``, and in the
+JSON the samples per package and every runtime monitoring frame's inclusive share, so the
+difference between on and off is read frame by frame.
 
 The machine's load average is recorded before and after. Writes ``monitoring.json`` and
 ``monitoring.md`` to ``--out`` (default ``benchmarks/results``); the temporary store is deleted.
@@ -124,6 +132,9 @@ def main() -> int:
         "--memory-only", action="store_true", help="only the long runs (memory, on and off)"
     )
     parser.add_argument(
+        "--profile", type=float, default=0.0, help="py-spy each server for S seconds at c=32"
+    )
+    parser.add_argument(
         "--variants",
         default="on,off,plain",
         help="long runs: on, off (monitoring) and plain (a hand-written BentoML service)",
@@ -229,7 +240,9 @@ def measure(args: argparse.Namespace, work: Path) -> int:
     memory = {
         variant: long_run(tags[variant], body, logs, marks, rate, poll=variant == "on")
         for variant in variants
+        if variant
     }
+    profiles = profile_variants(tags, body, logs, args) if args.profile else {}
 
     report = {
         "model": "forest (RandomForestClassifier 100 trees, depth 10, 20 features), onnxruntime",
@@ -244,6 +257,7 @@ def measure(args: argparse.Namespace, work: Path) -> int:
         else None,
         "first_monitor_read_ms": [round(s * 1000) for s in first_reads],
         "memory": memory,
+        "profiles": profiles,
         "loadavg_start": load_start,
         "loadavg_end": os.getloadavg(),
         "cpus": os.cpu_count(),
@@ -253,6 +267,62 @@ def measure(args: argparse.Namespace, work: Path) -> int:
     (args.out / "monitoring.md").write_text(markdown(report))
     print(markdown(report))
     return 0
+
+
+def profile_variants(
+    tags: dict[str, str], body: bytes, logs: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    """py-spy on the monitored and the unmonitored server under c=32 (see the module's doc)."""
+    from serving import Entry, profile_server
+
+    out: dict[str, Any] = {}
+    args.out.mkdir(parents=True, exist_ok=True)
+    for variant in ("on", "off"):
+        entry = Entry(f"forest/monitor_{variant}", "forest", "generated", 1, tags[variant], "onnx")
+        profile = profile_server(
+            entry, body, log_dir=logs, out=args.out, seconds=args.profile, generator="auto"
+        )
+        monitoring = [row for row in profile["inclusive"] if "/monitoring/" in row[0]]
+        out[variant] = {
+            "load": profile["load"],
+            "samples": profile["samples"],
+            "packages": profile["packages"],
+            "monitoring_frames": monitoring,
+            "top_file": profile["top_file"],
+        }
+        print(f"profile {variant}: {profile['load']}, {profile['samples']} samples", flush=True)
+    return out
+
+
+def memory_lines(runs: dict[str, Any]) -> list[str]:
+    """The memory table of the long runs."""
+    lines: list[str] = []
+    names = {"on": "monitoring on", "off": "monitoring off", "plain": "hand-written BentoML"}
+    lines += [
+        "Memory of the server (all processes), RSS / USS MiB, as requests accumulate: "
+        + ", ".join(
+            {
+                "on": "the generated service with monitoring on (`/monitor` read every 5 s)",
+                "off": "with monitoring off",
+                "plain": "the hand-written BentoML service of `baselines/plain`",
+            }.get(v, v)
+            for v in runs
+        )
+        + ":",
+        "",
+        "| requests | " + " | ".join(names.get(v, v) for v in runs) + " |",
+        "| ---: | " + " | ".join("---:" for _ in runs) + " |",
+    ]
+    marks = [m for m in next(iter(runs.values())) if m.isdigit()]
+    for mark in marks:
+        cells = []
+        for v in runs:
+            m = runs[v].get(mark)
+            cells.append(f"{m['rss_mib']} / {m['uss_mib']}" if m else "")
+        lines.append(f"| {int(mark):,} | " + " | ".join(cells) + " |")
+    took = ", ".join(f"{names.get(v, v)} {runs[v].get('seconds')} s" for v in runs)
+    lines += ["", f"The long runs took {took}.", ""]
+    return lines
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -297,32 +367,19 @@ def markdown(r: dict[str, Any]) -> str:
                 + ".",
                 "",
             ]
-    names = {"on": "monitoring on", "off": "monitoring off", "plain": "hand-written BentoML"}
-    runs = r["memory"]
-    lines += [
-        "Memory of the server (all processes), RSS / USS MiB, as requests accumulate: "
-        + ", ".join(
-            {
-                "on": "the generated service with monitoring on (`/monitor` read every 5 s)",
-                "off": "with monitoring off",
-                "plain": "the hand-written BentoML service of `baselines/plain`",
-            }.get(v, v)
-            for v in runs
-        )
-        + ":",
-        "",
-        "| requests | " + " | ".join(names.get(v, v) for v in runs) + " |",
-        "| ---: | " + " | ".join("---:" for _ in runs) + " |",
-    ]
-    marks = [m for m in next(iter(runs.values())) if m.isdigit()]
-    for mark in marks:
-        cells = []
-        for v in runs:
-            m = runs[v].get(mark)
-            cells.append(f"{m['rss_mib']} / {m['uss_mib']}" if m else "")
-        lines.append(f"| {int(mark):,} | " + " | ".join(cells) + " |")
-    took = ", ".join(f"{names.get(v, v)} {runs[v].get('seconds')} s" for v in runs)
-    lines += ["", f"The long runs took {took}.", ""]
+    if r["memory"]:
+        lines += memory_lines(r["memory"])
+    for variant, profile in (r.get("profiles") or {}).items():
+        lines += [
+            f"py-spy, monitoring {variant} ({profile['load']}, {profile['samples']} samples): "
+            + ", ".join(f"{name} {pct} %" for name, _, pct in profile["packages"][:8])
+            + "; monitoring frames (inclusive): "
+            + (
+                ", ".join(f"{name} {pct} %" for name, _, pct in profile["monitoring_frames"])
+                or "none"
+            ),
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -29,6 +29,7 @@ from test_faults import bento_tag, forest, workers_of  # noqa: F401 (a fixture)
 from test_service import ROW, mixed_project
 
 from workbench import load_config, package, validate
+from workbench.runtime.columns import MAX_CATEGORY_CHARS
 from workbench.serving import Server
 from workbench.serving.checks import auth_headers
 
@@ -298,7 +299,8 @@ def two_workers(
 
 
 def test_a_window_full_of_maximal_strings_keeps_memory_bounded(two_workers: Server):
-    """1,100 rows whose category is a unique 100,000-character non-ASCII value (more than the
+    """1,100 rows whose category is a unique non-ASCII value as long as a category may be
+    (MAX_CATEGORY_CHARS; 100,000 characters before issue 24) (more than the
     window holds): the answers stay small and the workers' memory grows by under 50 MiB each."""
     server = two_workers
     headers = {**auth_headers(server.api_key), "content-type": "application/json"}
@@ -307,7 +309,8 @@ def test_a_window_full_of_maximal_strings_keeps_memory_bounded(two_workers: Serv
     with httpx.Client(headers=headers, timeout=120) as http:
         for request in range(74):
             rows = [
-                {**ROW, "colour": "é" * 99_990 + f"{request:05d}{row:05d}"} for row in range(15)
+                {**ROW, "colour": "é" * (MAX_CATEGORY_CHARS - 10) + f"{request:05d}{row:05d}"}
+                for row in range(15)
             ]
             body = json.dumps({"rows": rows}, ensure_ascii=False).encode()
             answer = http.post(f"{server.url}/predict", content=body)

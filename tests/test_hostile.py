@@ -26,6 +26,7 @@ from test_runtime import (
 )
 
 from workbench.runtime import API_KEY_ENV, Serving
+from workbench.runtime.columns import MAX_CATEGORY_CHARS
 from workbench.runtime.http.guard import AuthGuard
 from workbench.runtime.http.handlers import MAX_DETAIL, route_table
 from workbench.runtime.http.routes import Route
@@ -207,21 +208,25 @@ def test_a_handler_slower_than_the_timeout_is_504(tmp_path: Path):
 
 
 def test_finding_2_long_and_unseen_values_are_kept_short_and_echoed_short(tmp_path):
-    """Unseen category values of 100,000 characters (ASCII and not) are warned about with a
+    """Unseen category values of the most characters a category takes (MAX_CATEGORY_CHARS, ASCII
+    and not) are warned about with a
     short prefix (a small answer) and kept in the window as a short stand-in; answers are not
     kept as text; seen categories are kept as the training value itself."""
     serving = started(tmp_path)
     app = asgi_app(serving)
     sizes = []
     for i, char in enumerate("xé🙂" * 10):
-        value = char * 99_990 + f"{i:010d}"
+        value = char * (MAX_CATEGORY_CHARS - 10) + f"{i:010d}"
         answer = run(
             call(app, "POST", "/predict", json={"rows": [{"size cm": 1.0, "colour": value}]})
         )
         assert answer.status_code == 200
         sizes.append(len(answer.content))
         (warning,) = answer.json()[0]["warnings"]
-        assert warning.startswith("colour: unseen category '") and "(100,000 characters)" in warning
+        assert (
+            warning.startswith("colour: unseen category '")
+            and f"({MAX_CATEGORY_CHARS:,} characters)" in warning
+        )
         assert len(warning) < 120
     assert max(sizes) < 1000  # (a 400 KB value of emoji made a 1.1 MB answer)
     red = run(call(app, "POST", "/predict", json={"rows": [{"size cm": 1.0, "colour": "red"}]}))
@@ -524,3 +529,25 @@ def test_finding_10_headers_must_arrive_in_time_and_shutdown_answers_a_fresh_con
             answer += chunk
         assert answer.startswith(b"HTTP/1.1 200") and answer.endswith((b"ok", b"0\r\n\r\n"))
         fresh.close()
+
+
+def test_request_ids_are_the_keyed_feistel_network_of_their_position():
+    """The ids are six rounds of keyed BLAKE2b over the position's halves, exactly: the round
+    function computed from scratch gives the same ids (the service copies each round's keyed
+    state instead of hashing the key again, issue 24), and each id deciphers to its position."""
+    import hashlib
+
+    from workbench.runtime.monitoring.ids import ROUNDS, RequestIds
+
+    ids = RequestIds(b"k" * 32, "0123abcd")
+
+    def from_scratch(position: int) -> str:
+        left, right = position, 0
+        for r in range(ROUNDS):
+            digest = hashlib.blake2b(right.to_bytes(8, "big"), key=ids.keys[r], digest_size=8)
+            left, right = right, left ^ int.from_bytes(digest.digest(), "big")
+        return f"0123abcd-{left:016x}{right:016x}"
+
+    for position in (0, 1, 4096, 2**63 - 1):
+        assert ids.id_of(position) == from_scratch(position)
+        assert ids.position_of(ids.id_of(position)) == position

@@ -93,7 +93,8 @@ def test_package_builds_a_bento_with_a_typed_self_contained_service(validated):
     for module in runtime.rglob("*.py"):
         copied = bento_dir / "src" / "workbench_runtime" / module.relative_to(runtime)
         assert copied.read_text() == module.read_text(), module.name
-    assert "mean_radius: Number = Field(alias='mean radius')" in source
+    # the training values reach 28.1: the next power of ten, 1e2, times a million (number_bound)
+    assert "mean_radius: Number = Field(alias='mean radius', ge=-1e+08, le=1e+08)" in source
     columns = len(
         json.loads((bento_dir / "src" / "model_card.json").read_text())["input_schema"]["columns"]
     )

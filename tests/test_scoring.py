@@ -25,10 +25,11 @@ from test_service import mixed_frame, mixed_project
 from workbench import load_config, package, validate
 from workbench.errors import DataError
 from workbench.monitoring import drift_report
-from workbench.runtime.columns import MAX_TEXT_CHARS
+from workbench.runtime.columns import MAX_CATEGORY_CHARS, Number, number_bound
 from workbench.runtime.sketch import ColumnWindow
 from workbench.scoring import score
 from workbench.scoring.model import load_count
+from workbench.scoring.rows import check_rows
 from workbench.scoring.sample import DriftSample
 from workbench.serving import Server
 from workbench.serving.checks import auth_headers
@@ -246,18 +247,18 @@ def test_kept_columns_of_a_csv_are_typed_as_the_model_read_them(mixed, tmp_path:
 
 
 def test_a_category_value_over_the_cap_is_refused_as_the_service_refuses_it(mixed, tmp_path: Path):
-    """A category value longer than the service takes (MAX_TEXT_CHARS) is not waved through by
+    """A category value longer than the service takes (MAX_CATEGORY_CHARS) is not waved through by
     the column check: its row is refused with the row model's message, the others scored."""
     tag, folder = mixed
     frame = mixed_frame(20, 3).drop(columns=["label"])
     frame["colour"] = frame["colour"].astype(object)
-    frame.loc[4, "colour"] = "x" * (MAX_TEXT_CHARS + 1)
+    frame.loc[4, "colour"] = "x" * (MAX_CATEGORY_CHARS + 1)
     frame.to_parquet(tmp_path / "long.parquet")
     out = tmp_path / "out.parquet"
     score(tag, tmp_path / "long.parquet", out=out, on_error="skip", project=folder)
     errors = pd.read_csv(tmp_path / "out.parquet.errors.csv")
     assert errors["row"].tolist() == [4] and errors["field"].tolist() == ["colour"]
-    assert f"at most {MAX_TEXT_CHARS} characters" in errors["message"][0]
+    assert f"at most {MAX_CATEGORY_CHARS} characters" in errors["message"][0]
     assert len(pd.read_parquet(out)) == 19
 
 
@@ -478,3 +479,58 @@ def test_the_score_notebook_runs_headless_on_the_bundled_example(packaged: Path,
     assert pq.ParquetFile(out).metadata.num_rows == len(pd.read_csv(packaged / "data" / "test.csv"))
     shown = static_copy(tmp_path / "06_score.ipynb")  # in any viewer, not only the widget's
     assert "rows scored" in shown and "drift" in shown
+
+
+
+def test_a_number_beyond_the_columns_bound_is_refused_in_a_file_as_in_a_request():
+    """A number column takes a million times its training values' order of magnitude
+    (``number_bound``: trained on 20-200, ±1e9; the generated ``Row`` states it as ``ge``/``le``
+    and the OpenAPI as minimum/maximum). A file's value beyond it is in doubt, so its row goes
+    through the row model and is refused with the service's message, as a request row is."""
+    from pydantic import BaseModel, ConfigDict, Field, create_model
+
+    assert number_bound(20.0, 200.0) == 1e9
+    assert number_bound(-0.5, 0.3) == 1e6  # at least 1: values under 1 take ±1e6
+    assert number_bound(None, 1.0) is None
+    assert number_bound(0.0, 1e299) is None  # past 1e300 a bound means nothing
+    bound = number_bound(20.0, 200.0)
+    row: type[BaseModel] = create_model(
+        "Row",
+        __config__=ConfigDict(extra="forbid"),
+        area=(Number, Field(alias="area", ge=-bound, le=bound)),
+    )
+    frame = pd.DataFrame({"area": [50.0, 2e9, -1.7976931348623157e308, 1e9]})
+    column = {"name": "area", "kind": "number", "nullable": False, "min": 20.0, "max": 200.0}
+    checked = check_rows(frame, [column], row)
+    assert checked.accepted.tolist() == [True, False, False, True]
+    assert [(r, f) for r, f, _ in checked.refusals] == [(1, "area"), (2, "area")]
+    assert "less than or equal to 1000000000" in checked.refusals[0][2]
+
+
+def test_one_large_row_group_is_split_across_tasks_that_read_every_row_once(tmp_path: Path):
+    """A Parquet file written as one row group of 10,000 rows, planned for tasks of 2,500 rows
+    (a cluster's workers): four tasks, each a slice of the group numbered from its own first
+    row, and read back in task order they give every row once, in order (before, the whole
+    group was one task, so one worker scored it all)."""
+    from workbench.scoring.inputs import plan_tasks, read_chunks, resolve_input
+
+    frame = pd.DataFrame({"a": np.arange(10_000, dtype=np.float64), "b": np.arange(10_000) % 7})
+    path = tmp_path / "one_group.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=10_000)
+    source = resolve_input(path, ["a", "b"], bento="test:1")
+    assert [p.row_groups for p in source.parts] == [(10_000,)]
+    tasks = plan_tasks(source, task_rows=2_500)
+    assert [(t.first_row, t.row_groups, t.skip, t.rows) for t in tasks] == [
+        (0, (0,), 0, 2_500),
+        (2_500, (0,), 2_500, 2_500),
+        (5_000, (0,), 5_000, 2_500),
+        (7_500, (0,), 7_500, 2_500),
+    ]
+    read = [
+        batch.column("a").to_numpy()
+        for task in tasks
+        for batch in read_chunks(task, chunk_rows=1_000, columns=["a"])
+    ]
+    assert np.array_equal(np.concatenate(read), frame["a"].to_numpy())
+    # groups under twice the task size stay whole, as before
+    assert len(plan_tasks(source, task_rows=6_000)) == 1

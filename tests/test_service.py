@@ -116,7 +116,8 @@ def tolerant(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_column_type_round_trips_with_parity_and_string_labels(tolerant: Path):
     config = load_config(tolerant / "workbench.yaml")
     source = (tolerant / "bentos" / "mixed_tolerant" / "service.py").read_text()
-    assert "size_cm: Optional[Number] = Field(None, alias='size cm')" in source
+    # values around 10 (up to ~20): the next power of ten, 1e2, times a million (number_bound)
+    assert "size_cm: Optional[Number] = Field(None, alias='size cm', ge=-1e+08, le=1e+08)" in source
     assert "count: Integer = Field(alias='count')" in source
     assert "flag: Boolean = Field(alias='flag')" in source
     assert "colour: Optional[Category] = Field(None, alias='colour')" in source

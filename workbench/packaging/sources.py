@@ -31,7 +31,7 @@ from workbench.packaging.plan import ServingPlan
 from workbench.packaging.requirements import ModelNeeds
 from workbench.results import ValidationResult
 from workbench.runtime.card import ModelCard, RuntimeCard
-from workbench.runtime.columns import COLUMN_KINDS
+from workbench.runtime.columns import COLUMN_KINDS, number_bound
 from workbench.runtime.explainer import BACKGROUND_FILE, ExplanationSpec
 from workbench.runtime.settings import (
     API_KEY_ENV,
@@ -73,7 +73,9 @@ def _field_line(column: Column, ident: str) -> str:
     py = COLUMN_KINDS[column.kind].type_name
     annotation = f"Optional[{py}]" if column.nullable else py
     default = "None, " if column.nullable else ""
-    return f"    {ident}: {annotation} = Field({default}alias={column.name!r})"
+    bound = number_bound(column.min, column.max) if column.kind == "number" else None
+    limits = f", ge={-bound:.0e}, le={bound:.0e}" if bound is not None else ""
+    return f"    {ident}: {annotation} = Field({default}alias={column.name!r}{limits})"
 
 
 def unseen_policy(model: Any, train: pd.DataFrame, schema: InputSchema) -> str:

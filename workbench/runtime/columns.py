@@ -10,13 +10,18 @@ sketches) and batch scoring (the Parquet check) read it.
 What each value type accepts (deliberately):
 
 - ``number``: a JSON number (an integer is taken as a float); never a string, a boolean,
-  ``NaN`` or ``Infinity`` (send ``null`` for a missing value where the column allows it).
+  ``NaN`` or ``Infinity`` (send ``null`` for a missing value where the column allows it). A
+  column with a training range also refuses values beyond :func:`number_bound` (a million
+  times the training values' order of magnitude): past it a model's arithmetic overflows
+  (``1.7e308`` through a scaler gives non-finite probabilities), and the OpenAPI document
+  states the bound, so every value it calls valid is answered.
 - ``integer``: a JSON integer within int64, or a number with no fraction (``3.0``, as pandas writes
   an integer column with gaps); never ``3.5``, ``"3"`` or ``true``.
 - ``boolean``: JSON ``true`` or ``false`` only; ``"yes"``, ``"true"``, ``1`` are refused.
-- ``category``: a JSON string of at most :data:`MAX_TEXT_CHARS` characters (an unseen value is
-  echoed in the row's warnings and listed in the monitoring report, so it is bounded like
-  text); a number is refused (send ``"1"`` for the category ``1``).
+- ``category``: a JSON string of at most :data:`MAX_CATEGORY_CHARS` characters (an unseen value
+  is echoed in the row's warnings and listed in the monitoring report, so it is bounded; far
+  below text's bound, so a body of category values stays far below the body limit); a number
+  is refused (send ``"1"`` for the category ``1``).
 - ``text``: a JSON string of at most :data:`MAX_TEXT_CHARS` characters (free text, identifiers);
   a number is refused. Any string is passed to the model as it is: there is no list of values
   to check it against, and so no "unseen" warning or replacement.
@@ -39,8 +44,30 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_TEXT_CHARS = 100_000
-"""Longest value of a ``text`` or ``category`` field (characters); a longer one is a 400 naming
-the field."""
+"""Longest value of a ``text`` field (characters); a longer one is a 400 naming the field."""
+MAX_CATEGORY_CHARS = 1_000
+"""Longest value of a ``category`` field (characters); a longer one is a 400 naming the field.
+One escaped astral character is 12 bytes of JSON: a few values at text's bound pass the 4 MiB
+body limit, which a fuzzer's invalid (over-long) value then meets as 413 instead of 400."""
+RANGE_FACTOR_DIGITS = 6
+"""A number column takes values up to ``10**RANGE_FACTOR_DIGITS`` times the order of magnitude
+of its training values (:func:`number_bound`)."""
+
+
+MAX_BOUND_DIGITS = 300
+"""Past ``1e300`` a bound means nothing (training values that large): no bound then."""
+
+
+def number_bound(low: float | None, high: float | None) -> float | None:
+    """The largest magnitude a number column with training range ``low``..``high`` takes: the
+    next power of ten at or above its largest training magnitude (at least 1), times
+    ``10**RANGE_FACTOR_DIGITS``; None without a range or past ``1e300``. A power of ten keeps
+    the generated source (and so the Bento's version) stable and the bound readable."""
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return None
+    magnitude = max(abs(low), abs(high), 1.0)
+    digits = math.ceil(math.log10(magnitude)) + RANGE_FACTOR_DIGITS
+    return float(10**digits) if digits <= MAX_BOUND_DIGITS else None
 
 
 def _whole(value: Any) -> Any:
@@ -53,7 +80,7 @@ def _whole(value: Any) -> Any:
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Integer = Annotated[int, Field(strict=True, ge=INT64_MIN, le=INT64_MAX), BeforeValidator(_whole)]
 Boolean = Annotated[bool, Field(strict=True)]
-Category = Annotated[str, Field(strict=True, max_length=MAX_TEXT_CHARS)]
+Category = Annotated[str, Field(strict=True, max_length=MAX_CATEGORY_CHARS)]
 Text = Annotated[str, Field(strict=True, max_length=MAX_TEXT_CHARS)]
 
 Kind = Literal["number", "integer", "boolean", "category", "text"]
@@ -227,7 +254,9 @@ def _jsonable(value: Any) -> Any:
 
 __all__ = [
     "COLUMN_KINDS",
+    "MAX_CATEGORY_CHARS",
     "MAX_TEXT_CHARS",
+    "RANGE_FACTOR_DIGITS",
     "Boolean",
     "Category",
     "Column",
@@ -237,4 +266,5 @@ __all__ = [
     "Kind",
     "Number",
     "Text",
+    "number_bound",
 ]

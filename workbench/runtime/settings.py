@@ -49,8 +49,7 @@ PREDICTION_REFERENCE_FILE = "prediction_reference.json"
 """The test rows' predictions at packaging: ``GET /monitor``'s reference for live predictions."""
 README_FILE = "README.md"
 """The Bento's guide (the bentofile's description, its ``README.md``, the OpenAPI's)."""
-PREDICTION_COLUMN = "prediction"
-MIB = 1 << 20
+PREDICTION_COLUMN, MIB = "prediction", 1 << 20
 
 
 def field_of(model: type[BaseModel], name: str, **changes: Any) -> Any:
@@ -105,7 +104,8 @@ class ServiceSettings(Strict):
         default=1,
         ge=1,
         le=64,
-        description="`bentoml serve` worker processes (1 measured fastest on 2 cores)",
+        description="`bentoml serve` worker processes; above 1 each listens on its own "
+        "SO_REUSEPORT socket, so connections spread across them",
     )
     timeout: int = Field(
         default=30,

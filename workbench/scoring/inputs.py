@@ -72,6 +72,9 @@ class Task:
     row_groups: tuple[int, ...] | None
     """The Parquet row groups it reads (None: the whole file)."""
     rows: int | None
+    skip: int = 0
+    """Rows of its row groups before its own (a slice of one large row group; see
+    :func:`plan_tasks`): read past, not scored."""
 
 
 def _format(path: Path) -> Format:
@@ -211,7 +214,10 @@ def resolve_input(
 
 
 def plan_tasks(source: ScoringInput, *, task_rows: int) -> list[Task]:
-    """Tasks of about ``task_rows`` rows (whole row groups, at least one); one per CSV."""
+    """Tasks of about ``task_rows`` rows (whole row groups, at least one); one per CSV. A row
+    group of at least twice ``task_rows`` rows is split into slices of ``task_rows`` rows, so a
+    file written as one large row group still spreads over the workers (each slice's worker
+    reads the group up to the slice's end)."""
     tasks: list[Task] = []
     offset: int | None = 0
     for part in source.parts:
@@ -223,6 +229,17 @@ def plan_tasks(source: ScoringInput, *, task_rows: int) -> list[Task]:
         rows = 0
         start = offset
         for index, count in enumerate(part.row_groups):
+            if count >= 2 * task_rows:
+                if groups:
+                    tasks.append(Task(len(tasks), part, start, tuple(groups), rows))
+                    start = None if start is None else start + rows
+                    groups, rows = [], 0
+                for skip in range(0, count, task_rows):
+                    first = None if start is None else start + skip
+                    size = min(task_rows, count - skip)
+                    tasks.append(Task(len(tasks), part, first, (index,), size, skip))
+                start = None if start is None else start + count
+                continue
             groups.append(index)
             rows += count
             if rows >= task_rows:
@@ -244,6 +261,23 @@ def csv_options(columns: Sequence[str]) -> pa_csv.ConvertOptions:
     )
 
 
+def _window(
+    batches: Iterator[pa.RecordBatch], skip: int, rows: int | None
+) -> Iterator[pa.RecordBatch]:
+    """The ``rows`` rows of ``batches`` after the first ``skip`` (None: all after them)."""
+    for batch in batches:
+        if rows is not None and rows <= 0:
+            return
+        if skip >= batch.num_rows:
+            skip -= batch.num_rows
+            continue
+        batch = batch.slice(skip, rows)
+        skip = 0
+        if rows is not None:
+            rows -= batch.num_rows
+        yield batch
+
+
 def read_chunks(
     task: Task, *, chunk_rows: int, columns: Sequence[str] | None
 ) -> Iterator[pa.RecordBatch]:
@@ -254,9 +288,10 @@ def read_chunks(
         groups = list(task.row_groups) if task.row_groups else None
         if task.row_groups == ():
             return
-        yield from file.iter_batches(
+        batches = file.iter_batches(
             batch_size=chunk_rows, row_groups=groups, columns=columns, use_threads=False
         )
+        yield from _window(batches, task.skip, task.rows)
         return
     names = _csv_columns(Path(part.path))
     with pa_csv.open_csv(

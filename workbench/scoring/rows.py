@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 
-from workbench.runtime.columns import MAX_TEXT_CHARS
+from workbench.runtime.columns import MAX_CATEGORY_CHARS, number_bound
 
 INT64_LIMIT = 2.0**63
 TRUE_TEXT = frozenset({"true", "True", "TRUE"})
@@ -60,8 +60,19 @@ def _as_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return converted, doubtful
 
 
-def _column(kind: str, nullable: bool, values: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """The column as the row model's field holds it, and which rows are in doubt."""
+def _column(
+    kind: str, nullable: bool, values: pd.Series, bound: float | None = None
+) -> tuple[pd.Series, np.ndarray]:
+    """The column as the row model's field holds it, and which rows are in doubt (a number
+    beyond ``bound``, the row model's range, is)."""
+    converted, doubtful = _converted(kind, nullable, values)
+    if kind == "number" and bound is not None:
+        with np.errstate(invalid="ignore"):
+            doubtful = doubtful | (np.abs(converted.to_numpy(dtype=np.float64)) > bound)
+    return converted, doubtful
+
+
+def _converted(kind: str, nullable: bool, values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     index = values.index
     if kind == "number" and values.dtype == np.float64:  # the common case, without copies
         numbers = values.to_numpy()
@@ -109,7 +120,7 @@ def _column(kind: str, nullable: bool, values: pd.Series) -> tuple[pd.Series, np
     if kind == "category":
         text = values.astype(object).where(~missing, None)
         is_text = text.map(
-            lambda v: v is None or (isinstance(v, str) and len(v) <= MAX_TEXT_CHARS)
+            lambda v: v is None or (isinstance(v, str) and len(v) <= MAX_CATEGORY_CHARS)
         ).to_numpy(dtype=bool)
         return text, ~is_text | not_allowed
     # A kind this module does not know: every row goes through the row model.
@@ -144,6 +155,17 @@ def _as_sent(kind: str, value: Any) -> Any:
     return value
 
 
+def _frame(converted: dict[str, pd.Series], names: list[str], index: pd.Index) -> pd.DataFrame:
+    """The converted columns as one frame; all float64: one block, one copy (column by column
+    into a Fortran-order array, which pandas keeps as its one block without another)."""
+    if not all(v.dtype == np.float64 for v in converted.values()):
+        return pd.DataFrame(converted, index=index)
+    stacked = np.empty((len(index), len(names)), dtype=np.float64, order="F")
+    for i, column_values in enumerate(converted.values()):
+        stacked[:, i] = column_values.to_numpy()
+    return pd.DataFrame(stacked, columns=names, index=index, copy=False)
+
+
 def check_rows(
     frame: pd.DataFrame,
     columns: Sequence[Mapping[str, Any]],
@@ -154,24 +176,18 @@ def check_rows(
     names = [str(c["name"]) for c in columns]
     kinds = [str(c["kind"]) for c in columns]
     converted: dict[str, pd.Series] = {}
-    values: pd.DataFrame
     doubts: list[np.ndarray] = []
     for column in columns:
         name = str(column["name"])
-        column_values, doubt = _column(str(column["kind"]), bool(column["nullable"]), frame[name])
+        bound = number_bound(column.get("min"), column.get("max"))
+        column_values, doubt = _column(
+            str(column["kind"]), bool(column["nullable"]), frame[name], bound
+        )
         converted[name] = column_values
         doubts.append(doubt)
     in_doubt = np.column_stack(doubts) if doubts else np.zeros((len(frame), 0), dtype=bool)
     doubtful = in_doubt.any(axis=1)
-    if all(v.dtype == np.float64 for v in converted.values()):  # one block, one copy
-        # Column by column into a Fortran-order array: contiguous copies, and pandas keeps
-        # it as its one block without another.
-        stacked = np.empty((len(frame), len(names)), dtype=np.float64, order="F")
-        for i, column_values in enumerate(converted.values()):
-            stacked[:, i] = column_values.to_numpy()
-        values = pd.DataFrame(stacked, columns=names, index=frame.index, copy=False)
-    else:
-        values = pd.DataFrame(converted, index=frame.index)
+    values = _frame(converted, names, frame.index)
     accepted = np.ones(len(frame), dtype=bool)
     refusals: list[tuple[int, str, str]] = []
     rows = np.flatnonzero(doubtful)

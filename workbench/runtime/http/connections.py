@@ -14,6 +14,15 @@ exits: clients that connected after the signal were reset without an answer (iss
   one), else the connection is closed (with a 408 when part of a request came). On shutdown a
   connection with no request yet gets :data:`IDLE_GRACE_S` to send one (answered with
   ``Connection: close``) instead of being closed under it.
+- A request refused while its body is still coming (413 for a body over the limit, answered
+  before the body is read) closes its connection by *lingering* (:class:`Lingering`, as
+  nginx's ``lingering_close``): the answer is sent and the write side shut (FIN), then the rest
+  of the body is read and thrown away for at most :data:`LINGER_S` seconds or
+  :data:`LINGER_BYTES` bytes before the socket closes. Closed at once, the kernel would answer
+  the unread bytes with a reset, and a client still sending (any that does not wait for
+  ``100 Continue``) would lose the 413 it was sent. A client that sends
+  ``Expect: 100-continue`` gets the 413 before it sends the body: uvicorn writes
+  ``100 Continue`` only when the app first reads the body, which a refusal never does.
 - :func:`stop_listening_on_exit` makes SIGTERM/SIGINT first take every connection the kernel
   has queued, then shut the shared listening socket down (a new client is refused at once, and
   can retry elsewhere), then hand over to uvicorn's graceful shutdown, which drains the requests
@@ -42,11 +51,61 @@ HEADER_TIMEOUT_S = 10.0
 """A request's line and headers must arrive within this many seconds."""
 IDLE_GRACE_S = 1.0
 """On shutdown, how long a connection accepted with no request yet may take to send one."""
+LINGER_S = 5.0
+"""After a refusal, how long the rest of a request's body is read and thrown away at most."""
+LINGER_BYTES = 1 << 30
+"""After a refusal, how many bytes of the rest of a request's body are read at most."""
 _LATE = f'{{"error": "the request headers did not arrive within {HEADER_TIMEOUT_S:g} s"}}'
 TIMED_OUT = (
     "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
     f"connection: close\r\ncontent-length: {len(_LATE)}\r\n\r\n{_LATE}"
 ).encode()
+
+
+class Lingering:
+    """A connection's transport as uvicorn's protocol sees it: :meth:`close` while the request's
+    body is still coming shuts the write side and reads the rest away first (see above)."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: HeaderDeadline) -> None:
+        self.transport = transport
+        self.protocol = protocol
+        self.lingering = False
+        self.drained = 0
+        self.timer: asyncio.TimerHandle | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+    def is_closing(self) -> bool:
+        return self.lingering or self.transport.is_closing()
+
+    def close(self) -> None:
+        if self.lingering or self.transport.is_closing():
+            return
+        cycle = self.protocol.cycle
+        if cycle is None or not getattr(cycle, "more_body", False) or not self.can_write_eof():
+            self.transport.close()
+            return
+        self.lingering = True  # the answer is written: FIN after it, then read until EOF
+        self.transport.write_eof()
+        self.transport.resume_reading()
+        self.timer = self.protocol.loop.call_later(LINGER_S, self.transport.close)
+
+    def can_write_eof(self) -> bool:
+        with contextlib.suppress(NotImplementedError, AttributeError):
+            return bool(self.transport.can_write_eof())
+        return False
+
+    def drain(self, data: bytes) -> None:
+        """Bytes that came while lingering: thrown away, the socket closed past the bound."""
+        self.drained += len(data)
+        if self.drained > LINGER_BYTES:
+            self.transport.close()
+
+    def closed(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
 
 class HeaderDeadline:
@@ -55,6 +114,7 @@ class HeaderDeadline:
     cycle: Any
     transport: asyncio.Transport
     loop: asyncio.AbstractEventLoop
+    lingering: Lingering
     spawn: Callable[[], Any] | None = None
     """Makes another connection of this worker (for the connections taken at shutdown)."""
     header_timeout: float = HEADER_TIMEOUT_S
@@ -70,6 +130,9 @@ class HeaderDeadline:
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
+        self.lingering = Lingering(self.transport, self)
+        # uvicorn's request cycles write and close through the protocol's transport attribute
+        self.transport = self.lingering  # type: ignore[assignment]
         self.arm()
 
     def arm(self) -> None:
@@ -86,6 +149,9 @@ class HeaderDeadline:
         return self.cycle is None or bool(self.cycle.response_complete)
 
     def data_received(self, data: bytes) -> None:
+        if self.lingering.lingering:
+            self.lingering.drain(data)
+            return
         self.partial = self.deadline is not None
         super().data_received(data)  # type: ignore[misc]
         if not self.waiting():  # a request's headers are complete
@@ -106,8 +172,14 @@ class HeaderDeadline:
             self.transport.write(TIMED_OUT)
         self.transport.close()
 
+    def eof_received(self) -> bool | None:
+        if self.lingering.lingering:  # the client has sent all: close now
+            self.lingering.transport.close()
+        return None
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.disarm()
+        self.lingering.closed()
         super().connection_lost(exc)  # type: ignore[misc]
 
     def shutdown(self) -> None:
@@ -189,7 +261,10 @@ def stop_listening_on_exit(fd: int, protocol: type[HeaderDeadline]) -> None:
 __all__ = [
     "HEADER_TIMEOUT_S",
     "IDLE_GRACE_S",
+    "LINGER_BYTES",
+    "LINGER_S",
     "HeaderDeadline",
+    "Lingering",
     "guarded_protocol",
     "stop_listening",
     "stop_listening_on_exit",

@@ -20,6 +20,10 @@ In each worker ``to_asgi`` also:
 - makes uvicorn's ``"auto"`` HTTP protocol the guarded one (:mod:`.connections`: header deadline,
   shutdown): BentoML creates the worker's ``uvicorn.Config`` right after ``to_asgi`` with the
   default ``http="auto"``, and uvicorn looks the name up in ``uvicorn.config.HTTP_PROTOCOLS``;
+- with several workers, listens on a socket of its own (:func:`listen_apart`): BentoML's workers
+  all accept from one shared socket, and the first to wake takes every pending connection, so
+  keep-alive clients landed on one worker (issue 24). Each worker's own socket on the same
+  address with ``SO_REUSEPORT`` has the kernel spread new connections across the workers;
 - at lifespan start-up (uvicorn's signal handlers are in place by then), stops the worker's
   listening socket (its ``--fd``) on SIGTERM before uvicorn drains (:mod:`.connections`);
 - with ``service.tracing``, opens an OpenTelemetry span per request with BentoML's tracer
@@ -50,6 +54,8 @@ from .routes import ASGIApp
 from .traffic import Traffic
 
 logger = logging.getLogger("bentoml.service")
+BACKLOG = 2048
+"""A worker's own listening socket's backlog when its arguments name none (BentoML's default)."""
 
 
 class Serving(Protocol):
@@ -89,10 +95,7 @@ yaml.add_representer(Document, _represent)
 
 def listener_fd(argv: Sequence[str]) -> int | None:
     """The listening socket BentoML's arbiter passed this worker (``--fd N``), if it is one."""
-    fd = None
-    for flag, value in zip(argv, argv[1:], strict=False):
-        if flag == "--fd" and value.isdigit():
-            fd = int(value)
+    fd = flag_value(argv, "--fd")
     if fd is None:
         return None
     try:
@@ -101,6 +104,51 @@ def listener_fd(argv: Sequence[str]) -> int | None:
     except OSError:
         return None
     return fd if listening else None
+
+
+def flag_value(argv: Sequence[str], flag: str) -> int | None:
+    """The integer after the last ``flag`` in ``argv`` (BentoML's worker arguments), if any."""
+    found = None
+    for name, value in zip(argv, argv[1:], strict=False):
+        if name == flag and value.isdigit():
+            found = int(value)
+    return found
+
+
+def listen_apart(fd: int, backlog: int) -> bool:
+    """Put a listening socket of this worker's own in place of the shared one at ``fd``.
+
+    The shared socket (made by BentoML's arbiter, open in every worker) gets ``SO_REUSEPORT``
+    and is shut for reading, which takes it out of the accept path (it stays bound, so the
+    address stays this service's); the new socket is bound to the same address with
+    ``SO_REUSEPORT`` and takes its number with ``dup2``, so BentoML hands it to uvicorn as if
+    it were the shared one. Linux then spreads new connections across the workers' sockets
+    by a hash of the client's address and port. A worker the arbiter starts again later does
+    the same. False (nothing changed) where the system has no ``SO_REUSEPORT``, or the bind
+    is refused."""
+    reuse_port = getattr(socket, "SO_REUSEPORT", None)
+    if reuse_port is None:  # pragma: no cover - Linux and the BSDs have it
+        return False
+    try:
+        with socket.socket(fileno=os.dup(fd)) as shared:
+            address, family = shared.getsockname(), shared.family
+            shared.setsockopt(socket.SOL_SOCKET, reuse_port, 1)
+            with contextlib.suppress(OSError):  # another worker shut it already
+                shared.shutdown(socket.SHUT_RD)
+        own = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        logger.warning("workers share one listening socket: %s", exc)
+        return False
+    with own:
+        try:
+            own.setsockopt(socket.SOL_SOCKET, reuse_port, 1)  # never SO_REUSEADDR: see docs
+            own.bind(address)
+            own.listen(backlog)
+        except OSError as exc:
+            logger.warning("workers share one listening socket: %s", exc)
+            return False
+        os.dup2(own.fileno(), fd)
+    return True
 
 
 def install_protocol() -> type[HeaderDeadline] | None:
@@ -137,6 +185,8 @@ def edge_app(serving: Serving, inner: ASGIApp, service: Any) -> ASGIApp:
     )
     protocol = install_protocol()
     fd = listener_fd(sys.argv)
+    if fd is not None and serving.settings.service.workers > 1:
+        listen_apart(fd, flag_value(sys.argv, "--backlog") or BACKLOG)
     started = None
     if protocol is not None and fd is not None:
 
@@ -170,4 +220,4 @@ def install(service: Any, serving: Serving) -> None:
     service.__class__ = WorkbenchService
 
 
-__all__ = ["edge_app", "install", "install_protocol", "listener_fd"]
+__all__ = ["edge_app", "install", "install_protocol", "listen_apart", "listener_fd"]

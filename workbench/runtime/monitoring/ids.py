@@ -40,9 +40,14 @@ class RequestIds:
             hashlib.blake2b(f"{tag}/{r}".encode(), key=key, digest_size=32).digest()
             for r in range(ROUNDS)
         ]
+        # Keyed BLAKE2b hashes its key as a first block: each round's state after that block,
+        # copied per call, saves a compression (issue 24: ids were most of monitoring's cost per
+        # request in a profile; the same ids, 0.55 instead of 0.74 µs a round here).
+        self.keyed = [hashlib.blake2b(key=k, digest_size=8) for k in self.keys]
 
     def _round(self, r: int, half: int) -> int:
-        digest = hashlib.blake2b(half.to_bytes(8, "big"), key=self.keys[r], digest_size=8)
+        digest = self.keyed[r].copy()
+        digest.update(half.to_bytes(8, "big"))
         return int.from_bytes(digest.digest(), "big")
 
     def id_of(self, position: int) -> str:
