@@ -82,6 +82,28 @@ def read_to_end(sock: socket.socket, deadline_s: float = 30.0) -> tuple[bytes, s
     return received, "timeout"
 
 
+def read_reply(sock: socket.socket) -> bytes:
+    """One whole answer on a kept-alive connection: its head, then as many body bytes as its
+    Content-Length says (TCP may deliver them in several pieces)."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        data = sock.recv(1 << 16)
+        assert data, f"closed after {received[:200]!r}"
+        received += data
+    head_part, _, body = received.partition(b"\r\n\r\n")
+    lines = head_part.split(b"\r\n")[1:]
+    length = next(
+        int(v)
+        for n, _, v in (x.partition(b":") for x in lines)
+        if n.strip().lower() == b"content-length"
+    )
+    while len(body) < length:
+        data = sock.recv(1 << 16)
+        assert data, f"closed after {received[:200]!r}"
+        body += data
+    return head_part + b"\r\n\r\n" + body
+
+
 def answer_of(received: bytes) -> tuple[int, dict[str, object]]:
     status_line, _, rest = received.partition(b"\r\n")
     _, _, body = rest.partition(b"\r\n\r\n")
@@ -162,7 +184,7 @@ def test_a_body_under_the_limit_on_the_same_connection_is_answered_as_before(
     with connect(served) as sock:
         for _ in range(2):
             sock.sendall(head(served, "", f"Content-Length: {len(rows)}\r\n") + rows)
-            reply = sock.recv(1 << 16)
+            reply = read_reply(sock)
             assert reply.split(b" ", 2)[1] == b"200", reply[:200]
             assert b"connection: close" not in reply.lower()
 
@@ -183,7 +205,7 @@ def worker_of_new_connection(server: Server, row: bytes) -> str:
     """The worker tag of the request id a fresh connection's one request is answered with."""
     with connect(server) as sock:
         sock.sendall(head(server, "", f"Content-Length: {len(row)}\r\n") + row)
-        reply = sock.recv(1 << 16)
+        reply = read_reply(sock)
     for line in reply.split(b"\r\n"):
         name, _, value = line.partition(b":")
         if name.strip().lower() == REQUEST_ID_HEADER.lower().encode():

@@ -286,8 +286,9 @@ def test_sigterm_answers_every_request_already_accepted_and_exits_in_time(servin
 
 @pytest.mark.parametrize("serving", ["forest"], indirect=True)
 def test_a_body_ten_times_the_limit_is_413_at_once_and_costs_no_memory(serving):
-    """A 40 MiB body against the 4 MiB limit, declared (Content-Length) and chunked: 413 in under
-    a second each, and the server's memory grows by less than 20 MB."""
+    """A 40 MiB body against the 4 MiB limit, declared (Content-Length) and chunked: a 413 the
+    client reads (at once when declared; a chunked body is read away first, within the lingering
+    bound), and the server's memory grows by less than 20 MB."""
     server, _ = serving
     limit = 4 << 20
     before = rss_mb(server.pid)
@@ -321,7 +322,10 @@ def test_a_body_ten_times_the_limit_is_413_at_once_and_costs_no_memory(serving):
     )
     assert declared.status_code == 413 and "4,194,304 bytes" in declared.json()["error"]
     assert chunked_status == 413
-    assert declared_s < 1 and chunked_s < 1
+    # Declared: answered from Content-Length. Chunked: the rest of the body is read away (at most
+    # 5 s, runtime/http/connections.py) so that the client, which sends it all before reading,
+    # gets its 413 instead of a reset: seconds on a loaded machine, never the whole timeout.
+    assert declared_s < 1 and chunked_s < 10
     assert grown < 20
 
 
