@@ -4,6 +4,8 @@
         [--memory-only] [--variants on,off,plain] [--profile S] [--out DIR]
     .venv/bin/python benchmarks/monitoring.py --rounds 0 --variants "" --profile 10 \
         --out /tmp/wb-monitor-profile     # the profiles alone: ~2 min
+    .venv/bin/python benchmarks/monitoring.py --rounds 0 --variants "" \
+        --out /tmp/wb-monitor-lazy        # the lazy work alone: ~1.5 min
 
 The reference model of ``benchmarks/serving.py`` (``forest``: RandomForestClassifier, 100 trees,
 depth 10, 20 numeric features; served by onnxruntime) is packaged twice in a temporary BentoML
@@ -14,6 +16,8 @@ store: with the default ``monitor:`` section (a 10,000-row window) and with
   median over rounds, so the machine's other load hits both alike), one-row JSON requests with
   wrk at concurrency 32, each level bounded in requests and seconds; while the monitored server
   is loaded, a client reads ``GET /monitor`` and ``/metrics`` every second, as a dashboard would;
+- **lazy work**: on the monitored server, idle with a full window, the worker's CPU time for a
+  rebuilt report, a cached ``/monitor``, ``/metrics`` and an idle second (:func:`lazy_costs`);
 - **memory**: each server's resident memory (all its processes) after 10,000, 100,000 and
   300,000 requests and after ``--requests`` (1,000,000 by default): monitoring on (``/monitor``
   read every 5 s throughout), monitoring off, and ``plain``, the hand-written BentoML service of
@@ -70,6 +74,67 @@ def first_read(url: str, key: str) -> float:
         f"{url}/monitor", headers={"Authorization": f"Bearer {key}"}, timeout=60
     ).raise_for_status()
     return time.perf_counter() - started
+
+
+def lazy_costs(tag: str, body: bytes, logs: Path, reads: int = 5) -> dict[str, Any]:
+    """The monitored worker's CPU for each piece of lazy work, on an otherwise idle server whose
+    window is full (12,000 one-row requests first): an uncached ``GET /monitor`` (the report
+    rebuilt: the window summarised and tested), a cached one, ``GET /metrics`` (the gauges from
+    the report) and an idle second (the background tick). Each figure is the worker process's
+    CPU time (user + system, psutil, in clock ticks of 10 ms) across ``reads`` reads, the median;
+    divided by ``monitor.refresh_seconds`` a rebuild is the share of a core a dashboard's reads
+    cost."""
+    import httpx
+    from loadgen import load
+    from serving import start_server, workers_of
+
+    server, _ = start_server(tag, logs)
+    try:
+        key = {"Authorization": f"Bearer {server.api_key}"}
+        load(
+            f"{server.url}/predict",
+            body,
+            concurrency=32,
+            max_requests=12_000,
+            seconds=30.0,
+            headers=key,
+        )
+        (worker,) = workers_of(server.pid)
+        refresh = 5.0  # the default monitor.refresh_seconds the benchmark's Bento keeps
+
+        def cpu() -> float:
+            times = worker.cpu_times()
+            return float(times.user + times.system)
+
+        def cost(path: str, *, wait: float, times: int = reads) -> float:
+            seen = []
+            with httpx.Client(headers=key, timeout=60) as client:
+                for _ in range(times):
+                    time.sleep(wait)
+                    before = cpu()
+                    client.get(f"{server.url}{path}").raise_for_status()
+                    seen.append(cpu() - before)
+            return round(statistics.median(seen) * 1000, 1)
+
+        first = cost(
+            "/monitor", wait=0.0, times=1
+        )  # the first report: scipy imported, caches warmed
+        rebuild = cost("/monitor", wait=refresh + 0.2)
+        cached = cost("/monitor", wait=0.2)
+        metrics = cost("/metrics", wait=refresh + 0.2)
+        before = cpu()
+        time.sleep(10)
+        idle = round((cpu() - before) / 10 * 1000, 1)
+    finally:
+        server.stop()
+    return {
+        "first_report_cpu_ms": first,
+        "rebuild_cpu_ms": rebuild,
+        "cached_read_cpu_ms": cached,
+        "metrics_uncached_cpu_ms": metrics,
+        "idle_cpu_ms_per_s": idle,
+        "rebuild_share_of_a_core": round(rebuild / (refresh * 1000), 4),
+    }
 
 
 def long_run(
@@ -243,6 +308,8 @@ def measure(args: argparse.Namespace, work: Path) -> int:
         if variant
     }
     profiles = profile_variants(tags, body, logs, args) if args.profile else {}
+    lazy = lazy_costs(tags["on"], body, logs)
+    print(f"lazy work of the monitored worker: {lazy}", flush=True)
 
     report = {
         "model": "forest (RandomForestClassifier 100 trees, depth 10, 20 features), onnxruntime",
@@ -257,6 +324,7 @@ def measure(args: argparse.Namespace, work: Path) -> int:
         else None,
         "first_monitor_read_ms": [round(s * 1000) for s in first_reads],
         "memory": memory,
+        "lazy_work": lazy,
         "profiles": profiles,
         "loadavg_start": load_start,
         "loadavg_end": os.getloadavg(),
@@ -369,6 +437,17 @@ def markdown(r: dict[str, Any]) -> str:
             ]
     if r["memory"]:
         lines += memory_lines(r["memory"])
+    if r.get("lazy_work"):
+        w = r["lazy_work"]
+        lines += [
+            "The monitored worker's CPU per piece of lazy work (idle server, full window, median "
+            f"of 5): the report rebuilt {w['rebuild_cpu_ms']} ms (the first "
+            f"{w['first_report_cpu_ms']} ms), a cached `/monitor` {w['cached_read_cpu_ms']} ms, "
+            f"`/metrics` after the cache expired {w['metrics_uncached_cpu_ms']} ms, an idle "
+            f"second {w['idle_cpu_ms_per_s']} ms. A dashboard reading every second rebuilds "
+            f"once per `refresh_seconds` (5 s): {w['rebuild_share_of_a_core']:.1%} of a core.",
+            "",
+        ]
     for variant, profile in (r.get("profiles") or {}).items():
         lines += [
             f"py-spy, monitoring {variant} ({profile['load']}, {profile['samples']} samples): "

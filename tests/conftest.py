@@ -89,18 +89,21 @@ def session_processes() -> list[psutil.Process]:
 
 
 #: The files that take minutes (several full runs, fresh environments, browsers, fuzzing),
-#: longest first. With ``--dist loadfile`` a file runs whole on one worker, in collection order:
-#: started first, they run beside the many short files instead of alone at the end.
+#: longest first as measured in a run of the whole suite. With ``--dist loadfile`` a file runs
+#: whole on one worker, in collection order: started first, they run beside the many short
+#: files instead of alone at the end.
 LONG_FILES = (
-    "test_provenance.py",
     "test_fuzz.py",
-    "test_lab.py",
-    "test_distribution.py",
-    "test_portable.py",
     "test_readme.py",
-    "test_retrain.py",
-    "test_faults.py",
     "test_abuse.py",
+    "test_provenance.py",
+    "test_cli.py",
+    "test_portable.py",
+    "test_faults.py",
+    "test_lab.py",
+    "test_retrain.py",
+    "test_monitor.py",
+    "test_distribution.py",
 )
 
 
@@ -111,7 +114,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def no_server_outlives_the_suite() -> Iterator[None]:
+def no_server_outlives_the_suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    # The servers' private bytecode cache sits beside the state folder (bytecode_cache() in
+    # workbench/serving/server.py) and the first server to use it compiles it: the test
+    # processes of pytest-xdist share one, in the run's temporary folder (CPython writes each
+    # .pyc whole, by a rename).
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "server-pycache"
+    shared.mkdir(mode=0o700, exist_ok=True)
+    (_SESSION_TMP / "pycache").symlink_to(shared, target_is_directory=True)
     yield
     left = our_servers()
     for proc in left:

@@ -200,6 +200,8 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory, example_files: Path) -> It
         "CI": "true",  # plain progress lines
     }
     env.pop("WORKBENCH_API_KEY", None)
+    for name in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS"):  # as a user's shell has it, not `make test`'s
+        env.pop(name, None)
     box = Sandbox(root, env, {})
     # The version packaged before the manual's own `workbench run`, and promoted: another
     # request-row limit gives another Bento of the same model.

@@ -534,3 +534,25 @@ def test_one_large_row_group_is_split_across_tasks_that_read_every_row_once(tmp_
     assert np.array_equal(np.concatenate(read), frame["a"].to_numpy())
     # groups under twice the task size stay whole, as before
     assert len(plan_tasks(source, task_rows=6_000)) == 1
+
+
+def test_a_file_small_for_a_local_cluster_is_cut_so_every_worker_scores_and_rows_come_early(
+    tmp_path: Path,
+):
+    """300,000 rows in one row group on two local workers: five tasks of at most 65,536 rows
+    (about four a worker, never below a chunk), so both workers score and the first rows are
+    done after 65,536 of them; before, the file was one task, all of it on one worker. In
+    process it stays one task, and a remote scheduler (workers unknown) keeps ``task_rows``."""
+    from workbench.scoring.engine import DEFAULT_TASK_ROWS, Engine
+    from workbench.scoring.inputs import resolve_input
+
+    frame = pd.DataFrame({"a": np.arange(300_000, dtype=np.float64)})
+    path = tmp_path / "one_group.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=300_000)
+    source = resolve_input(path, ["a"], bento="test:1")
+    tasks = Engine(workers=2).plan(source)
+    assert [t.rows for t in tasks] == [65_536] * 4 + [300_000 - 4 * 65_536]
+    assert len(Engine().plan(source)) == 1
+    assert Engine(scheduler="tcp://127.0.0.1:8786").task_rows_for(300_000) == DEFAULT_TASK_ROWS
+    assert Engine(workers=2).task_rows_for(50_000_000) == DEFAULT_TASK_ROWS  # large: as before
+    assert Engine(workers=2, chunk_rows=1_000).task_rows_for(80_000) == 10_000

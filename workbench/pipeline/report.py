@@ -14,9 +14,6 @@ import re
 from functools import cache
 from pathlib import Path
 
-import nbformat
-from nbconvert import HTMLExporter
-
 from workbench.artifacts import write_atomic
 
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -27,6 +24,9 @@ TEMPLATE = "workbench_report"
 
 def render_html(notebook: Path) -> Path:
     """Render an executed notebook to ``<stem>.html`` beside it; the file opens offline."""
+    import nbformat  # nbformat's schema validation costs a second of start-up; only runs need it
+    from nbconvert import HTMLExporter
+
     exporter = HTMLExporter(template_name=TEMPLATE, extra_template_basedirs=[str(TEMPLATES)])
     resources = {
         "metadata": {"name": notebook.stem},

@@ -19,11 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import nbformat
-import papermill
-from papermill.exceptions import PapermillExecutionError
+from typing import TYPE_CHECKING, Any
 
 from workbench.artifacts import replace_atomic, write_atomic
 from workbench.config import Config, load_config
@@ -31,6 +27,9 @@ from workbench.errors import ConfigError, GateFailure, WorkbenchError, error_typ
 from workbench.pipeline.kernel import QuietShutdownKernelManager
 from workbench.pipeline.provenance import MANIFEST, build_manifest
 from workbench.pipeline.report import render_html
+
+if TYPE_CHECKING:
+    from papermill.exceptions import PapermillExecutionError
 
 STAGES = ("validate", "package", "launch")
 NOTEBOOKS = {
@@ -83,6 +82,9 @@ def notebooks_dir(config: Config, stages: tuple[str, ...] = STAGES) -> Path:
 
 def declared_parameters(notebook: Path) -> set[str]:
     """Names set in the notebook's ``parameters`` cell; a notebook without one is refused."""
+    import nbformat  # the notebook libraries load when a notebook is read, not with the command
+    import papermill
+
     book = nbformat.read(notebook, as_version=4)
     if not any("parameters" in c.metadata.get("tags", []) for c in book.cells):
         raise WorkbenchError(
@@ -168,6 +170,9 @@ def execute_notebook(
     papermill saves the executed notebook (with a failing cell marked) under a temporary name
     beside ``target``, renamed into place once saved whole: a full disk leaves no truncated
     notebook, and the error names ``target``."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
     # papermill wants a notebook suffix: hidden, unique, and still ".ipynb"
     tmp = target.with_name(f".{target.stem}.{uuid.uuid4().hex[:12]}.tmp{target.suffix}")
     try:

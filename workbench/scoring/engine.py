@@ -24,6 +24,10 @@ DEFAULT_CHUNK_ROWS = 65_536
 DEFAULT_TASK_ROWS = 1 << 20
 ONE_TASK_PER_PART = 1 << 62
 """Task rows in process: one task per part (a cluster's tasks spread the rows over workers)."""
+TASKS_PER_WORKER = 4
+"""On a local cluster, a Parquet input of fewer than ``workers * 4 * task_rows`` rows is cut into
+about four tasks a worker (never below a chunk): every worker gets work, and the first rows are
+scored after one such task rather than after a whole row group."""
 
 
 class Runner(Protocol):
@@ -90,9 +94,19 @@ class Engine:
         return bool(self.workers or self.scheduler)
 
     def plan(self, source: ScoringInput) -> list[Task]:
-        """The tasks of ``source``: about ``task_rows`` rows each on a cluster, else one a part."""
-        rows = self.task_rows if self.distributed else ONE_TASK_PER_PART
-        return plan_tasks(source, task_rows=rows)
+        """The tasks of ``source``: one a part in process; on a cluster about ``task_rows`` rows
+        each, fewer on a local cluster when the input is small for its workers
+        (:data:`TASKS_PER_WORKER`)."""
+        if not self.distributed:
+            return plan_tasks(source, task_rows=ONE_TASK_PER_PART)
+        return plan_tasks(source, task_rows=self.task_rows_for(source.rows))
+
+    def task_rows_for(self, total: int | None) -> int:
+        """Rows per task for an input of ``total`` rows (None: unknown, as for a CSV)."""
+        if not self.workers or total is None:
+            return self.task_rows
+        share = -(-total // (self.workers * TASKS_PER_WORKER))
+        return min(self.task_rows, max(self.chunk_rows, share))
 
     def runner(self) -> Runner:
         if self.distributed:
