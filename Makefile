@@ -10,10 +10,15 @@ STAMP  := $(VENV)/.installed-stamp
 
 # uv installs the pinned set, and so fills its cache (~/.cache/uv, or $$UV_CACHE_DIR): the launch
 # stage builds each Bento's clean environment from that cache, offline (docs/models.md).
+# Bytecode is compiled here, once (uv does not by default, unlike pip): where
+# PYTHONDONTWRITEBYTECODE is set, as in many containers and CI images, Python would otherwise
+# compile scikit-learn, pandas, bentoml... from source in every process it starts.
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c requirements.lock uv
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -c requirements.lock -e ".[dev]"
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c requirements.lock \
+		-e ".[dev]"
+	$(BIN)/python -m compileall -q workbench
 	touch $@
 
 install: $(STAMP)

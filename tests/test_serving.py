@@ -22,9 +22,9 @@ from workbench.config import load_config
 from workbench.errors import ServingError, StageOrderError
 from workbench.reports.plots import latency_histogram_png
 from workbench.serving import Server, check, launch, serve
-from workbench.serving.checks import auth_headers, check_parity
+from workbench.serving.checks import auth_headers, check_parity, client_for
 from workbench.serving.probe import probe
-from workbench.serving.server import state_dir
+from workbench.serving.server import bytecode_cache, state_dir
 
 pytestmark = pytest.mark.serve
 
@@ -38,13 +38,29 @@ def tree(pid: int) -> list[psutil.Process]:
     return [parent, *parent.children(recursive=True)]
 
 
-def test_launch_serves_checks_and_stops_every_process(packaged: Path):
+def test_launch_serves_checks_and_stops_every_process(
+    packaged: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The launch checks pass against a real server and every process is stopped after. Under
+    ``PYTHONDONTWRITEBYTECODE`` (containers, CI) the server still writes its private bytecode
+    cache, or every start compiles from source. The checks' BentoML client leaves no
+    ``bentoml-client-*`` upload folder behind, even while something still holds the client (its
+    ``close()`` leaves the folder to the garbage collector; a kernel keeps it until it exits)."""
     config = load_config(packaged / "workbench.yaml")
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
     with serve(config) as server:
         assert server.url.startswith("http://127.0.0.1:")
         processes = tree(server.pid)
         assert len(processes) >= 2  # the arbiter and at least one worker
+        for process in processes:
+            env = process.environ()
+            assert "PYTHONDONTWRITEBYTECODE" not in env
+            assert env["PYTHONPYCACHEPREFIX"] == str(bytecode_cache())
         result = check(server, config)
+        with client_for(server.url, server.api_key) as client:
+            uploads = Path(client._temp_dir.name)  # BentoML's private upload folder
+            assert uploads.is_dir()
+        assert not uploads.exists()  # removed on leaving, though `client` still holds it
         assert result.passed, result.checks
         assert [c.name for c in result.checks] == [
             "livez",

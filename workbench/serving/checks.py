@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import bentoml
@@ -34,9 +36,19 @@ def auth_headers(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
-def client_for(url: str, key: str, *, timeout: float = 30) -> bentoml.SyncHTTPClient:
-    """BentoML's own client, sending ``key`` as its bearer token."""
-    return bentoml.SyncHTTPClient(url, token=key or None, timeout=timeout)
+@contextmanager
+def client_for(url: str, key: str, *, timeout: float = 30) -> Iterator[bentoml.SyncHTTPClient]:
+    """BentoML's own client, sending ``key`` as its bearer token; closed after use together with
+    the ``bentoml-client-*`` folder it makes for uploads, which BentoML 1.4's ``close()`` leaves
+    to the garbage collector (a kernel stopped before a collection left it in the temp folder)."""
+    client = bentoml.SyncHTTPClient(url, token=key or None, timeout=timeout)
+    try:
+        yield client
+    finally:
+        client.close()
+        uploads = getattr(client, "_temp_dir", None)
+        if uploads is not None:
+            uploads.cleanup()
 
 
 def snippets(url: str, row: dict[str, Any], *, auth: bool) -> dict[str, str]:

@@ -178,8 +178,13 @@ class Server:
         server_id = secrets.token_hex(8)
         log_dir = log_dir or state_dir()
         log_path = log_dir / f"serve-{bento_tag.replace(':', '-')}-{port}.log"
+        inherited = environment.process_env(os.environ) if environment else dict(os.environ)
+        # The private cache below must be written to persist: PYTHONDONTWRITEBYTECODE (set in
+        # many containers to keep __pycache__ out of source trees) would have every start
+        # compile bentoml, scikit-learn, pandas... from source again; this cache is no source tree.
+        inherited.pop("PYTHONDONTWRITEBYTECODE", None)
         env = {
-            **(environment.process_env(os.environ) if environment else os.environ),
+            **inherited,
             "BENTOML_DO_NOT_TRACK": "True",
             # The Bento stays as verified (workbench.integrity): bytecode is read from and written
             # to a private cache of this user's (0700), never beside the Bento's sources, so a
