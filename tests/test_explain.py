@@ -234,13 +234,17 @@ def test_served_explain_answers_each_row_behind_the_key_with_predicts_row_rules(
         sizes = [abs(c["contribution"]) for c in got["contributions"][:-1]]
         assert sizes == sorted(sizes, reverse=True)  # largest first, then (others)
         assert got["contributions"][-1]["column"] == "(others)"
-    bad = httpx.post(f"{server.url}/explain", json={"rows": [{**rows[0], "mean radius": "x"}]},
-                     headers=key)
+    bad = httpx.post(
+        f"{server.url}/explain", json={"rows": [{**rows[0], "mean radius": "x"}]}, headers=key
+    )
     assert bad.status_code == 400 and bad.json()["detail"][0]["loc"] == ["rows", 0, "mean radius"]
     many = httpx.post(f"{server.url}/explain", json={"rows": rows * 34}, headers=key)
     assert many.status_code == 413 and "100 rows" in many.json()["error"]
-    form = httpx.post(f"{server.url}/explain", content=b"a=1", headers={**key,
-                      "content-type": "application/x-www-form-urlencoded"})
+    form = httpx.post(
+        f"{server.url}/explain",
+        content=b"a=1",
+        headers={**key, "content-type": "application/x-www-form-urlencoded"},
+    )
     assert form.status_code == 415
     assert httpx.get(f"{server.url}/explain", headers=key).status_code == 405
 
@@ -272,8 +276,10 @@ def test_forest_bento_explains_from_a_clean_environment_with_shap_pinned(
     folder = copy_project(example_files, tmp_path)
     train = pd.read_csv(folder / "data" / "train.csv")
     forest = RandomForestClassifier(40, max_depth=6, random_state=0)
-    joblib.dump(forest.fit(train.drop(columns="target"), train["target"]), folder / "models" /
-                "model.joblib")
+    joblib.dump(
+        forest.fit(train.drop(columns="target"), train["target"]),
+        folder / "models" / "model.joblib",
+    )
     edit_config(
         folder,
         service={"explain": True},

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from test_runtime import (
@@ -247,9 +248,11 @@ def test_finding_2_text_columns_are_kept_as_their_lengths(tmp_path):
 
     intake = Intake(["t", "c"], {"t": "text", "c": "category"}, {"c": ["a"]}, [])
     columns = intake.columns([("z" * 100_000, "a"), (None, "b" * 65), ("short", "q")])
-    assert columns[0] == [100_000, None, 5]
-    assert columns[1][0] == "a" and columns[1][2] == "q"
-    assert columns[1][1].startswith("b" * 16 + "…#") and len(columns[1][1]) < 40
+    assert columns.numbers[:, 0].tolist()[::2] == [100_000, 5]  # a text is kept as its length
+    assert np.isnan(columns.numbers[1, 0])  # and a missing one as NaN
+    (category,) = columns.others
+    assert category[0] == "a" and category[2] == "q"
+    assert category[1].startswith("b" * 16 + "…#") and len(category[1]) < 40
 
 
 def test_finding_2_a_long_training_category_is_seen_and_a_long_unseen_one_is_not(tmp_path):
@@ -531,23 +534,30 @@ def test_finding_10_headers_must_arrive_in_time_and_shutdown_answers_a_fresh_con
         fresh.close()
 
 
-def test_request_ids_are_the_keyed_feistel_network_of_their_position():
-    """The ids are six rounds of keyed BLAKE2b over the position's halves, exactly: the round
-    function computed from scratch gives the same ids (the service copies each round's keyed
-    state instead of hashing the key again, issue 24), and each id deciphers to its position."""
+def test_request_ids_are_the_siv_encryption_of_their_position():
+    """An id is SIV over the position with keyed BLAKE2b, exactly: ``F1(position)`` then
+    ``position XOR F2(F1(position))``, each function computed from scratch with its key (the
+    service copies the keyed state instead of hashing the key again); each id deciphers to its
+    position, and an id with any one of its 32 hex digits changed deciphers to nothing."""
     import hashlib
 
-    from workbench.runtime.monitoring.ids import ROUNDS, RequestIds
+    from workbench.runtime.monitoring.ids import RequestIds
 
     ids = RequestIds(b"k" * 32, "0123abcd")
+    check_key, mask_key = ids.keys
+
+    def f(key: bytes, value: int) -> int:
+        digest = hashlib.blake2b(value.to_bytes(8, "big"), key=key, digest_size=8)
+        return int.from_bytes(digest.digest(), "big")
 
     def from_scratch(position: int) -> str:
-        left, right = position, 0
-        for r in range(ROUNDS):
-            digest = hashlib.blake2b(right.to_bytes(8, "big"), key=ids.keys[r], digest_size=8)
-            left, right = right, left ^ int.from_bytes(digest.digest(), "big")
-        return f"0123abcd-{left:016x}{right:016x}"
+        check = f(check_key, position)
+        return f"0123abcd-{check:016x}{position ^ f(mask_key, check):016x}"
 
     for position in (0, 1, 4096, 2**63 - 1):
-        assert ids.id_of(position) == from_scratch(position)
+        given = ids.id_of(position)
+        assert given == from_scratch(position)
+        for i in range(9, len(given)):
+            digit = "0" if given[i] != "0" else "1"
+            assert ids.position_of(given[:i] + digit + given[i + 1 :]) is None
         assert ids.position_of(ids.id_of(position)) == position

@@ -218,6 +218,153 @@ def test_a_request_queued_longer_than_the_bound_is_answered_overloaded():
     assert all(isinstance(result, Overloaded) for result in queued), queued
 
 
+def test_a_model_with_short_calls_runs_in_the_event_loop_and_shares_calls_per_turn():
+    """Warm-up times the model: a call of a few microseconds (one row, and max_rows rows) runs
+    in the event loop, where the requests queued in one turn of the loop and the next go in one
+    call, the after-call hook in the loop's thread too; a model that takes milliseconds keeps
+    its own thread."""
+    calls: list[tuple[str, int]] = []
+
+    def quick(rows: list[Any]) -> list[str]:
+        calls.append((threading.current_thread().name, len(rows)))
+        return echo(rows)
+
+    def slow(rows: list[Any]) -> list[str]:
+        time.sleep(0.002)
+        return echo(rows)
+
+    hooked: list[str] = []
+    inline = Batcher(
+        quick,
+        max_rows=64,
+        max_wait_s=1.0,
+        after_call=lambda _jobs: hooked.append(threading.current_thread().name),
+    )
+    inline.warm_up([1])
+    threaded = Batcher(slow, max_rows=64, max_wait_s=1.0)
+    threaded.warm_up([1])
+    assert inline.inline and inline.full_s < 0.02 and not threaded.inline
+
+    async def main() -> list[list[str]]:
+        calls.clear()
+        return list(await asyncio.gather(*(inline.submit([i]) for i in range(10))))
+
+    assert run(main()) == [[str(i)] for i in range(10)]
+    assert calls == [("MainThread", 10)]  # one call, in the loop's thread
+    assert hooked == ["MainThread"]
+
+
+def test_answer_texts_are_what_json_dumps_writes():
+    """The answers' JSON text is made from parts (class keys, labels, ``float.__repr__``) and is
+    byte for byte ``json.dumps`` of the answer, for string labels that need escaping, numbers,
+    booleans and warnings."""
+    from workbench.runtime.predictor import AnswerTexts
+
+    for classes, values in ((["0", "1"], ["1", "0"]), (['a "b"', "é\\x"], ["é\\x", 'a "b"'])):
+        texts = AnswerTexts(classes)
+        table = [[0.1234567890123, 0.8765432109877], [1.0, 5e-324]]
+        for warnings in (None, [["x: unseen category 'é'"], []]):
+            assert texts.classified(values, table, warnings) == [
+                json.dumps(
+                    {
+                        "prediction": value,
+                        "probabilities": dict(zip(classes, probs, strict=True)),
+                        "warnings": [] if warnings is None else warnings[i],
+                    }
+                )
+                for i, (value, probs) in enumerate(zip(values, table, strict=True))
+            ]
+    for values in ([1, True, False], [1.5, -2.0e-300, 1e22]):
+        assert AnswerTexts([]).estimated(values, None) == [
+            json.dumps({"prediction": v, "probabilities": None, "warnings": []}) for v in values
+        ]
+
+
+def test_request_counts_are_tallied_then_written_as_prometheus_observe_would():
+    """The dispatcher's tallies reach ``/metrics`` with the same counts, sums and buckets as a
+    prometheus_client histogram observing each request, the in-progress gauge and the latest
+    request time, before the exposition (and by the flush timer within FLUSH_S)."""
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from workbench.runtime.http import traffic as traffic_module
+    from workbench.runtime.http.traffic import Traffic
+
+    durations = [0.0004, 0.0049, 0.0051, 0.02, 0.3, 4.0, 12.0]  # (measured: a bit longer)
+    reference = Histogram("d", "d", registry=CollectorRegistry())
+    for d in durations:
+        reference.observe(d)
+    traffic = Traffic(service_name="s", service_version="v", runner_name="r", paths=["/predict"])
+
+    async def main() -> None:
+        for d in durations:
+            traffic.count("/predict", 200, traffic.started("/predict") - d)
+        traffic.started("/predict")  # one still in progress
+        assert traffic.timer is not None  # the flush is scheduled
+        await asyncio.sleep(traffic_module.FLUSH_S + 0.2)
+        assert traffic.timer is not None  # shown again while a request is in progress
+
+    run(main())
+    text = generate_latest(traffic.registry).decode()
+
+    def values(text: str, name: str) -> list[float]:
+        return [
+            round(float(line.rsplit(" ", 1)[1]), 1)
+            for line in text.splitlines()
+            if line.startswith(name) and 'code="200"' in line or line.startswith(f"{name}{{le")
+        ]
+
+    ours = values(text, "bentoml_service_request_duration_seconds_bucket")
+    assert ours == values(generate_latest(reference).decode(), "d_bucket")
+    assert ours[-1] == len(durations)
+    assert 'bentoml_service_request_in_progress{endpoint="/predict"' in text
+    in_progress = [
+        line for line in text.splitlines() if line.startswith("bentoml_service_request_in_progress")
+    ]
+    assert in_progress[0].endswith(" 1.0")
+    (total,) = [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("bentoml_service_request_duration_seconds_sum") and 'code="200"' in line
+    ]
+    assert total == pytest.approx(sum(durations), abs=0.01)
+    (last,) = [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("bentoml_service_last_request_timestamp_seconds{")
+    ]
+    assert abs(last - time.time()) < 10
+
+
+def test_a_handler_past_its_deadline_is_timed_out_and_its_task_goes_on_cleanly():
+    """One sweep for all requests: a handler slower than the bound gets ``TimeoutError`` within
+    the bound plus a tick, and its task is not left cancelled (its next await works); a fast one
+    is untouched; a cancellation from outside stays a cancellation."""
+    from workbench.runtime.http.routes import Deadlines
+
+    deadlines = Deadlines(0.2)
+
+    async def main() -> tuple[float, str, bool]:
+        began = time.perf_counter()
+        try:
+            await deadlines.within(asyncio.sleep(5))
+        except asyncio.TimeoutError:
+            took = time.perf_counter() - began
+        await asyncio.sleep(0.01)  # not cancelled again
+        fast = await deadlines.within(asyncio.sleep(0.01, result="fast"))
+        task = asyncio.ensure_future(deadlines.within(asyncio.sleep(5)))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            cancelled = True
+        return took, fast, cancelled
+
+    took, fast, cancelled = run(main())
+    assert 0.2 <= took < 0.2 + deadlines.tick + 0.1
+    assert fast == "fast" and cancelled and not deadlines.running and not deadlines.expired
+
+
 SERVICE = {
     "runtime": "sklearn",
     "max_batch_size": 64,
@@ -751,10 +898,13 @@ def test_the_window_finds_each_request_row_while_it_holds_it_and_reuses_slots_cl
     """The monitoring window: a (request, row) pair finds its slot while the window holds that
     row and not after; a request partly overwritten keeps its newer rows; a batch larger than
     the window keeps its last rows; a reused slot has no label left from the row before."""
-    from workbench.runtime.monitoring.window import MISSING, Window
+    from workbench.runtime.monitoring.window import MISSING, Kept, Window
+
+    def kept(x: tuple[Any, ...], c: tuple[Any, ...]) -> Kept:
+        return Kept(np.array(x, dtype=np.float64).reshape(-1, 1), [c])
 
     window = Window(5, ["x", "c"], numeric={"x"})
-    first = window.add([(1.0, None, 3.0), ("a", "b", None)], ["1", "2", "3"], None, [0, 2], 1.0)
+    first = window.add(kept((1.0, None, 3.0), ("a", "b", None)), ["1", "2", "3"], None, [0, 2], 1.0)
     assert first == 0 and window.rows == 3
     assert np.isnan(window.columns["x"][1])  # None is NaN in a number column
     assert window.slot(0, 1) == 1 and window.slot(2, 0) == 2
@@ -762,7 +912,7 @@ def test_the_window_finds_each_request_row_while_it_holds_it_and_reuses_slots_cl
     assert window.slot(2, 1) is None and window.slot(7, 0) is None and window.slot(0, -1) is None
     window.labels[window.slot(0, 0)] = "yes"
 
-    second = window.add([(4.0, 5.0, 6.0, 7.0), tuple("pqrs")], list("4567"), None, [0, 1], 2.0)
+    second = window.add(kept((4.0, 5.0, 6.0, 7.0), tuple("pqrs")), list("4567"), None, [0, 1], 2.0)
     assert second == 3 and window.end == 7 and window.rows == 5
     assert window.slot(0, 0) is None and window.slot(0, 1) is None  # overwritten
     assert window.slot(2, 0) == 2 and window.slot(4, 2) == 1  # wrapped around
@@ -771,7 +921,7 @@ def test_the_window_finds_each_request_row_while_it_holds_it_and_reuses_slots_cl
     assert window.request_rows() == {2: 1, 3: 1, 4: 3}
 
     big = window.add(
-        [tuple(range(12)), tuple("abcdefghijkl")], list("ABCDEFGHIJKL"), None, [0], 3.0
+        kept(tuple(range(12)), tuple("abcdefghijkl")), list("ABCDEFGHIJKL"), None, [0], 3.0
     )
     assert big == 7 and window.request_rows() == {7: 5}
     assert window.slot(7, 6) is None and window.slot(7, 7) is not None

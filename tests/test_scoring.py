@@ -481,7 +481,6 @@ def test_the_score_notebook_runs_headless_on_the_bundled_example(packaged: Path,
     assert "rows scored" in shown and "drift" in shown
 
 
-
 def test_a_number_beyond_the_columns_bound_is_refused_in_a_file_as_in_a_request():
     """A number column takes a million times its training values' order of magnitude
     (``number_bound``: trained on 20-200, ±1e9; the generated ``Row`` states it as ``ge``/``le``

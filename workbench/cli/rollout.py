@@ -81,8 +81,10 @@ def rollout_text(rollout: Rollout) -> str:
 def _live_text(name: str) -> list[str]:
     lines = []
     for state in live_states(name):
-        lines.append(f"router {state['url']} (share {state['share']:g}, observed "
-                     f"{state['observed_share'] or 0:.1%}):")
+        lines.append(
+            f"router {state['url']} (share {state['share']:g}, observed "
+            f"{state['observed_share'] or 0:.1%}):"
+        )
         for arm, figures in state["arms"].items():
             lines.append(
                 f"  {arm:<10} {figures['version']}: {figures['requests']} requests, "
@@ -129,13 +131,17 @@ def serve_canary(args: argparse.Namespace, config: Config | None) -> int:
             flush=True,
         )
         if not os.environ.get(API_KEY_ENV):
-            print(f"API key made for this rollout (set {API_KEY_ENV} to choose one): "
-                  f"{canary.api_key}", flush=True)
+            print(
+                f"API key made for this rollout (set {API_KEY_ENV} to choose one): "
+                f"{canary.api_key}",
+                flush=True,
+            )
         while canary.running:
             time.sleep(0.5)
         stopped = next(s for s in canary.servers if not s.running)
-        print(f"{stopped.bento_tag} exited; last lines of {stopped.log_path}:\n"
-              f"{stopped.log_tail()}")
+        print(
+            f"{stopped.bento_tag} exited; last lines of {stopped.log_path}:\n{stopped.log_tail()}"
+        )
         return 2
     except KeyboardInterrupt:
         return 0

@@ -109,8 +109,9 @@ def additivity_error(explainer: Explainer, X: pd.DataFrame) -> float:
     return float(np.max(np.abs(value - base - phi.sum(axis=1)) / scale))
 
 
-def _kept(chosen: Chosen, model: Any, schema: InputSchema, check: pd.DataFrame,
-          classes: list[Any] | None) -> Chosen:
+def _kept(
+    chosen: Chosen, model: Any, schema: InputSchema, check: pd.DataFrame, classes: list[Any] | None
+) -> Chosen:
     """``chosen`` with its base values and measured additivity filled in."""
     explainer = chosen.explainer(model, schema, classes)
     error = additivity_error(explainer, check)
@@ -127,7 +128,10 @@ def _kept(chosen: Chosen, model: Any, schema: InputSchema, check: pd.DataFrame,
 
 
 def _exact(
-    model: Any, schema: InputSchema, sample: pd.DataFrame, check: pd.DataFrame,
+    model: Any,
+    schema: InputSchema,
+    sample: pd.DataFrame,
+    check: pd.DataFrame,
     classes: list[Any] | None,
 ) -> Chosen | str:
     """The exact method, checked, or why there is none."""
@@ -146,9 +150,13 @@ def _exact(
     if method == "linear":
         Xt = sample if pre is None else dense(pre.transform(sample))
         means = np.asarray(Xt, dtype=np.float64).mean(axis=0).tolist()
-    mapped = "" if pre is None else (
-        f"; the Pipeline's {len(features or [])} transformed features are summed back to the "
-        "input column each one moves with"
+    mapped = (
+        ""
+        if pre is None
+        else (
+            f"; the Pipeline's {len(features or [])} transformed features are summed back to the "
+            "input column each one moves with"
+        )
     )
     failures = []
     for output in _outputs(method, last, classes):

@@ -203,9 +203,7 @@ ROLLOUT_HEADER = (
 )
 
 
-def render_rollout(
-    name: str, primary: str, challenger: str, share: float, config: Config
-) -> str:
+def render_rollout(name: str, primary: str, challenger: str, share: float, config: Config) -> str:
     """Both versions (Bento versions ``primary`` and ``challenger``) as a Deployment and a Service
     each, and an HTTPRoute sending ``share`` of the requests to the challenger."""
     k8s_name = name.replace("_", "-").replace(".", "-")

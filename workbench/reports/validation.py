@@ -218,7 +218,6 @@ def explanation_row_html(explanation: ExplanationResult, row: int) -> str:
     rows = [[html.escape(c.column), f"{c.contribution:+.4g}"] for c in example.contributions]
     rows.append(["<b>base value</b>", f"{example.base_value:.4g}"])
     rows.append([f"<b>value</b> ({html.escape(example.output)})", f"{example.value:.4g}"])
-    return (
-        img(plots.row_explanation_png(example), f"explanation of test row {row}")
-        + table_html(["column", "contribution"], rows)
+    return img(plots.row_explanation_png(example), f"explanation of test row {row}") + table_html(
+        ["column", "contribution"], rows
     )

@@ -88,6 +88,52 @@ class Answers(Sequence[str]):
         return [text for part in parts for text in part]
 
 
+class AnswerTexts:
+    """Each row's answer as JSON text, ``{"prediction", "probabilities", "warnings"}``, exactly
+    as ``json.dumps`` writes it, from parts made once (the class keys, each string label) and
+    ``float.__repr__`` (what ``json`` writes for a finite float; the predictor refuses others):
+    half the time of ``json.dumps`` on a dict per row."""
+
+    def __init__(self, classes: Sequence[str]) -> None:
+        self.keys = [json.dumps(c) + ": " for c in classes]
+        self.labels: dict[str, str] = {}
+
+    def label(self, value: Any) -> str:
+        if type(value) is not str:
+            return json.dumps(value)
+        text = self.labels.get(value)
+        if text is None:
+            text = json.dumps(value)
+            if len(self.labels) < 10_000:
+                self.labels[value] = text
+        return text
+
+    def classified(
+        self, values: list[Any], table: list[list[float]], warnings: list[list[str]] | None
+    ) -> list[str]:
+        keys, label, number = self.keys, self.label, float.__repr__
+        return [
+            '{"prediction": '
+            + label(value)
+            + ', "probabilities": {'
+            + ", ".join([key + number(p) for key, p in zip(keys, probs, strict=True)])
+            + '}, "warnings": '
+            + ("[]" if warnings is None else json.dumps(warnings[i]))
+            + "}"
+            for i, (value, probs) in enumerate(zip(values, table, strict=True))
+        ]
+
+    def estimated(self, values: list[Any], warnings: list[list[str]] | None) -> list[str]:
+        return [
+            '{"prediction": '
+            + json.dumps(value)
+            + ', "probabilities": null, "warnings": '
+            + ("[]" if warnings is None else json.dumps(warnings[i]))
+            + "}"
+            for i, value in enumerate(values)
+        ]
+
+
 class RowsRefused(ValueError):
     """Rows the model could not answer: row index (within the rows asked) -> why."""
 
@@ -116,6 +162,7 @@ class Predictor:
         self.object_columns = [c for c, dtype in settings.dtypes.items() if dtype == "object"]
         fields = list(row_model.model_fields)
         self.values: Callable[[BaseModel], Any] = attrgetter(*fields)
+        self.texts = AnswerTexts(self.classes or [])
 
     def inputs(self, rows: Sequence[BaseModel]) -> tuple[Any, list[list[str]] | None]:
         """The model's input for ``rows`` in training order and dtypes, and per-row warnings."""
@@ -244,31 +291,9 @@ class Predictor:
 
     def _answer(self, rows: Sequence[BaseModel]) -> Answers:
         X, warnings = self.inputs(rows)
-        none: list[str] = []
         labels, proba = self.predict(X)
         values: list[Any] = labels.tolist()
         if proba is not None:
-            table: list[list[Any]] = proba.tolist()
-            classes = self.classes or []
-            texts = [
-                json.dumps(
-                    {
-                        "prediction": label,
-                        "probabilities": dict(zip(classes, probs, strict=True)),
-                        "warnings": none if warnings is None else warnings[i],
-                    }
-                )
-                for i, (label, probs) in enumerate(zip(values, table, strict=True))
-            ]
-            return Answers(texts, values, proba)
-        texts = [
-            json.dumps(
-                {
-                    "prediction": value,
-                    "probabilities": None,
-                    "warnings": none if warnings is None else warnings[i],
-                }
-            )
-            for i, value in enumerate(values)
-        ]
-        return Answers(texts, values, None)
+            table: list[list[float]] = proba.tolist()
+            return Answers(self.texts.classified(values, table, warnings), values, proba)
+        return Answers(self.texts.estimated(values, warnings), values, None)

@@ -212,6 +212,13 @@ class Serving:
             )
         else:
             self.ready = True
+            logger.info(
+                "model calls run %s (one row: %.3f ms; %d rows: %.1f ms)",
+                "in the event loop" if batcher.inline else "in a thread of their own",
+                batcher.call_s * 1000,
+                batcher.max_rows,
+                batcher.full_s * 1000,
+            )
         self.batcher = batcher
         self.start_explainer(model)
         if freeze:

@@ -37,7 +37,11 @@ class CanaryControl(w.VBox):
         )
         self.version.add_class("wb-canary-version")
         self.share = w.BoundedFloatText(
-            value=0.1, min=0.01, max=1.0, step=0.05, description="share",
+            value=0.1,
+            min=0.01,
+            max=1.0,
+            step=0.05,
+            description="share",
             layout=w.Layout(width="160px"),
         )
         self.start_button = button("Start canary", icon="random")

@@ -125,6 +125,8 @@ class HeaderDeadline:
         if type(self).spawn is None:  # uvicorn's arguments are the same for every connection
             type(self).spawn = functools.partial(type(self), *args, **kwargs)
         self.deadline: asyncio.TimerHandle | None = None
+        self.waiting_since: float | None = None
+        """When the connection began waiting for a request's headers (None: not waiting)."""
         self.partial = False  # part of a request came, its headers are not complete
         self.draining = False
 
@@ -136,10 +138,19 @@ class HeaderDeadline:
         self.arm()
 
     def arm(self) -> None:
+        """Wait for the next request's headers, for at most ``header_timeout``. The timer is
+        made once and, when it fires early (the connection answered requests meanwhile), set
+        again for what is left: no timer is made and cancelled per request."""
         self.partial = False
-        self.deadline = self.loop.call_later(self.header_timeout, self.expire)
+        self.waiting_since = self.loop.time()
+        if self.deadline is None:
+            self.deadline = self.loop.call_later(self.header_timeout, self.expire)
 
     def disarm(self) -> None:
+        self.waiting_since = None
+
+    def stop_timer(self) -> None:
+        self.waiting_since = None
         if self.deadline is not None:
             self.deadline.cancel()
             self.deadline = None
@@ -152,7 +163,7 @@ class HeaderDeadline:
         if self.lingering.lingering:
             self.lingering.drain(data)
             return
-        self.partial = self.deadline is not None
+        self.partial = self.waiting_since is not None
         super().data_received(data)  # type: ignore[misc]
         if not self.waiting():  # a request's headers are complete
             self.disarm()
@@ -161,12 +172,18 @@ class HeaderDeadline:
 
     def on_response_complete(self) -> None:
         super().on_response_complete()  # type: ignore[misc]
-        if self.waiting() and not self.transport.is_closing() and self.deadline is None:
+        if self.waiting() and not self.transport.is_closing() and self.waiting_since is None:
             self.arm()
 
     def expire(self) -> None:
         self.deadline = None
-        if not self.waiting() or self.transport.is_closing():
+        if self.waiting_since is None or self.transport.is_closing():
+            return  # answering a request, or closed: armed again after the answer
+        left = self.waiting_since + self.header_timeout - self.loop.time()
+        if left > 0:  # it began waiting after the timer was set
+            self.deadline = self.loop.call_later(left, self.expire)
+            return
+        if not self.waiting():
             return
         if self.partial:
             self.transport.write(TIMED_OUT)
@@ -178,7 +195,7 @@ class HeaderDeadline:
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.disarm()
+        self.stop_timer()
         self.lingering.closed()
         super().connection_lost(exc)  # type: ignore[misc]
 

@@ -85,6 +85,7 @@ class Serving(Protocol):
     explainer: Explainer | None
 
     async def explain(self, rows: list[Any]) -> list[str]: ...
+
     traffic: Traffic | None
 
 
@@ -291,9 +292,7 @@ class Handlers:
             raise Refusal(503, {"error": "explanations are unavailable (see the server log)"})
         spec = serving.explainer.spec
         body = await read_body(request, serving.settings.service.max_body_bytes)
-        rows = await parse_rows(
-            body, serving, limit=spec.max_rows, limit_name="POST /explain"
-        )
+        rows = await parse_rows(body, serving, limit=spec.max_rows, limit_name="POST /explain")
         try:
             answers = await serving.explain(rows)
         except ExplainBusy as exc:

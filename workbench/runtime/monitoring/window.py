@@ -24,7 +24,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -47,6 +48,15 @@ def stand_in(text: str) -> str:
     return f"{text[:16]}…#{digest}"
 
 
+class Kept(NamedTuple):
+    """A model call's rows as a window keeps them (:meth:`Intake.columns`)."""
+
+    numbers: np.ndarray
+    """The number columns (:attr:`Window.number_names` order), rows x columns."""
+    others: list[Sequence[Any]]
+    """The other columns (:attr:`Window.other_names` order), each as long as the rows."""
+
+
 class Intake:
     """What a window keeps of a model call's rows and answers, bounded whatever clients send:
     a text column's values as their lengths; in the other non-number columns a category seen in
@@ -67,16 +77,37 @@ class Intake:
         self.known = {name: {v: v for v in values} for name, values in categories.items()}
         self.keys = [str(c) for c in classes]
         self.class_of = {c: c for c in classes}
+        at = {name: i for i, name in enumerate(self.names)}
+        self.number_names = [n for n in self.names if n in self.numeric]
+        self.other_names = [n for n in self.names if n not in self.numeric]
+        self.other_at = [at[n] for n in self.other_names]
+        picked = [at[n] for n in self.number_names]
+        # Every number column as it came (no text kept as its length): one array, one call.
+        self.pick = itemgetter(*picked) if picked and not self.lengths else None
 
     def window(self, capacity: int, *, probabilities: bool, regression: bool) -> Window:
         """An empty window of ``capacity`` rows for what this intake keeps."""
         kept = len(self.keys) if probabilities and len(self.keys) <= MAX_KEPT_CLASSES else 0
         return Window(capacity, self.names, self.numeric, classes=kept, regression=regression)
 
-    def columns(self, rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
-        """The rows' values (each in :attr:`names` order), column by column, as kept."""
-        raw = list(zip(*rows, strict=True)) if rows else [()] * len(self.names)
-        return [self.bounded(name, values) for name, values in zip(self.names, raw, strict=True)]
+    def columns(self, rows: Sequence[Sequence[Any]]) -> Kept:
+        """The rows' values (each in :attr:`names` order) as kept: the number columns as one
+        float array (rows x columns, None as NaN), the others column by column."""
+        n, width = len(rows), len(self.number_names)
+        if self.pick is not None:
+            numbers = np.array([self.pick(row) for row in rows], dtype=np.float64)
+            numbers = numbers.reshape(n, width)
+        else:
+            raw = list(zip(*rows, strict=True)) if rows else [()] * len(self.names)
+            by_name = dict(zip(self.names, raw, strict=True))
+            numbers = np.empty((n, width))
+            for j, name in enumerate(self.number_names):
+                numbers[:, j] = np.asarray(self.bounded(name, by_name[name]), dtype=np.float64)
+        others = [
+            self.bounded(name, [row[i] for row in rows])
+            for name, i in zip(self.other_names, self.other_at, strict=True)
+        ]
+        return Kept(numbers, others)
 
     def bounded(self, name: str, values: Sequence[Any]) -> Sequence[Any]:
         if name in self.lengths:
@@ -125,10 +156,15 @@ class Window:
         are numbers."""
         self.capacity = capacity
         self.names = list(names)
+        self.number_names = [name for name in names if name in numeric]
+        self.other_names = [name for name in names if name not in numeric]
+        self.numbers = np.full((capacity, len(self.number_names)), np.nan)
         self.columns: dict[str, np.ndarray] = {
-            name: np.full(capacity, np.nan) if name in numeric else np.full(capacity, None)
+            name: self.numbers[:, j] if name in numeric else np.full(capacity, None)
             for name in names
+            for j in [self.number_names.index(name) if name in numeric else -1]
         }
+        """Each column's values by name (a number column is a view of :attr:`numbers`)."""
         self.predictions = np.full(capacity, np.nan) if regression else np.full(capacity, None)
         self.probabilities = np.full((capacity, classes), np.nan) if classes else None
         self.labels = np.full(capacity, MISSING)
@@ -143,13 +179,13 @@ class Window:
 
     def add(
         self,
-        columns: Sequence[Sequence[Any]],
+        columns: Kept,
         predictions: Sequence[Any],
         probabilities: Any,
         starts: Sequence[int],
         now: float,
     ) -> int:
-        """Append rows: ``columns`` in :attr:`names` order and ``probabilities`` (rows x
+        """Append rows: ``columns`` (:meth:`Intake.columns`) and ``probabilities`` (rows x
         classes, or None) each as long as ``predictions``, and the offsets where each request
         starts among them (the first is 0). Returns the position of the first row: request ``i``
         is named ``that + starts[i]``."""
@@ -163,7 +199,8 @@ class Window:
         for lo, hi in self._slots(first + kept, self.end):
             rows = slice(kept, kept + hi - lo)
             kept += hi - lo
-            for name, values in zip(self.names, columns, strict=True):
+            self.numbers[lo:hi] = columns.numbers[rows]
+            for name, values in zip(self.other_names, columns.others, strict=True):
                 self.columns[name][lo:hi] = values[rows]
             self.predictions[lo:hi] = predictions[rows]
             if self.probabilities is not None:
