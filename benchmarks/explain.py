@@ -99,24 +99,56 @@ def models() -> list[tuple[str, Any, pd.DataFrame, str]]:
 
     cancer, orders = breast_cancer(), shop()
     return [
-        ("scaled logistic regression (30 columns)",
-         make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)), cancer, "target"),
-        ("random forest, 100 trees (30 columns)",
-         RandomForestClassifier(100, random_state=0), cancer, "target"),
-        ("histogram gradient boosting (30 columns)",
-         HistGradientBoostingClassifier(random_state=0), cancer, "target"),
-        ("one-hot + gradient boosting (3 columns)",
-         encoded(GradientBoostingClassifier(random_state=0)), orders, "label"),
-        ("one-hot + LightGBM (3 columns)",
-         encoded(LGBMClassifier(n_estimators=100, verbose=-1, random_state=0), dense=True),
-         orders, "label"),
-        ("one-hot + XGBoost (3 columns)",
-         encoded(XGBClassifier(n_estimators=100, max_depth=4, random_state=0, n_jobs=1),
-                 dense=True), orders, "label"),
-        ("one-hot + k-nearest neighbours (3 columns)",
-         encoded(KNeighborsClassifier(15)), orders, "label"),
-        ("scaled k-nearest neighbours (30 columns)",
-         make_pipeline(StandardScaler(), KNeighborsClassifier(15)), cancer, "target"),
+        (
+            "scaled logistic regression (30 columns)",
+            make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
+            cancer,
+            "target",
+        ),
+        (
+            "random forest, 100 trees (30 columns)",
+            RandomForestClassifier(100, random_state=0),
+            cancer,
+            "target",
+        ),
+        (
+            "histogram gradient boosting (30 columns)",
+            HistGradientBoostingClassifier(random_state=0),
+            cancer,
+            "target",
+        ),
+        (
+            "one-hot + gradient boosting (3 columns)",
+            encoded(GradientBoostingClassifier(random_state=0)),
+            orders,
+            "label",
+        ),
+        (
+            "one-hot + LightGBM (3 columns)",
+            encoded(LGBMClassifier(n_estimators=100, verbose=-1, random_state=0), dense=True),
+            orders,
+            "label",
+        ),
+        (
+            "one-hot + XGBoost (3 columns)",
+            encoded(
+                XGBClassifier(n_estimators=100, max_depth=4, random_state=0, n_jobs=1), dense=True
+            ),
+            orders,
+            "label",
+        ),
+        (
+            "one-hot + k-nearest neighbours (3 columns)",
+            encoded(KNeighborsClassifier(15)),
+            orders,
+            "label",
+        ),
+        (
+            "scaled k-nearest neighbours (30 columns)",
+            make_pipeline(StandardScaler(), KNeighborsClassifier(15)),
+            cancer,
+            "target",
+        ),
     ]
 
 
@@ -142,14 +174,18 @@ def exact_shapley(explainer: Any, X: pd.DataFrame, index: np.ndarray) -> np.ndar
             for coalition, v in value.items():
                 if j in coalition:
                     continue
-                weight = (math.factorial(len(coalition)) * math.factorial(width - len(coalition)
-                          - 1) / math.factorial(width))
+                weight = (
+                    math.factorial(len(coalition))
+                    * math.factorial(width - len(coalition) - 1)
+                    / math.factorial(width)
+                )
                 out[i, j] += weight * (value[coalition | {j}] - v)
     return out
 
 
-def reference(model: Any, chosen: Any, explainer: Any, X: pd.DataFrame,
-              labels: list[Any]) -> tuple[str, np.ndarray | None]:
+def reference(
+    model: Any, chosen: Any, explainer: Any, X: pd.DataFrame, labels: list[Any]
+) -> tuple[str, np.ndarray | None]:
     """(what the reference is, its values per input column for the explained outputs)."""
     import shap
 
@@ -264,18 +300,29 @@ def serve_part(rounds: int, requests: int) -> dict[str, Any]:
         packaged = package(config)
         started = time.perf_counter()
         servers[explain] = serve(config, portable=False)
-        out[explain] = {"bento": packaged.bento_tag, "ready_s": round(time.perf_counter() - started,
-                                                                    1), "predict": []}
+        out[explain] = {
+            "bento": packaged.bento_tag,
+            "ready_s": round(time.perf_counter() - started, 1),
+            "predict": [],
+        }
     try:
         test = pd.read_csv(root / "explain-True" / "data" / "test.csv").drop(columns="target")
         rows = test.to_dict(orient="records")
         body = json.dumps({"rows": rows[:1]}).encode()
         for _ in range(rounds):
             for explain, server in servers.items():
-                headers = {"Authorization": f"Bearer {server.api_key}",
-                           "Content-Type": "application/json"}
-                result = load(f"{server.url}/predict", body, concurrency=16,
-                              max_requests=requests, seconds=60, headers=headers)
+                headers = {
+                    "Authorization": f"Bearer {server.api_key}",
+                    "Content-Type": "application/json",
+                }
+                result = load(
+                    f"{server.url}/predict",
+                    body,
+                    concurrency=16,
+                    max_requests=requests,
+                    seconds=60,
+                    headers=headers,
+                )
                 out[explain]["predict"].append(result.to_dict())
         server = servers[True]
         key = {"Authorization": f"Bearer {server.api_key}"}
@@ -284,8 +331,9 @@ def serve_part(rounds: int, requests: int) -> dict[str, Any]:
             for r in range(repeats):
                 chunk = [rows[(r * size + i) % len(rows)] for i in range(size)]
                 t = time.perf_counter()
-                answer = httpx.post(f"{server.url}/explain", json={"rows": chunk}, headers=key,
-                                    timeout=60)
+                answer = httpx.post(
+                    f"{server.url}/explain", json={"rows": chunk}, headers=key, timeout=60
+                )
                 took.append((time.perf_counter() - t) * 1000 / size)
                 assert answer.status_code == 200, answer.text
             out[True][f"explain_ms_per_row_{size}"] = round(statistics.median(took), 3)
@@ -313,17 +361,25 @@ def markdown(report: dict[str, Any]) -> str:
         )
     served = report.get("served")
     if served:
-        lines += ["", "| Bento | ready (s) | RSS (MB) | /predict req/s (rounds) | p50 / p99 (ms) |",
-                  "|---|---:|---:|---|---|"]
+        lines += [
+            "",
+            "| Bento | ready (s) | RSS (MB) | /predict req/s (rounds) | p50 / p99 (ms) |",
+            "|---|---:|---:|---|---|",
+        ]
         for name, part in (("explain off", served["off"]), ("explain on", served["on"])):
             rates = ", ".join(f"{p['requests_per_s']:.0f}" for p in part["predict"])
             p50 = statistics.median(p["p50_ms"] for p in part["predict"])
             p99 = statistics.median(p["p99_ms"] for p in part["predict"])
-            lines.append(f"| {name} | {part['ready_s']} | {part['rss_mb']} | {rates} | "
-                         f"{p50:.1f} / {p99:.1f} |")
+            lines.append(
+                f"| {name} | {part['ready_s']} | {part['rss_mb']} | {rates} | "
+                f"{p50:.1f} / {p99:.1f} |"
+            )
         on = served["on"]
-        lines += ["", f"/explain over HTTP: {on['explain_ms_per_row_1']} ms per row one row a "
-                  f"request, {on['explain_ms_per_row_100']} ms per row 100 rows a request."]
+        lines += [
+            "",
+            f"/explain over HTTP: {on['explain_ms_per_row_1']} ms per row one row a "
+            f"request, {on['explain_ms_per_row_100']} ms per row 100 rows a request.",
+        ]
     lines += ["", f"Machine: {report['machine']}, {report['date']}."]
     return "\n".join(lines) + "\n"
 

@@ -59,8 +59,9 @@ def project() -> tuple[Any, str, str]:
     first = package(config).bento_tag
     train = pd.read_csv(folder / "data" / "train.csv")
     model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=1000))
-    joblib.dump(model.fit(train.drop(columns="target"), train["target"]),
-                folder / "models" / "model.joblib")
+    joblib.dump(
+        model.fit(train.drop(columns="target"), train["target"]), folder / "models" / "model.joblib"
+    )
     validate(config)
     second = package(config).bento_tag
     promote(config, first, reason="benchmark", force=True)
@@ -88,13 +89,18 @@ def main() -> int:
     try:
         rows = pd.read_csv(config.test_path).drop(columns="target").head(1)
         body = json.dumps({"rows": rows.to_dict(orient="records")}).encode()
-        headers = {"Authorization": f"Bearer {canary.api_key}",
-                   "Content-Type": "application/json"}
+        headers = {"Authorization": f"Bearer {canary.api_key}", "Content-Type": "application/json"}
         targets = {"direct": canary.primary.url, "router": canary.url}
         for _ in range(args.rounds):
             for name, url in targets.items():
-                result = load(f"{url}/predict", body, concurrency=args.concurrency,
-                              max_requests=args.requests, seconds=60, headers=headers)
+                result = load(
+                    f"{url}/predict",
+                    body,
+                    concurrency=args.concurrency,
+                    max_requests=args.requests,
+                    seconds=60,
+                    headers=headers,
+                )
                 runs[name].append(result.to_dict())
         router_mb = psutil.Process(canary.router.pid).memory_info().rss / 2**20
     finally:
@@ -114,9 +120,12 @@ def main() -> int:
         p50 = statistics.median(r["p50_ms"] for r in results)
         p99 = statistics.median(r["p99_ms"] for r in results)
         lines.append(f"| {name} | {rates} | {p50:.1f} | {p99:.1f} |")
-    lines += ["", f"Three servers ready in {report['ready_s']} s; the router's RSS "
-              f"{report['router_rss_mb']} MB. c={args.concurrency}, one row a request, "
-              f"{report['machine']}, {report['date']}."]
+    lines += [
+        "",
+        f"Three servers ready in {report['ready_s']} s; the router's RSS "
+        f"{report['router_rss_mb']} MB. c={args.concurrency}, one row a request, "
+        f"{report['machine']}, {report['date']}.",
+    ]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "rollout.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out / "rollout.md").write_text("\n".join(lines) + "\n")

@@ -94,17 +94,19 @@ def one_round(tag: str | None, body: bytes, logs: Path, args: argparse.Namespace
         port = int(server.url.rsplit(":", 1)[1])
         watcher = threading.Thread(target=watch_connections, args=(workers, port, stop, seen))
         watcher.start()
-        result = load(
-            url,
-            body,
-            concurrency=CONCURRENCY,
-            max_requests=args.max_requests,
-            seconds=args.seconds,
-            headers=key,
-            cpus=args.wrk_cpus,
-        )
-        stop.set()
-        watcher.join()
+        try:
+            result = load(
+                url,
+                body,
+                concurrency=CONCURRENCY,
+                max_requests=args.max_requests,
+                seconds=args.seconds,
+                headers=key,
+                cpus=args.wrk_cpus,
+            )
+        finally:  # (interrupted too: the watcher must not keep the process alive)
+            stop.set()
+            watcher.join()
         after = cpu_seconds(workers)
         busiest = max(seen, key=sum) if seen else []
         return {

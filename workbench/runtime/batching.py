@@ -48,6 +48,9 @@ class Job:
     place in a monitoring window)."""
     answers: Sequence[str] | None = None
     """Set in the model thread once answered."""
+    call: Sequence[str] | None = None
+    """The answers of the whole model call, when one call answered every job of it (its
+    :data:`AfterCall` may then read them at once instead of job by job)."""
 
 
 AfterCall = Callable[[list[Job]], None]
@@ -223,14 +226,15 @@ class Batcher:
             done.set_exception(exc)
         self._finish(loop, jobs, done)
 
-    def _run(self, jobs: list[Job]) -> tuple[list[Any], float]:
+    def _run(self, jobs: list[Job]) -> tuple[list[Any], float]:  # (results, seconds)
         """In the model thread (or the loop, :attr:`inline`): :meth:`_call`, then the answered
         jobs handed to :data:`AfterCall`; each job's result and the call's duration."""
-        results, seconds = self._call([job.rows for job in jobs])
+        results, seconds, whole = self._call([job.rows for job in jobs])
         answered = []
         for job, result in zip(jobs, results, strict=True):
             if not isinstance(result, BaseException):
                 job.answers = result
+                job.call = whole
                 answered.append(job)
         if answered and self.after_call is not None:
             try:
@@ -239,15 +243,16 @@ class Batcher:
                 logger.exception("the after-call hook failed on a batch's answers")
         return results, seconds
 
-    def _call(self, parts: list[list[Any]]) -> tuple[list[Any], float]:
-        """In the model thread: one call for all jobs; if it fails, one call per job."""
+    def _call(self, parts: list[list[Any]]) -> tuple[list[Any], float, Sequence[str] | None]:
+        """In the model thread: one call for all jobs; if it fails, one call per job. Each job's
+        result, the duration, and the whole call's answers when one call answered all."""
         started = time.perf_counter()
         rows = parts[0] if len(parts) == 1 else [row for part in parts for row in part]
         try:
             answers = self.fn(rows)
         except Exception as exc:  # noqa: BLE001 - handed to the waiting request(s)
             if len(parts) == 1:
-                return [exc], time.perf_counter() - started
+                return [exc], time.perf_counter() - started, None
             refused = exc.rows if isinstance(exc, RowsRefused) else {}
             results: list[Any] = []
             offset = 0
@@ -263,12 +268,14 @@ class Batcher:
                     results.append(self.fn(part))
                 except Exception as one:  # noqa: BLE001
                     results.append(one)
-            return results, time.perf_counter() - started
+            return results, time.perf_counter() - started, None
+        if len(parts) == 1:
+            return [answers], time.perf_counter() - started, answers
         results, i = [], 0
         for part in parts:
             results.append(answers[i : i + len(part)])
             i += len(part)
-        return results, time.perf_counter() - started
+        return results, time.perf_counter() - started, answers
 
     def _finish(
         self,

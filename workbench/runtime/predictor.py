@@ -45,12 +45,17 @@ class Answers(Sequence[str]):
     monitoring window, each prediction and the class probabilities (rows x classes, the model's
     class order; None without) as the model gave them. Slices are Answers."""
 
-    __slots__ = ("predictions", "probabilities", "texts")
+    __slots__ = ("inputs", "predictions", "probabilities", "texts")
 
-    def __init__(self, texts: list[str], predictions: list[Any], probabilities: Any) -> None:
+    def __init__(
+        self, texts: list[str], predictions: list[Any], probabilities: Any, inputs: Any = None
+    ) -> None:
         self.texts = texts
         self.predictions = predictions
         self.probabilities = probabilities
+        self.inputs = inputs
+        """The rows as one float array (rows x columns, the row model's order), when every
+        column is a float (the model's own input then; None otherwise)."""
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -66,9 +71,12 @@ class Answers(Sequence[str]):
 
     def __getitem__(self, index: int | slice) -> str | Answers:
         if isinstance(index, slice):
-            proba = self.probabilities
+            proba, inputs = self.probabilities, self.inputs
             return Answers(
-                self.texts[index], self.predictions[index], None if proba is None else proba[index]
+                self.texts[index],
+                self.predictions[index],
+                None if proba is None else proba[index],
+                None if inputs is None else inputs[index],
             )
         return self.texts[index]
 
@@ -80,10 +88,12 @@ class Answers(Sequence[str]):
         if parts and all(isinstance(part, Answers) for part in parts):
             answers = [part for part in parts if isinstance(part, Answers)]
             probas = [a.probabilities for a in answers]
+            inputs = [a.inputs for a in answers]
             return Answers(
                 [t for a in answers for t in a.texts],
                 [p for a in answers for p in a.predictions],
                 None if any(p is None for p in probas) else np.concatenate(probas),
+                None if any(x is None for x in inputs) else np.concatenate(inputs),
             )
         return [text for part in parts for text in part]
 
@@ -164,12 +174,16 @@ class Predictor:
         self.values: Callable[[BaseModel], Any] = attrgetter(*fields)
         self.texts = AnswerTexts(self.classes or [])
 
+    def float_rows(self, rows: Sequence[BaseModel]) -> Any:
+        """``rows`` as one float64 array, rows x columns (every column a float; None: NaN)."""
+        values = np.array([self.values(row) for row in rows], dtype=np.float64)
+        return values.reshape(len(rows), len(self.settings.columns))
+
     def inputs(self, rows: Sequence[BaseModel]) -> tuple[Any, list[list[str]] | None]:
         """The model's input for ``rows`` in training order and dtypes, and per-row warnings."""
         settings = self.settings
         if settings.float_rows:  # one float array; a nullable column's None becomes NaN
-            values = np.array([self.values(row) for row in rows], dtype=np.float64)
-            values = values.reshape(len(rows), len(settings.columns))
+            values = self.float_rows(rows)
             if settings.frame_input:
                 return pd.DataFrame(values, columns=settings.columns, copy=False), None
             return values, None
@@ -290,10 +304,20 @@ class Predictor:
         return labels, None
 
     def _answer(self, rows: Sequence[BaseModel]) -> Answers:
-        X, warnings = self.inputs(rows)
+        settings = self.settings
+        if settings.float_rows:
+            numbers = self.float_rows(rows)
+            X: Any = numbers
+            if settings.frame_input:
+                X = pd.DataFrame(numbers, columns=settings.columns, copy=False)
+            warnings = None
+        else:
+            numbers = None
+            X, warnings = self.inputs(rows)
         labels, proba = self.predict(X)
         values: list[Any] = labels.tolist()
         if proba is not None:
             table: list[list[float]] = proba.tolist()
-            return Answers(self.texts.classified(values, table, warnings), values, proba)
-        return Answers(self.texts.estimated(values, warnings), values, None)
+            texts = self.texts.classified(values, table, warnings)
+            return Answers(texts, values, proba, numbers)
+        return Answers(self.texts.estimated(values, warnings), values, None, numbers)

@@ -57,8 +57,12 @@ class RequestIds:
     def id_of(self, position: int) -> str:
         """The id of the request whose first row is at ``position`` (0 <= position < 2**64)."""
         position &= _MASK
-        check = self._f(self.check, position)
-        return f"{self.tag}-{check:016x}{position ^ self._f(self.mask, check):016x}"
+        digest = self.check.copy()
+        digest.update(position.to_bytes(8, "big"))
+        check = digest.digest()
+        mask = self.mask.copy()
+        mask.update(check)
+        return f"{self.tag}-{check.hex()}{position ^ int.from_bytes(mask.digest(), 'big'):016x}"
 
     def position_of(self, request_id: str) -> int | None:
         """The position an id of this worker names; None for anything else (not an id, another

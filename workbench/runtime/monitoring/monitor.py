@@ -44,6 +44,7 @@ from pydantic import BaseModel
 
 from ..batching import Job
 from ..card import ModelCard
+from ..predictor import Answers
 from ..settings import CAPTURE_DIR_ENV, DRIFT_REFERENCE_FILE, PREDICTION_REFERENCE_FILE, Settings
 from ..sketch import ColumnWindow, reference_columns
 from .capture import Capture
@@ -136,20 +137,43 @@ class Monitor:
         the model thread: the batcher's after-call hook)."""
         kept = [job for job in jobs if isinstance(job.context, Watched) and job.answers]
         if kept:
-            ids = self.keep([job.rows for job in kept], [job.answers or [] for job in kept])
+            whole = kept[0].call if len(kept) == len(jobs) else None
+            ids = self.keep(
+                [job.rows for job in kept],
+                [job.answers or [] for job in kept],
+                whole=whole if isinstance(whole, Answers) else None,
+            )
             for job, given in zip(kept, ids, strict=True):
                 job.context.request_id = given
 
-    def keep(self, parts: list[list[BaseModel]], answers: list[Sequence[str]]) -> list[str]:
-        """Keep answered requests in the window (and the capture); their request ids."""
-        values = self.values
-        rows = [values(row) for part in parts for row in part]
+    def keep(
+        self,
+        parts: list[list[BaseModel]],
+        answers: list[Sequence[str]],
+        *,
+        whole: Answers | None = None,
+    ) -> list[str]:
+        """Keep answered requests in the window (and the capture); their request ids.
+        ``whole``: the answers of all the parts together, as one model call gave them."""
+        values, intake = self.values, self.intake
         starts, n = [], 0
-        for given in answers:
+        for part in parts:
             starts.append(n)
-            n += len(given)
-        columns = self.intake.columns(rows)
-        predictions, probabilities = self.intake.predictions(answers)
+            n += len(part)
+        numbers, given_by = None, answers
+        if whole is not None:
+            given_by = [whole]
+            numbers = whole.inputs if intake.all_numbers else None
+        elif intake.all_numbers and all(isinstance(given, Answers) for given in answers):
+            inputs = [given.inputs for given in answers if isinstance(given, Answers)]
+            if all(x is not None for x in inputs):  # the model's float rows: no second copy
+                numbers = inputs[0] if len(inputs) == 1 else np.concatenate(inputs)
+        if numbers is None or self.capture is not None:
+            rows = [values(row) for part in parts for row in part]
+        else:
+            rows = []
+        columns = intake.columns(rows, numbers)
+        predictions, probabilities = intake.predictions(given_by)
         now = time.time()
         with self.lock:
             first = self.window.add(columns, predictions, probabilities, starts, now)

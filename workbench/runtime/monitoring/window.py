@@ -90,9 +90,17 @@ class Intake:
         kept = len(self.keys) if probabilities and len(self.keys) <= MAX_KEPT_CLASSES else 0
         return Window(capacity, self.names, self.numeric, classes=kept, regression=regression)
 
-    def columns(self, rows: Sequence[Sequence[Any]]) -> Kept:
+    @property
+    def all_numbers(self) -> bool:
+        """Whether every column is kept as the number it is (no text as its length, no other)."""
+        return self.pick is not None and not self.other_names
+
+    def columns(self, rows: Sequence[Sequence[Any]], numbers: Any = None) -> Kept:
         """The rows' values (each in :attr:`names` order) as kept: the number columns as one
-        float array (rows x columns, None as NaN), the others column by column."""
+        float array (rows x columns, None as NaN), the others column by column. ``numbers``:
+        the rows as that array already (when :attr:`all_numbers`; ``rows`` are not read)."""
+        if numbers is not None and self.all_numbers:
+            return Kept(numbers, [])
         n, width = len(rows), len(self.number_names)
         if self.pick is not None:
             numbers = np.array([self.pick(row) for row in rows], dtype=np.float64)
@@ -122,7 +130,9 @@ class Intake:
 
     def predictions(self, answers: Sequence[Sequence[str]]) -> tuple[list[Any], Any]:
         """The predictions and class probabilities (rows x classes, or None) of answers."""
-        if all(isinstance(given, Answers) for given in answers):
+        if len(answers) == 1 and isinstance(answers[0], Answers):
+            predictions, proba = list(answers[0].predictions), answers[0].probabilities
+        elif all(isinstance(given, Answers) for given in answers):
             parts = [given for given in answers if isinstance(given, Answers)]
             predictions = [p for given in parts for p in given.predictions]
             probas = [given.probabilities for given in parts]
