@@ -28,8 +28,9 @@ item in :mod:`.openapi` (:mod:`.openapi_monitoring` for the monitoring routes).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
@@ -263,6 +264,18 @@ class Handlers:
 
     def __init__(self, serving: Serving) -> None:
         self.serving = serving
+        self.rendered: dict[str, tuple[Any, bytes]] = {}
+        """The monitoring report as last sent, per form: it changes at most every
+        ``monitor.refresh_seconds``, a dashboard reads it every few seconds."""
+
+    def render(self, form: str, report: dict[str, Any], write: Callable[[Any], str]) -> bytes:
+        """``write(report)`` as bytes, written again only when the report is another."""
+        last = self.rendered.get(form)
+        if last is not None and last[0] is report:
+            return last[1]
+        data = write(report).encode()
+        self.rendered[form] = (report, data)
+        return data
 
     async def predict(self, request: Request) -> Response | Forward:
         serving = self.serving
@@ -335,7 +348,7 @@ class Handlers:
         monitor = self.serving.monitor
         if monitor is None:
             return FORWARD
-        return Response.json(200, await monitor.report())
+        return Response(200, self.render("json", await monitor.report(), json.dumps))
 
     async def metrics(self, request: Request) -> Response:
         """Every worker's HTTP series; the monitoring gauges where :meth:`quality_shown`."""
@@ -348,7 +361,7 @@ class Handlers:
             except Exception:  # noqa: BLE001 - /metrics keeps answering the HTTP series
                 logger.exception("monitoring: the report for /metrics failed")
             else:
-                text += prometheus_text(report).encode()
+                text += self.render("prometheus", report, prometheus_text)
         return Response(200, text, content_type=CONTENT_TYPE.encode())
 
     def quality_shown(self, request: Request) -> bool:
