@@ -119,6 +119,7 @@ class Monitor:
         self.published = -1
         self.published_ids = -1
         self.task_handle: asyncio.Task[None] | None = None
+        self.begun = False
         capture = os.environ.get(CAPTURE_DIR_ENV, "").strip()
         self.capture = (
             Capture(
@@ -135,12 +136,12 @@ class Monitor:
     def after_call(self, jobs: list[Job]) -> None:
         """Keep the watched requests of one model call in the window and give each its id (in
         the model thread: the batcher's after-call hook)."""
-        kept = [job for job in jobs if isinstance(job.context, Watched) and job.answers]
+        kept = [job for job in jobs if type(job.context) is Watched and job.answers is not None]
         if kept:
             whole = kept[0].call if len(kept) == len(jobs) else None
             ids = self.keep(
                 [job.rows for job in kept],
-                [job.answers or [] for job in kept],
+                [job.answers for job in kept if job.answers is not None],
                 whole=whole if isinstance(whole, Answers) else None,
             )
             for job, given in zip(kept, ids, strict=True):
@@ -207,7 +208,8 @@ class Monitor:
     ) -> str:
         """The id of an answered request: the one the after-call hook gave it, else it is kept
         now (a request answered by several model calls, or by none)."""
-        self.start()
+        if not self.begun:
+            self.start()
         if watched is not None and watched.request_id:
             return watched.request_id
         if not rows:
@@ -216,6 +218,7 @@ class Monitor:
 
     def start(self) -> None:
         """Start the background work once (in the event loop; the first request calls it)."""
+        self.begun = True
         if self.task_handle is None and (self.sharing is not None or self.capture is not None):
             self.task_handle = asyncio.get_running_loop().create_task(self._background())
 

@@ -202,9 +202,12 @@ class Window:
         n = len(predictions)
         first = self.end
         self.end += n
-        requests = np.repeat(
-            np.asarray(starts, dtype=np.int64) + first, np.diff([*starts, n]).astype(np.int64)
-        )
+        if len(starts) == n:  # a row a request (the usual): each row is its own request
+            requests = np.arange(first, first + n, dtype=np.int64)
+        else:
+            requests = np.repeat(
+                np.asarray(starts, dtype=np.int64) + first, np.diff([*starts, n]).astype(np.int64)
+            )
         kept = n - min(n, self.capacity)  # more rows than the window holds: the last ones stay
         for lo, hi in self._slots(first + kept, self.end):
             rows = slice(kept, kept + hi - lo)
