@@ -364,6 +364,12 @@ def test_a_handler_past_its_deadline_is_timed_out_and_its_task_goes_on_cleanly()
     assert 0.2 <= took < 0.2 + deadlines.tick + 0.1
     assert fast == "fast" and cancelled and not deadlines.running and not deadlines.expired
 
+    async def in_another_loop() -> None:  # the sweep starts again in a new loop
+        await deadlines.within(asyncio.sleep(5))
+
+    with pytest.raises(asyncio.TimeoutError):
+        run(in_another_loop())
+
 
 SERVICE = {
     "runtime": "sklearn",

@@ -61,6 +61,8 @@ class Deadlines:
         """Each request's task and its deadline (in the order they began: the same bound)."""
         self.expired: set[asyncio.Task[Any]] = set()
         self.timer: asyncio.TimerHandle | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The loop the sweep runs in (one per worker; a new one, as in tests, starts its own)."""
 
     async def within(self, awaitable: Awaitable[T]) -> T:
         task = asyncio.current_task()
@@ -68,8 +70,8 @@ class Deadlines:
             return await awaitable
         loop = task.get_loop()
         self.running[task] = loop.time() + self.seconds
-        if self.timer is None:
-            self.timer = loop.call_later(self.tick, self.sweep, loop)
+        if self.timer is None or self.loop is not loop:
+            self.loop, self.timer = loop, loop.call_later(self.tick, self.sweep, loop)
         try:
             return await awaitable
         except asyncio.CancelledError:

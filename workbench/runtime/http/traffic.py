@@ -149,6 +149,7 @@ class Traffic:
         self.shown: dict[str, int] = {}
         self.last_seen = self.last_shown = 0.0
         self.timer: asyncio.TimerHandle | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._prime(paths)
         self.workers: CollectorRegistry | None = None
         if self.multiproc:
@@ -180,8 +181,8 @@ class Traffic:
         running[endpoint] = running.get(endpoint, 0) + 1
         if endpoint not in QUIET_PATHS:
             self.last_seen = time.time()
-        if self.timer is None:
-            self._schedule()
+        if self.timer is None or self.loop is None or self.loop.is_closed():
+            self._schedule()  # (a closed loop: tests run each request in a loop of its own)
         return time.perf_counter()
 
     def count(self, endpoint: str, status: int | None, started: float) -> None:
@@ -200,7 +201,8 @@ class Traffic:
 
     def _schedule(self) -> None:
         with contextlib.suppress(RuntimeError):  # no event loop: the next flush takes it
-            self.timer = asyncio.get_running_loop().call_later(FLUSH_S, self.flush)
+            self.loop = asyncio.get_running_loop()
+            self.timer = self.loop.call_later(FLUSH_S, self.flush)
 
     def flush(self) -> None:
         """Put the tallies into the series (what ``/metrics`` reads)."""
