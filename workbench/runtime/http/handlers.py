@@ -299,7 +299,7 @@ class Handlers:
         """``{"rows": [...]}`` as ``/predict`` takes them, at most the explainer's ``max_rows``:
         per row the prediction, the explained output and its value, the base value and each input
         column's contribution, largest first (they add up to the value minus the base value). It
-        runs in a thread of its own, never in the model thread ``/predict`` uses."""
+        runs in a thread of its own, never where ``/predict``'s model calls run."""
         serving = self.serving
         if serving.explainer is None:
             raise Refusal(503, {"error": "explanations are unavailable (see the server log)"})
