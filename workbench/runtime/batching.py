@@ -28,6 +28,8 @@ from typing import Any
 from .predictor import RowsRefused
 
 logger = logging.getLogger("bentoml.service")
+WARM_UP_CALLS = 3
+"""Warm-up calls on the example row; the fastest is the model's measured call."""
 INLINE_ONE_ROW_S = 0.0005
 """A model runs in the event loop when one row's call takes at most this long (measured at warm-up,
 fastest of a few calls) ..."""
@@ -118,18 +120,18 @@ class Batcher:
         """Whether the model runs in the event loop (set by :meth:`warm_up`), not its thread."""
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="model")
 
-    def warm_up(self, rows: list[Any], *, calls: int = 3) -> None:
+    def warm_up(self, rows: list[Any]) -> None:
         """Call the model on ``rows`` (raising what it raises), and time it: the fastest of
-        ``calls`` calls is :attr:`call_s`. With ``calls`` > 1, also a call of ``max_rows``
-        copies of the first row, and the model runs in the event loop (:attr:`inline`) when
-        both are short."""
+        :data:`WARM_UP_CALLS` calls is :attr:`call_s`. When that is short, also a call of
+        ``max_rows`` copies of the first row, and the model runs in the event loop
+        (:attr:`inline`) when both are short."""
         timings = []
-        for _ in range(max(1, calls)):
+        for _ in range(WARM_UP_CALLS):
             started = time.perf_counter()
             self.fn(rows)
             timings.append(time.perf_counter() - started)
         self.call_s = min(timings)
-        if calls > 1 and rows and self.call_s <= INLINE_ONE_ROW_S:
+        if rows and self.call_s <= INLINE_ONE_ROW_S:
             started = time.perf_counter()
             try:
                 self.fn(rows[:1] * self.max_rows)

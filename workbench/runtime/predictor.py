@@ -55,7 +55,8 @@ class Answers(Sequence[str]):
         self.probabilities = probabilities
         self.inputs = inputs
         """The rows as one float array (rows x columns, the row model's order), when every
-        column is a float (the model's own input then; None otherwise)."""
+        column is a float: set on a whole model call's answers (slices and joins leave it
+        None)."""
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -71,12 +72,9 @@ class Answers(Sequence[str]):
 
     def __getitem__(self, index: int | slice) -> str | Answers:
         if isinstance(index, slice):
-            proba, inputs = self.probabilities, self.inputs
+            proba = self.probabilities
             return Answers(
-                self.texts[index],
-                self.predictions[index],
-                None if proba is None else proba[index],
-                None if inputs is None else inputs[index],
+                self.texts[index], self.predictions[index], None if proba is None else proba[index]
             )
         return self.texts[index]
 
@@ -88,12 +86,10 @@ class Answers(Sequence[str]):
         if parts and all(isinstance(part, Answers) for part in parts):
             answers = [part for part in parts if isinstance(part, Answers)]
             probas = [a.probabilities for a in answers]
-            inputs = [a.inputs for a in answers]
             return Answers(
                 [t for a in answers for t in a.texts],
                 [p for a in answers for p in a.predictions],
                 None if any(p is None for p in probas) else np.concatenate(probas),
-                None if any(x is None for x in inputs) else np.concatenate(inputs),
             )
         return [text for part in parts for text in part]
 
@@ -174,16 +170,12 @@ class Predictor:
         self.values: Callable[[BaseModel], Any] = attrgetter(*fields)
         self.texts = AnswerTexts(self.classes or [])
 
-    def float_rows(self, rows: Sequence[BaseModel]) -> Any:
-        """``rows`` as one float64 array, rows x columns (every column a float; None: NaN)."""
-        values = np.array([self.values(row) for row in rows], dtype=np.float64)
-        return values.reshape(len(rows), len(self.settings.columns))
-
     def inputs(self, rows: Sequence[BaseModel]) -> tuple[Any, list[list[str]] | None]:
         """The model's input for ``rows`` in training order and dtypes, and per-row warnings."""
         settings = self.settings
         if settings.float_rows:  # one float array; a nullable column's None becomes NaN
-            values = self.float_rows(rows)
+            values = np.array([self.values(row) for row in rows], dtype=np.float64)
+            values = values.reshape(len(rows), len(settings.columns))
             if settings.frame_input:
                 return pd.DataFrame(values, columns=settings.columns, copy=False), None
             return values, None
@@ -304,16 +296,10 @@ class Predictor:
         return labels, None
 
     def _answer(self, rows: Sequence[BaseModel]) -> Answers:
-        settings = self.settings
-        if settings.float_rows:
-            numbers = self.float_rows(rows)
-            X: Any = numbers
-            if settings.frame_input:
-                X = pd.DataFrame(numbers, columns=settings.columns, copy=False)
-            warnings = None
-        else:
-            numbers = None
-            X, warnings = self.inputs(rows)
+        X, warnings = self.inputs(rows)
+        numbers = None  # the float rows, for the monitoring window (the frame's own array)
+        if self.settings.float_rows:
+            numbers = X.to_numpy() if isinstance(X, pd.DataFrame) else X
         labels, proba = self.predict(X)
         values: list[Any] = labels.tolist()
         if proba is not None:

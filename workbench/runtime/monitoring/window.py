@@ -169,10 +169,9 @@ class Window:
         self.number_names = [name for name in names if name in numeric]
         self.other_names = [name for name in names if name not in numeric]
         self.numbers = np.full((capacity, len(self.number_names)), np.nan)
+        views = {name: self.numbers[:, j] for j, name in enumerate(self.number_names)}
         self.columns: dict[str, np.ndarray] = {
-            name: self.numbers[:, j] if name in numeric else np.full(capacity, None)
-            for name in names
-            for j in [self.number_names.index(name) if name in numeric else -1]
+            name: views[name] if name in views else np.full(capacity, None) for name in names
         }
         """Each column's values by name (a number column is a view of :attr:`numbers`)."""
         self.predictions = np.full(capacity, np.nan) if regression else np.full(capacity, None)
